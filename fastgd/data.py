@@ -1,0 +1,290 @@
+"""Loading the MNIST data (and anything else in the same IDX format).
+
+The four canonical MNIST files ship with the package, gzip-compressed, in
+``fastgd/mnist/``.  :func:`load_mnist` returns them split the way
+"Neural Networks and Deep Learning" (Nielsen) splits ``mnist.pkl.gz``:
+
+* training data   = the first 50,000 of the 60,000 training images,
+* validation data = the last 10,000 training images,
+* test data       = the 10,000 test images,
+
+with each image flattened to a row of ``H*W`` pixels scaled as ``pixel/256``
+(so the values lie in ``[0, 255/256]``, exactly the book's numbers).
+
+A directory of Fashion-MNIST (same file names, same format) loads the same way
+with ``load_mnist(path=...)``.
+
+The IDX format: a big-endian int32 magic number (``0x00 0x00``, a type byte,
+``0x08`` for unsigned bytes, then the number of dimensions), one big-endian
+int32 per dimension, then the data, row-major.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "IDXError",
+    "MNIST_DIR",
+    "MNIST_FILES",
+    "MNIST_SHA256",
+    "mnist_dir",
+    "read_idx",
+    "load_idx_dataset",
+    "load_mnist",
+]
+
+#: The directory holding the bundled copy of MNIST.
+MNIST_DIR = Path(__file__).resolve().parent / "mnist"
+
+#: The canonical file names (without ``.gz``), in the order
+#: training images, training labels, test images, test labels.
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+#: SHA-256 of the *uncompressed* IDX bytes of the canonical MNIST files.
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_IDX_TYPES = {  # type byte -> name; only 0x08 is supported
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "short (int16)",
+    0x0C: "int (int32)",
+    0x0D: "float (float32)",
+    0x0E: "double (float64)",
+}
+
+
+class IDXError(ValueError):
+    """An IDX file is corrupt, malformed, unsupported or fails its checksum."""
+
+
+def mnist_dir() -> Path:
+    """Return the directory holding the bundled MNIST files."""
+    return MNIST_DIR
+
+
+def _idx_bytes(path) -> bytes:
+    """Return the IDX bytes of ``path``, decompressed if it is gzip
+    (recognised by its magic bytes, not its name)."""
+    raw = Path(path).read_bytes()  # FileNotFoundError names the path
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, zlib.error, OSError) as e:  # gzip.BadGzipFile is an OSError
+        raise IDXError(f"{path}: corrupt gzip stream ({type(e).__name__}: {e})") from e
+
+
+def _parse_idx(data: bytes, path) -> np.ndarray:
+    """Check the IDX header of ``data`` and return its array (read-only view)."""
+    if len(data) < 4:
+        raise IDXError(f"{path}: {len(data)} bytes is too short for an IDX magic "
+                       f"number (expected at least 4 bytes)")
+    zero0, zero1, kind, ndim = data[:4]
+    if zero0 or zero1 or kind not in _IDX_TYPES:
+        raise IDXError(f"{path}: bad magic number 0x{data[:4].hex()}, expected "
+                       f"0x0000 then a type byte (0x08 for unsigned bytes) then "
+                       f"the number of dimensions; not an IDX file?")
+    if kind != 0x08:
+        raise IDXError(f"{path}: unsupported IDX data type 0x{kind:02x} "
+                       f"({_IDX_TYPES[kind]}), only 0x08 (unsigned byte) is supported")
+    if ndim == 0:
+        raise IDXError(f"{path}: the magic number gives 0 dimensions, expected at least 1")
+    start = 4 + 4 * ndim
+    if len(data) < start:
+        raise IDXError(f"{path}: truncated header: {ndim} dimensions need "
+                       f"{start} header bytes, the file has {len(data)}")
+    shape = struct.unpack(f">{ndim}i", data[4:start])
+    for axis, size in enumerate(shape):
+        if size <= 0:
+            raise IDXError(f"{path}: dimension {axis} has size {size}, expected a "
+                           f"positive size (header shape {shape})")
+    expected = 1
+    for size in shape:
+        expected *= size  # Python ints: no overflow
+    found = len(data) - start
+    if found < expected:
+        raise IDXError(f"{path}: truncated data: shape {shape} needs {expected} "
+                       f"bytes after the header, found only {found}")
+    if found > expected:
+        raise IDXError(f"{path}: {found - expected} trailing bytes after the "
+                       f"{expected} bytes of data that shape {shape} calls for")
+    return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
+
+
+def _check_sha256(data: bytes, path, expected: str) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected.lower():
+        raise IDXError(f"{path}: SHA-256 of the uncompressed IDX bytes is {digest}, "
+                       f"expected {expected}: the file is corrupt or not the canonical "
+                       f"one (for another data set with the same file names, such as "
+                       f"Fashion-MNIST, load it with verify=False)")
+
+
+def read_idx(path, *, sha256: str | None = None) -> np.ndarray:
+    """Read an IDX file, gzip-compressed or raw, into a new uint8 array.
+
+    The header is checked (magic number, unsigned-byte type, number and
+    size of the dimensions) and the data must fill the shape exactly.  If
+    ``sha256`` is given, it must match the SHA-256 of the uncompressed bytes.
+
+    Raises :class:`IDXError` (a ``ValueError``) naming ``path`` and the problem,
+    or ``FileNotFoundError`` if there is no such file.
+    """
+    return _read(path, sha256).copy()
+
+
+def _read(path, sha256: str | None) -> np.ndarray:
+    """Like :func:`read_idx` but returns a read-only array (no copy)."""
+    data = _idx_bytes(path)
+    array = _parse_idx(data, path)
+    if sha256 is not None:
+        _check_sha256(data, path, sha256)
+    return array
+
+
+def _find(directory: Path, name: str) -> Path:
+    """Return ``directory/name`` or ``directory/name.gz``, whichever exists."""
+    candidates = [directory / name, directory / (name + ".gz")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no {name} in {directory}: looked for "
+                            + " and ".join(str(c) for c in candidates))
+
+
+def _load_dir(directory, verify: bool):
+    """Read and check the four IDX files in ``directory`` (read-only arrays)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory")
+    paths = [_find(directory, name) for name in MNIST_FILES]
+    arrays = [_read(p, MNIST_SHA256[name] if verify else None)
+              for p, name in zip(paths, MNIST_FILES)]
+    train_images, train_labels, test_images, test_labels = arrays
+    parts = []
+    for images, labels, image_path, label_path in (
+        (train_images, train_labels, paths[0], paths[1]),
+        (test_images, test_labels, paths[2], paths[3]),
+    ):
+        if images.ndim != 3:
+            raise IDXError(f"{image_path}: images have {images.ndim} dimensions "
+                           f"{images.shape}, expected 3 (count, height, width)")
+        if labels.ndim != 1:
+            raise IDXError(f"{label_path}: labels have {labels.ndim} dimensions "
+                           f"{labels.shape}, expected 1 (count)")
+        if len(images) != len(labels):
+            raise IDXError(f"{image_path} holds {len(images)} images but "
+                           f"{label_path} holds {len(labels)} labels, expected "
+                           f"the same count")
+        bad = np.flatnonzero(labels > 9)
+        if bad.size:
+            i = int(bad[0])
+            raise IDXError(f"{label_path}: label {int(labels[i])} at index {i} is "
+                           f"out of range, expected digits 0..9 "
+                           f"({bad.size} bad labels in all)")
+        parts.append((images, labels))
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise IDXError(f"{paths[0]} has images of {train_images.shape[1:]} pixels but "
+                       f"{paths[2]} has {test_images.shape[1:]}, expected the same size")
+    return tuple(parts)
+
+
+_bundled_cache: dict = {}
+
+
+def _load_bundled(verify: bool):
+    """Read the bundled set once per process; a verified copy serves both cases."""
+    if True in _bundled_cache:
+        return _bundled_cache[True]
+    if verify not in _bundled_cache:
+        _bundled_cache[verify] = _load_dir(MNIST_DIR, verify)
+    if verify:
+        _bundled_cache.pop(False, None)
+    return _bundled_cache[verify]
+
+
+def load_idx_dataset(path=None, *, verify: bool | None = None):
+    """Read an MNIST-style data set: ``((train_images, train_labels), (test_images, test_labels))``.
+
+    ``path`` is a directory holding ``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+    ``t10k-labels-idx1-ubyte``, each raw or with ``.gz``; ``None`` means the
+    bundled MNIST.  Images are ``uint8`` arrays ``(n, H, W)``, labels ``uint8``
+    arrays ``(n,)`` of digits 0..9.  The arrays are read-only (the bundled set
+    is cached): copy them before modifying.
+
+    ``verify`` checks each file against :data:`MNIST_SHA256`; it defaults to
+    True for the bundled copy and False for a user directory, whose files may
+    be another data set with the same names (such as Fashion-MNIST).
+    """
+    if path is None:
+        return _load_bundled(True if verify is None else bool(verify))
+    return _load_dir(path, bool(verify))
+
+
+def _float_dtype(dtype):
+    names = {"float32": np.float32, "float64": np.float64}
+    if isinstance(dtype, str) and dtype in names:
+        return names[dtype]
+    if dtype is np.float32 or dtype is np.float64:
+        return dtype
+    if isinstance(dtype, np.dtype) and dtype in (np.float32, np.float64):
+        return dtype.type
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
+               verify: bool | None = None):
+    """Return ``(training_data, validation_data, test_data)`` as in the book.
+
+    Each is a tuple ``(X, y)``: ``X`` a fresh, writable ``dtype`` array of shape
+    ``(n, H*W)`` holding ``pixel/256`` (values in ``[0, 255/256]``, as in the
+    book's ``mnist.pkl.gz``), ``y`` an ``int64`` array ``(n,)`` of labels 0..9.
+    The last ``validation_size`` training images form the validation data
+    (the book: 50,000 training, 10,000 validation); ``validation_size=0``
+    gives an empty validation set.  The test data are the t10k files.
+
+    ``path`` and ``verify`` are as in :func:`load_idx_dataset`: the bundled
+    MNIST by default, or a directory of files with the MNIST names (e.g.
+    Fashion-MNIST).
+    """
+    dtype = _float_dtype(dtype)
+    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
+        raise ValueError(f"validation_size must be an int, got {validation_size!r}")
+    if validation_size < 0:
+        raise ValueError(f"validation_size must be >= 0, got {validation_size}")
+    (train_images, train_labels), (test_images, test_labels) = load_idx_dataset(
+        path, verify=verify)
+    n = len(train_images)
+    if validation_size >= n:
+        raise ValueError(f"validation_size must be less than the {n} training "
+                         f"images, got {validation_size}")
+    split = n - int(validation_size)
+
+    def pair(images, labels):
+        pixels = images.shape[1] * images.shape[2]
+        X = images.reshape(len(images), pixels).astype(dtype)  # a new array
+        X *= dtype(1 / 256)  # a power of two: exact
+        return X, labels.astype(np.int64)
+
+    return (pair(train_images[:split], train_labels[:split]),
+            pair(train_images[split:], train_labels[split:]),
+            pair(test_images, test_labels))
