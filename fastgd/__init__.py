@@ -1,0 +1,17 @@
+"""fastgd: learning with gradient descent (Nielsen, "Neural Networks and Deep Learning",
+chapter 1) as numba-parallel CPU kernels.
+
+    >>> import fastgd
+    >>> training_data, validation_data, test_data = fastgd.load_mnist()
+    >>> net = fastgd.Network([784, 30, 10], seed=1)
+    >>> history = net.SGD(training_data, epochs=30, mini_batch_size=10, eta=3.0,
+    ...                   test_data=test_data)
+"""
+
+from .data import IDXError, load_mnist, read_idx
+from .network import Network
+from .training import SGD, DivergenceError, DivergenceWarning, History
+
+__version__ = "0.1.0"
+__all__ = ["Network", "SGD", "History", "DivergenceError", "DivergenceWarning",
+           "load_mnist", "read_idx", "IDXError"]

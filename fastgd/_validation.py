@@ -1,0 +1,101 @@
+"""Input checks shared by the public API: each error names the argument and what was expected."""
+
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype):
+    """Return np.float32 or np.float64 for a name or numpy dtype; nothing else is accepted."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[name]
+
+
+def check_int(value, name, minimum=None, maximum=None):
+    """An integer (not a bool, not a float) within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_positive_float(value, name):
+    """A finite real number > 0 (the learning rate eta, for instance)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_sizes(sizes):
+    """The number of neurons in each layer: at least two layers, each a positive integer."""
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a list of layer sizes such as [784, 30, 10], "
+                        f"got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least two layers (input and output), got {sizes}")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"sizes must be positive integers, got {sizes}")
+    return [int(size) for size in sizes]
+
+
+def check_inputs(X, n_inputs, dtype, name="X"):
+    """A 2-D array of finite numbers with one row per example of n_inputs values.
+
+    Returns a C-contiguous array of the network's dtype (a copy only if needed).
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise ValueError(f"{name} must have shape (n, {n_inputs}) for this network "
+                         f"(one row per example), got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"{name} must be finite, but {name}[{bad[0]}, {bad[1]}] "
+                         f"is {X[bad[0], bad[1]]}")
+    return X
+
+
+def check_labels(y, n, n_classes, name="y"):
+    """n integer class labels in 0..n_classes-1 (the digit each input shows)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-D array of {n} labels (one per row of X), "
+                         f"got shape {y.shape}")
+    if n and not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
+            raise TypeError(f"{name} must hold integer labels, got dtype {y.dtype}")
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
+        raise ValueError(f"{name} labels must be in 0..{n_classes - 1} (one per output "
+                         f"neuron), but {name}[{bad}] is {y[bad]}")
+    return y
+
+
+def check_data(data, n_inputs, n_classes, dtype, name):
+    """A data set given as a pair (X, y); returns validated arrays."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (X, y) of inputs and integer labels, "
+                        f"got {type(data).__name__}")
+    X = check_inputs(data[0], n_inputs, dtype, name=f"{name}[0] (X)")
+    y = check_labels(data[1], X.shape[0], n_classes, name=f"{name}[1] (y)")
+    return X, y

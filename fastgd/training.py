@@ -1,0 +1,260 @@
+"""The epoch driver: shuffle, mini-batch schedule, kernel choice, history, divergence.
+
+One epoch is one pass over the shuffled training data, split into mini-batches
+of ``mini_batch_size`` examples; each mini-batch makes one step
+w -> w - (eta/m) sum_j dC_Xj/dw (likewise b).  The whole epoch runs inside a
+numba kernel (``_kernels.train_serial`` or ``train_parallel``); Python only
+draws the permutation, evaluates, and reports.
+"""
+
+import math
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+
+from . import _kernels
+from ._validation import check_data, check_int, check_positive_float
+
+# Below this many examples per mini-batch a parallel region has too little work
+# to pay for itself, and the serial kernel is faster (measured; see
+# benchmarks/).  Online learning (m = 1) and the book's m = 10 stay serial.
+PARALLEL_MIN_BATCH = 64
+
+# Epochs of growing cost, in a row, that count as divergence.
+DIVERGENCE_PATIENCE = 3
+
+# An epoch is run in segments of about this many examples (whole mini-batches),
+# so long epochs can show progress and stop early on NaN.
+_SEGMENT = 10_000
+
+# Seconds into an epoch after which progress is shown.
+_PROGRESS_AFTER = 2.0
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: the cost became NaN/inf or kept growing."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training diverged and was stopped (or continued, if asked)."""
+
+
+class History(list):
+    """One dict per epoch: epoch, seconds, cost, and when measured correct, total,
+    accuracy (test_data) and training_cost (monitor_training_cost).
+
+    ``cost`` is the running training cost: the mean of C_x over the epoch, each
+    C_x computed by the forward pass of its own mini-batch step (free, but
+    measured while the weights move).  ``training_cost`` is C on the whole
+    training set after the epoch.  ``diverged`` holds the diagnosis, or None.
+    """
+
+    def __init__(self, *args, **info):
+        super().__init__(*args)
+        self.diverged = None
+        self.info = info
+
+    def column(self, key):
+        """The values of one field across epochs, as an array (NaN where absent)."""
+        return np.array([row.get(key, np.nan) for row in self], dtype=float)
+
+
+def chunk_size(layout):
+    """Examples backpropagated together; a mini-batch this size or smaller updates
+    the weights directly, a larger one sums its gradient chunk by chunk."""
+    per_example = int(layout.a_off[-1])
+    return int(max(16, min(1024, 2_000_000 // per_example)))
+
+
+def choose_kernel(mini_batch_size, threads, kernel="auto"):
+    """(kernel function, name, reason) for this mini-batch size and thread count."""
+    if kernel not in ("auto", "serial", "parallel"):
+        raise ValueError(f"kernel must be 'auto', 'serial' or 'parallel', got {kernel!r}")
+    if kernel == "auto":
+        if threads == 1:
+            kernel, why = "serial", "1 thread"
+        elif mini_batch_size < PARALLEL_MIN_BATCH:
+            kernel, why = "serial", (f"mini-batches of {mini_batch_size} < {PARALLEL_MIN_BATCH} "
+                                     "examples are too small to split across threads")
+        else:
+            kernel, why = "parallel", (f"mini-batches of {mini_batch_size} >= "
+                                       f"{PARALLEL_MIN_BATCH} examples, {threads} threads")
+    else:
+        why = "asked for"
+    fn = _kernels.train_parallel if kernel == "parallel" else _kernels.train_serial
+    return fn, kernel, why
+
+
+@contextmanager
+def numba_threads(threads):
+    """Run the block with numba's thread count set to `threads`, then restore it."""
+    before = numba.get_num_threads()
+    if threads is None:
+        yield before
+        return
+    most = numba.config.NUMBA_NUM_THREADS
+    threads = check_int(threads, "threads", minimum=1)
+    if threads > most:
+        raise ValueError(f"threads must be <= {most} (numba's NUMBA_NUM_THREADS on this "
+                         f"machine), got {threads}")
+    numba.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        numba.set_num_threads(before)
+
+
+def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
+        reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
+        monitor_training_cost=False, on_divergence="stop"):
+    """Train ``net`` by stochastic gradient descent; returns a ``History``.
+
+    Parameters
+    ----------
+    training_data : (X, y)
+        X of shape (n, sizes[0]), y integer labels of shape (n,).
+    epochs : int >= 0
+    mini_batch_size : int in 1..n, or None
+        m examples per step: 1 is online learning, None (or n) full batch.
+        When m does not divide n, the last mini-batch of each epoch is
+        shorter and its step uses its own length (as network.py does).
+    eta : float > 0
+        The learning rate.
+    test_data : (X, y), optional
+        Evaluated after each epoch: ``Epoch 0: 9129 / 10000`` is printed.
+    reduction : "mean" (default) or "sum"
+        "mean": w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule; "sum"
+        drops the 1/m (the step is eta times the summed gradient).
+    shuffle : bool
+        Reshuffle the training data each epoch from ``net.rng`` (an index
+        permutation: the data are never copied); False keeps the order given.
+    threads : int, optional
+        numba threads for this call (numba's setting is restored afterwards).
+    kernel : "auto", "serial" or "parallel"
+        "auto" takes the serial kernel for one thread or mini-batches below
+        PARALLEL_MIN_BATCH.  All give bit-identical weights.
+    verbose : bool
+        Print one line per epoch, and progress during epochs longer than a
+        couple of seconds.
+    monitor_training_cost : bool
+        Also compute C on the whole training set after each epoch.
+    on_divergence : "stop" (default), "warn" or "raise"
+        What to do when the cost becomes NaN/inf, or grows for
+        DIVERGENCE_PATIENCE epochs in a row (Delta C > 0: eta too large).
+    """
+    if not np.isfinite(net.params).all():
+        raise ValueError("the network's weights or biases are not finite; "
+                         "set finite values (or draw a new Network) before training")
+    X, y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype, "training_data")
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError("training_data must hold at least one example")
+    epochs = check_int(epochs, "epochs", minimum=0)
+    m = n if mini_batch_size is None else check_int(mini_batch_size, "mini_batch_size",
+                                                    minimum=1, maximum=n)
+    eta = check_positive_float(eta, "eta")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if on_divergence not in ("stop", "warn", "raise"):
+        raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', got {on_divergence!r}")
+    if test_data is not None:
+        test_X, test_y = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                    "test_data")
+
+    with numba_threads(threads) as n_threads:
+        train, kernel_name, why = choose_kernel(m, n_threads, kernel)
+        history = History(mini_batch_size=m, eta=eta, threads=n_threads, kernel=kernel_name,
+                          kernel_reason=why, threading_layer=_threading_layer(),
+                          dtype=net.dtype.name)
+        buffers = _Buffers(net, m)
+        indptr, indices = _kernels.nonzero_columns(X)
+        n_blocks = n_threads if kernel_name == "parallel" else 1
+        segment = max(1, _SEGMENT // m) * m
+        for epoch in range(epochs):
+            order = net.rng.permutation(n) if shuffle else np.arange(n)
+            start_time = time.perf_counter()
+            total_cost = 0.0
+            for start in range(0, n, segment):
+                total_cost += train(X, indptr, indices, y, order, start, min(n, start + segment), m, eta,
+                                    reduction == "mean", net.params, *buffers.args(), n_blocks)
+                elapsed = time.perf_counter() - start_time
+                if not math.isfinite(total_cost):
+                    break
+                if verbose and elapsed > _PROGRESS_AFTER and start + segment < n:
+                    print(f"\rEpoch {epoch}: {start + segment} / {n} examples, {elapsed:.1f} s",
+                          end="", file=sys.stderr, flush=True)
+            record = {"epoch": epoch, "seconds": time.perf_counter() - start_time,
+                      "cost": total_cost / n}
+            if verbose and record["seconds"] > _PROGRESS_AFTER:
+                print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+            if monitor_training_cost:
+                record["training_cost"] = net._evaluate(X, y)[1]
+            if test_data is not None:
+                correct, test_cost = net._evaluate(test_X, test_y)
+                record.update(correct=correct, total=len(test_y),
+                              accuracy=correct / len(test_y) if len(test_y) else float("nan"),
+                              test_cost=test_cost)
+            history.append(record)
+            if verbose:
+                print(_epoch_line(record), flush=True)
+            diagnosis = _divergence(history, eta)
+            if diagnosis and history.diverged is None:
+                history.diverged = diagnosis
+                if on_divergence == "raise":
+                    raise DivergenceError(diagnosis)
+                warnings.warn(diagnosis, DivergenceWarning, stacklevel=3)
+                if on_divergence == "stop" or not math.isfinite(total_cost):
+                    break
+    return history
+
+
+class _Buffers:
+    """Scratch arrays for the training kernel, allocated once per SGD call."""
+
+    def __init__(self, net, m):
+        layout = net.layout
+        chunk = min(chunk_size(layout), m)
+        per_example = int(layout.a_off[-1])
+        self.chunk = chunk
+        self.A = np.zeros((chunk, per_example), net.dtype)
+        self.D = np.zeros((chunk, per_example), net.dtype)  # padding must stay zero
+        self.costs = np.empty(chunk, np.float64)
+        large = m > chunk_size(layout)
+        self.nabla = np.empty(layout.n_params if large else 0, net.dtype)
+        self.layout = layout
+
+    def args(self):
+        L = self.layout
+        return (self.nabla, *L.kernel_args(), self.A, self.D, self.costs)
+
+
+def _epoch_line(record):
+    seconds = f"({record['seconds']:.2f} s)"
+    if "correct" in record:
+        return f"Epoch {record['epoch']}: {record['correct']} / {record['total']}  {seconds}"
+    return f"Epoch {record['epoch']} complete  {seconds}"
+
+
+def _divergence(history, eta):
+    """The diagnosis if training has diverged, else None."""
+    key = "training_cost" if "training_cost" in history[-1] else "cost"
+    costs = history.column(key)
+    if not math.isfinite(costs[-1]):
+        return (f"training diverged in epoch {history[-1]['epoch']}: the cost is {costs[-1]} "
+                f"(weights are no longer finite); eta = {eta:g} is too large, try a smaller eta")
+    if len(costs) > DIVERGENCE_PATIENCE and np.all(np.diff(costs[-DIVERGENCE_PATIENCE - 1:]) > 0):
+        return (f"training is diverging: the cost grew for {DIVERGENCE_PATIENCE} epochs in a "
+                f"row (Delta C > 0, now {costs[-1]:.4g}); eta = {eta:g} is probably too large, "
+                "try a smaller eta")
+    return None
+
+
+def _threading_layer():
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        return "not yet chosen"

@@ -1,0 +1,141 @@
+"""Every kernel against the plain NumPy transcription of the book (tests/naive.py), float64."""
+
+import numpy as np
+import pytest
+
+import fastgd
+import fastgd.training
+
+import naive
+from conftest import book_weights, random_data
+
+SHAPES = [[2, 3], [3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [20, 17, 33, 9, 5]]
+
+
+@pytest.mark.parametrize("sizes", SHAPES, ids=str)
+def test_backprop_matches_naive(sizes):
+    net = fastgd.Network(sizes, seed=3, dtype="float64")
+    weights, biases = book_weights(net)
+    X, y = random_data(sizes, 5, seed=1)
+    for x, label in zip(X, y):
+        nabla_b, nabla_w = net.backprop(x, label)
+        ref_b, ref_w = naive.backprop(weights, biases, x, label)
+        for got, want in zip(nabla_b + nabla_w, ref_b + ref_w):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("sizes", SHAPES, ids=str)
+def test_feedforward_evaluate_and_cost_match_naive(sizes):
+    net = fastgd.Network(sizes, seed=4, dtype="float64")
+    weights, biases = book_weights(net)
+    X, y = random_data(sizes, 70, seed=2)  # more than one evaluation block
+    out = net.feedforward(X)
+    want = np.array([naive.feedforward(weights, biases, x) for x in X])
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    np.testing.assert_allclose(net.feedforward(X[3]), want[3], rtol=1e-12)
+    assert net.evaluate(X, y) == int(np.sum(np.argmax(want, axis=1) == y))
+    np.testing.assert_allclose(net.cost(X, y), naive.cost(weights, biases, X, y), rtol=1e-12)
+
+
+def test_gradients_rows_unpack_to_backprop():
+    sizes = [6, 5, 3]
+    net = fastgd.Network(sizes, seed=0, dtype="float64")
+    X, y = random_data(sizes, 4)
+    G = net.gradients(X, y)
+    assert G.shape == (4, net.layout.n_params)
+    for row, x, label in zip(G, X, y):
+        nabla_b, nabla_w = net.layout.unpack(row)
+        ref_b, ref_w = net.backprop(x, label)
+        for got, want in zip(nabla_b + nabla_w, ref_b + ref_w):
+            np.testing.assert_array_equal(got, want)
+
+
+# (sizes, n, mini_batch_size, reduction): online, mini-batch with a short last
+# mini-batch, mini-batch dividing n, full batch (None), and the summed update.
+EPOCHS = [
+    ([5, 4, 3, 2], 23, 1, "mean"),
+    ([5, 4, 3, 2], 23, 5, "mean"),
+    ([7, 9, 4], 30, 10, "mean"),
+    ([7, 9, 4], 30, None, "mean"),
+    ([20, 17, 33, 9, 5], 40, 7, "sum"),
+    ([784, 30, 10], 50, 10, "mean"),
+]
+
+
+@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+@pytest.mark.parametrize("sizes, n, m, reduction", EPOCHS, ids=str)
+def test_one_epoch_matches_naive(sizes, n, m, reduction, kernel):
+    net = fastgd.Network(sizes, seed=5, dtype="float64")
+    weights, biases = book_weights(net)
+    X, y = random_data(sizes, n, seed=6)
+    net.SGD((X, y), 1, m, 0.5, shuffle=False, reduction=reduction, kernel=kernel, verbose=False)
+    ref_w, ref_b = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 0.5, reduction)
+    for got, want in zip(net.weights + net.biases, ref_w + ref_b):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kernel):
+    """Mini-batches larger than a chunk take the buffered path: same result."""
+    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 4)
+    sizes, n = [6, 5, 3], 27
+    for m in (9, None):
+        net = fastgd.Network(sizes, seed=7, dtype="float64")
+        weights, biases = book_weights(net)
+        X, y = random_data(sizes, n, seed=8)
+        net.SGD((X, y), 2, m, 2.0, shuffle=False, kernel=kernel, verbose=False)
+        for _ in range(2):
+            weights, biases = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 2.0)
+        for got, want in zip(net.weights + net.biases, weights + biases):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_shuffling_follows_the_seeded_generator():
+    """Each epoch draws a fresh permutation from the generator that drew the weights."""
+    sizes, n, seed = [8, 6, 3], 20, 11
+    net = fastgd.Network(sizes, seed=seed, dtype="float64")
+    weights, biases = book_weights(net)
+    X, y = random_data(sizes, n, seed=12)
+    net.SGD((X, y), 2, 3, 1.0, verbose=False)
+    rng = np.random.default_rng(seed)
+    [rng.standard_normal(s) for s in sizes[1:]]                        # biases
+    [rng.standard_normal((b, a)) for a, b in zip(sizes[:-1], sizes[1:])]  # weights
+    for _ in range(2):
+        weights, biases = naive.train_epoch(weights, biases, X, y, rng.permutation(n), 3, 1.0)
+    for got, want in zip(net.weights + net.biases, weights + biases):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_running_cost_is_the_mean_of_C_x_before_each_step():
+    sizes, n = [4, 3, 2], 6
+    net = fastgd.Network(sizes, seed=1, dtype="float64")
+    weights, biases = book_weights(net)
+    X, y = random_data(sizes, n)
+    history = net.SGD((X, y), 1, 3, 1.0, shuffle=False, verbose=False)
+    first = naive.cost(weights, biases, X[:3], y[:3]) * 3
+    weights, biases = naive.update_mini_batch(weights, biases, X[:3], y[:3], 1.0)
+    second = naive.cost(weights, biases, X[3:], y[3:]) * 3
+    np.testing.assert_allclose(history[0]["cost"], (first + second) / n, rtol=1e-12)
+
+
+def test_float32_follows_float64():
+    """float32 is the same algorithm: after an epoch it is within float32 rounding."""
+    sizes = [784, 30, 10]
+    X, y = random_data(sizes, 200, seed=3, zeros=0.8)
+    nets = [fastgd.Network(sizes, seed=2, dtype=d) for d in ("float32", "float64")]
+    for net in nets:
+        net.SGD((X, y), 1, 10, 3.0, shuffle=False, verbose=False)
+    for w32, w64 in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(w32, w64, rtol=1e-3, atol=1e-3)
+
+
+def test_padding_weights_stay_zero():
+    """Rows are padded to a multiple of 8 outputs; training never touches the padding."""
+    net = fastgd.Network([784, 30, 10], seed=0)
+    X, y = random_data(net.sizes, 100, zeros=0.8)
+    net.SGD((X, y), 2, 10, 3.0, verbose=False)
+    real = np.zeros(net.layout.n_params, bool)
+    for view in net.layout.unpack(real)[0] + net.layout.unpack(real)[1]:
+        view[...] = True
+    assert net.params[~real].size > 0 and not net.params[~real].any()

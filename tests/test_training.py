@@ -1,0 +1,153 @@
+"""The epoch driver: history, printing, kernel choice, threads, divergence."""
+
+import math
+import warnings
+
+import numba
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd.training import DIVERGENCE_PATIENCE, PARALLEL_MIN_BATCH, History, choose_kernel
+
+from conftest import random_data, two_threads
+
+
+@pytest.fixture
+def data():
+    return random_data([8, 6, 3], 40, seed=1)
+
+
+def test_history_records_each_epoch(data):
+    net = fastgd.Network([8, 6, 3], seed=0)
+    history = net.SGD(data, 3, 5, 1.0, test_data=data, monitor_training_cost=True, verbose=False)
+    assert isinstance(history, History) and len(history) == 3
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    for record in history:
+        assert record["total"] == 40 and 0 <= record["correct"] <= 40
+        assert record["accuracy"] == record["correct"] / 40
+        assert record["seconds"] > 0 and math.isfinite(record["cost"])
+        assert record["training_cost"] == pytest.approx(net.cost(*data)) or record is not history[-1]
+    assert history[-1]["training_cost"] == pytest.approx(net.cost(*data), rel=1e-6)
+    assert history[-1]["correct"] == net.evaluate(*data)
+    assert history.column("correct").shape == (3,)
+    assert history.diverged is None
+    assert history.info["kernel"] in ("serial", "parallel") and history.info["mini_batch_size"] == 5
+
+
+def test_prints_the_books_epoch_lines(data, capsys):
+    fastgd.Network([8, 6, 3], seed=0).SGD(data, 2, 5, 1.0, test_data=data)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("Epoch 0: ") and " / 40" in lines[0] and lines[0].endswith(" s)")
+    fastgd.Network([8, 6, 3], seed=0).SGD(data, 1, 5, 1.0)
+    assert capsys.readouterr().out.startswith("Epoch 0 complete")
+    fastgd.Network([8, 6, 3], seed=0).SGD(data, 1, 5, 1.0, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_zero_epochs_changes_nothing(data):
+    net = fastgd.Network([8, 6, 3], seed=0)
+    before = net.params.copy()
+    assert net.SGD(data, 0, 5, 1.0) == []
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_full_batch_is_one_step_per_epoch(data):
+    """mini_batch_size None and n are the same full-batch gradient descent."""
+    a, b = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
+    a.SGD(data, 2, None, 1.0, verbose=False)
+    b.SGD(data, 2, 40, 1.0, verbose=False)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_summed_update_is_the_mean_update_with_eta_times_m(data):
+    a, b = (fastgd.Network([8, 6, 3], seed=0, dtype="float64") for _ in range(2))
+    a.SGD(data, 1, 8, 2.0, reduction="mean", verbose=False, shuffle=False)
+    b.SGD(data, 1, 8, 0.25, reduction="sum", verbose=False, shuffle=False)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12)
+
+
+def test_shuffle_false_keeps_the_order_and_shuffle_true_does_not(data):
+    nets = [fastgd.Network([8, 6, 3], seed=0) for _ in range(3)]
+    nets[0].SGD(data, 1, 5, 1.0, shuffle=False, verbose=False)
+    nets[1].SGD(data, 1, 5, 1.0, shuffle=False, verbose=False)
+    nets[2].SGD(data, 1, 5, 1.0, shuffle=True, verbose=False)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    assert not np.array_equal(nets[0].params, nets[2].params)
+
+
+def test_kernel_choice():
+    assert choose_kernel(10, 1)[1] == "serial"
+    assert choose_kernel(1, 4)[1] == "serial"
+    assert choose_kernel(PARALLEL_MIN_BATCH - 1, 4)[1] == "serial"
+    assert choose_kernel(PARALLEL_MIN_BATCH, 4)[1] == "parallel"
+    assert choose_kernel(1000, 4, "serial")[1] == "serial"
+    assert choose_kernel(1, 1, "parallel")[1] == "parallel"
+    assert "too small" in choose_kernel(1, 4)[2]
+
+
+@two_threads
+def test_threads_are_set_for_the_call_and_restored(data):
+    before = numba.get_num_threads()
+    net = fastgd.Network([8, 6, 3], seed=0)
+    history = net.SGD(data, 1, 20, 1.0, threads=1, kernel="parallel", verbose=False)
+    assert history.info["threads"] == 1
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError):
+        net.SGD(data, 1, 20, 1.0, threads=0)
+    assert numba.get_num_threads() == before
+
+
+def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
+    """A NaN cost ends training after that epoch, whatever on_divergence says.
+
+    (Sigmoid networks saturate rather than overflow, so a NaN is forced here.)"""
+    import fastgd._kernels as kernels
+
+    def poisoned(*args):
+        args[10][:] = np.nan   # params
+        return float("nan")
+
+    monkeypatch.setattr(kernels, "train_serial", poisoned)
+    for on_divergence in ("stop", "warn"):
+        net = fastgd.Network([8, 6, 3], seed=0)
+        with pytest.warns(fastgd.DivergenceWarning, match="eta = 7 is too large"):
+            history = net.SGD(data, 5, 5, 7.0, verbose=False, on_divergence=on_divergence)
+        assert len(history) == 1 and "cost is nan" in history.diverged
+    with pytest.raises(fastgd.DivergenceError, match="too large"):
+        fastgd.Network([8, 6, 3], seed=0).SGD(data, 5, 5, 7.0, verbose=False,
+                                            on_divergence="raise")
+
+
+def test_training_refuses_non_finite_weights(data):
+    net = fastgd.Network([8, 6, 3], seed=0)
+    net.weights[0][1, 2] = np.inf
+    with pytest.raises(ValueError, match="not finite"):
+        net.SGD(data, 1, 5, 1.0)
+
+
+def test_growing_cost_is_divergence(monkeypatch):
+    """Delta C > 0 for DIVERGENCE_PATIENCE epochs in a row: warn, and stop unless asked not to."""
+    import fastgd.training as training
+    history = History()
+    for epoch in range(DIVERGENCE_PATIENCE + 1):
+        history.append({"epoch": epoch, "cost": 0.1 * (epoch + 1)})
+    assert "grew for" in training._divergence(history, 5.0)
+    history[-1]["cost"] = 0.05
+    assert training._divergence(history, 5.0) is None
+    short = History([{"epoch": 0, "cost": 0.1}, {"epoch": 1, "cost": 0.2}])
+    assert training._divergence(short, 5.0) is None
+
+
+def test_on_divergence_warn_keeps_training_while_numbers_are_finite(data, monkeypatch):
+    import fastgd.training as training
+    monkeypatch.setattr(training, "_divergence", lambda history, eta: "made up diagnosis")
+    net = fastgd.Network([8, 6, 3], seed=0)
+    with pytest.warns(fastgd.DivergenceWarning, match="made up"):
+        history = net.SGD(data, 3, 5, 1.0, verbose=False, on_divergence="warn")
+    assert len(history) == 3 and history.diverged == "made up diagnosis"
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        history = fastgd.Network([8, 6, 3], seed=0).SGD(data, 3, 5, 1.0, verbose=False)
+    assert len(history) == 1  # "stop" is the default
