@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_dtype
+
 __all__ = [
     "IDXError",
     "MNIST_DIR",
@@ -240,17 +242,6 @@ def load_idx_dataset(path=None, *, verify: bool | None = None):
     return _load_dir(path, bool(verify))
 
 
-def _float_dtype(dtype):
-    names = {"float32": np.float32, "float64": np.float64}
-    if isinstance(dtype, str) and dtype in names:
-        return names[dtype]
-    if dtype is np.float32 or dtype is np.float64:
-        return dtype
-    if isinstance(dtype, np.dtype) and dtype in (np.float32, np.float64):
-        return dtype.type
-    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-
-
 def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
                verify: bool | None = None):
     """Return ``(training_data, validation_data, test_data)`` as in the book.
@@ -266,7 +257,7 @@ def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
     MNIST by default, or a directory of files with the MNIST names (e.g.
     Fashion-MNIST).
     """
-    dtype = _float_dtype(dtype)
+    dtype = check_dtype(dtype)
     if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
         raise ValueError(f"validation_size must be an int, got {validation_size!r}")
     if validation_size < 0:
