@@ -10,7 +10,7 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 def check_dtype(dtype):
     """Return np.float32 or np.float64 for a name or numpy dtype; nothing else is accepted."""
     try:
-        name = np.dtype(dtype).name
+        name = None if dtype is None else np.dtype(dtype).name
     except TypeError:
         name = None
     if name not in DTYPES:

@@ -116,10 +116,16 @@ def test_bad_validation_size(bad):
         load_mnist(validation_size=bad)
 
 
-@pytest.mark.parametrize("bad", ["float16", "int32", np.int64, float, None, "f"])
+@pytest.mark.parametrize("bad", ["float16", "int32", np.int64, None, "complex64", "words"])
 def test_bad_dtype(bad):
     with pytest.raises(ValueError, match="dtype"):
         load_mnist(dtype=bad)
+
+
+@pytest.mark.parametrize("alias, dtype", [(float, np.float64), ("f", np.float32),
+                                          (np.dtype("float32"), np.float32)])
+def test_numpy_dtype_aliases(alias, dtype):
+    assert load_mnist(dtype=alias, validation_size=0)[2][0].dtype == dtype
 
 
 # --- IDX files made here ------------------------------------------------------
