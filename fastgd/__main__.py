@@ -1,0 +1,6 @@
+"""``python -m fastgd``: the command line (see fastgd.cli)."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

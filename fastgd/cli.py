@@ -1,0 +1,348 @@
+"""The command line: ``fastgd train`` and ``fastgd evaluate``.
+
+    fastgd train                          # the book's run: [784, 30, 10], 30 epochs, m 10, eta 3.0
+    fastgd train --epochs 5 --save net.npz --history net.json
+    fastgd evaluate net.npz --on validation
+
+Errors the user can cause print ``fastgd: error: ...`` and exit with status 2
+(1 when training diverges with ``--on-divergence raise``, 130 on Ctrl-C).
+"""
+
+import argparse
+import json
+import math
+import os
+import secrets
+import sys
+import warnings
+
+import numba
+
+import fastgd
+from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
+
+BOOK_SIZES = [784, 30, 10]
+BOOK_MINI_BATCH_SIZE = 10
+
+
+# -- argument types: each error names what was expected ---------------------------------
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _threads(text):
+    value = _int_at_least(1)(text)
+    most = numba.config.NUMBA_NUM_THREADS
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"must be <= {most} (numba's NUMBA_NUM_THREADS on this machine), got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _sizes(text):
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers of neurons such as 784,30,10, "
+            f"got {text!r}") from None
+    if len(sizes) < 2:
+        raise argparse.ArgumentTypeError(
+            f"needs at least two layers (input and output), such as 784,10; got {text!r}")
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"every layer needs at least one neuron, got {text!r}")
+    return sizes
+
+
+def _directory(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is not a directory")
+    return text
+
+
+# -- the parser -------------------------------------------------------------------------
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fastgd",
+        description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
+                    "Learning\", chapter 1): a network of sigmoid neurons learns to recognize "
+                    "handwritten digits by stochastic gradient descent on the quadratic cost.")
+    parser.add_argument("--version", action="version", version=f"fastgd {fastgd.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data_help = ("a directory of MNIST-style IDX files (train-images-idx3-ubyte, "
+                 "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
+                 "raw or .gz), e.g. Fashion-MNIST (default: the bundled MNIST)")
+    dtypes = ["float32", "float64"]
+
+    train = commands.add_parser(
+        "train", help="train a network by stochastic gradient descent",
+        description="Train a network of sigmoid neurons by stochastic gradient descent and "
+                    "print how many test inputs it classifies correctly after each epoch. "
+                    "The defaults reproduce the book's run: sizes 784,30,10, 30 epochs, "
+                    "mini-batch size 10, eta 3.0.")
+    train.add_argument("--sizes", type=_sizes, default=BOOK_SIZES, metavar="N,N,...",
+                       help="the number of neurons in the respective layers, input layer "
+                            "first (default 784,30,10: 784 = 28x28 input pixels, 30 hidden "
+                            "neurons, 10 output neurons, one per digit)")
+    train.add_argument("--epochs", type=_int_at_least(0), default=30,
+                       help="the number of epochs to train for; an epoch is a pass over all "
+                            "the training inputs, in a new random order (default 30)")
+    train.add_argument("--mini-batch-size", type=_int_at_least(1), metavar="M",
+                       help="m, the number of training inputs in each mini-batch: each step "
+                            "of gradient descent estimates the gradient from m randomly "
+                            f"chosen training inputs (default {BOOK_MINI_BATCH_SIZE})")
+    train.add_argument("--eta", type=_positive_float, default=3.0,
+                       help="the learning rate eta (default 3.0)")
+    modes = train.add_mutually_exclusive_group()
+    modes.add_argument("--mode", choices=["online", "mini-batch", "full-batch"],
+                       default="mini-batch",
+                       help="online: learn from one training input at a time (m = 1); "
+                            "mini-batch: stochastic gradient descent with mini-batches of "
+                            "--mini-batch-size (default); full-batch: ordinary gradient "
+                            "descent, each step using all the training inputs")
+    modes.add_argument("--full-batch", dest="mode", action="store_const", const="full-batch",
+                       help="short for --mode full-batch")
+    train.add_argument("--reduction", choices=["mean", "sum"], default="mean",
+                       help="mean: w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule "
+                            "(default); sum: drop the 1/m")
+    train.add_argument("--seed", type=_int_at_least(0),
+                       help="seeds the initial weights and biases (Gaussian, mean 0, "
+                            "standard deviation 1) and the shuffling of the training inputs "
+                            "(default: a fresh seed, printed so the run can be repeated)")
+    train.add_argument("--dtype", choices=dtypes, default="float32",
+                       help="floating-point precision of weights and inputs (default float32)")
+    train.add_argument("--threads", type=_threads,
+                       help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
+    train.add_argument("--kernel", choices=["auto", "serial", "parallel"], default="auto",
+                       help="auto (default) splits a mini-batch across threads only when it "
+                            "is large enough to pay off; all give the same weights")
+    train.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
+    train.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
+                       help="the inputs to classify after each epoch: the 10,000 test images "
+                            "(default, as in the book) or the 10,000 validation images")
+    train.add_argument("--train-size", type=_int_at_least(1), metavar="N",
+                       help="train on the first N training inputs only, for quick runs "
+                            "(default: all 50,000)")
+    train.add_argument("--save", metavar="PATH",
+                       help="save the trained network to PATH (.npz; load it with "
+                            "fastgd evaluate or fastgd.Network.load)")
+    train.add_argument("--history", metavar="PATH",
+                       help="write the per-epoch history (accuracy, costs, seconds) as JSON")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the files given to --save and --history if they exist")
+    train.add_argument("--monitor-training-cost", action="store_true",
+                       help="also compute the quadratic cost C on all the training inputs "
+                            "after each epoch")
+    train.add_argument("--on-divergence", choices=["stop", "warn", "raise"], default="stop",
+                       help="when the cost becomes NaN or grows for "
+                            f"{DIVERGENCE_PATIENCE} epochs in a row (eta too large): stop "
+                            "training (default), warn and go on, or fail with exit status 1")
+    train.add_argument("--quiet", action="store_true",
+                       help="print only the seed (if drawn) and the final results")
+    train.set_defaults(func=train_command)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="classify a data set with a saved network",
+        description="Load a network saved by 'fastgd train --save' and report how many "
+                    "inputs it classifies correctly, and the quadratic cost C.")
+    evaluate.add_argument("model", metavar="MODEL.npz",
+                          help="a network saved by fastgd train --save")
+    evaluate.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
+    evaluate.add_argument("--on", choices=["test", "validation", "training"], default="test",
+                          help="which inputs to classify: the 10,000 test images (default), "
+                               "the 10,000 validation images or the 50,000 training images")
+    evaluate.add_argument("--dtype", choices=dtypes,
+                          help="precision to evaluate in (default: the network's own)")
+    evaluate.set_defaults(func=evaluate_command)
+    return parser
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def _load_data(directory, dtype):
+    training, validation, test = fastgd.load_mnist(directory, dtype=dtype)
+    return {"training": training, "validation": validation, "test": test}
+
+
+def _check_fits(sizes, data, what):
+    """The network's input layer must have one neuron per pixel and its output layer
+    one neuron per label."""
+    X, y = data
+    if sizes[0] != X.shape[1]:
+        raise ValueError(f"{what} has {sizes[0]} input neurons, but the images have "
+                         f"{X.shape[1]} pixels: the input layer needs one neuron per pixel")
+    if len(y) and sizes[-1] <= y.max():
+        raise ValueError(f"{what} has {sizes[-1]} output neurons, but the labels go up to "
+                         f"{y.max()}: the output layer needs one neuron per label")
+
+
+def _check_output(path, option, overwrite):
+    """Fail before training, not after, if the results could not be written."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{option} {path} is a directory, expected a file name")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"{option} {path}: no such directory {parent}")
+
+
+def _result(correct, total, name, cost):
+    percent = f"{correct / total:.2%}" if total else "n/a"
+    return (f"{correct} / {total} {name} inputs classified correctly ({percent}); "
+            f"quadratic cost C = {cost:.4g}")
+
+
+def _plural(count, word):
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def _finite_or_none(value):
+    """JSON has no NaN or infinity (a diverged run's cost): write null instead."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# -- the subcommands --------------------------------------------------------------------
+
+def train_command(args):
+    if args.mode != "mini-batch" and args.mini_batch_size is not None:
+        raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
+                         f"(online means m = 1, full-batch means m = all the training inputs)")
+    _check_output(args.save, "--save", args.overwrite)
+    _check_output(args.history, "--history", args.overwrite)
+
+    data = _load_data(args.data, args.dtype)
+    X, y = data["training"]
+    eval_data = data[args.evaluate_on]
+    sizes_option = "--sizes " + ",".join(map(str, args.sizes))
+    _check_fits(args.sizes, (X, y), sizes_option)
+    _check_fits(args.sizes, eval_data, sizes_option)
+    if args.train_size is not None:
+        if args.train_size > len(y):
+            raise ValueError(f"--train-size {args.train_size} is more than the {len(y)} "
+                             "training inputs")
+        X, y = X[:args.train_size], y[:args.train_size]
+    n = len(y)
+    m = {"online": 1, "full-batch": None,
+         "mini-batch": args.mini_batch_size or BOOK_MINI_BATCH_SIZE}[args.mode]
+    if m is not None and m > n:
+        raise ValueError(f"mini-batch size {m} (--mini-batch-size) is more than the {n} "
+                         "training inputs")
+
+    seed = args.seed
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        print(f"seed {seed} (pass --seed {seed} to repeat this run)", flush=True)
+
+    net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype)
+    if not args.quiet:
+        threads = args.threads or numba.get_num_threads()
+        _, kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
+        steps = {"online": "online learning (mini-batch size 1)",
+                 "full-batch": f"full batch (mini-batch size {n})",
+                 "mini-batch": f"mini-batch size {m}"}[args.mode]
+        reduction = ", summed gradients" if args.reduction == "sum" else ""
+        print(f"Network {net.sizes}, {args.dtype}; {n} training inputs, {steps}, "
+              f"eta {args.eta}{reduction}, {_plural(args.epochs, 'epoch')}; evaluated on the "
+              f"{len(eval_data[1])} {args.evaluate_on} inputs; seed {seed}; "
+              f"kernel {kernel} ({reason}), {_plural(threads, 'thread')}",
+              flush=True)
+
+    with warnings.catch_warnings():
+        # Reported below from history.diverged, once and without a source line.
+        warnings.simplefilter("ignore", fastgd.DivergenceWarning)
+        history = net.SGD((X, y), args.epochs, m, args.eta, test_data=eval_data,
+                          reduction=args.reduction, threads=args.threads, kernel=args.kernel,
+                          verbose=not args.quiet,
+                          monitor_training_cost=args.monitor_training_cost,
+                          on_divergence=args.on_divergence)
+
+    if history:
+        best = max(history, key=lambda record: record["correct"])
+        last = history[-1]
+        seconds = sum(record["seconds"] for record in history)
+        print(f"Trained {_plural(len(history), 'epoch')} in {seconds:.2f} s; "
+              f"best: epoch {best['epoch']}, "
+              f"{best['correct']} / {best['total']} ({best['accuracy']:.2%})")
+        final = f"Final: epoch {last['epoch']}, " + _result(
+            last["correct"], last["total"], args.evaluate_on, last["test_cost"])
+        if "training_cost" in last:
+            final += f"; on the training inputs C = {last['training_cost']:.4g}"
+        print(final)
+    else:
+        print("No epochs run; untrained network: "
+              + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
+                        net.cost(*eval_data)))
+    if history.diverged:
+        print(f"fastgd: warning: {history.diverged}", file=sys.stderr)
+
+    if args.history:
+        report = {"sizes": net.sizes, "seed": seed, "data": args.data,
+                  "train_size": n, "evaluate_on": args.evaluate_on,
+                  "reduction": args.reduction, "info": history.info,
+                  "diverged": history.diverged,
+                  "epochs": [{key: _finite_or_none(value) for key, value in record.items()}
+                             for record in history]}
+        with open(args.history, "w" if args.overwrite else "x") as f:
+            json.dump(report, f, indent=1)
+        print(f"history written to {args.history}")
+    if args.save:
+        net.save(args.save, overwrite=args.overwrite)
+        print(f"saved to {args.save}")
+    return 0
+
+
+def evaluate_command(args):
+    net = fastgd.Network.load(args.model)
+    if args.dtype and args.dtype != net.dtype.name:
+        net = fastgd.Network(net.sizes, net.weights, net.biases, dtype=args.dtype)
+    X, y = _load_data(args.data, net.dtype.name)[args.on]
+    _check_fits(net.sizes, (X, y), f"the network in {args.model}")
+    print(_result(net.evaluate(X, y), len(y), args.on, net.cost(X, y)))
+    return 0
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return e.code
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except fastgd.DivergenceError as e:
+        print(f"fastgd: error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError) as e:  # IDXError is a ValueError
+        print(f"fastgd: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,173 @@
+"""Tests for the command line (fastgd.cli), run in-process on small subsets of MNIST."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import fastgd
+from fastgd.cli import main
+
+# A tiny network on a small subset: each run takes well under a second once the
+# kernels are compiled.
+QUICK = ["train", "--sizes", "784,10,10", "--train-size", "500", "--epochs", "2"]
+
+
+def epoch_counts(out):
+    """The number classified correctly on each 'Epoch k: c / 10000' line."""
+    return [int(c) for c in re.findall(r"^Epoch \d+: (\d+) / 10000", out, re.M)]
+
+
+def test_train_prints_the_run_the_epochs_and_the_result(capsys):
+    assert main(QUICK + ["--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Network \[784, 10, 10\], float32; 500 training inputs, "
+                     r"mini-batch size 10, eta 3\.0, 2 epochs; .*seed 1; kernel \w+ ", out, re.M)
+    assert re.search(r"^Epoch 0: \d+ / 10000", out, re.M)
+    assert re.search(r"^Epoch 1: \d+ / 10000", out, re.M)
+    assert "pass --seed" not in out  # the seed was given, not drawn
+    last = epoch_counts(out)[-1]
+    assert re.search(rf"^Final: epoch 1, {last} / 10000 test inputs classified correctly",
+                     out, re.M)
+
+
+def test_a_drawn_seed_is_printed_and_repeats_the_run(capsys):
+    assert main(QUICK + ["--mode", "full-batch"]) == 0
+    out = capsys.readouterr().out
+    seed = re.search(r"^seed (\d+) \(pass --seed \1 to repeat this run\)$", out, re.M).group(1)
+    assert "full batch (mini-batch size 500)" in out
+    # --full-batch is short for --mode full-batch; the same seed gives the same run.
+    assert main(QUICK + ["--full-batch", "--seed", seed]) == 0
+    again = capsys.readouterr().out
+    assert "pass --seed" not in again
+    assert epoch_counts(again) == epoch_counts(out)
+    assert len(epoch_counts(out)) == 2
+
+
+def test_online_mode(capsys):
+    assert main(["train", "--sizes", "784,10,10", "--train-size", "100", "--epochs", "1",
+                 "--mode", "online", "--seed", "2", "--eta", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "online learning (mini-batch size 1)" in out
+    assert len(epoch_counts(out)) == 1
+
+
+def test_save_history_and_evaluate_round_trip(tmp_path, capsys):
+    model, history = tmp_path / "net.npz", tmp_path / "history.json"
+    assert main(QUICK + ["--seed", "3", "--save", str(model), "--history", str(history),
+                         "--monitor-training-cost", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch" not in out  # --quiet
+    assert f"saved to {model}" in out
+    last = int(re.search(r"^Final: epoch 1, (\d+) / 10000", out, re.M).group(1))
+
+    report = json.loads(history.read_text())
+    assert [record["epoch"] for record in report["epochs"]] == [0, 1]
+    assert report["epochs"][-1]["correct"] == last
+    assert "training_cost" in report["epochs"][0]
+    assert report["diverged"] is None
+    assert report["seed"] == 3 and report["sizes"] == [784, 10, 10]
+    assert report["info"]["mini_batch_size"] == 10 and report["info"]["dtype"] == "float32"
+
+    assert main(["evaluate", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert re.match(rf"{last} / 10000 test inputs classified correctly \(\d+\.\d\d%\); "
+                    r"quadratic cost C = ", out)
+    assert main(["evaluate", str(model), "--on", "validation", "--dtype", "float64"]) == 0
+    assert re.match(r"\d+ / 10000 validation inputs", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("option", ["--save", "--history"])
+def test_existing_output_fails_before_training(tmp_path, capsys, option):
+    path = tmp_path / "exists"
+    path.write_text("keep me")
+    assert main(QUICK + ["--seed", "1", option, str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "Epoch" not in captured.out
+    assert f"fastgd: error: {option} {path} exists; pass --overwrite" in captured.err
+    assert path.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sizes", "784"], "argument --sizes: needs at least two layers"),
+    (["--sizes", "784,x,10"], "argument --sizes: expected comma-separated"),
+    (["--sizes", "100,10"], "--sizes 100,10 has 100 input neurons, but the images have 784"),
+    (["--sizes", "784,30,5"], "--sizes 784,30,5 has 5 output neurons"),
+    (["--eta", "-1"], "argument --eta: must be a finite number > 0"),
+    (["--eta", "inf"], "argument --eta: must be a finite number > 0"),
+    (["--epochs", "-1"], "argument --epochs: must be >= 0"),
+    (["--epochs", "2.5"], "argument --epochs: expected an integer"),
+    (["--mini-batch-size", "0"], "argument --mini-batch-size: must be >= 1"),
+    (["--train-size", "100", "--mini-batch-size", "101"],
+     "mini-batch size 101 (--mini-batch-size)"),
+    (["--mode", "online", "--mini-batch-size", "5"],
+     "--mini-batch-size cannot be used with --mode online"),
+    (["--full-batch", "--mini-batch-size", "5"],
+     "--mini-batch-size cannot be used with --mode full-batch"),
+    (["--full-batch", "--mode", "online"],
+     "argument --mode: not allowed with argument --full-batch"),
+    (["--threads", "0"], "argument --threads: must be >= 1"),
+    (["--threads", "100000"], "argument --threads: must be <="),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+    (["--data", "/nonexistent"], "argument --data: /nonexistent is not a directory"),
+    (["--train-size", "0"], "argument --train-size: must be >= 1"),
+    (["--train-size", "50001"], "--train-size 50001 is more than the 50000 training inputs"),
+    (["--save", "/nonexistent/net.npz"], "--save /nonexistent/net.npz: no such directory"),
+])
+def test_bad_train_arguments(capsys, args, message):
+    assert main(["train", "--epochs", "1"] + args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "Traceback" not in captured.err
+    assert "Epoch" not in captured.out
+
+
+def test_data_directory_without_idx_files(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastgd: error: no train-images-idx3-ubyte in ")
+
+
+def test_bad_evaluate_arguments(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a network")
+    assert main(["evaluate", str(junk)]) == 2
+    assert capsys.readouterr().err.startswith(f"fastgd: error: {junk} is not")
+    assert main(["evaluate", str(junk), "--on", "everything"]) == 2
+    assert "argument --on: invalid choice" in capsys.readouterr().err
+
+
+def test_divergence_error_and_interrupt_exit_codes(monkeypatch, capsys):
+    def diverge(*args, **kwargs):
+        raise fastgd.DivergenceError("training diverged in epoch 0: the cost is nan")
+
+    monkeypatch.setattr(fastgd.Network, "SGD", diverge)
+    assert main(QUICK + ["--seed", "1", "--on-divergence", "raise"]) == 1
+    assert "fastgd: error: training diverged in epoch 0" in capsys.readouterr().err
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastgd.Network, "SGD", interrupt)
+    assert main(QUICK + ["--seed", "1"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_top_level(capsys):
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"fastgd {fastgd.__version__}"
+    assert main(["train", "--help"]) == 0
+    assert "the learning rate eta" in capsys.readouterr().out
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "fastgd", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "train" in result.stdout and "evaluate" in result.stdout
