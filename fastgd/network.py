@@ -252,6 +252,9 @@ class Network:
     def load(cls, path):
         """Read a network written by ``save``, checking its format, shapes and values."""
         path = os.fspath(path)
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise ValueError(f"{path} is not a fastgd network file (not an .npz archive)")
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {key: f[key] for key in f.files}

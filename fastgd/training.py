@@ -108,6 +108,69 @@ def numba_threads(threads):
         numba.set_num_threads(before)
 
 
+class Trainer:
+    """What SGD prepares once for a training run, and one epoch of it.
+
+    Checks the data and options, converts X to the network's dtype (a copy
+    only if needed), indexes its nonzero inputs, picks the kernel and
+    allocates scratch; ``run_epoch(order)`` then runs one epoch over
+    ``X[order]``.  ``SGD`` uses it, and so do the benchmarks and ``fastgd
+    profile``, so they time exactly what training runs.
+    """
+
+    def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
+                 threads=None, kernel="auto"):
+        if not np.isfinite(net.params).all():
+            raise ValueError("the network's weights or biases are not finite; "
+                             "set finite values (or draw a new Network) before training")
+        self.net = net
+        self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                    "training_data")
+        self.n = n = self.X.shape[0]
+        if n == 0:
+            raise ValueError("training_data must hold at least one example")
+        self.mini_batch_size = m = n if mini_batch_size is None else check_int(
+            mini_batch_size, "mini_batch_size", minimum=1, maximum=n)
+        self.eta = check_positive_float(eta, "eta")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.mean = reduction == "mean"
+        with numba_threads(threads) as n_threads:
+            self.threads = n_threads
+        self.requested_threads = threads
+        self.kernel, self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
+        self.indptr, self.indices = _kernels.nonzero_columns(self.X)
+        self.buffers = _Buffers(net, m)
+        self.n_blocks = n_threads if self.kernel_name == "parallel" else 1
+        self.segment = max(1, _SEGMENT // m) * m
+
+    def info(self):
+        """The run's settings, as recorded in a History."""
+        return dict(mini_batch_size=self.mini_batch_size, eta=self.eta, threads=self.threads,
+                    kernel=self.kernel_name, kernel_reason=self.kernel_reason,
+                    threading_layer=_threading_layer(), dtype=self.net.dtype.name)
+
+    def run_epoch(self, order, progress=None):
+        """One epoch over the examples X[order]; returns the sum of C_x over them.
+
+        ``progress(done, n)`` is called after each segment of about _SEGMENT
+        examples; the epoch stops early once the cost is not finite.
+        """
+        total_cost = 0.0
+        with numba_threads(self.requested_threads):
+            for start in range(0, self.n, self.segment):
+                stop = min(self.n, start + self.segment)
+                total_cost += self.kernel(self.X, self.indptr, self.indices, self.y, order,
+                                          start, stop, self.mini_batch_size, self.eta,
+                                          self.mean, self.net.params, *self.buffers.args(),
+                                          self.n_blocks)
+                if not math.isfinite(total_cost):
+                    break
+                if progress is not None:
+                    progress(stop, self.n)
+        return total_cost
+
+
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
         monitor_training_cost=False, on_divergence="stop"):
@@ -146,90 +209,81 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         What to do when the cost becomes NaN/inf, or grows for
         DIVERGENCE_PATIENCE epochs in a row (Delta C > 0: eta too large).
     """
-    if not np.isfinite(net.params).all():
-        raise ValueError("the network's weights or biases are not finite; "
-                         "set finite values (or draw a new Network) before training")
-    X, y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype, "training_data")
-    n = X.shape[0]
-    if n == 0:
-        raise ValueError("training_data must hold at least one example")
     epochs = check_int(epochs, "epochs", minimum=0)
-    m = n if mini_batch_size is None else check_int(mini_batch_size, "mini_batch_size",
-                                                    minimum=1, maximum=n)
-    eta = check_positive_float(eta, "eta")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if on_divergence not in ("stop", "warn", "raise"):
         raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', got {on_divergence!r}")
+    trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
+                      threads=threads, kernel=kernel)
     if test_data is not None:
         test_X, test_y = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
                                     "test_data")
-
-    with numba_threads(threads) as n_threads:
-        train, kernel_name, why = choose_kernel(m, n_threads, kernel)
-        history = History(mini_batch_size=m, eta=eta, threads=n_threads, kernel=kernel_name,
-                          kernel_reason=why, threading_layer=_threading_layer(),
-                          dtype=net.dtype.name)
-        buffers = _Buffers(net, m)
-        indptr, indices = _kernels.nonzero_columns(X)
-        n_blocks = n_threads if kernel_name == "parallel" else 1
-        segment = max(1, _SEGMENT // m) * m
-        for epoch in range(epochs):
-            order = net.rng.permutation(n) if shuffle else np.arange(n)
-            start_time = time.perf_counter()
-            total_cost = 0.0
-            for start in range(0, n, segment):
-                total_cost += train(X, indptr, indices, y, order, start, min(n, start + segment), m, eta,
-                                    reduction == "mean", net.params, *buffers.args(), n_blocks)
-                elapsed = time.perf_counter() - start_time
-                if not math.isfinite(total_cost):
-                    break
-                if verbose and elapsed > _PROGRESS_AFTER and start + segment < n:
-                    print(f"\rEpoch {epoch}: {start + segment} / {n} examples, {elapsed:.1f} s",
-                          end="", file=sys.stderr, flush=True)
-            record = {"epoch": epoch, "seconds": time.perf_counter() - start_time,
-                      "cost": total_cost / n}
-            if verbose and record["seconds"] > _PROGRESS_AFTER:
-                print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+    n = trainer.n
+    history = History(**trainer.info())
+    for epoch in range(epochs):
+        order = net.rng.permutation(n) if shuffle else np.arange(n)
+        start_time = time.perf_counter()
+        progress = _ProgressLine(epoch, start_time) if verbose else None
+        total_cost = trainer.run_epoch(order, progress)
+        record = {"epoch": epoch, "seconds": time.perf_counter() - start_time,
+                  "cost": total_cost / n}
+        if progress is not None:
+            progress.clear()
+        with numba_threads(threads):
             if monitor_training_cost:
-                record["training_cost"] = net._evaluate(X, y)[1]
+                record["training_cost"] = net._evaluate(trainer.X, trainer.y)[1]
             if test_data is not None:
                 correct, test_cost = net._evaluate(test_X, test_y)
                 record.update(correct=correct, total=len(test_y),
                               accuracy=correct / len(test_y) if len(test_y) else float("nan"),
                               test_cost=test_cost)
-            history.append(record)
-            if verbose:
-                print(_epoch_line(record), flush=True)
-            diagnosis = _divergence(history, eta)
-            if diagnosis and history.diverged is None:
-                history.diverged = diagnosis
-                if on_divergence == "raise":
-                    raise DivergenceError(diagnosis)
-                warnings.warn(diagnosis, DivergenceWarning, stacklevel=3)
-                if on_divergence == "stop" or not math.isfinite(total_cost):
-                    break
+        history.append(record)
+        if verbose:
+            print(_epoch_line(record), flush=True)
+        diagnosis = _divergence(history, trainer.eta)
+        if diagnosis and history.diverged is None:
+            history.diverged = diagnosis
+            if on_divergence == "raise":
+                raise DivergenceError(diagnosis)
+            warnings.warn(diagnosis, DivergenceWarning, stacklevel=3)
+            if on_divergence == "stop" or not math.isfinite(total_cost):
+                break
+    history.info["threading_layer"] = _threading_layer()
     return history
 
 
+class _ProgressLine:
+    """Shows "Epoch 3: 20000 / 50000 examples, 4.1 s" on stderr once an epoch is slow."""
+
+    def __init__(self, epoch, start_time):
+        self.epoch, self.start_time, self.shown = epoch, start_time, False
+
+    def __call__(self, done, n):
+        elapsed = time.perf_counter() - self.start_time
+        if elapsed > _PROGRESS_AFTER and done < n:
+            print(f"\rEpoch {self.epoch}: {done} / {n} examples, {elapsed:.1f} s",
+                  end="", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def clear(self):
+        if self.shown:
+            print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+
+
 class _Buffers:
-    """Scratch arrays for the training kernel, allocated once per SGD call."""
+    """Scratch arrays for the training kernel, allocated once per training run."""
 
     def __init__(self, net, m):
         layout = net.layout
         chunk = min(chunk_size(layout), m)
         per_example = int(layout.a_off[-1])
-        self.chunk = chunk
         self.A = np.zeros((chunk, per_example), net.dtype)
         self.D = np.zeros((chunk, per_example), net.dtype)  # padding must stay zero
         self.costs = np.empty(chunk, np.float64)
-        large = m > chunk_size(layout)
-        self.nabla = np.empty(layout.n_params if large else 0, net.dtype)
+        self.nabla = np.empty(layout.n_params if m > chunk else 0, net.dtype)
         self.layout = layout
 
     def args(self):
-        L = self.layout
-        return (self.nabla, *L.kernel_args(), self.A, self.D, self.costs)
+        return (self.nabla, *self.layout.kernel_args(), self.A, self.D, self.costs)
 
 
 def _epoch_line(record):

@@ -210,7 +210,7 @@ def test_load_rejects_truncated_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="corrupt.npz"):
         fastgd.Network.load(tmp_path / "corrupt.npz")
     (tmp_path / "text.npz").write_text("not a network")
-    with pytest.raises(ValueError, match="text.npz"):
+    with pytest.raises(ValueError, match="text.npz is not a fastgd network file .not an .npz"):
         fastgd.Network.load(tmp_path / "text.npz")
     with pytest.raises(FileNotFoundError):
         fastgd.Network.load(tmp_path / "missing.npz")
