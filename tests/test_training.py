@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd.training import DIVERGENCE_PATIENCE, PARALLEL_MIN_BATCH, History, choose_kernel
+from fastgd.training import (DIVERGENCE_PATIENCE, PARALLEL_MIN_EXAMPLES_PER_THREAD, History,
+                             choose_kernel)
 
 from conftest import random_data, two_threads
 
@@ -80,8 +81,10 @@ def test_shuffle_false_keeps_the_order_and_shuffle_true_does_not(data):
 def test_kernel_choice():
     assert choose_kernel(10, 1)[1] == "serial"
     assert choose_kernel(1, 4)[1] == "serial"
-    assert choose_kernel(PARALLEL_MIN_BATCH - 1, 4)[1] == "serial"
-    assert choose_kernel(PARALLEL_MIN_BATCH, 4)[1] == "parallel"
+    smallest = 4 * PARALLEL_MIN_EXAMPLES_PER_THREAD
+    assert choose_kernel(smallest - 1, 4)[1] == "serial"
+    assert choose_kernel(smallest, 4)[1] == "parallel"
+    assert choose_kernel(smallest, 8)[1] == "serial"
     assert choose_kernel(1000, 4, "serial")[1] == "serial"
     assert choose_kernel(1, 1, "parallel")[1] == "parallel"
     assert "too small" in choose_kernel(1, 4)[2]
