@@ -101,49 +101,7 @@ def build_parser():
                     "print how many test inputs it classifies correctly after each epoch. "
                     "The defaults reproduce the book's run: sizes 784,30,10, 30 epochs, "
                     "mini-batch size 10, eta 3.0.")
-    train.add_argument("--sizes", type=_sizes, default=BOOK_SIZES, metavar="N,N,...",
-                       help="the number of neurons in the respective layers, input layer "
-                            "first (default 784,30,10: 784 = 28x28 input pixels, 30 hidden "
-                            "neurons, 10 output neurons, one per digit)")
-    train.add_argument("--epochs", type=_int_at_least(0), default=30,
-                       help="the number of epochs to train for; an epoch is a pass over all "
-                            "the training inputs, in a new random order (default 30)")
-    train.add_argument("--mini-batch-size", type=_int_at_least(1), metavar="M",
-                       help="m, the number of training inputs in each mini-batch: each step "
-                            "of gradient descent estimates the gradient from m randomly "
-                            f"chosen training inputs (default {BOOK_MINI_BATCH_SIZE})")
-    train.add_argument("--eta", type=_positive_float, default=3.0,
-                       help="the learning rate eta (default 3.0)")
-    modes = train.add_mutually_exclusive_group()
-    modes.add_argument("--mode", choices=["online", "mini-batch", "full-batch"],
-                       default="mini-batch",
-                       help="online: learn from one training input at a time (m = 1); "
-                            "mini-batch: stochastic gradient descent with mini-batches of "
-                            "--mini-batch-size (default); full-batch: ordinary gradient "
-                            "descent, each step using all the training inputs")
-    modes.add_argument("--full-batch", dest="mode", action="store_const", const="full-batch",
-                       help="short for --mode full-batch")
-    train.add_argument("--reduction", choices=["mean", "sum"], default="mean",
-                       help="mean: w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule "
-                            "(default); sum: drop the 1/m")
-    train.add_argument("--seed", type=_int_at_least(0),
-                       help="seeds the initial weights and biases (Gaussian, mean 0, "
-                            "standard deviation 1) and the shuffling of the training inputs "
-                            "(default: a fresh seed, printed so the run can be repeated)")
-    train.add_argument("--dtype", choices=dtypes, default="float32",
-                       help="floating-point precision of weights and inputs (default float32)")
-    train.add_argument("--threads", type=_threads,
-                       help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
-    train.add_argument("--kernel", choices=["auto", "serial", "parallel"], default="auto",
-                       help="auto (default) splits a mini-batch across threads only when it "
-                            "is large enough to pay off; all give the same weights")
-    train.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
-    train.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
-                       help="the inputs to classify after each epoch: the 10,000 test images "
-                            "(default, as in the book) or the 10,000 validation images")
-    train.add_argument("--train-size", type=_int_at_least(1), metavar="N",
-                       help="train on the first N training inputs only, for quick runs "
-                            "(default: all 50,000)")
+    _add_training_options(train, data_help)
     train.add_argument("--save", metavar="PATH",
                        help="save the trained network to PATH (.npz; load it with "
                             "fastgd evaluate or fastgd.Network.load)")
@@ -162,6 +120,16 @@ def build_parser():
                        help="print only the seed (if drawn) and the final results")
     train.set_defaults(func=train_command)
 
+    profile = commands.add_parser(
+        "profile", help="time a short training run: JIT compile, shuffle, kernel, evaluation",
+        description="Run a short training run (3 epochs unless --epochs says otherwise) "
+                    "and report import and JIT compile time, per-epoch seconds split into "
+                    "shuffle, training kernel and evaluation, examples/s, and GFLOP/s "
+                    "against the network's FLOP count and a quick measured peak.")
+    _add_training_options(profile, data_help)
+    profile.add_argument("--json", action="store_true", help="print the report as JSON")
+    profile.set_defaults(func=profile_command, epochs=3)
+
     evaluate = commands.add_parser(
         "evaluate", help="classify a data set with a saved network",
         description="Load a network saved by 'fastgd train --save' and report how many "
@@ -176,6 +144,53 @@ def build_parser():
                           help="precision to evaluate in (default: the network's own)")
     evaluate.set_defaults(func=evaluate_command)
     return parser
+
+
+def _add_training_options(parser, data_help):
+    """The options of a training run, shared by train and profile."""
+    parser.add_argument("--sizes", type=_sizes, default=BOOK_SIZES, metavar="N,N,...",
+                       help="the number of neurons in the respective layers, input layer "
+                            "first (default 784,30,10: 784 = 28x28 input pixels, 30 hidden "
+                            "neurons, 10 output neurons, one per digit)")
+    parser.add_argument("--epochs", type=_int_at_least(0), default=30,
+                       help="the number of epochs to train for; an epoch is a pass over all "
+                            "the training inputs, in a new random order (default 30)")
+    parser.add_argument("--mini-batch-size", type=_int_at_least(1), metavar="M",
+                       help="m, the number of training inputs in each mini-batch: each step "
+                            "of gradient descent estimates the gradient from m randomly "
+                            f"chosen training inputs (default {BOOK_MINI_BATCH_SIZE})")
+    parser.add_argument("--eta", type=_positive_float, default=3.0,
+                       help="the learning rate eta (default 3.0)")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--mode", choices=["online", "mini-batch", "full-batch"],
+                       default="mini-batch",
+                       help="online: learn from one training input at a time (m = 1); "
+                            "mini-batch: stochastic gradient descent with mini-batches of "
+                            "--mini-batch-size (default); full-batch: ordinary gradient "
+                            "descent, each step using all the training inputs")
+    modes.add_argument("--full-batch", dest="mode", action="store_const", const="full-batch",
+                       help="short for --mode full-batch")
+    parser.add_argument("--reduction", choices=["mean", "sum"], default="mean",
+                       help="mean: w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule "
+                            "(default); sum: drop the 1/m")
+    parser.add_argument("--seed", type=_int_at_least(0),
+                       help="seeds the initial weights and biases (Gaussian, mean 0, "
+                            "standard deviation 1) and the shuffling of the training inputs "
+                            "(default: a fresh seed, printed so the run can be repeated)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                       help="floating-point precision of weights and inputs (default float32)")
+    parser.add_argument("--threads", type=_threads,
+                       help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
+    parser.add_argument("--kernel", choices=["auto", "serial", "parallel"], default="auto",
+                       help="auto (default) splits a mini-batch across threads only when it "
+                            "is large enough to pay off; all give the same weights")
+    parser.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
+    parser.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
+                       help="the inputs to classify after each epoch: the 10,000 test images "
+                            "(default, as in the book) or the 10,000 validation images")
+    parser.add_argument("--train-size", type=_int_at_least(1), metavar="N",
+                       help="train on the first N training inputs only, for quick runs "
+                            "(default: all 50,000)")
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -227,12 +242,13 @@ def _finite_or_none(value):
 
 # -- the subcommands --------------------------------------------------------------------
 
-def train_command(args):
+def _prepare(args):
+    """Check the options against the data; returns (net, training data, evaluation data, m, seed)."""
     if args.mode != "mini-batch" and args.mini_batch_size is not None:
         raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
                          f"(online means m = 1, full-batch means m = all the training inputs)")
-    _check_output(args.save, "--save", args.overwrite)
-    _check_output(args.history, "--history", args.overwrite)
+    _check_output(getattr(args, "save", None), "--save", getattr(args, "overwrite", False))
+    _check_output(getattr(args, "history", None), "--history", getattr(args, "overwrite", False))
 
     data = _load_data(args.data, args.dtype)
     X, y = data["training"]
@@ -255,9 +271,16 @@ def train_command(args):
     seed = args.seed
     if seed is None:
         seed = secrets.randbelow(2**31)
-        print(f"seed {seed} (pass --seed {seed} to repeat this run)", flush=True)
+        out = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep JSON clean
+        print(f"seed {seed} (pass --seed {seed} to repeat this run)", file=out, flush=True)
 
     net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype)
+    return net, (X, y), eval_data, m, seed
+
+
+def train_command(args):
+    net, (X, y), eval_data, m, seed = _prepare(args)
+    n = len(y)
     if not args.quiet:
         threads = args.threads or numba.get_num_threads()
         _, kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
@@ -312,6 +335,19 @@ def train_command(args):
     if args.save:
         net.save(args.save, overwrite=args.overwrite)
         print(f"saved to {args.save}")
+    return 0
+
+
+def profile_command(args):
+    from fastgd.profile import format_report, profile_training
+    net, training_data, eval_data, m, _ = _prepare(args)
+    report = profile_training(net, training_data, eval_data, args.epochs, m, args.eta,
+                              reduction=args.reduction, threads=args.threads,
+                              kernel=args.kernel)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print("\n".join(format_report(report)))
     return 0
 
 

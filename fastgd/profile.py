@@ -1,0 +1,164 @@
+"""Where an epoch's time goes: JIT compile, shuffle, training kernel, evaluation.
+
+``profile_training`` runs a short training run the way ``SGD`` does, timing each
+part separately, and reports the achieved arithmetic rate against the FLOP
+count of the network and against a quick measured peak of this machine.
+"""
+
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+
+from . import _kernels
+from .training import Trainer, _threading_layer, numba_threads
+
+
+def flops_per_example(sizes, nonzero_fraction=1.0):
+    """Floating-point operations for one example's backprop and update.
+
+    With W_l = sizes[l] * sizes[l+1] weights in layer l, a multiply-add counted
+    as 2: the forward pass 2 sum_l W_l, the errors delta 2 sum_{l>=1} W_l (none
+    for the input layer), the gradient added to the weights 2 sum_l W_l; that
+    is 6 W - 2 W_0 in all (biases and sigmoids, O(neurons), left out).  The
+    input layer's forward and update terms scale with the fraction of nonzero
+    inputs, which the kernels skip: nonzero_fraction=1 gives the dense count
+    (what a BLAS implementation performs).
+    """
+    W = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 4 * W[0] * nonzero_fraction + 6 * sum(W[1:])
+
+
+def measured_peak(dtype, seconds=0.5):
+    """GFLOP/s of a NumPy (BLAS) matrix product, all BLAS threads: a rough ceiling."""
+    a = np.random.default_rng(0).random((1024, 1024)).astype(dtype)
+    a @ a
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ a
+        runs += 1
+    return 2 * 1024 ** 3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def import_seconds():
+    """Seconds for a fresh Python process to import fastgd (numba included)."""
+    code = "import time; t = time.perf_counter(); import fastgd; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _loaded_from_cache(dispatcher):
+    stats = dispatcher.stats
+    return sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
+
+
+def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta, *,
+                     reduction="mean", threads=None, kernel="auto", shuffle=True,
+                     measure_import=True):
+    """Train ``net`` for ``epochs`` epochs, timing every part; returns a dict of results."""
+    X, y = training_data
+    report = {"sizes": net.sizes, "dtype": net.dtype.name, "training_inputs": len(y),
+              "epochs": epochs}
+    if measure_import:
+        report["import_s"] = import_seconds()
+
+    # JIT: the first calls compile the kernels or load them from numba's disk cache.
+    m_first = len(y) if mini_batch_size is None else mini_batch_size
+    warm_n = min(len(y), 2 * m_first)
+    start = time.perf_counter()
+    trainer = Trainer(net, (X[:warm_n], y[:warm_n]), mini_batch_size and min(mini_batch_size, warm_n),
+                      eta, reduction=reduction, threads=threads, kernel=kernel)
+    saved = net.params.copy()
+    trainer.run_epoch(np.arange(warm_n))
+    first_train = time.perf_counter() - start
+    start = time.perf_counter()
+    trainer.run_epoch(np.arange(warm_n))
+    second_train = time.perf_counter() - start
+    net.params[:] = saved  # the warm-up must not train the network
+    start = time.perf_counter()
+    with numba_threads(threads):
+        net._evaluate(*test_data) if test_data is not None else None
+    first_eval = time.perf_counter() - start
+    report["jit"] = {
+        "first_training_call_s": first_train, "second_training_call_s": second_train,
+        "first_evaluation_s": first_eval,
+        "training_kernel_loaded_from_cache": _loaded_from_cache(trainer.kernel),
+    }
+
+    trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
+                      threads=threads, kernel=kernel)
+    report.update(trainer.info())
+    report["threading_layer"] = _threading_layer()
+    shuffles, trainings, evaluations, correct = [], [], [], []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = net.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
+        t1 = time.perf_counter()
+        trainer.run_epoch(order)
+        t2 = time.perf_counter()
+        if test_data is not None:
+            with numba_threads(threads):
+                correct.append(net._evaluate(*test_data)[0])
+        t3 = time.perf_counter()
+        shuffles.append(t1 - t0)
+        trainings.append(t2 - t1)
+        evaluations.append(t3 - t2)
+
+    def summary(values):
+        return ({"median": float(np.median(values)), "min": float(np.min(values)),
+                 "max": float(np.max(values))} if values else None)
+
+    report["epoch_s"] = {"shuffle": summary(shuffles), "training": summary(trainings),
+                         "evaluation": summary(evaluations),
+                         "total": summary([a + b + c for a, b, c in
+                                           zip(shuffles, trainings, evaluations)])}
+    report["correct"] = correct
+    if trainings:
+        per_second = trainer.n / np.median(trainings)
+        nonzero = len(trainer.indices) / trainer.X.size
+        report["examples_per_s"] = per_second
+        report["nonzero_input_fraction"] = nonzero
+        report["gflops_dense_equivalent"] = per_second * flops_per_example(net.sizes) / 1e9
+        report["gflops_performed"] = per_second * flops_per_example(net.sizes, nonzero) / 1e9
+        report["peak_gflops_numpy_matmul"] = measured_peak(net.dtype)
+    report["numba_threads_available"] = numba.config.NUMBA_NUM_THREADS
+    return report
+
+
+def format_report(report):
+    """The report as lines of text for a terminal."""
+    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    jit = report["jit"]
+    cache = ("loaded from numba's disk cache" if jit["training_kernel_loaded_from_cache"]
+             else "compiled in this process")
+    lines = [f"Network {report['sizes']}, {report['dtype']}, {report['training_inputs']} "
+             f"training inputs, mini-batch size {report['mini_batch_size']}, eta {report['eta']}"]
+    if "import_s" in report:
+        lines.append(f"import fastgd (fresh process): {report['import_s']:.2f} s")
+    lines += [
+        f"first training call: {jit['first_training_call_s']:.2f} s (kernel {cache}); "
+        f"second: {ms(jit['second_training_call_s'])}",
+        f"first evaluation: {jit['first_evaluation_s']:.2f} s",
+        f"kernel: {report['kernel']} ({report['kernel_reason']}); {report['threads']} threads, "
+        f"numba threading layer {report['threading_layer']} "
+        f"(up to {report['numba_threads_available']} threads)",
+    ]
+    epoch = report["epoch_s"]
+    if epoch["training"] is not None:
+        lines.append(f"per epoch over {report['epochs']} epochs (median, min, max):")
+        for part in ("shuffle", "training", "evaluation", "total"):
+            s = epoch[part]
+            lines.append(f"  {part:<10} {ms(s['median']):>10} {ms(s['min']):>10} {ms(s['max']):>10}")
+        lines += [
+            f"examples/s: {report['examples_per_s']:,.0f}",
+            f"GFLOP/s: {report['gflops_performed']:.2f} performed "
+            f"({report['nonzero_input_fraction']:.0%} of inputs nonzero), "
+            f"{report['gflops_dense_equivalent']:.2f} dense-equivalent; "
+            f"NumPy matmul peak here {report['peak_gflops_numpy_matmul']:.1f} "
+            "(flops per example = 6 W - 2 W_0 dense, W_l = weights in layer l)",
+        ]
+    if report["correct"]:
+        lines.append(f"test inputs classified correctly after each epoch: {report['correct']}")
+    return lines
