@@ -75,8 +75,9 @@ def _weights(params, sizes, stride, w_off, i):
 
 @njit(cache=True, nogil=True)
 def nonzero_columns(X):
-    """(indptr, indices): row x of X is nonzero exactly in columns
-    indices[indptr[x]:indptr[x + 1]], in increasing order (CSR)."""
+    """(indptr, indices, values): row x of X is nonzero exactly in the columns
+    indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
+    (CSR; the values are copied so that training reads them contiguously)."""
     n, n_in = X.shape
     indptr = np.zeros(n + 1, np.int64)
     for x in range(n):
@@ -86,27 +87,29 @@ def nonzero_columns(X):
                 count += 1
         indptr[x + 1] = indptr[x] + count
     indices = np.empty(indptr[n], np.int32)
+    values = np.empty(indptr[n], X.dtype)
     for x in range(n):
         p = indptr[x]
         for k in range(n_in):
             if X[x, k] != 0:
                 indices[p] = k
+                values[p] = X[x, k]
                 p += 1
-    return indptr, indices
+    return indptr, indices, values
 
 
 @njit(cache=True, nogil=True)
-def _forward(x, nz, params, sizes, stride, w_off, b_off, a_off, a):
-    """a^l = sigmoid(w^l a^(l-1) + b^l) for every layer, into a, for the input x
-    whose nonzero entries are at the indices nz."""
+def _forward(xv, nz, params, sizes, stride, w_off, b_off, a_off, a):
+    """a^l = sigmoid(w^l a^(l-1) + b^l) for every layer, into a, for the input whose
+    nonzero entries are xv[p] at the indices nz[p]."""
     for i in range(sizes.shape[0] - 1):
         s = stride[i]
         w = _weights(params, sizes, stride, w_off, i)
         z = a[a_off[i]:a_off[i] + s]
         z[:] = params[b_off[i]:b_off[i] + s]
         if i == 0:
-            for k in nz:
-                xk = x[k]
+            for p in range(nz.shape[0]):
+                k, xk = nz[p], xv[p]
                 for j in range(s):
                     z[j] += xk * w[k, j]
         else:
@@ -120,7 +123,7 @@ def _forward(x, nz, params, sizes, stride, w_off, b_off, a_off, a):
 
 
 @njit(cache=True, nogil=True)
-def _forward_backward(x, nz, label, params, sizes, stride, w_off, b_off, a_off, a, d):
+def _forward_backward(xv, nz, label, params, sizes, stride, w_off, b_off, a_off, a, d):
     """Backpropagation for one example: activations into a, errors delta into d.
 
     delta^L = (a^L - y) * sigma'(z^L) and
@@ -128,7 +131,7 @@ def _forward_backward(x, nz, label, params, sizes, stride, w_off, b_off, a_off, 
     Returns C_x = ||y - a^L||^2 / 2 with y the one-hot vector of label.
     The padding entries of d must be zero on entry; they are left so.
     """
-    _forward(x, nz, params, sizes, stride, w_off, b_off, a_off, a)
+    _forward(xv, nz, params, sizes, stride, w_off, b_off, a_off, a)
     tiny = np.finfo(d.dtype).tiny
     last = sizes.shape[0] - 2
     cost = 0.0
@@ -142,9 +145,13 @@ def _forward_backward(x, nz, label, params, sizes, stride, w_off, b_off, a_off, 
         w = _weights(params, sizes, stride, w_off, i)
         delta = d[a_off[i]:a_off[i] + stride[i]]
         for k in range(sizes[i]):
-            # four partial sums in a fixed order: not latency bound, still exact to repeat
-            s0 = s1 = s2 = s3 = 0.0
-            for j in range(0, stride[i], 4):
+            # four partial sums (in the dtype) in a fixed order: not latency bound,
+            # still exact to repeat
+            s0 = w[k, 0] * delta[0]
+            s1 = w[k, 1] * delta[1]
+            s2 = w[k, 2] * delta[2]
+            s3 = w[k, 3] * delta[3]
+            for j in range(4, stride[i], 4):
                 s0 += w[k, j] * delta[j]
                 s1 += w[k, j + 1] * delta[j + 1]
                 s2 += w[k, j + 2] * delta[j + 2]
@@ -155,7 +162,7 @@ def _forward_backward(x, nz, label, params, sizes, stride, w_off, b_off, a_off, 
     return cost
 
 
-def _train(X, indptr, indices, labels, idx, start, stop, mini_batch_size, eta, mean,
+def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
            params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, n_blocks):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time.
 
@@ -194,7 +201,8 @@ def _train(X, indptr, indices, labels, idx, start, stop, mini_batch_size, eta, m
             # backpropagation, split by example: each writes its own row of A and D
             for t in prange(count):
                 x = idx[first + t]
-                costs[t] = _forward_backward(X[x], indices[indptr[x]:indptr[x + 1]], labels[x],
+                nz = slice(indptr[x], indptr[x + 1])
+                costs[t] = _forward_backward(values[nz], indices[nz], labels[x],
                                              params, sizes, stride, w_off, b_off, a_off,
                                              A[t], D[t])
             for t in range(count):
@@ -202,7 +210,7 @@ def _train(X, indptr, indices, labels, idx, start, stop, mini_batch_size, eta, m
             # target += coef * sum_t a_t delta_t, split by blocks of weight rows;
             # every weight adds its examples in the order t = 0, 1, ... whatever the split
             for blk in prange(n_blocks):
-                _add_outer_products(blk, n_blocks, X, indptr, indices, idx, first, count,
+                _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count,
                                     target, coef, sizes, stride, w_off, b_off, a_off, A, D)
         if not direct:
             for p in prange(n_params):
@@ -211,7 +219,7 @@ def _train(X, indptr, indices, labels, idx, start, stop, mini_batch_size, eta, m
 
 
 @njit(cache=True, nogil=True)
-def _add_outer_products(blk, n_blocks, X, indptr, indices, idx, first, count, target, coef,
+def _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count, target, coef,
                         sizes, stride, w_off, b_off, a_off, A, D):
     """target_w[k, :] += coef * a_t[k] * delta_t for the rows k of block blk of each
     layer, example by example; the last block also does target_b += coef * delta_t."""
@@ -224,9 +232,10 @@ def _add_outer_products(blk, n_blocks, X, indptr, indices, idx, first, count, ta
             delta = D[t, a_off[i]:a_off[i] + s]
             if i == 0:
                 x = idx[first + t]
-                for k in indices[indptr[x]:indptr[x + 1]]:
+                for p in range(indptr[x], indptr[x + 1]):
+                    k = indices[p]
                     if k >= k0 and k < k1:
-                        c = coef * X[x, k]
+                        c = coef * values[p]
                         for j in range(s):
                             w[k, j] += c * delta[j]
             else:
@@ -248,13 +257,15 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
     for bi in prange(n_blocks):
         a = np.empty(a_off[last + 1], params.dtype)
         nz = np.empty(n_in, np.int32)
+        xv = np.empty(n_in, X.dtype)
         for x in range(bi * block, min(n, (bi + 1) * block)):
             n_nz = 0
             for k in range(n_in):
                 if X[x, k] != 0:
                     nz[n_nz] = k
+                    xv[n_nz] = X[x, k]
                     n_nz += 1
-            _forward(X[x], nz[:n_nz], params, sizes, stride, w_off, b_off, a_off, a)
+            _forward(xv[:n_nz], nz[:n_nz], params, sizes, stride, w_off, b_off, a_off, a)
             for j in range(sizes[last + 1]):
                 out[x, j] = a[a_off[last] + j]
 

@@ -141,7 +141,7 @@ class Trainer:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel, self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
-        self.indptr, self.indices = _kernels.nonzero_columns(self.X)
+        self.indptr, self.indices, self.values = _kernels.nonzero_columns(self.X)
         self.buffers = _Buffers(net, m)
         self.n_blocks = n_threads if self.kernel_name == "parallel" else 1
         self.segment = max(1, _SEGMENT // m) * m
@@ -162,7 +162,7 @@ class Trainer:
         with numba_threads(self.requested_threads):
             for start in range(0, self.n, self.segment):
                 stop = min(self.n, start + self.segment)
-                total_cost += self.kernel(self.X, self.indptr, self.indices, self.y, order,
+                total_cost += self.kernel(self.indptr, self.indices, self.values, self.y, order,
                                           start, stop, self.mini_batch_size, self.eta,
                                           self.mean, self.net.params, *self.buffers.args(),
                                           self.n_blocks)
