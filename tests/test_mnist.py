@@ -32,8 +32,8 @@ def test_full_batch_and_online_learning_on_mnist(mnist):
     training_data, _, test_data = mnist
     X, y = training_data
     online = fastgd.Network([784, 30, 10], seed=0)
-    history = online.SGD((X[:10000], y[:10000]), 1, 1, 1.0, test_data=test_data, verbose=False)
-    assert history[-1]["accuracy"] > 0.7  # seen: 74.8% after 10,000 single-example steps
+    history = online.SGD((X[:20000], y[:20000]), 1, 1, 1.0, test_data=test_data, verbose=False)
+    assert history[-1]["accuracy"] > 0.8  # seen: 85-89% after 20,000 single-example steps
     full = fastgd.Network([784, 30, 10], seed=0)
     history = full.SGD(training_data, 5, None, 3.0, test_data=test_data, verbose=False)
     costs = history.column("cost")
