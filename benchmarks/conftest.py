@@ -73,6 +73,11 @@ def order(mnist_training):
 
 
 def record(benchmark, machine, **info):
-    """Put what a reader of the JSON needs next to each result."""
+    """Put what a reader of the JSON needs next to each result: the machine, the
+    settings and, when timed, examples/s and seconds per 50,000-example epoch."""
     benchmark.extra_info.update(machine)
     benchmark.extra_info.update(info)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and "examples" in info:
+        per_second = info["examples"] / stats.stats.median
+        benchmark.extra_info.update(examples_per_s=per_second, s_per_epoch=EPOCH / per_second)

@@ -250,7 +250,10 @@ def auto_vs_serial(idx):
     """Target (d): fastgd auto ÷ fastgd serial for every mode/dtype/threads/sizes.
 
     The serial kernel uses one thread whatever the count, so it is measured at
-    1 thread only; auto at t threads is compared with that measurement.
+    1 thread only; auto at t threads is compared with that measurement.  Where
+    auto chose the serial kernel both sides ran the same code: those pairs show
+    run-to-run noise and are listed, but only the pairs where auto chose the
+    parallel kernel decide the check.
     Returns (comparisons sorted worst first, target dict)."""
     pairs = []
     for (impl, mode, dtype, threads, sizes), row in idx.items():
@@ -261,21 +264,23 @@ def auto_vs_serial(idx):
         if serial is not None:
             where = (f"{mode}, {dtype}, {threads}t, {fmt_sizes(sizes)}, "
                      f"auto chose {row['kernel'] or '?'}")
-            pairs.append((row["rate"] / serial["rate"], where))
+            pairs.append((row["rate"] / serial["rate"], where, row["kernel"]))
     pairs.sort()
-    name = "(d) every mode/dtype/threads/sizes: fastgd auto ÷ fastgd serial, worst case"
+    name = ("(d) every mode/dtype/threads/sizes where auto chose the parallel kernel: "
+            "fastgd auto ÷ fastgd serial, worst case")
     target = f"≥ 1x (≥ {fmt_sig(1 - NOISE, 2)}x: within noise)"
-    if not pairs:
+    deciding = [(r, where) for r, where, kernel in pairs if kernel != "serial"]
+    if not deciding:
         return pairs, {"name": name, "measured": NOT_MEASURED, "target": target,
                        "result": NOT_MEASURED, "ratio": None}
-    worst, where = pairs[0]
+    worst, where = deciding[0]
     if worst >= 1:
         result = "PASS"
     elif worst >= 1 - NOISE:
         result = f"PASS (within noise: auto {fmt_sig(100 * (1 - worst), 2)}% slower)"
     else:
         result = "MISS"
-    measured = f"{fmt_close(worst, [1, 1 - NOISE])} at {where} ({len(pairs)} comparisons)"
+    measured = f"{fmt_close(worst, [1, 1 - NOISE])} at {where} ({len(deciding)} comparisons)"
     return pairs, {"name": name, "measured": measured, "target": target, "result": result,
                    "ratio": worst}
 
@@ -292,10 +297,11 @@ def targets_section(rows):
              "| Check | Measured | Target | Result |", "|---|---|---|---|"]
     for c in checks:
         lines.append(f"| {c['name']} | {c['measured']} | {c['target']} | {c['result']} |")
-    slower = [(r, where) for r, where in pairs if r < 1]
+    slower = [(r, where, kernel) for r, where, kernel in pairs if r < 1]
     if slower:
-        lines += ["", "Where fastgd auto was slower than fastgd serial:", ""]
-        lines += [f"- {fmt_close(r, [1, 1 - NOISE])} at {where}" for r, where in slower]
+        lines += ["", "Where fastgd auto was slower than fastgd serial (where auto chose "
+                  "serial, the same kernel ran twice: the gap is run-to-run noise):", ""]
+        lines += [f"- {fmt_close(r, [1, 1 - NOISE])} at {where}" for r, where, _ in slower]
     return lines
 
 

@@ -171,3 +171,28 @@ def test_python_dash_m_help():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "train" in result.stdout and "evaluate" in result.stdout
+
+
+def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
+    import fastgd.profile
+    monkeypatch.setattr(fastgd.profile, "measured_peak", lambda dtype: 123.0)  # keep it short
+    args = ["profile", "--sizes", "784,10,10", "--train-size", "500", "--epochs", "2",
+            "--seed", "3"]
+    assert main(args + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["epochs"] == 2 and report["training_inputs"] == 500
+    for part in ("shuffle", "training", "evaluation", "total"):
+        s = report["epoch_s"][part]
+        assert 0 <= s["min"] <= s["median"] <= s["max"]
+    assert report["examples_per_s"] == pytest.approx(500 / report["epoch_s"]["training"]["median"])
+    sizes = [784, 10, 10]
+    dense = 6 * (784 * 10 + 10 * 10) - 2 * 784 * 10
+    assert report["gflops_dense_equivalent"] == pytest.approx(
+        report["examples_per_s"] * dense / 1e9)
+    assert report["gflops_performed"] < report["gflops_dense_equivalent"]  # zeros skipped
+    assert report["kernel"] in ("serial", "parallel") and report["kernel_reason"]
+    assert len(report["correct"]) == 2 and report["jit"]["first_training_call_s"] > 0
+    assert sizes == report["sizes"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "per epoch over 2 epochs" in text and "GFLOP/s" in text and "kernel:" in text
