@@ -141,7 +141,8 @@ def format_report(report):
         f"first training call: {jit['first_training_call_s']:.2f} s (kernel {cache}); "
         f"second: {ms(jit['second_training_call_s'])}",
         f"first evaluation: {jit['first_evaluation_s']:.2f} s",
-        f"kernel: {report['kernel']} ({report['kernel_reason']}); {report['threads']} threads, "
+        f"kernel: {report['kernel']} ({report['kernel_reason']}); "
+        f"{report['threads']} thread{'s' if report['threads'] != 1 else ''}, "
         f"numba threading layer {report['threading_layer']} "
         f"(up to {report['numba_threads_available']} threads)",
     ]
