@@ -123,21 +123,23 @@ def test_numpy_matrix(benchmark, machine, mnist_training, order, dtype, mode, th
            threads=threads, dtype=dtype, sizes=BOOK, examples=len(order))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["online", "m=10"])
-def test_network_py(benchmark, machine, mnist_training, order, mode):
-    X, y, order = workload(mnist_training, order, "float32", NETWORK_PY_LIMIT)
-    _, weights, biases = initial("float32")
+def test_network_py(benchmark, machine, mnist_training, order, mode, dtype):
+    """float64 is the book's own precision (np.random.randn weights); float32 a port."""
+    X, y, order = workload(mnist_training, order, dtype, NETWORK_PY_LIMIT)
+    _, weights, biases = initial(dtype)
     state = {}
     limits = blas_threads(1)
     try:
-        benchmark.group = f"{mode} float32 784x30x10"
+        benchmark.group = f"{mode} {dtype} 784x30x10"
         run(benchmark, lambda: state["net"].epoch(X, y, order, batch_size(mode, order), ETA),
             lambda: state.update(net=NetworkPy(weights, biases)), rounds=min(ROUNDS, 2))
     finally:
         if limits is not None:
             limits.unregister()
     record(benchmark, machine, impl="network.py", mode=mode, mini_batch_size=MODES[mode],
-           threads=1, dtype="float32", sizes=BOOK, examples=len(order))
+           threads=1, dtype=dtype, sizes=BOOK, examples=len(order))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
