@@ -12,7 +12,6 @@ import time
 import numba
 import numpy as np
 
-from . import _kernels
 from .training import Trainer, _threading_layer, numba_threads
 
 

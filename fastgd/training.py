@@ -21,8 +21,9 @@ from ._validation import check_data, check_int, check_positive_float
 
 # Parallel training needs at least this many examples per mini-batch per
 # thread: with fewer, waking the threads costs more than the split saves.
-# Measured on 2 cores (benchmarks/): the parallel kernel was 0.55x serial at
-# m = 1, even at m = 4, and 1.2-1.5x faster from m = 8.
+# Measured on 2 cores when choosing it (one epoch per m, both kernels): the
+# parallel kernel took 1.8x the serial time at m = 1, the same at m = 4, and
+# was 1.2-1.5x faster from m = 8; benchmarks/ checks the choice at m = 1, 10, 100...
 PARALLEL_MIN_EXAMPLES_PER_THREAD = 4
 
 # Epochs of growing cost, in a row, that count as divergence.
