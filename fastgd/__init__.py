@@ -8,10 +8,14 @@ chapter 1) as numba-parallel CPU kernels.
     ...                   test_data=test_data)
 """
 
+from .compare import time_to_accuracy
 from .data import IDXError, load_mnist, read_idx
+from .descent import Descent, minimize
 from .network import Network
-from .training import SGD, DivergenceError, DivergenceWarning, History
+from .noise import gradient_noise
+from .training import SGD, DivergenceError, DivergenceWarning, History, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["Network", "SGD", "History", "DivergenceError", "DivergenceWarning",
-           "load_mnist", "read_idx", "IDXError"]
+__all__ = ["Network", "SGD", "Trainer", "History", "DivergenceError", "DivergenceWarning",
+           "load_mnist", "read_idx", "IDXError", "minimize", "Descent", "gradient_noise",
+           "time_to_accuracy"]

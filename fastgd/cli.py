@@ -1,4 +1,4 @@
-"""The command line: ``fastgd train`` and ``fastgd evaluate``.
+"""The command line: ``fastgd train``, ``evaluate``, ``profile``, ``valley``, ``noise``, ``compare``.
 
     fastgd train                          # the book's run: [784, 30, 10], 30 epochs, m 10, eta 3.0
     fastgd train --epochs 5 --save net.npz --history net.json
@@ -143,6 +143,12 @@ def build_parser():
     evaluate.add_argument("--dtype", choices=dtypes,
                           help="precision to evaluate in (default: the network's own)")
     evaluate.set_defaults(func=evaluate_command)
+
+    # Gradient descent beyond the network: any C(v), mini-batch noise, time to accuracy.
+    from fastgd import compare, noise, valley
+    valley.add_parser(commands)
+    noise.add_parser(commands)
+    compare.add_parser(commands)
     return parser
 
 
@@ -379,6 +385,6 @@ def main(argv=None):
     except fastgd.DivergenceError as e:
         print(f"fastgd: error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, OSError) as e:  # IDXError is a ValueError
+    except (ValueError, TypeError, OSError, ImportError) as e:  # IDXError is a ValueError
         print(f"fastgd: error: {e}", file=sys.stderr)
         return 2

@@ -196,3 +196,15 @@ def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "per epoch over 2 epochs" in text and "GFLOP/s" in text and "kernel:" in text
+
+
+def test_the_chapter_commands_are_wired_in(capsys, tmp_path):
+    """valley, noise and compare reach their modules through fastgd's own parser."""
+    assert main(["valley", "--function", "bowl", "--steps", "5", "--out",
+                 str(tmp_path / "v.png")]) in (0, 2)  # 2: matplotlib is not installed
+    assert "C = " in capsys.readouterr().out
+    for command in ("noise", "compare"):
+        assert main([command, "--help"]) == 0
+        assert f"usage: fastgd {command}" in capsys.readouterr().out
+    assert main(["valley", "--eta", "-1"]) == 2
+    assert "--eta" in capsys.readouterr().err
