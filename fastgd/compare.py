@@ -147,10 +147,7 @@ def _warm_up(trainer, dtype):
 def _train_piece(trainer, order, start, stop):
     """Train on order[start:stop] (whole mini-batches) as Trainer.run_epoch does;
     returns the sum of C_x over those examples."""
-    with numba_threads(trainer.requested_threads):
-        return trainer.kernel(trainer.indptr, trainer.indices, trainer.values, trainer.y, order,
-                              start, stop, trainer.mini_batch_size, trainer.eta, trainer.mean,
-                              trainer.net.params, *trainer.buffers.args(), trainer.n_blocks)
+    return trainer.run_slice(order, start, stop)
 
 
 def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seconds=None,

@@ -146,6 +146,9 @@ class Trainer:
         self.buffers = _Buffers(net, m)
         self.n_blocks = n_threads if self.kernel_name == "parallel" else 1
         self.segment = max(1, _SEGMENT // m) * m
+        # An empty run compiles the kernel (or loads it from numba's cache) now,
+        # so that the first epoch's time is training time only.
+        self.run_slice(np.arange(0), 0, 0)
 
     def info(self):
         """The run's settings, as recorded in a History."""
@@ -160,18 +163,22 @@ class Trainer:
         examples; the epoch stops early once the cost is not finite.
         """
         total_cost = 0.0
-        with numba_threads(self.requested_threads):
-            for start in range(0, self.n, self.segment):
-                stop = min(self.n, start + self.segment)
-                total_cost += self.kernel(self.indptr, self.indices, self.values, self.y, order,
-                                          start, stop, self.mini_batch_size, self.eta,
-                                          self.mean, self.net.params, *self.buffers.args(),
-                                          self.n_blocks)
-                if not math.isfinite(total_cost):
-                    break
-                if progress is not None:
-                    progress(stop, self.n)
+        for start in range(0, self.n, self.segment):
+            stop = min(self.n, start + self.segment)
+            total_cost += self.run_slice(order, start, stop)
+            if not math.isfinite(total_cost):
+                break
+            if progress is not None:
+                progress(stop, self.n)
         return total_cost
+
+    def run_slice(self, order, start, stop):
+        """Train on the examples order[start:stop] (start at a mini-batch boundary);
+        returns the sum of C_x over them.  run_epoch is this over the whole order."""
+        with numba_threads(self.requested_threads):
+            return self.kernel(self.indptr, self.indices, self.values, self.y, order, start,
+                               stop, self.mini_batch_size, self.eta, self.mean, self.net.params,
+                               *self.buffers.args(), self.n_blocks)
 
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,

@@ -154,3 +154,12 @@ def test_on_divergence_warn_keeps_training_while_numbers_are_finite(data, monkey
         warnings.simplefilter("always")
         history = fastgd.Network([8, 6, 3], seed=0).SGD(data, 3, 5, 1.0, verbose=False)
     assert len(history) == 1  # "stop" is the default
+
+
+def test_the_kernel_is_compiled_before_the_first_epoch_is_timed(data):
+    """Trainer compiles (or loads) its kernel with an empty run: no training happens."""
+    net = fastgd.Network([8, 6, 3], seed=0)
+    before = net.params.copy()
+    trainer = fastgd.Trainer(net, data, 5, 1.0, kernel="serial")
+    assert trainer.kernel.signatures  # compiled for these argument types
+    np.testing.assert_array_equal(net.params, before)
