@@ -19,6 +19,9 @@ import warnings
 import numba
 
 import fastgd
+from fastgd._arguments import check_output as _check_output
+from fastgd._arguments import int_at_least as _int_at_least
+from fastgd._arguments import positive_float as _positive_float
 from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
 
 BOOK_SIZES = [784, 30, 10]
@@ -27,34 +30,12 @@ BOOK_MINI_BATCH_SIZE = 10
 
 # -- argument types: each error names what was expected ---------------------------------
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
 def _threads(text):
     value = _int_at_least(1)(text)
     most = numba.config.NUMBA_NUM_THREADS
     if value > most:
         raise argparse.ArgumentTypeError(
             f"must be <= {most} (numba's NUMBA_NUM_THREADS on this machine), got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -216,19 +197,6 @@ def _check_fits(sizes, data, what):
     if len(y) and sizes[-1] <= y.max():
         raise ValueError(f"{what} has {sizes[-1]} output neurons, but the labels go up to "
                          f"{y.max()}: the output layer needs one neuron per label")
-
-
-def _check_output(path, option, overwrite):
-    """Fail before training, not after, if the results could not be written."""
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{option} {path} is a directory, expected a file name")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"{option} {path}: no such directory {parent}")
 
 
 def _result(correct, total, name, cost):

@@ -55,6 +55,7 @@ import numpy as np
 
 from ._validation import check_data, check_int, check_positive_float
 from .network import Network
+from ._arguments import check_output, int_at_least
 from .training import Trainer, numba_threads
 
 DEFAULT_MODES = (1, 10, 100, 1000, None)
@@ -555,17 +556,6 @@ def _positive(cast):
     return parse
 
 
-def _non_negative_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def add_parser(commands):
     """Add the ``compare`` subcommand to an argparse subparsers object; returns its parser."""
     compare = commands.add_parser(
@@ -596,7 +586,7 @@ def add_parser(commands):
     compare.add_argument("--evaluations-per-epoch", type=_positive(int), default=10,
                          metavar="K", help="evaluate on the test data after about every "
                                            "1/K of an epoch (default 10)")
-    compare.add_argument("--seed", type=_non_negative_int, default=0,
+    compare.add_argument("--seed", type=int_at_least(0), default=0,
                          help="seeds the initial weights, the same for every mode (default 0)")
     compare.add_argument("--train-size", type=_positive(int), metavar="N",
                          help="train on the first N training inputs only (default: all 50,000)")
@@ -615,25 +605,13 @@ def add_parser(commands):
     return compare
 
 
-def _check_output(path, option, overwrite):
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{option} {path} is a directory, expected a file name")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"{option} {path}: no such directory {parent}")
-
-
 def compare_command(args):
     """Run ``fastgd compare``; returns the exit status."""
     import json
 
     from .data import load_mnist
-    _check_output(args.out, "--out", args.overwrite)
-    _check_output(args.markdown, "--markdown", args.overwrite)
+    check_output(args.out, "--out", args.overwrite)
+    check_output(args.markdown, "--markdown", args.overwrite)
     if args.out is not None:
         try:
             import matplotlib  # noqa: F401

@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from ._arguments import int_at_least, positive_float
 from .descent import EXAMPLES, CostIncreaseWarning, NonFiniteError, minimize
 
 NO_MATPLOTLIB = "matplotlib is needed for plots: pip install 'fastgd[plot]'"
@@ -248,26 +249,6 @@ def _check_png(path, overwrite, what):
 
 # -- the command line ------------------------------------------------------------------------
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _steps(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _start(text):
     try:
         values = [float(part) for part in text.split(",")]
@@ -295,13 +276,13 @@ def add_parser(commands):
                              "C = v1^2 + 25 v2^2, where eta > 0.04 overshoots and climbs; "
                              "one-variable: C = (v - 1)^2, the chapter's exercise")
     rate = valley.add_mutually_exclusive_group()
-    rate.add_argument("--eta", type=_positive_float,
+    rate.add_argument("--eta", type=positive_float,
                       help="the learning rate (default per function: 0.1 for bowl and "
                            "one-variable, 0.03 for narrow)")
-    rate.add_argument("--epsilon", type=_positive_float,
+    rate.add_argument("--epsilon", type=positive_float,
                       help="instead of eta, a fixed step length: Delta v = -epsilon grad C "
                            "/ ||grad C||, so that ||Delta v|| = epsilon")
-    valley.add_argument("--steps", type=_steps,
+    valley.add_argument("--steps", type=int_at_least(0),
                         help="the number of steps (default per function: 30 bowl, "
                              "50 narrow, 25 one-variable)")
     valley.add_argument("--start", type=_start, metavar="V1,V2",
