@@ -70,9 +70,12 @@ def _sigmoid(z):
 
 
 @njit(cache=True, nogil=True)
-def _weights(params, sizes, stride, w_off, i):
-    """Layer i's weights as a (sizes[i], stride[i]) view: row k holds w_jk for all j."""
-    return params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
+def _weights(params, sizes, stride, w_off):
+    """Each layer's weights as a (sizes[i], stride[i]) view of params: row k of
+    layer i holds w_jk for all j.  (Made once per kernel call: each reshape
+    calls into numba's C helpers.)"""
+    return [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
+            for i in range(sizes.shape[0] - 1)]
 
 
 @njit(cache=True, nogil=True)
@@ -101,12 +104,12 @@ def nonzero_columns(X):
 
 
 @njit(cache=True, nogil=True)
-def _forward(xv, nz, params, sizes, stride, w_off, b_off, a_off, a):
+def _forward(xv, nz, params, weights, sizes, stride, b_off, a_off, a):
     """a^l = sigmoid(w^l a^(l-1) + b^l) for every layer, into a, for the input whose
     nonzero entries are xv[p] at the indices nz[p]."""
     for i in range(sizes.shape[0] - 1):
         s = stride[i]
-        w = _weights(params, sizes, stride, w_off, i)
+        w = weights[i]
         z = a[a_off[i]:a_off[i] + s]
         z[:] = params[b_off[i]:b_off[i] + s]
         if i == 0:
@@ -125,7 +128,7 @@ def _forward(xv, nz, params, sizes, stride, w_off, b_off, a_off, a):
 
 
 @njit(cache=True, nogil=True)
-def _forward_backward(xv, nz, label, params, sizes, stride, w_off, b_off, a_off, a, d):
+def _forward_backward(xv, nz, label, params, weights, sizes, stride, b_off, a_off, a, d):
     """Backpropagation for one example: activations into a, errors delta into d.
 
     delta^L = (a^L - y) * sigma'(z^L) and
@@ -133,7 +136,7 @@ def _forward_backward(xv, nz, label, params, sizes, stride, w_off, b_off, a_off,
     Returns C_x = ||y - a^L||^2 / 2 with y the one-hot vector of label.
     The padding entries of d must be zero on entry; they are left so.
     """
-    _forward(xv, nz, params, sizes, stride, w_off, b_off, a_off, a)
+    _forward(xv, nz, params, weights, sizes, stride, b_off, a_off, a)
     tiny = np.finfo(d.dtype).tiny / np.finfo(d.dtype).eps
     last = sizes.shape[0] - 2
     cost = 0.0
@@ -144,7 +147,7 @@ def _forward_backward(xv, nz, label, params, sizes, stride, w_off, b_off, a_off,
         dj = diff * aj * (1.0 - aj)
         d[a_off[last] + j] = dj if abs(dj) >= tiny else 0.0
     for i in range(last, 0, -1):
-        w = _weights(params, sizes, stride, w_off, i)
+        w = weights[i]
         delta = d[a_off[i]:a_off[i] + stride[i]]
         for k in range(sizes[i]):
             # four partial sums (in the dtype) in a fixed order: not latency bound,
@@ -184,6 +187,9 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     """
     chunk = A.shape[0]
     n_params = params.shape[0]
+    weights = _weights(params, sizes, stride, w_off)
+    # nabla is empty when every mini-batch fits in one chunk
+    nabla_w = _weights(nabla, sizes, stride, w_off) if nabla.shape[0] == n_params else weights
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     total_cost = 0.0
@@ -193,9 +199,9 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
         step = typed[0]
         direct = mb <= chunk
         if direct:
-            target, coef = params, step
+            target, target_w, coef = params, weights, step
         else:
-            target, coef = nabla, one
+            target, target_w, coef = nabla, nabla_w, one
             for p in prange(n_params):
                 nabla[p] = 0
         for first in range(mb_start, mb_start + mb, chunk):
@@ -205,7 +211,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                 x = idx[first + t]
                 nz = slice(indptr[x], indptr[x + 1])
                 costs[t] = _forward_backward(values[nz], indices[nz], labels[x],
-                                             params, sizes, stride, w_off, b_off, a_off,
+                                             params, weights, sizes, stride, b_off, a_off,
                                              A[t], D[t])
             for t in range(count):
                 total_cost += costs[t]
@@ -213,7 +219,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             # every weight adds its examples in the order t = 0, 1, ... whatever the split
             for blk in prange(n_blocks):
                 _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count,
-                                    target, coef, sizes, stride, w_off, b_off, a_off, A, D)
+                                    target, target_w, coef, sizes, stride, b_off, a_off, A, D)
         if not direct:
             for p in prange(n_params):
                 params[p] += step * nabla[p]
@@ -221,14 +227,14 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
 
 
 @njit(cache=True, nogil=True)
-def _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count, target, coef,
-                        sizes, stride, w_off, b_off, a_off, A, D):
+def _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count, target,
+                        target_w, coef, sizes, stride, b_off, a_off, A, D):
     """target_w[k, :] += coef * a_t[k] * delta_t for the rows k of block blk of each
     layer, example by example; the last block also does target_b += coef * delta_t."""
     for i in range(sizes.shape[0] - 1):
         n_in, s = sizes[i], stride[i]
         k0, k1 = blk * n_in // n_blocks, (blk + 1) * n_in // n_blocks
-        w = _weights(target, sizes, stride, w_off, i)
+        w = target_w[i]
         b = target[b_off[i]:b_off[i] + s]
         for t in range(count):
             delta = D[t, a_off[i]:a_off[i] + s]
@@ -256,6 +262,7 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
     n, n_in = X.shape
     last = sizes.shape[0] - 2
     n_blocks = (n + block - 1) // block
+    weights = _weights(params, sizes, stride, w_off)
     for bi in prange(n_blocks):
         a = np.empty(a_off[last + 1], params.dtype)
         nz = np.empty(n_in, np.int32)
@@ -267,7 +274,7 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
                     nz[n_nz] = k
                     xv[n_nz] = X[x, k]
                     n_nz += 1
-            _forward(xv[:n_nz], nz[:n_nz], params, sizes, stride, w_off, b_off, a_off, a)
+            _forward(xv[:n_nz], nz[:n_nz], params, weights, sizes, stride, b_off, a_off, a)
             for j in range(sizes[last + 1]):
                 out[x, j] = a[a_off[last] + j]
 
@@ -280,16 +287,18 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
     """
     n, n_in = X.shape
     n_layers = sizes.shape[0] - 1
+    weights = _weights(params, sizes, stride, w_off)
     for x in prange(n):
         a = np.empty(a_off[n_layers], params.dtype)
         d = np.zeros(a_off[n_layers], params.dtype)
         everything = np.arange(n_in)
-        _forward_backward(X[x], everything, labels[x], params, sizes, stride,
-                          w_off, b_off, a_off, a, d)
+        _forward_backward(X[x], everything, labels[x], params, weights, sizes, stride,
+                          b_off, a_off, a, d)
         g = nabla[x]
         g[:] = 0
+        nabla_w = _weights(g, sizes, stride, w_off)
         for i in range(n_layers):
-            w = _weights(g, sizes, stride, w_off, i)
+            w = nabla_w[i]
             for j in range(sizes[i + 1]):
                 g[b_off[i] + j] = d[a_off[i] + j]
             for k in range(sizes[i]):
