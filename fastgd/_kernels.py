@@ -18,11 +18,15 @@ made the book's 30-neuron layer about twice as fast.  No loop is a float
 reduction that would need fastmath to vectorise.  The biases of layer ``i``
 (``stride[i]`` of them, padding included) follow at ``b_off[i]``.
 
-Per-example scratch (activations ``A`` and errors ``D``, one row per example of
-the chunk being processed) keeps layer ``i``'s ``stride[i]`` values at
-``a_off[i]``; ``a_off[-1]`` is the row length.
+Per-example scratch (activations ``A`` and errors ``D`` of the chunk of
+examples being processed) is one flat buffer each, layer-major: layer ``i``
+holds a ``(chunk, stride[i])`` block at ``chunk * a_off[i]``, so ``a_off[-1]``
+is the length per example.  Kernels take each layer's weights, biases and
+scratch as 2-D views made once per call (``_layers``, ``_scratch``): views
+made per example cost a C call for each reshape and a reference count each,
+about a third of an m=10 epoch's time for the book's network.
 
-Inner loops index only with plain ``range`` variables (``delta[j]``, not
+Inner loops index only with plain ``range`` variables (``delta[t, j]``, not
 ``D[t, off + j]``): numba cannot tell that ``off + j`` is not negative, and the
 check it then inserts stops the loop from vectorising (it cost 6x here).
 
@@ -70,12 +74,26 @@ def _sigmoid(z):
 
 
 @njit(cache=True, nogil=True)
-def _weights(params, sizes, stride, w_off):
-    """Each layer's weights as a (sizes[i], stride[i]) view of params: row k of
-    layer i holds w_jk for all j.  (Made once per kernel call: each reshape
-    calls into numba's C helpers.)"""
-    return [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
-            for i in range(sizes.shape[0] - 1)]
+def _layers(params, sizes, stride, w_off, b_off):
+    """(weights, biases): each layer's weights as a (sizes[i], stride[i]) view of
+    params (row k holds w_jk for all j) and its biases as a (stride[i],) view.
+
+    Made once per kernel call: a reshape calls into numba's C helpers, and
+    every view costs a reference count.
+    """
+    n_layers = sizes.shape[0] - 1
+    weights = [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
+               for i in range(n_layers)]
+    biases = [params[b_off[i]:b_off[i] + stride[i]] for i in range(n_layers)]
+    return weights, biases
+
+
+@njit(cache=True, nogil=True)
+def _scratch(buffer, stride, a_off, rows):
+    """Layer i's per-example values (activations or errors) as a (rows, stride[i])
+    view of buffer: layer-major, so that a layer's rows are contiguous."""
+    return [buffer[rows * a_off[i]:rows * a_off[i + 1]].reshape((rows, stride[i]))
+            for i in range(stride.shape[0])]
 
 
 @njit(cache=True, nogil=True)
@@ -104,67 +122,72 @@ def nonzero_columns(X):
 
 
 @njit(cache=True, nogil=True)
-def _forward(xv, nz, params, weights, sizes, stride, b_off, a_off, a):
-    """a^l = sigmoid(w^l a^(l-1) + b^l) for every layer, into a, for the input whose
-    nonzero entries are xv[p] at the indices nz[p]."""
+def _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, A):
+    """a^l = sigmoid(w^l a^(l-1) + b^l), layer by layer, into A[l][t] for the
+    examples t0 <= t < t1; example t's input is row rows[t] of the CSR arrays."""
     for i in range(sizes.shape[0] - 1):
-        s = stride[i]
-        w = weights[i]
-        z = a[a_off[i]:a_off[i] + s]
-        z[:] = params[b_off[i]:b_off[i] + s]
-        if i == 0:
-            for p in range(nz.shape[0]):
-                k, xk = nz[p], xv[p]
-                for j in range(s):
-                    z[j] += xk * w[k, j]
-        else:
-            inp = a[a_off[i - 1]:a_off[i - 1] + sizes[i]]
-            for k in range(sizes[i]):
-                ak = inp[k]
-                for j in range(s):
-                    z[j] += ak * w[k, j]
-        for j in range(sizes[i + 1]):
-            z[j] = _sigmoid(z[j])
+        w, b, z = weights[i], biases[i], A[i]
+        s = z.shape[1]
+        for t in range(t0, t1):
+            for j in range(s):
+                z[t, j] = b[j]
+            if i == 0:
+                x = rows[t]
+                for p in range(indptr[x], indptr[x + 1]):
+                    k, xk = indices[p], values[p]
+                    for j in range(s):
+                        z[t, j] += xk * w[k, j]
+            else:
+                inp = A[i - 1]
+                for k in range(sizes[i]):
+                    ak = inp[t, k]
+                    for j in range(s):
+                        z[t, j] += ak * w[k, j]
+            for j in range(sizes[i + 1]):
+                z[t, j] = _sigmoid(z[t, j])
 
 
 @njit(cache=True, nogil=True)
-def _forward_backward(xv, nz, label, params, weights, sizes, stride, b_off, a_off, a, d):
-    """Backpropagation for one example: activations into a, errors delta into d.
+def _backward(t0, t1, rows, labels, weights, sizes, A, D, costs):
+    """Backpropagation of the errors into D[l][t] for the examples t0 <= t < t1,
+    whose activations are in A and desired outputs the one-hot labels[rows[t]]:
 
     delta^L = (a^L - y) * sigma'(z^L) and
     delta^l = ((w^(l+1))^T delta^(l+1)) * sigma'(z^l), with sigma'(z) = a (1 - a).
-    Returns C_x = ||y - a^L||^2 / 2 with y the one-hot vector of label.
-    The padding entries of d must be zero on entry; they are left so.
+    costs[t] = C_x = ||y - a^L||^2 / 2.  D's padding columns must be zero on
+    entry; they are left so.
     """
-    _forward(xv, nz, params, weights, sizes, stride, b_off, a_off, a)
-    tiny = np.finfo(d.dtype).tiny / np.finfo(d.dtype).eps
+    tiny = np.finfo(D[0].dtype).tiny / np.finfo(D[0].dtype).eps
     last = sizes.shape[0] - 2
-    cost = 0.0
-    for j in range(sizes[last + 1]):
-        aj = a[a_off[last] + j]
-        diff = aj - 1.0 if j == label else aj
-        cost += 0.5 * diff * diff
-        dj = diff * aj * (1.0 - aj)
-        d[a_off[last] + j] = dj if abs(dj) >= tiny else 0.0
+    a, d = A[last], D[last]
+    for t in range(t0, t1):
+        label = labels[rows[t]]
+        cost = 0.0
+        for j in range(sizes[last + 1]):
+            aj = a[t, j]
+            diff = aj - 1.0 if j == label else aj
+            cost += 0.5 * diff * diff
+            dj = diff * aj * (1.0 - aj)
+            d[t, j] = dj if abs(dj) >= tiny else 0.0
+        costs[t] = cost
     for i in range(last, 0, -1):
-        w = weights[i]
-        delta = d[a_off[i]:a_off[i] + stride[i]]
-        for k in range(sizes[i]):
-            # four partial sums (in the dtype) in a fixed order: not latency bound,
-            # still exact to repeat
-            s0 = w[k, 0] * delta[0]
-            s1 = w[k, 1] * delta[1]
-            s2 = w[k, 2] * delta[2]
-            s3 = w[k, 3] * delta[3]
-            for j in range(4, stride[i], 4):
-                s0 += w[k, j] * delta[j]
-                s1 += w[k, j + 1] * delta[j + 1]
-                s2 += w[k, j + 2] * delta[j + 2]
-                s3 += w[k, j + 3] * delta[j + 3]
-            ak = a[a_off[i - 1] + k]
-            dk = ((s0 + s1) + (s2 + s3)) * ak * (1.0 - ak)
-            d[a_off[i - 1] + k] = dk if abs(dk) >= tiny else 0.0
-    return cost
+        w, delta, a, d = weights[i], D[i], A[i - 1], D[i - 1]
+        for t in range(t0, t1):
+            for k in range(sizes[i]):
+                # four partial sums (in the dtype) in a fixed order: not latency bound,
+                # still exact to repeat
+                s0 = w[k, 0] * delta[t, 0]
+                s1 = w[k, 1] * delta[t, 1]
+                s2 = w[k, 2] * delta[t, 2]
+                s3 = w[k, 3] * delta[t, 3]
+                for j in range(4, delta.shape[1], 4):
+                    s0 += w[k, j] * delta[t, j]
+                    s1 += w[k, j + 1] * delta[t, j + 1]
+                    s2 += w[k, j + 2] * delta[t, j + 2]
+                    s3 += w[k, j + 3] * delta[t, j + 3]
+                ak = a[t, k]
+                dk = ((s0 + s1) + (s2 + s3)) * ak * (1.0 - ak)
+                d[t, k] = dk if abs(dk) >= tiny else 0.0
 
 
 def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
@@ -175,21 +198,24 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     or w -> w - eta sum_j dC_Xj/dw when mean is False.  The last, short
     mini-batch uses its own length m, as network.py does.
 
-    A mini-batch of at most A.shape[0] examples ("a chunk") is backpropagated
-    in one go and its update added straight to params.  A larger one is
-    processed chunk by chunk, its gradient summed in nabla, and applied once
-    at the end, so every example sees the same weights.  D's padding columns
-    must be zero on entry.  The update is split into n_blocks blocks of weight
-    rows (1 for the serial kernel); the result does not depend on n_blocks.
+    A mini-batch of at most ``chunk = len(A) // a_off[-1]`` examples is
+    backpropagated in one go and its update added straight to params.  A
+    larger one is processed chunk by chunk, its gradient summed in nabla, and
+    applied once at the end, so every example sees the same weights.  D's
+    padding must be zero on entry.  Backpropagation is split into n_blocks
+    blocks of examples and the update into n_blocks blocks of weight rows (1
+    for the serial kernel); the result does not depend on n_blocks.
 
     Returns the sum of C_x over the examples, each evaluated with the weights
     in force when its mini-batch started (the running training cost).
     """
-    chunk = A.shape[0]
     n_params = params.shape[0]
-    weights = _weights(params, sizes, stride, w_off)
+    chunk = A.shape[0] // a_off[-1]
+    weights, biases = _layers(params, sizes, stride, w_off, b_off)
     # nabla is empty when every mini-batch fits in one chunk
-    nabla_w = _weights(nabla, sizes, stride, w_off) if nabla.shape[0] == n_params else weights
+    nabla_w, nabla_b = (_layers(nabla, sizes, stride, w_off, b_off) if nabla.shape[0] == n_params
+                        else (weights, biases))
+    As, Ds = _scratch(A, stride, a_off, chunk), _scratch(D, stride, a_off, chunk)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     total_cost = 0.0
@@ -199,27 +225,26 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
         step = typed[0]
         direct = mb <= chunk
         if direct:
-            target, target_w, coef = params, weights, step
+            target_w, target_b, coef = weights, biases, step
         else:
-            target, target_w, coef = nabla, nabla_w, one
+            target_w, target_b, coef = nabla_w, nabla_b, one
             for p in prange(n_params):
                 nabla[p] = 0
         for first in range(mb_start, mb_start + mb, chunk):
             count = min(chunk, mb_start + mb - first)
-            # backpropagation, split by example: each writes its own row of A and D
-            for t in prange(count):
-                x = idx[first + t]
-                nz = slice(indptr[x], indptr[x + 1])
-                costs[t] = _forward_backward(values[nz], indices[nz], labels[x],
-                                             params, weights, sizes, stride, b_off, a_off,
-                                             A[t], D[t])
+            rows = idx[first:first + count]
+            # backpropagation, split by example: each writes its own rows of A and D
+            for blk in prange(n_blocks):
+                t0, t1 = blk * count // n_blocks, (blk + 1) * count // n_blocks
+                _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, As)
+                _backward(t0, t1, rows, labels, weights, sizes, As, Ds, costs)
             for t in range(count):
                 total_cost += costs[t]
             # target += coef * sum_t a_t delta_t, split by blocks of weight rows;
             # every weight adds its examples in the order t = 0, 1, ... whatever the split
             for blk in prange(n_blocks):
-                _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count,
-                                    target, target_w, coef, sizes, stride, b_off, a_off, A, D)
+                _add_outer_products(blk, n_blocks, rows, indptr, indices, values, count,
+                                    target_w, target_b, coef, sizes, As, Ds)
         if not direct:
             for p in prange(n_params):
                 params[p] += step * nabla[p]
@@ -227,56 +252,51 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
 
 
 @njit(cache=True, nogil=True)
-def _add_outer_products(blk, n_blocks, indptr, indices, values, idx, first, count, target,
-                        target_w, coef, sizes, stride, b_off, a_off, A, D):
-    """target_w[k, :] += coef * a_t[k] * delta_t for the rows k of block blk of each
-    layer, example by example; the last block also does target_b += coef * delta_t."""
+def _add_outer_products(blk, n_blocks, rows, indptr, indices, values, count, target_w, target_b,
+                        coef, sizes, A, D):
+    """target_w[i][k, :] += coef * a_t[k] * delta_t for the rows k of block blk of
+    each layer i, example by example; the last block also does
+    target_b[i] += coef * delta_t."""
     for i in range(sizes.shape[0] - 1):
-        n_in, s = sizes[i], stride[i]
+        n_in = sizes[i]
         k0, k1 = blk * n_in // n_blocks, (blk + 1) * n_in // n_blocks
-        w = target_w[i]
-        b = target[b_off[i]:b_off[i] + s]
+        w, b, delta = target_w[i], target_b[i], D[i]
+        s = delta.shape[1]
         for t in range(count):
-            delta = D[t, a_off[i]:a_off[i] + s]
             if i == 0:
-                x = idx[first + t]
+                x = rows[t]
                 for p in range(indptr[x], indptr[x + 1]):
                     k = indices[p]
                     if k >= k0 and k < k1:
                         c = coef * values[p]
                         for j in range(s):
-                            w[k, j] += c * delta[j]
+                            w[k, j] += c * delta[t, j]
             else:
-                a = A[t, a_off[i - 1]:a_off[i - 1] + n_in]
+                a = A[i - 1]
                 for k in range(k0, k1):
-                    c = coef * a[k]
+                    c = coef * a[t, k]
                     for j in range(s):
-                        w[k, j] += c * delta[j]
+                        w[k, j] += c * delta[t, j]
             if blk == n_blocks - 1:
                 for j in range(s):
-                    b[j] += coef * delta[j]
+                    b[j] += coef * delta[t, j]
 
 
 def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
     """out[x] = a^L(x) for every row x of X, in blocks of `block` examples."""
-    n, n_in = X.shape
+    n = X.shape[0]
     last = sizes.shape[0] - 2
+    weights, biases = _layers(params, sizes, stride, w_off, b_off)
     n_blocks = (n + block - 1) // block
-    weights = _weights(params, sizes, stride, w_off)
     for bi in prange(n_blocks):
-        a = np.empty(a_off[last + 1], params.dtype)
-        nz = np.empty(n_in, np.int32)
-        xv = np.empty(n_in, X.dtype)
-        for x in range(bi * block, min(n, (bi + 1) * block)):
-            n_nz = 0
-            for k in range(n_in):
-                if X[x, k] != 0:
-                    nz[n_nz] = k
-                    xv[n_nz] = X[x, k]
-                    n_nz += 1
-            _forward(xv[:n_nz], nz[:n_nz], params, weights, sizes, stride, b_off, a_off, a)
+        x0, x1 = bi * block, min(n, (bi + 1) * block)
+        indptr, indices, values = nonzero_columns(X[x0:x1])
+        As = _scratch(np.empty((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
+        _forward(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, weights, biases,
+                 sizes, As)
+        for t in range(x1 - x0):
             for j in range(sizes[last + 1]):
-                out[x, j] = a[a_off[last] + j]
+                out[x0 + t, j] = As[last][t, j]
 
 
 def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
@@ -285,26 +305,27 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
     dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k delta^l_j (backpropagation);
     padding entries are zero.
     """
-    n, n_in = X.shape
+    n = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    weights = _weights(params, sizes, stride, w_off)
+    weights, biases = _layers(params, sizes, stride, w_off, b_off)
     for x in prange(n):
-        a = np.empty(a_off[n_layers], params.dtype)
-        d = np.zeros(a_off[n_layers], params.dtype)
-        everything = np.arange(n_in)
-        _forward_backward(X[x], everything, labels[x], params, weights, sizes, stride,
-                          b_off, a_off, a, d)
+        indptr, indices, values = nonzero_columns(X[x:x + 1])
+        As = _scratch(np.empty(a_off[-1], params.dtype), stride, a_off, 1)
+        Ds = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
+        cost = np.empty(1)
+        first_row = np.zeros(1, np.int64)
+        _forward(0, 1, first_row, indptr, indices, values, weights, biases, sizes, As)
+        _backward(0, 1, first_row, labels[x:x + 1], weights, sizes, As, Ds, cost)
         g = nabla[x]
         g[:] = 0
-        nabla_w = _weights(g, sizes, stride, w_off)
+        nabla_w, nabla_b = _layers(g, sizes, stride, w_off, b_off)
         for i in range(n_layers):
-            w = nabla_w[i]
             for j in range(sizes[i + 1]):
-                g[b_off[i] + j] = d[a_off[i] + j]
+                nabla_b[i][j] = Ds[i][0, j]
             for k in range(sizes[i]):
-                ak = X[x, k] if i == 0 else a[a_off[i - 1] + k]
+                ak = X[x, k] if i == 0 else As[i - 1][0, k]
                 for j in range(sizes[i + 1]):
-                    w[k, j] = ak * d[a_off[i] + j]
+                    nabla_w[i][k, j] = ak * Ds[i][0, j]
 
 
 train_serial, train_parallel = _compile_serial_and_parallel(_train)

@@ -287,8 +287,8 @@ class _Buffers:
         layout = net.layout
         chunk = min(chunk_size(layout), m)
         per_example = int(layout.a_off[-1])
-        self.A = np.zeros((chunk, per_example), net.dtype)
-        self.D = np.zeros((chunk, per_example), net.dtype)  # padding must stay zero
+        self.A = np.zeros(chunk * per_example, net.dtype)
+        self.D = np.zeros(chunk * per_example, net.dtype)  # padding must stay zero
         self.costs = np.empty(chunk, np.float64)
         self.nabla = np.empty(layout.n_params if m > chunk else 0, net.dtype)
         self.layout = layout
