@@ -109,7 +109,7 @@ def nonzero_columns(X):
             if X[x, k] != 0:
                 count += 1
         indptr[x + 1] = indptr[x] + count
-    indices = np.empty(indptr[n], np.int32)
+    indices = np.empty(indptr[n], np.uint32)
     values = np.empty(indptr[n], X.dtype)
     for x in range(n):
         p = indptr[x]
@@ -133,8 +133,9 @@ def _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, A):
                 z[t, j] = b[j]
             if i == 0:
                 x = rows[t]
-                for p in range(indptr[x], indptr[x + 1]):
-                    k, xk = indices[p], values[p]
+                nz, xv = indices[indptr[x]:indptr[x + 1]], values[indptr[x]:indptr[x + 1]]
+                for p in range(nz.shape[0]):
+                    k, xk = nz[p], xv[p]
                     for j in range(s):
                         z[t, j] += xk * w[k, j]
             else:
@@ -265,10 +266,11 @@ def _add_outer_products(blk, n_blocks, rows, indptr, indices, values, count, tar
         for t in range(count):
             if i == 0:
                 x = rows[t]
-                for p in range(indptr[x], indptr[x + 1]):
-                    k = indices[p]
+                nz, xv = indices[indptr[x]:indptr[x + 1]], values[indptr[x]:indptr[x + 1]]
+                for p in range(nz.shape[0]):
+                    k = nz[p]
                     if k >= k0 and k < k1:
-                        c = coef * values[p]
+                        c = coef * xv[p]
                         for j in range(s):
                             w[k, j] += c * delta[t, j]
             else:
