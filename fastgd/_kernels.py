@@ -182,10 +182,12 @@ def _backward(t0, t1, rows, labels, weights, sizes, A, D, costs):
                 s2 = w[k, 2] * delta[t, 2]
                 s3 = w[k, 3] * delta[t, 3]
                 for j in range(4, delta.shape[1], 4):
-                    s0 += w[k, j] * delta[t, j]
-                    s1 += w[k, j + 1] * delta[t, j + 1]
-                    s2 += w[k, j + 2] * delta[t, j + 2]
-                    s3 += w[k, j + 3] * delta[t, j + 3]
+                    # unsigned indices: numba checks j + 1 < 0 otherwise
+                    j0, j1, j2, j3 = np.uint64(j), np.uint64(j + 1), np.uint64(j + 2), np.uint64(j + 3)
+                    s0 += w[k, j0] * delta[t, j0]
+                    s1 += w[k, j1] * delta[t, j1]
+                    s2 += w[k, j2] * delta[t, j2]
+                    s3 += w[k, j3] * delta[t, j3]
                 ak = a[t, k]
                 dk = ((s0 + s1) + (s2 + s3)) * ak * (1.0 - ak)
                 d[t, k] = dk if abs(dk) >= tiny else 0.0
