@@ -49,7 +49,11 @@ gives the same bits as well.
 import types
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 def _compile_serial_and_parallel(impl):
@@ -96,6 +100,45 @@ def _scratch(buffer, stride, a_off, rows):
             for i in range(stride.shape[0])]
 
 
+@intrinsic
+def _prefetch(typingctx, array, i):
+    """Ask the CPU to start loading the cache line of array[i] (LLVM's prefetch
+    hint: it changes no result, only when the data arrive)."""
+    if not isinstance(array, nbtypes.Array) or not isinstance(i, nbtypes.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arrayty = signature.args[0]
+        ary = context.make_array(arrayty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer2(context, builder, ary.data,
+                                        cgutils.unpack_tuple(builder, ary.shape),
+                                        cgutils.unpack_tuple(builder, ary.strides),
+                                        arrayty.layout, [args[1]])
+        byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # read, keep in all cache levels, data
+        builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return nbtypes.void(array, nbtypes.intp), codegen
+
+
+@njit(cache=True, nogil=True)
+def _prefetch_row(x, indptr, indices, values):
+    """Start loading row x of the CSR arrays into cache.
+
+    Examples come in shuffled order, so each one's nonzero inputs lie somewhere
+    new in memory; asking for the next example's while this one computes made
+    an m=10 epoch about 8% faster.
+    """
+    for p in range(indptr[x], indptr[x + 1], 64 // indices.itemsize):
+        _prefetch(indices, p)
+    for p in range(indptr[x], indptr[x + 1], 64 // values.itemsize):
+        _prefetch(values, p)
+
+
 @njit(cache=True, nogil=True)
 def nonzero_columns(X):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
@@ -133,6 +176,8 @@ def _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, A):
                 z[t, j] = b[j]
             if i == 0:
                 x = rows[t]
+                if t + 1 < t1:
+                    _prefetch_row(rows[t + 1], indptr, indices, values)
                 nz, xv = indices[indptr[x]:indptr[x + 1]], values[indptr[x]:indptr[x + 1]]
                 for p in range(nz.shape[0]):
                     k, xk = nz[p], xv[p]
