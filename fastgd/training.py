@@ -8,6 +8,7 @@ draws the permutation, evaluates, and reports.
 """
 
 import math
+import os
 import sys
 import time
 import warnings
@@ -21,10 +22,12 @@ from ._validation import check_data, check_int, check_positive_float
 
 # Parallel training needs at least this many examples per mini-batch per
 # thread: with fewer, waking the threads costs more than the split saves.
-# Measured on 2 cores when choosing it (one epoch per m, both kernels): the
-# parallel kernel took 1.8x the serial time at m = 1, the same at m = 4, and
-# was 1.2-1.5x faster from m = 8; benchmarks/ checks the choice at m = 1, 10, 100...
-PARALLEL_MIN_EXAMPLES_PER_THREAD = 4
+# Measured on 2 cores (serial epoch time / parallel epoch time at 2 threads,
+# [784, 30, 10], float32, two tries each): m = 2: 0.48, 0.49; m = 4: 0.73, 0.71;
+# m = 8: 0.92, 0.96; m = 10: 1.03, 1.06; m = 16: 1.19, 1.11; m = 32: 1.39, 1.40;
+# m = 100: 1.49, 1.52.  So parallel from 8 per thread, where it clearly wins;
+# benchmarks/ checks the choice at m = 1, 10, 100...
+PARALLEL_MIN_EXAMPLES_PER_THREAD = 8
 
 # Epochs of growing cost, in a row, that count as divergence.
 DIVERGENCE_PATIENCE = 3
@@ -255,7 +258,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
             history.diverged = diagnosis
             if on_divergence == "raise":
                 raise DivergenceError(diagnosis)
-            warnings.warn(diagnosis, DivergenceWarning, stacklevel=3)
+            warnings.warn(diagnosis, DivergenceWarning, stacklevel=_stacklevel_outside_package())
             if on_divergence == "stop" or not math.isfinite(total_cost):
                 break
     history.info["threading_layer"] = _threading_layer()
@@ -316,6 +319,16 @@ def _divergence(history, eta):
                 f"row (Delta C > 0, now {costs[-1]:.4g}); eta = {eta:g} is probably too large, "
                 "try a smaller eta")
     return None
+
+
+def _stacklevel_outside_package():
+    """The warnings.warn stacklevel of the first caller outside fastgd, so that a
+    warning points at the user's line whether they called Network.SGD or fastgd.SGD."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _threading_layer():

@@ -143,6 +143,24 @@ def test_growing_cost_is_divergence(monkeypatch):
     assert training._divergence(short, 5.0) is None
 
 
+def _train_with_the_method(net, data):
+    return net.SGD(data, 1, 5, 1.0, verbose=False)
+
+
+def _train_with_the_function(net, data):
+    return fastgd.SGD(net, data, 1, 5, 1.0, verbose=False)
+
+
+def test_divergence_warning_points_at_the_callers_line(data, monkeypatch):
+    import fastgd.training as training
+    monkeypatch.setattr(training, "_divergence", lambda history, eta: "made up diagnosis")
+    for train in (_train_with_the_method, _train_with_the_function):
+        with pytest.warns(fastgd.DivergenceWarning) as record:
+            train(fastgd.Network([8, 6, 3], seed=0), data)
+        assert (record[0].filename, record[0].lineno) == (__file__,
+                                                          train.__code__.co_firstlineno + 1)
+
+
 def test_on_divergence_warn_keeps_training_while_numbers_are_finite(data, monkeypatch):
     import fastgd.training as training
     monkeypatch.setattr(training, "_divergence", lambda history, eta: "made up diagnosis")
