@@ -26,6 +26,7 @@ from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
 
 BOOK_SIZES = [784, 30, 10]
 BOOK_MINI_BATCH_SIZE = 10
+BOOK_VALIDATION_SIZE = 10_000
 
 
 # -- argument types: each error names what was expected ---------------------------------
@@ -74,6 +75,9 @@ def build_parser():
     data_help = ("a directory of MNIST-style IDX files (train-images-idx3-ubyte, "
                  "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
                  "raw or .gz), e.g. Fashion-MNIST (default: the bundled MNIST)")
+    validation_help = ("the last N training images are held back as validation data, as in "
+                       "the book (default 10,000: 50,000 train, 10,000 validate); 0 trains on "
+                       "all of them")
     dtypes = ["float32", "float64"]
 
     train = commands.add_parser(
@@ -82,7 +86,7 @@ def build_parser():
                     "print how many test inputs it classifies correctly after each epoch. "
                     "The defaults reproduce the book's run: sizes 784,30,10, 30 epochs, "
                     "mini-batch size 10, eta 3.0.")
-    _add_training_options(train, data_help)
+    _add_training_options(train, data_help, validation_help)
     train.add_argument("--save", metavar="PATH",
                        help="save the trained network to PATH (.npz; load it with "
                             "fastgd evaluate or fastgd.Network.load)")
@@ -107,7 +111,7 @@ def build_parser():
                     "and report import and JIT compile time, per-epoch seconds split into "
                     "shuffle, training kernel and evaluation, examples/s, and GFLOP/s "
                     "against the network's FLOP count and a quick measured peak.")
-    _add_training_options(profile, data_help)
+    _add_training_options(profile, data_help, validation_help)
     profile.add_argument("--json", action="store_true", help="print the report as JSON")
     profile.set_defaults(func=profile_command, epochs=3)
 
@@ -118,9 +122,11 @@ def build_parser():
     evaluate.add_argument("model", metavar="MODEL.npz",
                           help="a network saved by fastgd train --save")
     evaluate.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
+    evaluate.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
+                          metavar="N", help=validation_help)
     evaluate.add_argument("--on", choices=["test", "validation", "training"], default="test",
                           help="which inputs to classify: the 10,000 test images (default), "
-                               "the 10,000 validation images or the 50,000 training images")
+                               "the validation images (10,000) or the training images (50,000)")
     evaluate.add_argument("--dtype", choices=dtypes,
                           help="precision to evaluate in (default: the network's own)")
     evaluate.set_defaults(func=evaluate_command)
@@ -133,7 +139,7 @@ def build_parser():
     return parser
 
 
-def _add_training_options(parser, data_help):
+def _add_training_options(parser, data_help, validation_help):
     """The options of a training run, shared by train and profile."""
     parser.add_argument("--sizes", type=_sizes, default=BOOK_SIZES, metavar="N,N,...",
                        help="the number of neurons in the respective layers, input layer "
@@ -172,9 +178,11 @@ def _add_training_options(parser, data_help):
                        help="auto (default) splits a mini-batch across threads only when it "
                             "is large enough to pay off; all give the same weights")
     parser.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
+    parser.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
+                        metavar="N", help=validation_help)
     parser.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
                        help="the inputs to classify after each epoch: the 10,000 test images "
-                            "(default, as in the book) or the 10,000 validation images")
+                            "(default, as in the book) or the validation images (see --validation-size)")
     parser.add_argument("--train-size", type=_int_at_least(1), metavar="N",
                        help="train on the first N training inputs only, for quick runs "
                             "(default: all 50,000)")
@@ -182,9 +190,17 @@ def _add_training_options(parser, data_help):
 
 # -- helpers ----------------------------------------------------------------------------
 
-def _load_data(directory, dtype):
-    training, validation, test = fastgd.load_mnist(directory, dtype=dtype)
-    return {"training": training, "validation": validation, "test": test}
+def _load_data(directory, dtype, validation_size, wanted):
+    """The training, validation and test sets; `wanted` must not be empty."""
+    try:
+        training, validation, test = fastgd.load_mnist(directory, dtype=dtype,
+                                                       validation_size=validation_size)
+    except ValueError as e:
+        raise ValueError(str(e).replace("validation_size", "--validation-size")) from None
+    data = {"training": training, "validation": validation, "test": test}
+    if len(data[wanted][1]) == 0:
+        raise ValueError(f"there are no {wanted} inputs (--validation-size is 0)")
+    return data
 
 
 def _check_fits(sizes, data, what):
@@ -224,7 +240,7 @@ def _prepare(args):
     _check_output(getattr(args, "save", None), "--save", getattr(args, "overwrite", False))
     _check_output(getattr(args, "history", None), "--history", getattr(args, "overwrite", False))
 
-    data = _load_data(args.data, args.dtype)
+    data = _load_data(args.data, args.dtype, args.validation_size, args.evaluate_on)
     X, y = data["training"]
     eval_data = data[args.evaluate_on]
     sizes_option = "--sizes " + ",".join(map(str, args.sizes))
@@ -329,7 +345,7 @@ def evaluate_command(args):
     net = fastgd.Network.load(args.model)
     if args.dtype and args.dtype != net.dtype.name:
         net = fastgd.Network(net.sizes, net.weights, net.biases, dtype=args.dtype)
-    X, y = _load_data(args.data, net.dtype.name)[args.on]
+    X, y = _load_data(args.data, net.dtype.name, args.validation_size, args.on)[args.on]
     _check_fits(net.sizes, (X, y), f"the network in {args.model}")
     print(_result(net.evaluate(X, y), len(y), args.on, net.cost(X, y)))
     return 0

@@ -208,3 +208,27 @@ def test_the_chapter_commands_are_wired_in(capsys, tmp_path):
         assert f"usage: fastgd {command}" in capsys.readouterr().out
     assert main(["valley", "--eta", "-1"]) == 2
     assert "--eta" in capsys.readouterr().err
+
+
+def test_validation_size_lets_small_idx_sets_train(tmp_path, capsys):
+    """An IDX set with fewer than 10,000 training images trains once --validation-size
+    holds back fewer of them; the default names the option in its error."""
+    from test_data import write_dataset
+    write_dataset(tmp_path, n_train=60, n_test=20, hw=(4, 4))
+    assert main(["train", "--data", str(tmp_path), "--sizes", "16,5,10", "--epochs", "1"]) == 2
+    assert "--validation-size must be less than the 60 training images" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--sizes", "16,5,10", "--epochs", "2",
+                 "--validation-size", "10", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "50 training inputs" in out
+    assert len(re.findall(r"^Epoch \d+: \d+ / 20", out, re.M)) == 2
+    assert main(["train", "--data", str(tmp_path), "--sizes", "16,5,10", "--epochs", "1",
+                 "--validation-size", "0", "--evaluate-on", "validation"]) == 2
+    assert "there are no validation inputs" in capsys.readouterr().err
+    model = tmp_path / "net.npz"
+    assert main(["train", "--data", str(tmp_path), "--sizes", "16,5,10", "--epochs", "1",
+                 "--validation-size", "0", "--seed", "0", "--save", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(tmp_path), "--on", "training",
+                 "--validation-size", "0"]) == 0
+    assert re.match(r"\d+ / 60 training inputs", capsys.readouterr().out)
