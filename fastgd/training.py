@@ -84,8 +84,8 @@ def choose_kernel(mini_batch_size, threads, kernel="auto"):
             kernel, why = "serial", "1 thread"
         elif mini_batch_size < PARALLEL_MIN_EXAMPLES_PER_THREAD * threads:
             kernel, why = "serial", (f"mini-batches of {mini_batch_size} are too small to split "
-                                     f"across {threads} threads (parallel from "
-                                     f"{PARALLEL_MIN_EXAMPLES_PER_THREAD * threads})")
+                                     f"across {threads} threads; parallel from "
+                                     f"{PARALLEL_MIN_EXAMPLES_PER_THREAD * threads}")
         else:
             kernel, why = "parallel", (f"mini-batches of {mini_batch_size} split across "
                                        f"{threads} threads")
