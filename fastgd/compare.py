@@ -55,7 +55,7 @@ import numpy as np
 
 from ._validation import check_data, check_int, check_positive_float
 from .network import Network
-from ._arguments import check_output, int_at_least
+from ._arguments import check_output, int_at_least, positive_float
 from .training import Trainer, numba_threads
 
 DEFAULT_MODES = (1, 10, 100, 1000, None)
@@ -542,20 +542,6 @@ def _parse_floats(text):
     return values
 
 
-def _positive(cast):
-    import argparse
-
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0 or (cast is float and not math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
-
-
 def add_parser(commands):
     """Add the ``compare`` subcommand to an argparse subparsers object; returns its parser."""
     compare = commands.add_parser(
@@ -577,20 +563,20 @@ def add_parser(commands):
                          metavar="ETA,ETA,...",
                          help="learning rates the sweep tries for each mode "
                               "(default 0.3,1,3,10,30,100)")
-    compare.add_argument("--sweep-seconds", type=_positive(float), default=3.0,
+    compare.add_argument("--sweep-seconds", type=positive_float, default=3.0,
                          help="training seconds per (mode, eta) in the sweep (default 3)")
-    compare.add_argument("--max-seconds", type=_positive(float), default=30.0,
+    compare.add_argument("--max-seconds", type=positive_float, default=30.0,
                          help="training seconds per mode, evaluation excluded (default 30)")
-    compare.add_argument("--max-epochs", type=_positive(int), default=1000,
+    compare.add_argument("--max-epochs", type=int_at_least(1), default=1000,
                          help="epochs per mode at most (default 1000)")
-    compare.add_argument("--evaluations-per-epoch", type=_positive(int), default=10,
+    compare.add_argument("--evaluations-per-epoch", type=int_at_least(1), default=10,
                          metavar="K", help="evaluate on the test data after about every "
                                            "1/K of an epoch (default 10)")
     compare.add_argument("--seed", type=int_at_least(0), default=0,
                          help="seeds the initial weights, the same for every mode (default 0)")
-    compare.add_argument("--train-size", type=_positive(int), metavar="N",
+    compare.add_argument("--train-size", type=int_at_least(1), metavar="N",
                          help="train on the first N training inputs only (default: all 50,000)")
-    compare.add_argument("--threads", type=_positive(int),
+    compare.add_argument("--threads", type=int_at_least(1),
                          help="numba threads (default: numba's)")
     compare.add_argument("--data", metavar="DIR",
                          help="a directory of MNIST-style IDX files (default: the bundled MNIST)")
