@@ -88,6 +88,29 @@ def test_fastgd(benchmark, machine, mnist_training, order, sizes, dtype, mode, t
            threads=threads, dtype=dtype, sizes=sizes, examples=len(order))
 
 
+@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+@pytest.mark.parametrize("per_thread", [4, 5, 8])
+def test_parallel_threshold(benchmark, machine, mnist_training, order, per_thread, kernel):
+    """Where splitting a mini-batch across every thread starts to pay, the evidence for
+    training.PARALLEL_MIN_EXAMPLES_PER_THREAD: the serial kernel (one thread) against
+    the parallel kernel (all threads) at m = per_thread * threads, float32, the book's
+    network.  pytest-benchmark's table shows each group's ratio; the report skips these."""
+    threads = THREADS[-1]
+    if threads == 1:
+        pytest.skip("one thread only: nothing to split")
+    X, y, order = workload(mnist_training, order, "float32")
+    m = min(per_thread * threads, len(order))
+    net = fastgd.Network(BOOK, seed=SEED)
+    start = net.params.copy()
+    trainer = Trainer(net, (X, y), m, ETA, threads=1 if kernel == "serial" else threads,
+                      kernel=kernel)
+    benchmark.group = f"parallel threshold: m={m} ({per_thread} per thread, {threads} threads)"
+    run(benchmark, lambda: trainer.run_epoch(order), lambda: net.params.__setitem__(..., start))
+    benchmark.extra_info.update(machine, threshold_check=True, kernel=kernel,
+                                threads=trainer.threads, mini_batch_size=m,
+                                examples=len(order))
+
+
 def blas_threads(threads):
     if threadpoolctl is None:
         if threads != 1:

