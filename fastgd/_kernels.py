@@ -1,7 +1,10 @@
 """The numba loops that do all of fastgd's arithmetic.
 
 Plain functions over arrays: no validation and no Python objects here (the
-callers in ``network.py`` and ``training.py`` check every input first).
+callers in ``network.py`` and ``training.py`` check every input first).  Each
+training kernel matches a function of ``tests/naive.py``: ``train`` is
+``naive.sgd_epoch`` (``update_mini_batch`` per mini-batch), ``feedforward`` is
+``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example.
 
 Parameter layout
 ----------------
@@ -10,44 +13,77 @@ All weights and biases live in one flat array ``params``.  Layer ``i`` (from
 as an ``(n_in, stride)`` block at ``w_off[i]``, so that the weights leaving one
 input neuron are contiguous: the forward pass adds ``a_k * w[k, :]`` for each
 input ``a_k`` and the update adds ``a_k * delta`` to the same row.  Inputs that
-are zero (81% of MNIST's pixels) are skipped: each input row comes with the
-list of its nonzero columns (``nonzero_columns``, a CSR index).  ``stride[i]`` is ``sizes[i+1]`` rounded
-up to a multiple of 8: the padding weights and biases are zero and stay zero
-(their errors delta are zero), and whole vector registers fit each row, which
-made the book's 30-neuron layer about twice as fast.  No loop is a float
-reduction that would need fastmath to vectorise.  The biases of layer ``i``
-(``stride[i]`` of them, padding included) follow at ``b_off[i]``.
+are zero (most of MNIST's pixels) are skipped: each input row comes with the
+list of its nonzero columns (``nonzero_columns``, a CSR index).  ``stride[i]``
+is ``sizes[i+1]`` rounded up to a multiple of 8 (``PAD``): the padding weights
+and biases are zero and stay zero (their errors delta are zero), and whole
+vector registers fit each row.  The biases of layer ``i`` (``stride[i]`` of
+them, padding included) follow at ``b_off[i]``.
 
 Per-example scratch (activations ``A`` and errors ``D`` of the chunk of
 examples being processed) is one flat buffer each, layer-major: layer ``i``
-holds a ``(chunk, stride[i])`` block at ``chunk * a_off[i]``, so ``a_off[-1]``
-is the length per example.  Kernels take each layer's weights, biases and
-scratch as 2-D views made once per call (``_layers``, ``_scratch``): views
-made per example cost a C call for each reshape and a reference count each,
-about a third of an m=10 epoch's time for the book's network.
+holds a ``(chunk, stride[i])`` block, so ``a_off[-1]`` is the length per
+example.  Kernels take each layer's weights, biases and scratch as 2-D views
+made once per call (``_layers``, ``_scratch``): a view costs a C call and a
+reference count, too much to pay per example.
 
-Inner loops index only with plain ``range`` variables (``delta[t, j]``, not
-``D[t, off + j]``): numba cannot tell that ``off + j`` is not negative, and the
-check it then inserts stops the loop from vectorising (it cost 6x here).
+Code generated for the layer widths
+-----------------------------------
+The three inner operations of backpropagation, for a fixed network shape,
+are written out by ``layer_code`` with the widths ``sizes[1:]`` as literal
+numbers: ``forward_pass`` (z = w a + b, a = sigmoid(z)), ``backward_pass``
+(delta^L, then delta^l = (w^(l+1))^T delta^(l+1) * sigma'(z^l)) and
+``update_rows`` (w += coef * a delta^T, b += coef * delta).  Written out, a
+layer's z_j are local variables: they stay in vector registers while the
+inputs stream past, and numba's SLP vectoriser (``numba.config.SLP_VECTORIZE``,
+off by default and switched on only while fastgd's kernels compile, see
+``_slp_on``) packs them into vector instructions.  A loop over a runtime width
+keeps z in memory instead, with a load and a store per input.  Layers wider
+than ``PANEL`` are done in panels of PANEL outputs, so the registers never
+run out.
 
-Errors delta smaller than tiny/eps of the dtype (1e-31 in float32, 2e-292 in
-float64) are flushed to zero, so that neither they nor their products in the
-update are denormal numbers: arithmetic on those is ~100 times slower on x86,
-about 1% of float32 MNIST gradients fell there, and flushing made online
-learning 13% faster.  Their effect on the weights is below float rounding.
+The generated source is written once to a file named after its hash (see
+``_module_for``), so that numba can cache the compiled code on disk like any
+other module; ``_train``, ``_feedforward`` and ``_gradients`` below are the
+drivers copied into that file beside the generated operations.
+
+Other details that keep the loops fast (what each is worth is measured in
+BENCHMARKS.md):
+
+* inner loops index with unsigned or constant indices only: numba inserts a
+  wrap-around check for any index it cannot prove non-negative, which stops
+  vectorisation;
+* the next examples' nonzero inputs are prefetched (``_prefetch_row``):
+  examples come shuffled, from anywhere in memory;
+* errors delta smaller than tiny/eps of the dtype (1e-31 in float32, 2e-292
+  in float64) are flushed to zero (``_flush``), so that neither they nor their
+  products in the update are denormal numbers, ~100 times slower on x86.
+  Their effect on the weights is below float rounding; NaN is kept.
 
 Determinism
 -----------
-Work is split across threads only where no two threads write the same number:
-examples in the forward/backward pass (each writes its own scratch row) and
-weight rows in the update (each row sums its examples in a fixed order).
-Results are therefore bit-identical for any thread count, and the serial
-variant of each kernel (the same function compiled without ``parallel``)
-gives the same bits as well.
+A mini-batch is processed in chunks of ``chunk`` examples whose forward and
+backward passes all use the weights of the step's start.  Work is split across
+threads only where no two threads write the same number: blocks of examples in
+the forward/backward pass (each writes its own scratch rows) and blocks of
+weight rows in the update (each row adds its examples in the order t = 0, 1,
+...).  The split changes which thread computes a number, never how: results are
+bit-identical for any thread count and for the serial variant (the same
+function compiled without ``parallel``).
 """
 
+import glob
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+import threading
 import types
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange
@@ -55,49 +91,106 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+# Rows are padded to a multiple of this many numbers: a vector register's width.
+PAD = 8
+# Outputs computed together in registers: wider layers are done in panels.
+PANEL = 32
+# How many examples ahead the forward pass asks for the nonzero inputs.
+PREFETCH_AHEAD = 4
+# Independent chains each z_j is summed in (see _forward_code).
+CHAINS = 2
+# Every generated kernel's numba options.  error_model="numpy": a float division
+# by zero gives inf or NaN instead of raising, so that numba inserts no check
+# (which would stop the sigmoid loop from vectorising).
+_OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
+# Version of the generated code: part of the generated file's hash.
+_CODEGEN_VERSION = 1
 
-def _compile_serial_and_parallel(impl):
-    """Compile one plain function twice, umap-style: serial and prange-parallel.
 
-    numba's on-disk cache is keyed by the function's qualified name, not by
-    the ``parallel`` flag, so each variant gets a name of its own.
+# ------------------------------------------------------------ hand-written helpers
+
+@intrinsic
+def _bits(typingctx, x):
+    """The 64 bits of a float64 as an int64 (a reinterpretation, not a conversion)."""
+    if x != nbtypes.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return nbtypes.int64(x), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, i):
+    """The float64 whose 64 bits are the int64 i (the inverse of _bits)."""
+    if i != nbtypes.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return nbtypes.float64(i), codegen
+
+
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low 21 bits zero: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10  # ln 2 - _LN2_HI
+_ROUND = 6755399441055744.0           # 1.5 * 2**52: x + _ROUND rounds x to an integer
+_EXP_TAYLOR = tuple(1.0 / np.prod(np.arange(1.0, k + 1)) for k in range(14))  # 1/k!
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _exp(x):
+    """e^x in float64, within about an ulp of np.exp, in code that vectorises.
+
+    np.exp is a call into the C library per number, which SLP cannot pack, and
+    the forward pass takes one per neuron and example.  Here: x = n ln 2 + r
+    with |r| <= ln(2) / 2 (n rounded with the 1.5 * 2^52 trick, ln 2 in two
+    parts), e^r from its Taylor series to r^13 (the rest is below 1e-17), and
+    2^n built from its bits in two halves, so that n from -1076 to 1025 is
+    exact, gradual underflow included, and larger n overflows to inf.
     """
-    variants = []
-    for suffix, parallel in (("_serial", False), ("_parallel", True)):
-        fn = types.FunctionType(impl.__code__, impl.__globals__,
-                                impl.__name__ + suffix, impl.__defaults__)
-        fn.__qualname__ = impl.__qualname__ + suffix
-        fn.__doc__ = impl.__doc__
-        variants.append(njit(cache=True, nogil=True, parallel=parallel)(fn))
-    return tuple(variants)
+    xc = min(max(x, -746.0), 710.0)
+    t = xc * 1.4426950408889634 + _ROUND
+    n = t - _ROUND
+    ni = _bits(t) - _bits(_ROUND)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    c = _EXP_TAYLOR
+    p = c[13]
+    p = p * r + c[12]
+    p = p * r + c[11]
+    p = p * r + c[10]
+    p = p * r + c[9]
+    p = p * r + c[8]
+    p = p * r + c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r + c[1]
+    p = p * r + c[0]
+    n1 = ni >> 1
+    e = p * _from_bits((n1 + 1023) << 52) * _from_bits((ni - n1 + 1023) << 52)
+    return e if x == x else x
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    """1 / (1 + e^-z), in float64 whatever z's dtype (rounded where it is stored)."""
+    return 1.0 / (1.0 + _exp(-np.float64(z)))
 
 
-@njit(cache=True, nogil=True)
-def _layers(params, sizes, stride, w_off, b_off):
-    """(weights, biases): each layer's weights as a (sizes[i], stride[i]) view of
-    params (row k holds w_jk for all j) and its biases as a (stride[i],) view.
-
-    Made once per kernel call: a reshape calls into numba's C helpers, and
-    every view costs a reference count.
-    """
-    n_layers = sizes.shape[0] - 1
-    weights = [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
-               for i in range(n_layers)]
-    biases = [params[b_off[i]:b_off[i] + stride[i]] for i in range(n_layers)]
-    return weights, biases
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _flush(d, tiny):
+    """d, or 0 where |d| < tiny (a denormal-to-be); NaN stays NaN."""
+    return 0.0 if abs(d) < tiny else d
 
 
-@njit(cache=True, nogil=True)
-def _scratch(buffer, stride, a_off, rows):
-    """Layer i's per-example values (activations or errors) as a (rows, stride[i])
-    view of buffer: layer-major, so that a layer's rows are contiguous."""
-    return [buffer[rows * a_off[i]:rows * a_off[i + 1]].reshape((rows, stride[i]))
-            for i in range(stride.shape[0])]
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _quadratic_output_error(a, y):
+    """delta^L_j for the quadratic cost: (a - y) * sigma'(z), sigma'(z) = a (1 - a)."""
+    return (a - y) * a * (1.0 - a)
 
 
 @intrinsic
@@ -122,148 +215,166 @@ def _prefetch(typingctx, array, i):
         builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
-    return nbtypes.void(array, nbtypes.intp), codegen
+    return nbtypes.void(array, i), codegen
 
 
 @njit(cache=True, nogil=True)
 def _prefetch_row(x, indptr, indices, values):
-    """Start loading row x of the CSR arrays into cache.
-
-    Examples come in shuffled order, so each one's nonzero inputs lie somewhere
-    new in memory; asking for the next example's while this one computes made
-    an m=10 epoch about 8% faster.
-    """
-    for p in range(indptr[x], indptr[x + 1], 64 // indices.itemsize):
+    """Start loading row x of the CSR arrays into cache: examples come in
+    shuffled order, so each one's nonzero inputs lie somewhere new in memory."""
+    for p in range(indptr[x], indptr[x + 1], np.uint64(64 // indices.itemsize)):
         _prefetch(indices, p)
-    for p in range(indptr[x], indptr[x + 1], 64 // values.itemsize):
+    for p in range(indptr[x], indptr[x + 1], np.uint64(64 // values.itemsize)):
         _prefetch(values, p)
+
+
+@intrinsic
+def _fetch_add(typingctx, array, i, value):
+    """old = array[i]; array[i] += value, atomically (LLVM's atomicrmw); returns old."""
+    if not (isinstance(array, nbtypes.Array) and array.dtype == nbtypes.int64
+            and isinstance(i, nbtypes.Integer) and value == nbtypes.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arrayty = signature.args[0]
+        ary = context.make_array(arrayty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer2(context, builder, ary.data,
+                                        cgutils.unpack_tuple(builder, ary.shape),
+                                        cgutils.unpack_tuple(builder, ary.strides),
+                                        arrayty.layout, [args[1]])
+        return builder.atomic_rmw("add", ptr, args[2], "monotonic")
+
+    return nbtypes.int64(array, i, value), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _work_on(counter, n_pieces):
+    """The next piece of work nobody has taken (counter[0] counts the pieces
+    handed out), or -1 when all n_pieces are taken.  Threads take pieces as
+    they become free: a thread the OS preempts delays only the piece it holds,
+    and no thread needs to know how many others there are."""
+    piece = _fetch_add(counter, 0, np.int64(1))
+    return piece if piece < n_pieces else -1
 
 
 @njit(cache=True, nogil=True)
 def nonzero_columns(X):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
     indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
-    (CSR; the values are copied so that training reads them contiguously)."""
+    (CSR; the values are copied so that training reads them contiguously).
+    indptr is unsigned so that loops over it need no sign checks."""
     n, n_in = X.shape
-    indptr = np.zeros(n + 1, np.int64)
+    counts = np.zeros(n + 1, np.int64)
     for x in range(n):
         count = 0
         for k in range(n_in):
             if X[x, k] != 0:
                 count += 1
-        indptr[x + 1] = indptr[x] + count
-    indices = np.empty(indptr[n], np.uint32)
-    values = np.empty(indptr[n], X.dtype)
+        counts[x + 1] = counts[x] + count
+    indices = np.empty(counts[n], np.uint32)
+    values = np.empty(counts[n], X.dtype)
     for x in range(n):
-        p = indptr[x]
+        p = counts[x]
         for k in range(n_in):
             if X[x, k] != 0:
                 indices[p] = k
                 values[p] = X[x, k]
                 p += 1
-    return indptr, indices, values
+    return counts.astype(np.uint64), indices, values
 
 
 @njit(cache=True, nogil=True)
-def _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, A):
-    """a^l = sigmoid(w^l a^(l-1) + b^l), layer by layer, into A[l][t] for the
-    examples t0 <= t < t1; example t's input is row rows[t] of the CSR arrays."""
-    for i in range(sizes.shape[0] - 1):
-        w, b, z = weights[i], biases[i], A[i]
-        s = z.shape[1]
-        for t in range(t0, t1):
-            for j in range(s):
-                z[t, j] = b[j]
-            if i == 0:
-                x = rows[t]
-                if t + 1 < t1:
-                    _prefetch_row(rows[t + 1], indptr, indices, values)
-                nz, xv = indices[indptr[x]:indptr[x + 1]], values[indptr[x]:indptr[x + 1]]
-                for p in range(nz.shape[0]):
-                    k, xk = nz[p], xv[p]
-                    for j in range(s):
-                        z[t, j] += xk * w[k, j]
-            else:
-                inp = A[i - 1]
-                for k in range(sizes[i]):
-                    ak = inp[t, k]
-                    for j in range(s):
-                        z[t, j] += ak * w[k, j]
-            for j in range(sizes[i + 1]):
-                z[t, j] = _sigmoid(z[t, j])
+def row_splits(indptr, indices, bounds):
+    """splits[x, r] = the first position p of row x with indices[p] >= bounds[r]
+    (bounds ascending, bounds[0] = 0, bounds[-1] = n_in): the nonzero inputs
+    of row x in the r-th block of weight rows are splits[x, r]:splits[x, r + 1]."""
+    n = indptr.shape[0] - 1
+    n_blocks = bounds.shape[0] - 1
+    splits = np.empty((n, n_blocks + 1), np.uint64)
+    for x in range(n):
+        p = indptr[x]
+        for r in range(n_blocks):
+            while p < indptr[x + 1] and indices[p] < bounds[r]:
+                p += np.uint64(1)
+            splits[x, r] = p
+        splits[x, n_blocks] = indptr[x + 1]
+    return splits
+
+
+def balanced_bounds(indices, n_in, n_blocks):
+    """Row boundaries 0 = b_0 < ... <= b_n_blocks = n_in that give each block of
+    weight rows about the same number of nonzero inputs (the update's work)."""
+    counts = np.bincount(indices, minlength=n_in).astype(np.float64) + 1.0
+    cumulative = np.cumsum(counts)
+    targets = cumulative[-1] * np.arange(1, n_blocks) / n_blocks
+    inner = np.searchsorted(cumulative, targets) + 1
+    return np.concatenate([[0], np.minimum(inner, n_in), [n_in]]).astype(np.int64)
 
 
 @njit(cache=True, nogil=True)
-def _backward(t0, t1, rows, labels, weights, sizes, A, D, costs):
-    """Backpropagation of the errors into D[l][t] for the examples t0 <= t < t1,
-    whose activations are in A and desired outputs the one-hot labels[rows[t]]:
+def _layers(params, sizes, stride, w_off, b_off):
+    """(weights, biases): each layer's weights as a (sizes[i], stride[i]) view of
+    params (row k holds w_jk for all j) and its biases as a (stride[i],) view."""
+    n_layers = sizes.shape[0] - 1
+    weights = [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
+               for i in range(n_layers)]
+    biases = [params[b_off[i]:b_off[i] + stride[i]] for i in range(n_layers)]
+    return weights, biases
 
-    delta^L = (a^L - y) * sigma'(z^L) and
-    delta^l = ((w^(l+1))^T delta^(l+1)) * sigma'(z^l), with sigma'(z) = a (1 - a).
-    costs[t] = C_x = ||y - a^L||^2 / 2.  D's padding columns must be zero on
-    entry; they are left so.
-    """
-    tiny = np.finfo(D[0].dtype).tiny / np.finfo(D[0].dtype).eps
-    last = sizes.shape[0] - 2
-    a, d = A[last], D[last]
-    for t in range(t0, t1):
-        label = labels[rows[t]]
-        cost = 0.0
-        for j in range(sizes[last + 1]):
-            aj = a[t, j]
-            diff = aj - 1.0 if j == label else aj
-            cost += 0.5 * diff * diff
-            dj = diff * aj * (1.0 - aj)
-            d[t, j] = dj if abs(dj) >= tiny else 0.0
-        costs[t] = cost
-    for i in range(last, 0, -1):
-        w, delta, a, d = weights[i], D[i], A[i - 1], D[i - 1]
-        for t in range(t0, t1):
-            for k in range(sizes[i]):
-                # four partial sums (in the dtype) in a fixed order: not latency bound,
-                # still exact to repeat
-                s0 = w[k, 0] * delta[t, 0]
-                s1 = w[k, 1] * delta[t, 1]
-                s2 = w[k, 2] * delta[t, 2]
-                s3 = w[k, 3] * delta[t, 3]
-                for j in range(4, delta.shape[1], 4):
-                    # unsigned indices: numba checks j + 1 < 0 otherwise
-                    j0, j1, j2, j3 = np.uint64(j), np.uint64(j + 1), np.uint64(j + 2), np.uint64(j + 3)
-                    s0 += w[k, j0] * delta[t, j0]
-                    s1 += w[k, j1] * delta[t, j1]
-                    s2 += w[k, j2] * delta[t, j2]
-                    s3 += w[k, j3] * delta[t, j3]
-                ak = a[t, k]
-                dk = ((s0 + s1) + (s2 + s3)) * ak * (1.0 - ak)
-                d[t, k] = dk if abs(dk) >= tiny else 0.0
 
+@njit(cache=True, nogil=True)
+def _scratch(buffer, stride, a_off, rows):
+    """Layer i's per-example values (activations or errors) as a (rows, stride[i])
+    view of buffer: layer-major, so that a layer's rows are contiguous."""
+    return [buffer[rows * a_off[i]:rows * a_off[i + 1]].reshape((rows, stride[i]))
+            for i in range(stride.shape[0])]
+
+
+# ------------------------------------------------------------ drivers
+# Plain functions: their source is copied into each generated module, where
+# forward_pass, backward_pass and update_rows are the generated operations.
 
 def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
-           params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, n_blocks):
-    """Gradient descent over the examples idx[start:stop], one mini-batch at a time.
+           params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, splits,
+           direct_max, chunk, example_block, n_workers):
+    """Gradient descent over the examples idx[start:stop], one mini-batch at a time
+    (naive.sgd_epoch).
 
     For each mini-batch X_1..X_m: w -> w - (eta/m) sum_j dC_Xj/dw (likewise b),
     or w -> w - eta sum_j dC_Xj/dw when mean is False.  The last, short
     mini-batch uses its own length m, as network.py does.
 
-    A mini-batch of at most ``chunk = len(A) // a_off[-1]`` examples is
-    backpropagated in one go and its update added straight to params.  A
-    larger one is processed chunk by chunk, its gradient summed in nabla, and
-    applied once at the end, so every example sees the same weights.  D's
-    padding must be zero on entry.  Backpropagation is split into n_blocks
-    blocks of examples and the update into n_blocks blocks of weight rows (1
-    for the serial kernel); the result does not depend on n_blocks.
+    A mini-batch of at most direct_max examples is backpropagated in one go
+    and its update added straight to params.  A larger one is processed
+    ``chunk`` examples at a time, its gradient summed in nabla, and applied
+    once at the end, so every example sees the same weights.  A and D hold
+    the activations and errors of max(chunk, direct_max) examples (fewer if
+    the mini-batches are smaller); D's padding must be zero on entry.
+
+    Neither chunk (for mini-batches larger than direct_max) nor the pieces the
+    work is cut into change the result: backpropagation runs in blocks of
+    example_block examples and the update in the blocks of weight rows that
+    splits describes (``row_splits``), each weight adding its examples' terms
+    in the order t = 0, 1, ...  direct_max does change the result (in the
+    last bits), so it depends only on the network (``chunk_size``).
+
+    The pieces of each stage are handed out one at a time (``_work_on``) to
+    n_workers loops, one per thread, so that a thread the OS preempts holds up
+    only its piece.
 
     Returns the sum of C_x over the examples, each evaluated with the weights
     in force when its mini-batch started (the running training cost).
     """
     n_params = params.shape[0]
-    chunk = A.shape[0] // a_off[-1]
+    rows_held = A.shape[0] // a_off[-1]
+    n_row_blocks = splits.shape[1] - 1
+    n_pieces = n_row_blocks + sizes.shape[0] - 2
+    counter = np.zeros(1, np.int64)
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
-    # nabla is empty when every mini-batch fits in one chunk
+    # nabla is empty when every mini-batch is direct
     nabla_w, nabla_b = (_layers(nabla, sizes, stride, w_off, b_off) if nabla.shape[0] == n_params
                         else (weights, biases))
-    As, Ds = _scratch(A, stride, a_off, chunk), _scratch(D, stride, a_off, chunk)
+    As, Ds = _scratch(A, stride, a_off, rows_held), _scratch(D, stride, a_off, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     total_cost = 0.0
@@ -271,68 +382,44 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
         mb = min(mini_batch_size, stop - mb_start)
         typed[0] = -eta / mb if mean else -eta
         step = typed[0]
-        direct = mb <= chunk
+        direct = mb <= direct_max
         if direct:
-            target_w, target_b, coef = weights, biases, step
+            target_w, target_b, coef, size = weights, biases, step, mb
         else:
-            target_w, target_b, coef = nabla_w, nabla_b, one
-            for p in prange(n_params):
+            target_w, target_b, coef, size = nabla_w, nabla_b, one, chunk
+            for p in range(n_params):
                 nabla[p] = 0
-        for first in range(mb_start, mb_start + mb, chunk):
-            count = min(chunk, mb_start + mb - first)
-            rows = idx[first:first + count]
-            # backpropagation, split by example: each writes its own rows of A and D
-            for blk in prange(n_blocks):
-                t0, t1 = blk * count // n_blocks, (blk + 1) * count // n_blocks
-                _forward(t0, t1, rows, indptr, indices, values, weights, biases, sizes, As)
-                _backward(t0, t1, rows, labels, weights, sizes, As, Ds, costs)
+        for first in range(mb_start, mb_start + mb, size):
+            count = min(size, mb_start + mb - first)
+            rows = idx[first:stop]  # beyond count: prefetched only
+            n_blocks = (count + example_block - 1) // example_block
+            counter[0] = 0
+            for worker in prange(n_workers):
+                blk = _work_on(counter, n_blocks)
+                while blk >= 0:
+                    t0 = blk * example_block
+                    t1 = min(count, t0 + example_block)
+                    forward_pass(t0, t1, rows, indptr, indices, values, weights, biases, As)
+                    backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
+                    blk = _work_on(counter, n_blocks)
             for t in range(count):
                 total_cost += costs[t]
-            # target += coef * sum_t a_t delta_t, split by blocks of weight rows;
-            # every weight adds its examples in the order t = 0, 1, ... whatever the split
-            for blk in prange(n_blocks):
-                _add_outer_products(blk, n_blocks, rows, indptr, indices, values, count,
-                                    target_w, target_b, coef, sizes, As, Ds)
+            counter[0] = 0
+            for worker in prange(n_workers):
+                piece = _work_on(counter, n_pieces)
+                while piece >= 0:
+                    update_rows(piece, n_row_blocks, count, rows, indices, values, splits, coef,
+                                target_w, target_b, As, Ds)
+                    piece = _work_on(counter, n_pieces)
         if not direct:
-            for p in prange(n_params):
+            for p in range(n_params):
                 params[p] += step * nabla[p]
     return total_cost
 
 
-@njit(cache=True, nogil=True)
-def _add_outer_products(blk, n_blocks, rows, indptr, indices, values, count, target_w, target_b,
-                        coef, sizes, A, D):
-    """target_w[i][k, :] += coef * a_t[k] * delta_t for the rows k of block blk of
-    each layer i, example by example; the last block also does
-    target_b[i] += coef * delta_t."""
-    for i in range(sizes.shape[0] - 1):
-        n_in = sizes[i]
-        k0, k1 = blk * n_in // n_blocks, (blk + 1) * n_in // n_blocks
-        w, b, delta = target_w[i], target_b[i], D[i]
-        s = delta.shape[1]
-        for t in range(count):
-            if i == 0:
-                x = rows[t]
-                nz, xv = indices[indptr[x]:indptr[x + 1]], values[indptr[x]:indptr[x + 1]]
-                for p in range(nz.shape[0]):
-                    k = nz[p]
-                    if k >= k0 and k < k1:
-                        c = coef * xv[p]
-                        for j in range(s):
-                            w[k, j] += c * delta[t, j]
-            else:
-                a = A[i - 1]
-                for k in range(k0, k1):
-                    c = coef * a[t, k]
-                    for j in range(s):
-                        w[k, j] += c * delta[t, j]
-            if blk == n_blocks - 1:
-                for j in range(s):
-                    b[j] += coef * delta[t, j]
-
-
 def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
-    """out[x] = a^L(x) for every row x of X, in blocks of `block` examples."""
+    """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
+    (naive.feedforward)."""
     n = X.shape[0]
     last = sizes.shape[0] - 2
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
@@ -340,31 +427,29 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
     for bi in prange(n_blocks):
         x0, x1 = bi * block, min(n, (bi + 1) * block)
         indptr, indices, values = nonzero_columns(X[x0:x1])
-        As = _scratch(np.empty((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
-        _forward(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, weights, biases,
-                 sizes, As)
+        As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
+        forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, weights, biases,
+                     As)
         for t in range(x1 - x0):
             for j in range(sizes[last + 1]):
                 out[x0 + t, j] = As[last][t, j]
 
 
 def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
-    """nabla[x] = the gradient of C_x for each example x (row x of X), in params' layout.
-
-    dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k delta^l_j (backpropagation);
-    padding entries are zero.
-    """
+    """nabla[x] = the gradient of C_x for each example x (row x of X), in params'
+    layout (naive.backprop): dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k
+    delta^l_j; padding entries are zero."""
     n = X.shape[0]
     n_layers = sizes.shape[0] - 1
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
     for x in prange(n):
         indptr, indices, values = nonzero_columns(X[x:x + 1])
-        As = _scratch(np.empty(a_off[-1], params.dtype), stride, a_off, 1)
+        As = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
         Ds = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
         cost = np.empty(1)
         first_row = np.zeros(1, np.int64)
-        _forward(0, 1, first_row, indptr, indices, values, weights, biases, sizes, As)
-        _backward(0, 1, first_row, labels[x:x + 1], weights, sizes, As, Ds, cost)
+        forward_pass(0, 1, first_row, indptr, indices, values, weights, biases, As)
+        backward_pass(0, 1, first_row, labels[x:x + 1], weights, As, Ds, cost)
         g = nabla[x]
         g[:] = 0
         nabla_w, nabla_b = _layers(g, sizes, stride, w_off, b_off)
@@ -377,6 +462,323 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
                     nabla_w[i][k, j] = ak * Ds[i][0, j]
 
 
-train_serial, train_parallel = _compile_serial_and_parallel(_train)
-feedforward_serial, feedforward_parallel = _compile_serial_and_parallel(_feedforward)
-gradients_serial, gradients_parallel = _compile_serial_and_parallel(_gradients)
+# ------------------------------------------------------------ code generation
+
+def _stride(width):
+    """Row length in memory: width rounded up to a multiple of PAD."""
+    return -(-width // PAD) * PAD
+
+
+def _panels(width):
+    """(first, last) output columns of each panel of at most PANEL columns."""
+    return [(j0, min(width, j0 + PANEL)) for j0 in range(0, width, PANEL)]
+
+
+def _forward_code(widths):
+    """forward_pass: a^l = sigmoid(w^l a^(l-1) + b^l) for the examples t0 <= t < t1,
+    layer by layer, into A[l][t]; example t's input is row rows[t] of the CSR arrays.
+    Layer 0 walks the nonzero inputs; later layers all their inputs.  The inputs
+    of rows[t + PREFETCH_AHEAD] are prefetched, if rows goes on that far.
+
+    With CHAINS = 2, each z_j is summed in two chains, the 1st, 3rd, 5th...
+    inputs' terms (after b_j) and the 2nd, 4th, ... inputs' terms, added at
+    the end: one chain waits for each addition to finish before the next.
+    """
+    n_layers = len(widths)
+    lines = ["def forward_pass(t0, t1, rows, indptr, indices, values, weights, biases, A):",
+             "    one = np.uint64(1)",
+             "    zero = np.zeros(1, A[0].dtype)[0]  # the second chains start at 0 in A's dtype"]
+    lines += [f"    W{i}, B{i}, A{i} = weights[{i}], biases[{i}], A[{i}]" for i in range(n_layers)]
+    lines += ["    for t in range(t0, t1):",
+              "        x = rows[t]",
+              f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
+              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values)",
+              "        p0, p1 = indptr[x], indptr[x + 1]",
+              "        pairs = (p1 - p0) >> one"]
+    for i, n_out in enumerate(widths):
+        # The padding columns are computed too, in whole vectors (their weights
+        # and biases are zero; their activations sigmoid(0) are never read).
+        for j0, j1 in _panels(_stride(n_out)):
+            cols = range(j0, j1)
+            lines += [f"        # layer {i}, outputs {j0}..{j1 - 1}"]
+            lines += [f"        z{j} = B{i}[{j}]" for j in cols]
+            if CHAINS == 1:
+                if i == 0:
+                    lines += ["        for p in range(p0, p1):",
+                              "            k, ak = indices[p], values[p]"]
+                else:
+                    lines += [f"        for k in range({widths[i - 1]}):",
+                              f"            ak = A{i - 1}[t, k]"]
+                lines += [f"            z{j} += ak * W{i}[k, {j}]" for j in cols]
+                lines += [f"        A{i}[t, {j}] = z{j}" for j in cols]
+                continue
+            lines += [f"        y{j} = zero" for j in cols]
+            if i == 0:
+                lines += ["        for q in range(pairs):",
+                          "            p = p0 + q + q",
+                          "            k, ak = indices[p], values[p]",
+                          "            k2, ak2 = indices[p + one], values[p + one]"]
+            else:
+                lines += [f"        for k in range(0, {widths[i - 1] - 1}, 2):",
+                          f"            ak, ak2 = A{i - 1}[t, k], A{i - 1}[t, k + 1]",
+                          "            k2 = k + 1"]
+            lines += [f"            z{j} += ak * W{i}[k, {j}]" for j in cols]
+            lines += [f"            y{j} += ak2 * W{i}[k2, {j}]" for j in cols]
+            if i == 0:
+                lines += ["        if p0 + pairs + pairs < p1:",
+                          "            k, ak = indices[p1 - one], values[p1 - one]"]
+            elif widths[i - 1] % 2:
+                lines += ["        if True:",
+                          f"            k, ak = {widths[i - 1] - 1}, A{i - 1}[t, {widths[i - 1] - 1}]"]
+            if i == 0 or widths[i - 1] % 2:
+                lines += [f"            z{j} += ak * W{i}[k, {j}]" for j in cols]
+            lines += [f"        A{i}[t, {j}] = z{j} + y{j}" for j in cols]
+        # a loop, not written out: the loop vectoriser packs the sigmoids' branches
+        lines += [f"        for j in range(A{i}.shape[1]):",
+                  f"            A{i}[t, j] = _sigmoid(A{i}[t, j])"]
+    return lines
+
+
+def _dot_terms(width, w, d):
+    """sum_j w[j] d[j] as four partial sums over j mod 4, then (s0 + s1) + (s2 + s3):
+    a fixed order (the same bits every time), four independent chains."""
+    sums = []
+    for lane in range(4):
+        terms = [f"{w}{j}] * {d}{j}" for j in range(lane, width, 4)]
+        sums.append(" + ".join(terms) if terms else "0.0")
+    return f"(({sums[0]}) + ({sums[1]})) + (({sums[2]}) + ({sums[3]}))"
+
+
+def _backward_code(widths):
+    """backward_pass: the errors delta into D[l][t] for the examples t0 <= t < t1,
+    whose activations are in A and desired outputs the one-hot labels[rows[t]]:
+    delta^L = (a^L - y) * sigma'(z^L), delta^l = ((w^(l+1))^T delta^(l+1)) *
+    sigma'(z^l), with sigma'(z) = a (1 - a); costs[t] = C_x = ||y - a^L||^2 / 2.
+    D's padding columns must be zero on entry; they are left so."""
+    L = len(widths) - 1
+    lines = ["def backward_pass(t0, t1, rows, labels, weights, A, D, costs):",
+             "    tiny = np.finfo(D[0].dtype).tiny / np.finfo(D[0].dtype).eps"]
+    lines += [f"    W{i}, A{i}, D{i} = weights[{i}], A[{i}], D[{i}]" for i in range(L + 1)]
+    lines += ["    for t in range(t0, t1):",
+              "        label = labels[rows[t]]",
+              "        cost = 0.0"]
+    for j in range(widths[L]):
+        lines += [f"        a = A{L}[t, {j}]",
+                  f"        y = 1.0 if label == {j} else 0.0",
+                  "        cost += 0.5 * (a - y) * (a - y)",
+                  f"        D{L}[t, {j}] = _flush(_quadratic_output_error(a, y), tiny)"]
+    lines += ["        costs[t] = cost"]
+    for i in range(L - 1, -1, -1):
+        stride = _stride(widths[i + 1])
+        lines += [f"        # layer {i}: back through the {widths[i + 1]} x {widths[i]} weights"]
+        lines += [f"        d{j} = D{i + 1}[t, {j}]" for j in range(stride)]
+        lines += [f"        for k in range({widths[i]}):",
+                  f"            s = {_dot_terms(stride, f'W{i + 1}[k, ', 'd')}",
+                  f"            ak = A{i}[t, k]",
+                  f"            D{i}[t, k] = _flush(s * ak * (1.0 - ak), tiny)"]
+    return lines
+
+
+def _update_code(widths):
+    """update_rows: target_w[l] += coef * sum_t a^(l-1)_t (delta^l_t)^T and
+    target_b[l] += coef * sum_t delta^l_t over the chunk's examples t = 0, 1, ...
+    in order, for one piece of the weights.  Pieces 0..n_row_blocks-1 are blocks
+    of layer 0's rows: piece r takes the nonzero inputs splits[x, r]:splits[x, r + 1]
+    of each example x (``row_splits``), and the last one also adds layer 0's
+    biases; piece n_row_blocks + i - 1 is the whole of layer i.
+
+    Example by example, delta_t stays in registers while the rows of its
+    nonzero inputs are updated.  (Walking the chunk column by column instead,
+    each row in registers, is slower: a row's terms form one dependency chain.)
+    """
+    lines = ["def update_rows(piece, n_row_blocks, count, rows, indices, values, splits, coef,",
+             "                target_w, target_b, A, D):"]
+    lines += [f"    W{i}, B{i}, D{i} = target_w[{i}], target_b[{i}], D[{i}]"
+              for i in range(len(widths))]
+    for i, n_out in enumerate(widths):
+        stride = _stride(n_out)
+        if i == 0:
+            lines += ["    if piece < n_row_blocks:",
+                      "        for t in range(count):",
+                      "            x = rows[t]",
+                      "            p0, p1 = splits[x, piece], splits[x, piece + 1]"]
+        else:
+            lines += [f"    if piece == n_row_blocks + {i - 1}:",
+                      f"        A{i - 1} = A[{i - 1}]",
+                      "        for t in range(count):"]
+        for j0, j1 in _panels(stride):
+            cols = range(j0, j1)
+            lines += [f"            d{j} = D{i}[t, {j}]" for j in cols]
+            if i == 0:
+                lines += ["            for p in range(p0, p1):",
+                          "                k = indices[p]",
+                          "                c = coef * values[p]"]
+            else:
+                lines += [f"            for k in range({widths[i - 1]}):",
+                          f"                c = coef * A{i - 1}[t, k]"]
+            lines += [f"                W{i}[k, {j}] += c * d{j}" for j in cols]
+            bias_guard = "piece == n_row_blocks - 1" if i == 0 else "True"
+            lines += [f"            if {bias_guard}:"]
+            lines += [f"                B{i}[{j}] += coef * d{j}" for j in cols]
+    return lines
+
+
+def layer_code(widths):
+    """Source of forward_pass, backward_pass and update_rows for a network whose
+    layers after the input have `widths` neurons (sizes[1:])."""
+    parts = [_forward_code(widths), _backward_code(widths), _update_code(widths)]
+    return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
+
+
+_HEADER = '''"""fastgd's training kernels for layer widths {widths}: generated by
+fastgd._kernels.layer_code, compiled and cached by numba.  Do not edit."""
+
+import numpy as np
+from numba import njit, prange
+
+from fastgd._kernels import (_flush, _layers, _prefetch_row, _quadratic_output_error,
+                             _scratch, _sigmoid, _work_on, compile_serial_and_parallel,
+                             nonzero_columns)
+
+'''
+
+_FOOTER = '''
+
+train_serial, train_parallel = compile_serial_and_parallel(_train)
+feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)
+gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)
+'''
+
+
+# Read once, at import: inspect reads the file on disk, which may change later.
+_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients))
+
+
+def module_source(widths):
+    """The whole generated module for these layer widths."""
+    return (_HEADER.format(widths=list(widths)) + layer_code(widths) + "\n\n\n" + _DRIVERS
+            + _FOOTER)
+
+
+def compile_serial_and_parallel(impl):
+    """Compile one plain function twice, umap-style: serial and prange-parallel.
+
+    numba's on-disk cache is keyed by the function's qualified name, not by
+    the ``parallel`` flag, so each variant gets a name of its own.
+    """
+    variants = []
+    for suffix, parallel in (("_serial", False), ("_parallel", True)):
+        fn = types.FunctionType(impl.__code__, impl.__globals__,
+                                impl.__name__ + suffix, impl.__defaults__)
+        fn.__qualname__ = impl.__qualname__ + suffix
+        fn.__doc__ = impl.__doc__
+        variants.append(njit(cache=True, nogil=True, parallel=parallel,
+                             error_model="numpy")(fn))
+    return tuple(variants)
+
+
+def cache_dir():
+    """Where generated kernel modules are written: $FASTGD_CACHE_DIR, else a
+    fastgd folder in numba's cache dir ($NUMBA_CACHE_DIR) or the user's cache
+    dir, else the temporary directory."""
+    base = os.environ.get("FASTGD_CACHE_DIR")
+    if base:
+        return base
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastgd")
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "fastgd")
+
+
+_modules = {}
+_modules_lock = threading.Lock()
+
+
+def _writable_dir(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def _module_for(widths):
+    """The generated module (a Python module object) for these layer widths.
+
+    Written to ``cache_dir()`` under a name that carries a hash of its source,
+    atomically (another process may write the same file at the same time), and
+    imported from there, so numba caches its compiled code beside it.
+    """
+    widths = tuple(int(w) for w in widths)
+    with _modules_lock:
+        if widths in _modules:
+            return _modules[widths]
+        source = module_source(widths)
+        digest = hashlib.sha256(f"{_CODEGEN_VERSION}\n{source}".encode()).hexdigest()[:16]
+        name = f"fastgd_kernels_{'_'.join(map(str, widths))}_{digest}"
+        folder = cache_dir()
+        if not _writable_dir(folder):
+            folder = os.path.join(tempfile.gettempdir(), f"fastgd-{os.getuid()}")
+            os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name + ".py")
+        if not os.path.exists(path):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gen-", suffix=".py")
+            with os.fdopen(fd, "w") as f:
+                f.write(source)
+            os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _modules[widths] = module
+        return module
+
+
+_slp_lock = threading.Lock()
+_slp_users = [0, None]  # fastgd calls in flight, numba's setting before the first
+
+
+@contextmanager
+def _slp_on():
+    """numba's SLP vectoriser on while fastgd's kernels may compile (numba reads
+    the setting whenever it optimises a module).  Every fastgd kernel is
+    compiled under it, so the on-disk cache never holds a mix, and the tests
+    run exactly the code that ships.  Nested and threaded uses are counted."""
+    with _slp_lock:
+        if _slp_users[0] == 0:
+            _slp_users[1] = numba.config.SLP_VECTORIZE
+            numba.config.SLP_VECTORIZE = 1
+        _slp_users[0] += 1
+    try:
+        yield
+    finally:
+        with _slp_lock:
+            _slp_users[0] -= 1
+            if _slp_users[0] == 0:
+                numba.config.SLP_VECTORIZE = _slp_users[1]
+
+
+def call(kernel, *args):
+    """kernel(*args), with the SLP vectoriser on in case it compiles now."""
+    with _slp_on():
+        return kernel(*args)
+
+
+def on_disk(kernel):
+    """True if numba's disk cache holds compiled code for this kernel (a first
+    call then loads it instead of compiling), False if not, None if unknown."""
+    try:
+        folder = kernel._cache.cache_path
+        name = kernel.py_func.__qualname__
+        module = kernel.py_func.__module__
+    except AttributeError:  # numba internals changed: do not guess
+        return None
+    return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
+
+
+def kernels(sizes):
+    """The generated module of kernels (train_serial, train_parallel,
+    feedforward_*, gradients_*) for a network of these sizes."""
+    return _module_for(list(sizes)[1:])

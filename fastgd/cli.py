@@ -113,6 +113,9 @@ def build_parser():
                     "against the network's FLOP count and a quick measured peak.")
     _add_training_options(profile, data_help, validation_help)
     profile.add_argument("--json", action="store_true", help="print the report as JSON")
+    profile.add_argument("--busy", action="store_true",
+                         help="train beside a busy-loop process (another program using a "
+                              "core), and time the serial kernel under the same load")
     profile.set_defaults(func=profile_command, epochs=3)
 
     evaluate = commands.add_parser(
@@ -273,7 +276,7 @@ def train_command(args):
     n = len(y)
     if not args.quiet:
         threads = args.threads or numba.get_num_threads()
-        _, kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
+        kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
         steps = {"online": "online learning (mini-batch size 1)",
                  "full-batch": f"full batch (mini-batch size {n})",
                  "mini-batch": f"mini-batch size {m}"}[args.mode]
@@ -333,7 +336,7 @@ def profile_command(args):
     net, training_data, eval_data, m, _ = _prepare(args)
     report = profile_training(net, training_data, eval_data, args.epochs, m, args.eta,
                               reduction=args.reduction, threads=args.threads,
-                              kernel=args.kernel)
+                              kernel=args.kernel, busy=args.busy)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -39,7 +39,7 @@ class Layout:
 
     @classmethod
     def of(cls, sizes):
-        stride = [-(-n_out // 8) * 8 for n_out in sizes[1:]]
+        stride = [-(-n_out // _kernels.PAD) * _kernels.PAD for n_out in sizes[1:]]
         w_off, b_off, a_off = [], [], [0]
         n = 0
         for n_in, s in zip(sizes[:-1], stride):
@@ -170,8 +170,9 @@ class Network:
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         parallel = numba.get_num_threads() > 1 and X.shape[0] > _EVAL_BLOCK
-        kernel = _kernels.feedforward_parallel if parallel else _kernels.feedforward_serial
-        kernel(X, self.params, *self.layout.kernel_args(), out, _EVAL_BLOCK)
+        module = _kernels.kernels(self.sizes)
+        kernel = module.feedforward_parallel if parallel else module.feedforward_serial
+        _kernels.call(kernel, X, self.params, *self.layout.kernel_args(), out, _EVAL_BLOCK)
         return out
 
     def evaluate(self, X, y):
@@ -217,9 +218,10 @@ class Network:
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        kernel = (_kernels.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
-                  else _kernels.gradients_serial)
-        kernel(X, y, self.params, *self.layout.kernel_args(), nabla)
+        module = _kernels.kernels(self.sizes)
+        kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
+                  else module.gradients_serial)
+        _kernels.call(kernel, X, y, self.params, *self.layout.kernel_args(), nabla)
         return nabla
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):

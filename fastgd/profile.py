@@ -2,12 +2,16 @@
 
 ``profile_training`` runs a short training run the way ``SGD`` does, timing each
 part separately, and reports the achieved arithmetic rate against the FLOP
-count of the network and against a quick measured peak of this machine.
+count of the network and against a quick measured peak of this machine, the
+bytes the kernel's loops move per example, and which kernel ``auto`` chose
+with the timings it chose by.  With ``busy=True`` a busy-loop process runs
+beside the training, and the serial kernel is timed under the same load.
 """
 
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -28,6 +32,21 @@ def flops_per_example(sizes, nonzero_fraction=1.0):
     """
     W = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
     return 4 * W[0] * nonzero_fraction + 6 * sum(W[1:])
+
+
+def bytes_per_example(sizes, stride, itemsize, nonzero_inputs):
+    """Bytes the training loops read and write per example (from whichever cache
+    level holds them), counted from the network's shape: layer 0 reads each
+    nonzero input (its index and value) and its weight row in the forward pass,
+    and reads and writes that row in the update; a later layer reads all its
+    weights forward and backward and reads and writes them in the update;
+    activations and errors are read and written once per layer."""
+    index = 4
+    total = 2 * nonzero_inputs * (index + itemsize) + 3 * nonzero_inputs * stride[0] * itemsize
+    for n_in, s in zip(sizes[1:-1], stride[1:]):
+        total += 4 * n_in * s * itemsize
+    total += 4 * sum(stride) * itemsize
+    return total
 
 
 def measured_peak(dtype, seconds=0.5):
@@ -53,10 +72,30 @@ def _loaded_from_cache(dispatcher):
     return sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
 
 
+@contextmanager
+def busy_loop(active=True):
+    """Run a process that spins on one core for the duration of the block: the
+    "busy machine" (a user's other work) that the kernels must stay fast beside."""
+    if not active:
+        yield None
+        return
+    process = subprocess.Popen([sys.executable, "-c", "print(flush=True)\nwhile True: pass"],
+                               stdout=subprocess.PIPE)
+    try:
+        process.stdout.readline()  # spinning from here on
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
 def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta, *,
                      reduction="mean", threads=None, kernel="auto", shuffle=True,
-                     measure_import=True):
-    """Train ``net`` for ``epochs`` epochs, timing every part; returns a dict of results."""
+                     measure_import=True, busy=False):
+    """Train ``net`` for ``epochs`` epochs, timing every part; returns a dict of results.
+
+    busy: train beside a busy-loop process, and then time the serial kernel
+    for as many epochs from the same start under the same load."""
     X, y = training_data
     report = {"sizes": net.sizes, "dtype": net.dtype.name, "training_inputs": len(y),
               "epochs": epochs}
@@ -86,24 +125,31 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
         "training_kernel_loaded_from_cache": _loaded_from_cache(trainer.kernel),
     }
 
-    trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
-                      threads=threads, kernel=kernel)
-    report.update(trainer.info())
-    report["threading_layer"] = _threading_layer()
+    start_params, rng_state = net.params.copy(), net.rng.bit_generator.state
     shuffles, trainings, evaluations, correct = [], [], [], []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        order = net.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
-        t1 = time.perf_counter()
-        trainer.run_epoch(order)
-        t2 = time.perf_counter()
-        if test_data is not None:
-            with numba_threads(threads):
-                correct.append(net._evaluate(*test_data)[0])
-        t3 = time.perf_counter()
-        shuffles.append(t1 - t0)
-        trainings.append(t2 - t1)
-        evaluations.append(t3 - t2)
+    with busy_loop(busy):
+        trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
+                          threads=threads, kernel=kernel)
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            order = net.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
+            t1 = time.perf_counter()
+            trainer.run_epoch(order, epoch=epoch)
+            t2 = time.perf_counter()
+            if test_data is not None:
+                with numba_threads(threads):
+                    correct.append(net._evaluate(*test_data)[0])
+            t3 = time.perf_counter()
+            shuffles.append(t1 - t0)
+            trainings.append(t2 - t1)
+            evaluations.append(t3 - t2)
+        if busy:
+            report["busy_serial_training_s"] = _serial_epochs(
+                net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
+                reduction, shuffle)
+    report.update(trainer.info())
+    report["busy"] = busy
+    report["threading_layer"] = _threading_layer()
 
     def summary(values):
         return ({"median": float(np.median(values)), "min": float(np.min(values)),
@@ -122,8 +168,29 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
         report["gflops_dense_equivalent"] = per_second * flops_per_example(net.sizes) / 1e9
         report["gflops_performed"] = per_second * flops_per_example(net.sizes, nonzero) / 1e9
         report["peak_gflops_numpy_matmul"] = measured_peak(net.dtype)
+        report["bytes_per_example"] = bytes_per_example(
+            net.sizes, net.layout.stride.tolist(), net.dtype.itemsize,
+            len(trainer.indices) / trainer.n)
     report["numba_threads_available"] = numba.config.NUMBA_NUM_THREADS
     return report
+
+
+def _serial_epochs(net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
+                   reduction, shuffle):
+    """Seconds per epoch of the serial kernel from the same start (a copy of the network)."""
+    from .network import Network
+    copy = Network(net.sizes, dtype=net.dtype.name)
+    copy.params[:] = start_params
+    copy.rng.bit_generator.state = rng_state
+    trainer = Trainer(copy, training_data, mini_batch_size, eta, reduction=reduction,
+                      kernel="serial")
+    seconds = []
+    for _ in range(epochs):
+        order = copy.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
+        start = time.perf_counter()
+        trainer.run_epoch(order)
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def format_report(report):
@@ -145,6 +212,11 @@ def format_report(report):
         f"numba threading layer {report['threading_layer']} "
         f"(up to {report['numba_threads_available']} threads)",
     ]
+    for event in report.get("calibration", []):
+        timings = ", ".join(f"{name} {s * 1e6:.2f} us/example"
+                            for name, s in event["s_per_example"].items())
+        lines.append(f"  auto, epoch {event['epoch']}: timed {timings} (on "
+                     f"{event['timed_on']}); chose {event['chose']}")
     epoch = report["epoch_s"]
     if epoch["training"] is not None:
         lines.append(f"per epoch over {report['epochs']} epochs (median, min, max):")
@@ -157,8 +229,18 @@ def format_report(report):
             f"({report['nonzero_input_fraction']:.0%} of inputs nonzero), "
             f"{report['gflops_dense_equivalent']:.2f} dense-equivalent; "
             f"NumPy matmul peak here {report['peak_gflops_numpy_matmul']:.1f} "
-            "(flops per example = 6 W - 2 W_0 dense, W_l = weights in layer l)",
+            f"({report['gflops_performed'] / report['peak_gflops_numpy_matmul']:.0%} of it "
+            "performed; flops per example = 6 W - 2 W_0 dense, W_l = weights in layer l)",
+            f"bytes the loops read and write per example: {report['bytes_per_example']:,.0f} "
+            f"({report['bytes_per_example'] * report['examples_per_s'] / 1e9:.1f} GB/s, "
+            "from any cache level)",
         ]
+        if report.get("busy"):
+            auto_s = epoch["training"]["median"]
+            serial_s = float(np.median(report["busy_serial_training_s"]))
+            lines.append(f"beside a busy-loop process: {report['kernel']} kernel {ms(auto_s)} "
+                         f"per epoch, serial kernel {ms(serial_s)} under the same load "
+                         f"({auto_s / serial_s:.2f}x)")
     if report["correct"]:
         lines.append(f"test inputs classified correctly after each epoch: {report['correct']}")
     return lines

@@ -20,14 +20,6 @@ import numpy as np
 from . import _kernels
 from ._validation import check_data, check_int, check_positive_float
 
-# Parallel training needs at least this many examples per mini-batch per
-# thread: with fewer, waking the threads costs more than the split saves.
-# `pytest benchmarks/ -k parallel_threshold` times both kernels at 4, 5 and 8
-# examples per thread.  On 2 cores ([784, 30, 10], float32, three runs, serial
-# time / parallel time): m = 8: 1.35, 1.01, 0.91; m = 10: 0.96, 0.94, 1.08;
-# m = 16: 1.07, 1.22, 1.17.  Only 8 per thread wins every time.
-PARALLEL_MIN_EXAMPLES_PER_THREAD = 8
-
 # Epochs of growing cost, in a row, that count as divergence.
 DIVERGENCE_PATIENCE = 3
 
@@ -68,30 +60,48 @@ class History(list):
 
 
 def chunk_size(layout):
-    """Examples backpropagated together; a mini-batch this size or smaller updates
-    the weights directly, a larger one sums its gradient chunk by chunk."""
+    """Examples backpropagated together with the weights fixed: a mini-batch this
+    size or smaller updates the weights directly, a larger one sums its gradient
+    chunk by chunk.  It depends on the network only, never on the machine or
+    thread count, because it decides the order of the additions.  Small enough
+    that a chunk's inputs and scratch stay in the L2 cache between the forward
+    pass and the update."""
     per_example = int(layout.a_off[-1])
-    return int(max(16, min(1024, 2_000_000 // per_example)))
+    return int(max(16, min(256, 1_000_000 // per_example)))
+
+
+# Examples per piece of the parallel forward/backward pass, and pieces of weight
+# rows per thread in the parallel update: many small pieces, handed out as
+# threads become free, so that a thread the OS preempts holds up only its piece.
+EXAMPLE_BLOCK = 16
+ROW_BLOCKS_PER_THREAD = 4
+# Examples the parallel kernel backpropagates between two updates of a large
+# mini-batch's gradient: more than the serial kernel's chunk, to start fewer
+# parallel regions (the size does not change the result).
+PARALLEL_CHUNK = 1024
+
+# Auto kernel: each candidate is timed on about this many examples (whole
+# mini-batches), twice, alternating; the choice is timed again when a segment's
+# time per example drifts by more than DRIFT from what the choice was timed at,
+# and after RECHECK_EPOCHS epochs (doubling each time the choice stands), since
+# a load that goes away need not change the speed of the kernel in use.
+TRIAL_EXAMPLES = 2048
+DRIFT = 0.3
+RECHECK_EPOCHS = 4
 
 
 def choose_kernel(mini_batch_size, threads, kernel="auto"):
-    """(kernel function, name, reason) for this mini-batch size and thread count."""
+    """(name, reason) of the kernel a run starts with: "serial", "parallel", or
+    "auto" (timed at run time) when both are candidates."""
     if kernel not in ("auto", "serial", "parallel"):
         raise ValueError(f"kernel must be 'auto', 'serial' or 'parallel', got {kernel!r}")
-    if kernel == "auto":
-        if threads == 1:
-            kernel, why = "serial", "1 thread"
-        elif mini_batch_size < PARALLEL_MIN_EXAMPLES_PER_THREAD * threads:
-            kernel, why = "serial", (f"mini-batches of {mini_batch_size} are too small to split "
-                                     f"across {threads} threads; parallel from "
-                                     f"{PARALLEL_MIN_EXAMPLES_PER_THREAD * threads}")
-        else:
-            kernel, why = "parallel", (f"mini-batches of {mini_batch_size} split across "
-                                       f"{threads} threads")
-    else:
-        why = "asked for"
-    fn = _kernels.train_parallel if kernel == "parallel" else _kernels.train_serial
-    return fn, kernel, why
+    if kernel != "auto":
+        return kernel, "asked for"
+    if threads == 1:
+        return "serial", "1 thread"
+    return "auto", (f"serial on 1 thread or parallel on {threads} threads, whichever is "
+                    "faster on this machine now: timed during the first epoch, and again "
+                    "when the speed drifts")
 
 
 @contextmanager
@@ -113,6 +123,15 @@ def numba_threads(threads):
         numba.set_num_threads(before)
 
 
+class _Candidate:
+    """One way to run the training kernel: which compiled variant, on how many
+    threads, with how the work is cut into pieces.  All give the same bits."""
+
+    def __init__(self, name, fn, threads, splits, chunk, example_block):
+        self.name, self.fn, self.threads = name, fn, threads
+        self.splits, self.chunk, self.example_block = splits, chunk, example_block
+
+
 class Trainer:
     """What SGD prepares once for a training run, and one epoch of it.
 
@@ -121,6 +140,12 @@ class Trainer:
     allocates scratch; ``run_epoch(order)`` then runs one epoch over
     ``X[order]``.  ``SGD`` uses it, and so do the benchmarks and ``fastgd
     profile``, so they time exactly what training runs.
+
+    With ``kernel="auto"`` and more than one thread, the serial and the
+    parallel kernel are both candidates: the first epoch times each on a few
+    thousand examples of real training (they give identical weights, so the
+    timing costs no work), keeps the faster, and times them again whenever an
+    epoch segment's speed drifts.  ``calibration`` records each decision.
     """
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
@@ -143,31 +168,73 @@ class Trainer:
         with numba_threads(threads) as n_threads:
             self.threads = n_threads
         self.requested_threads = threads
-        self.kernel, self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
+        self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.indptr, self.indices, self.values = _kernels.nonzero_columns(self.X)
-        self.buffers = _Buffers(net, m)
-        self.n_blocks = n_threads if self.kernel_name == "parallel" else 1
+        module = _kernels.kernels(net.sizes)
+        direct_max = chunk_size(net.layout)
+        self.candidates = []
+        if self.kernel_name in ("serial", "auto"):
+            chunk = min(m, direct_max)
+            self.candidates.append(_Candidate("serial", module.train_serial, 1, self._splits(1),
+                                              chunk, chunk))
+        if self.kernel_name in ("parallel", "auto"):
+            self.candidates.append(_Candidate(
+                "parallel", module.train_parallel, n_threads,
+                self._splits(ROW_BLOCKS_PER_THREAD * n_threads),
+                min(m, max(direct_max, PARALLEL_CHUNK)), EXAMPLE_BLOCK))
+        self.buffers = _Buffers(net, m, max(min(m, direct_max),
+                                            max(c.chunk for c in self.candidates)))
+        self.current = self.candidates[0]
+        self.calibration = []
+        self._reference = None  # s/example the current candidate was timed at
+        self._recheck = len(self.candidates) > 1
+        self._trained = 0  # examples trained so far
+        self._recheck_interval = RECHECK_EPOCHS * n
+        self._next_recheck = None
         self.segment = max(1, _SEGMENT // m) * m
-        # An empty run compiles the kernel (or loads it from numba's cache) now,
+        # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only.
-        self.run_slice(np.arange(0), 0, 0)
+        for candidate in self.candidates:
+            self._run(candidate, np.arange(0), 0, 0)
+
+    @property
+    def kernel(self):
+        """The compiled kernel in use now."""
+        return self.current.fn
+
+    def _splits(self, n_blocks):
+        """Where each example's nonzero inputs cross the boundaries of n_blocks
+        blocks of layer 0's weight rows, balanced by their nonzero counts."""
+        bounds = _kernels.balanced_bounds(self.indices, self.net.sizes[0], n_blocks)
+        return _kernels.row_splits(self.indptr, self.indices, bounds)
 
     def info(self):
         """The run's settings, as recorded in a History."""
         return dict(mini_batch_size=self.mini_batch_size, eta=self.eta, threads=self.threads,
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
+                    kernel_in_use=self.current.name, calibration=self.calibration,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
 
-    def run_epoch(self, order, progress=None):
+    def run_epoch(self, order, progress=None, epoch=None):
         """One epoch over the examples X[order]; returns the sum of C_x over them.
 
         ``progress(done, n)`` is called after each segment of about _SEGMENT
         examples; the epoch stops early once the cost is not finite.
         """
         total_cost = 0.0
-        for start in range(0, self.n, self.segment):
+        start = 0
+        while start < self.n:
+            if self._recheck:
+                cost, start = self._calibrate(order, start, epoch)
+                total_cost += cost
+                if start >= self.n or not math.isfinite(total_cost):
+                    break
             stop = min(self.n, start + self.segment)
+            began = time.perf_counter()
             total_cost += self.run_slice(order, start, stop)
+            self._watch((time.perf_counter() - began) / (stop - start), stop - start)
+            self._trained += stop - start
+            start = stop
             if not math.isfinite(total_cost):
                 break
             if progress is not None:
@@ -175,12 +242,77 @@ class Trainer:
         return total_cost
 
     def run_slice(self, order, start, stop):
-        """Train on the examples order[start:stop] (start at a mini-batch boundary);
-        returns the sum of C_x over them.  run_epoch is this over the whole order."""
-        with numba_threads(self.requested_threads):
-            return self.kernel(self.indptr, self.indices, self.values, self.y, order, start,
-                               stop, self.mini_batch_size, self.eta, self.mean, self.net.params,
-                               *self.buffers.args(), self.n_blocks)
+        """Train on the examples order[start:stop] (start at a mini-batch boundary)
+        with the kernel in use; returns the sum of C_x over them."""
+        return self._run(self.current, order, start, stop)
+
+    def _run(self, candidate, order, start, stop, params=None):
+        with numba_threads(candidate.threads):
+            if candidate.name == "parallel":
+                before = numba.get_parallel_chunksize()
+                numba.set_parallel_chunksize(1)
+            try:
+                return _kernels.call(
+                    candidate.fn, self.indptr, self.indices, self.values, self.y, order, start,
+                    stop, self.mini_batch_size, self.eta, self.mean,
+                    self.net.params if params is None else params, *self.buffers.args(),
+                    candidate.splits, self.buffers.direct_max, candidate.chunk,
+                    candidate.example_block, candidate.threads)
+            finally:
+                if candidate.name == "parallel":
+                    numba.set_parallel_chunksize(before)
+
+    def _calibrate(self, order, start, epoch):
+        """Time every candidate, keep the fastest; returns (cost, new start).
+
+        Each candidate trains twice on about TRIAL_EXAMPLES examples, in turn.
+        When the epoch has room, these are the epoch's own next examples (the
+        candidates give the same weights, so nothing is wasted); otherwise (a
+        few huge mini-batches) they run on a copy of the weights, which is
+        thrown away."""
+        m = self.mini_batch_size
+        trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
+        rounds = 2
+        in_place = start + rounds * len(self.candidates) * trial <= self.n
+        seconds = {c.name: [] for c in self.candidates}
+        cost = 0.0
+        for _ in range(rounds):
+            for candidate in self.candidates:
+                if in_place:
+                    began = time.perf_counter()
+                    cost += self._run(candidate, order, start, start + trial)
+                    seconds[candidate.name].append((time.perf_counter() - began) / trial)
+                    start += trial
+                else:
+                    n_trial = min(self.n, TRIAL_EXAMPLES)
+                    scratch = self.net.params.copy()
+                    began = time.perf_counter()
+                    self._run(candidate, order, 0, n_trial, params=scratch)
+                    seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
+        best = {name: min(times) for name, times in seconds.items()}
+        previous = self.current.name if self.calibration else None
+        self.current = next(c for c in self.candidates if c.name == min(best, key=best.get))
+        self._reference = best[self.current.name]
+        self._recheck = False
+        self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
+                                  else RECHECK_EPOCHS * self.n)
+        if in_place:
+            self._trained += rounds * len(self.candidates) * trial
+        self._next_recheck = self._trained + self._recheck_interval
+        self.calibration.append({"epoch": epoch, "s_per_example": best,
+                                 "chose": self.current.name,
+                                 "timed_on": "training" if in_place else "a copy of the weights"})
+        return cost, start
+
+    def _watch(self, s_per_example, examples):
+        """Ask for new timings when a long enough segment's speed drifts, or when
+        the current choice is due to be checked again."""
+        if self._reference is None:
+            return
+        due = self._trained + examples >= self._next_recheck
+        drifted = (examples >= TRIAL_EXAMPLES
+                   and abs(s_per_example / self._reference - 1.0) > DRIFT)
+        self._recheck = due or drifted
 
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
@@ -210,9 +342,10 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
     threads : int, optional
         numba threads for this call (numba's setting is restored afterwards).
     kernel : "auto", "serial" or "parallel"
-        "auto" takes the serial kernel for one thread or mini-batches of fewer
-        than PARALLEL_MIN_EXAMPLES_PER_THREAD examples per thread.  All give
-        bit-identical weights.
+        "auto" times the serial kernel (1 thread) against the parallel one
+        (all threads) during the first epoch and keeps the faster, timing them
+        again when the speed drifts (``History.info["calibration"]``).  All
+        give bit-identical weights.
     verbose : bool
         Print one line per epoch, and progress during epochs longer than a
         couple of seconds.
@@ -225,6 +358,9 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
     epochs = check_int(epochs, "epochs", minimum=0)
     if on_divergence not in ("stop", "warn", "raise"):
         raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', got {on_divergence!r}")
+    if verbose and compiling_needed(net):
+        print(f"Compiling fastgd's kernels for a {net.sizes} network (once per network "
+              "shape: numba keeps them on disk for later runs)...", file=sys.stderr, flush=True)
     trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
                       threads=threads, kernel=kernel)
     if test_data is not None:
@@ -236,7 +372,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         order = net.rng.permutation(n) if shuffle else np.arange(n)
         start_time = time.perf_counter()
         progress = _ProgressLine(epoch, start_time) if verbose else None
-        total_cost = trainer.run_epoch(order, progress)
+        total_cost = trainer.run_epoch(order, progress, epoch=epoch)
         record = {"epoch": epoch, "seconds": time.perf_counter() - start_time,
                   "cost": total_cost / n}
         if progress is not None:
@@ -260,8 +396,16 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
             warnings.warn(diagnosis, DivergenceWarning, stacklevel=_stacklevel_outside_package())
             if on_divergence == "stop" or not math.isfinite(total_cost):
                 break
-    history.info["threading_layer"] = _threading_layer()
+    history.info.update(threading_layer=_threading_layer(), kernel_in_use=trainer.current.name)
     return history
+
+
+def compiling_needed(net):
+    """True if training this network's shape will compile kernels first (numba's
+    disk cache has none for it yet): tens of seconds, worth telling the user."""
+    module = _kernels.kernels(net.sizes)
+    return any(_kernels.on_disk(k) is False
+               for k in (module.train_serial, module.train_parallel))
 
 
 class _ProgressLine:
@@ -283,16 +427,18 @@ class _ProgressLine:
 
 
 class _Buffers:
-    """Scratch arrays for the training kernel, allocated once per training run."""
+    """Scratch arrays for the training kernel, allocated once per training run:
+    activations and errors for `rows` examples, and nabla for mini-batches
+    larger than direct_max."""
 
-    def __init__(self, net, m):
+    def __init__(self, net, m, rows):
         layout = net.layout
-        chunk = min(chunk_size(layout), m)
+        self.direct_max = chunk_size(layout)
         per_example = int(layout.a_off[-1])
-        self.A = np.zeros(chunk * per_example, net.dtype)
-        self.D = np.zeros(chunk * per_example, net.dtype)  # padding must stay zero
-        self.costs = np.empty(chunk, np.float64)
-        self.nabla = np.empty(layout.n_params if m > chunk else 0, net.dtype)
+        self.A = np.zeros(rows * per_example, net.dtype)
+        self.D = np.zeros(rows * per_example, net.dtype)  # padding must stay zero
+        self.costs = np.empty(rows, np.float64)
+        self.nabla = np.empty(layout.n_params if m > self.direct_max else 0, net.dtype)
         self.layout = layout
 
     def args(self):

@@ -190,7 +190,10 @@ def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
     assert report["gflops_dense_equivalent"] == pytest.approx(
         report["examples_per_s"] * dense / 1e9)
     assert report["gflops_performed"] < report["gflops_dense_equivalent"]  # zeros skipped
-    assert report["kernel"] in ("serial", "parallel") and report["kernel_reason"]
+    assert report["kernel"] in ("serial", "auto") and report["kernel_reason"]
+    assert report["kernel_in_use"] in ("serial", "parallel")
+    # layer 0: 2 x nonzero x (index + value) + 3 x nonzero x a 16-float row, ...
+    assert report["bytes_per_example"] > 3 * 16 * 4 * report["nonzero_input_fraction"] * 784
     assert len(report["correct"]) == 2 and report["jit"]["first_training_call_s"] > 0
     assert sizes == report["sizes"]
     assert main(args) == 0

@@ -37,6 +37,23 @@ def test_bit_identical_at_one_and_two_threads(data, mode, dtype):
 
 
 @two_threads
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", MODES)
+def test_auto_gives_the_serial_bits_while_it_switches_kernels(data, mode, dtype, monkeypatch):
+    """auto times both kernels on real training and switches between them (here
+    after every segment): a choice made at run time never changes the weights."""
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 50)
+    monkeypatch.setattr(fastgd.training, "_SEGMENT", 300)
+    monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
+    m = MODES[mode]
+    serial = train(data, m, dtype, kernel="serial")
+    net = fastgd.Network([784, 30, 10], seed=7, dtype=dtype)
+    history = net.SGD(data, 2, m, 3.0 if m != 1 else 0.5, verbose=False, threads=2)
+    assert len(history.info["calibration"]) >= 2
+    np.testing.assert_array_equal(net.params, serial)
+
+
+@two_threads
 def test_bit_identical_when_mini_batches_are_summed_chunk_by_chunk(data, monkeypatch):
     monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 64)
     one = train(data, 500, "float32", threads=1, kernel="parallel")

@@ -9,7 +9,10 @@ import fastgd.training
 import naive
 from conftest import book_weights, random_data
 
-SHAPES = [[2, 3], [3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [20, 17, 33, 9, 5]]
+# Odd widths exercise the tails of the two-chain sums, [10, 100, 3] the panels
+# of a layer wider than _kernels.PANEL.
+SHAPES = [[2, 3], [3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [20, 17, 33, 9, 5],
+          [10, 100, 3]]
 
 
 @pytest.mark.parametrize("sizes", SHAPES, ids=str)
@@ -60,6 +63,7 @@ EPOCHS = [
     ([7, 9, 4], 30, None, "mean"),
     ([20, 17, 33, 9, 5], 40, 7, "sum"),
     ([784, 30, 10], 50, 10, "mean"),
+    ([10, 100, 3], 40, 8, "mean"),
 ]
 
 
@@ -89,6 +93,61 @@ def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kerne
             weights, biases = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 2.0)
         for got, want in zip(net.weights + net.biases, weights + biases):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 5, 20, None])
+def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m):
+    """Many small pieces (blocks of 2 examples, 16 blocks of weight rows per thread):
+    the parallel kernel still gives the serial kernel's weights to the bit."""
+    monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
+    monkeypatch.setattr(fastgd.training, "ROW_BLOCKS_PER_THREAD", 16)
+    monkeypatch.setattr(fastgd.training, "PARALLEL_CHUNK", 7)
+    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
+    sizes, n = [40, 13, 4], 60
+    X, y = random_data(sizes, n, seed=9)
+    nets = [fastgd.Network(sizes, seed=3, dtype="float64") for _ in range(2)]
+    nets[0].SGD((X, y), 2, m, 1.0, kernel="serial", verbose=False)
+    nets[1].SGD((X, y), 2, m, 1.0, kernel="parallel", verbose=False)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    weights, biases = book_weights(fastgd.Network(sizes, seed=3, dtype="float64"))
+    rng = np.random.default_rng(3)
+    [rng.standard_normal(s) for s in sizes[1:]]
+    [rng.standard_normal((b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
+    for _ in range(2):
+        weights, biases = naive.train_epoch(weights, biases, X, y, rng.permutation(n), m or n, 1.0)
+    for got, want in zip(nets[1].weights + nets[1].biases, weights + biases):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_exp_is_within_an_ulp_of_numpy():
+    """The kernels' own e^x (it vectorises; np.exp is a C call per number)."""
+    from numba import njit
+    from fastgd._kernels import _exp, _sigmoid
+
+    @njit(error_model="numpy")
+    def both(x):
+        e, s = np.empty_like(x), np.empty_like(x)
+        for i in range(x.shape[0]):
+            e[i], s[i] = _exp(x[i]), _sigmoid(x[i])
+        return e, s
+
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 1e-300, 709.78, 709.79, 710.0, -708.4, -745.1, -745.2, 1e300, -1e300]
+    x = np.concatenate([rng.uniform(-750, 712, 200_000), rng.uniform(-2, 2, 50_000), edges])
+    got, sig = both(x)
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    normal = np.isfinite(want) & (want >= np.finfo(float).tiny)
+    ulps = np.abs(got[normal] - want[normal]) / np.spacing(want[normal])
+    assert ulps.max() <= 1.0
+    # inf and 0 exactly, subnormals within their last bit
+    np.testing.assert_allclose(got[~normal], want[~normal], rtol=0, atol=5e-324)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(sig, 1 / (1 + np.exp(-x)), rtol=4e-16, atol=0)
+    special = np.array([np.inf, -np.inf, np.nan])
+    e, s = both(special)
+    assert e[0] == np.inf and e[1] == 0 and np.isnan(e[2])
+    assert s[0] == 1 and s[1] == 0 and np.isnan(s[2])
 
 
 def test_shuffling_follows_the_seeded_generator():

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd.training import (DIVERGENCE_PATIENCE, PARALLEL_MIN_EXAMPLES_PER_THREAD, History,
-                             choose_kernel)
+from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel
 
 from conftest import random_data, two_threads
 
@@ -33,7 +32,8 @@ def test_history_records_each_epoch(data):
     assert history[-1]["correct"] == net.evaluate(*data)
     assert history.column("correct").shape == (3,)
     assert history.diverged is None
-    assert history.info["kernel"] in ("serial", "parallel") and history.info["mini_batch_size"] == 5
+    assert history.info["kernel"] in ("serial", "auto") and history.info["mini_batch_size"] == 5
+    assert history.info["kernel_in_use"] in ("serial", "parallel")
 
 
 def test_prints_the_books_epoch_lines(data, capsys):
@@ -79,15 +79,50 @@ def test_shuffle_false_keeps_the_order_and_shuffle_true_does_not(data):
 
 
 def test_kernel_choice():
-    assert choose_kernel(10, 1)[1] == "serial"
-    assert choose_kernel(1, 4)[1] == "serial"
-    smallest = 4 * PARALLEL_MIN_EXAMPLES_PER_THREAD
-    assert choose_kernel(smallest - 1, 4)[1] == "serial"
-    assert choose_kernel(smallest, 4)[1] == "parallel"
-    assert choose_kernel(smallest, 8)[1] == "serial"
-    assert choose_kernel(1000, 4, "serial")[1] == "serial"
-    assert choose_kernel(1, 1, "parallel")[1] == "parallel"
-    assert "too small" in choose_kernel(1, 4)[2]
+    assert choose_kernel(10, 1) == ("serial", "1 thread")
+    assert choose_kernel(1, 4)[0] == "auto"  # timed at run time, not decided by a constant
+    assert choose_kernel(1000, 4, "serial") == ("serial", "asked for")
+    assert choose_kernel(1, 1, "parallel") == ("parallel", "asked for")
+    with pytest.raises(ValueError, match="kernel must be"):
+        choose_kernel(10, 2, "fast")
+
+
+@two_threads
+def test_auto_times_both_kernels_and_records_the_choice(monkeypatch):
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 40)
+    data = random_data([30, 12, 4], 600, seed=5)
+    net = fastgd.Network([30, 12, 4], seed=0)
+    history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
+    assert history.info["kernel"] == "auto"
+    first = history.info["calibration"][0]
+    assert first["epoch"] == 0 and first["timed_on"] == "training"
+    assert set(first["s_per_example"]) == {"serial", "parallel"}
+    assert all(s > 0 for s in first["s_per_example"].values())
+    assert first["chose"] == min(first["s_per_example"], key=first["s_per_example"].get)
+    assert history.info["kernel_in_use"] == history.info["calibration"][-1]["chose"]
+
+
+@two_threads
+def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
+    """Full batch: one step per epoch, so the candidates are timed on a throwaway copy."""
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 100)
+    data = random_data([30, 12, 4], 300, seed=5)
+    net, reference = fastgd.Network([30, 12, 4], seed=0), fastgd.Network([30, 12, 4], seed=0)
+    history = net.SGD(data, 2, None, 1.0, threads=2, verbose=False)
+    reference.SGD(data, 2, None, 1.0, kernel="serial", verbose=False)
+    assert history.info["calibration"][0]["timed_on"] == "a copy of the weights"
+    np.testing.assert_array_equal(net.params, reference.params)
+
+
+@two_threads
+def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
+    monkeypatch.setattr(fastgd.training, "_SEGMENT", 100)
+    monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
+    data = random_data([30, 12, 4], 600, seed=5)
+    net = fastgd.Network([30, 12, 4], seed=0)
+    history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
+    assert len(history.info["calibration"]) > 2
 
 
 @two_threads
@@ -112,7 +147,7 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
         args[10][:] = np.nan   # params
         return float("nan")
 
-    monkeypatch.setattr(kernels, "train_serial", poisoned)
+    monkeypatch.setattr(kernels.kernels([8, 6, 3]), "train_serial", poisoned)
     for on_divergence in ("stop", "warn"):
         net = fastgd.Network([8, 6, 3], seed=0)
         with pytest.warns(fastgd.DivergenceWarning, match="eta = 7 is too large"):
@@ -181,3 +216,14 @@ def test_the_kernel_is_compiled_before_the_first_epoch_is_timed(data):
     trainer = fastgd.Trainer(net, data, 5, 1.0, kernel="serial")
     assert trainer.kernel.signatures  # compiled for these argument types
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch):
+    import fastgd._kernels as kernels
+    net = fastgd.Network([8, 6, 3], seed=0)
+    net.SGD(data, 1, 5, 1.0)
+    assert kernels.on_disk(kernels.kernels(net.sizes).train_serial) is True  # cached now
+    assert "Compiling" not in capsys.readouterr().err
+    monkeypatch.setattr(kernels, "on_disk", lambda kernel: False)
+    net.SGD(data, 1, 5, 1.0)
+    assert "Compiling fastgd's kernels for a [8, 6, 3] network" in capsys.readouterr().err
