@@ -1,9 +1,12 @@
-"""What a user would otherwise write: the same algorithm as fastgd, in plain NumPy.
+"""What a user would otherwise write: the same algorithm as fastgd, in NumPy,
+PyTorch or JAX.
 
 Each baseline trains one epoch from given weights over the examples in a given
 order, so that it can be timed beside fastgd on identical work.  They are not
 part of the library.  Weights are the book's (out, in) matrices, biases (out,).
 """
+
+import functools
 
 import numpy as np
 
@@ -132,3 +135,94 @@ class TorchSGD:
             loss = 0.5 * ((a - y) ** 2).sum() / len(x)
             loss.backward()
             optimizer.step()
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_functions():
+    """The jitted epoch (a lax.scan over the mini-batches) and the jitted single step.
+
+    Built once per process: jax.jit caches compiled code per wrapper, so wrapping
+    anew for every JaxScan would compile again in every timed round."""
+    import jax
+
+    def sigmoid(z):
+        return 1.0 / (1.0 + jax.numpy.exp(-z))
+
+    def step(params, X, Y, eta):
+        """NumpyMatrix.update_mini_batch, returning new parameters instead of updating."""
+        weights, biases = params
+        activations = [X]
+        for w, b in zip(weights, biases):
+            activations.append(sigmoid(activations[-1] @ w.T + b))
+        a = activations[-1]
+        delta = (a - Y) * a * (1 - a)
+        scale = eta / X.shape[0]  # m is static: each mini-batch size compiles its own step
+        new_weights, new_biases = list(weights), list(biases)
+        for l in range(len(weights) - 1, -1, -1):
+            nabla_w = delta.T @ activations[l]
+            nabla_b = delta.sum(axis=0)
+            if l:
+                a = activations[l]
+                delta = (delta @ weights[l]) * a * (1 - a)
+            new_weights[l] = weights[l] - scale * nabla_w
+            new_biases[l] = biases[l] - scale * nabla_b
+        return tuple(new_weights), tuple(new_biases)
+
+    def epoch(params, XB, YB, eta):
+        params, _ = jax.lax.scan(lambda p, batch: (step(p, *batch, eta), None), params, (XB, YB))
+        return params
+
+    return jax.jit(epoch), jax.jit(step)
+
+
+class JaxScan:
+    """NumpyMatrix's algorithm in JAX, the whole epoch one jitted lax.scan over the
+    mini-batches: the fastest way JAX offers to run many small steps, since the
+    Python loop and per-step dispatch disappear into one compiled program.
+
+    prepare() shuffles, one-hots and reshapes the data to (n_batches, m, n_in)
+    on the device (not timed); epoch() runs the scan, plus one jitted step with
+    its own m for a trailing short mini-batch, and waits for the result.
+    float64 turns on jax_enable_x64 for the whole process (JAX would otherwise
+    make float32 arrays from float64 input), before any array is made.
+    """
+
+    def __init__(self, weights, biases):
+        import jax
+        self.jax = jax
+        self.dtype = np.dtype(weights[0].dtype)
+        if self.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        self.params = (tuple(jax.numpy.asarray(w) for w in weights),
+                       tuple(jax.numpy.asarray(b) for b in biases))
+
+    def prepare(self, X, y, order, mini_batch_size):
+        """(full mini-batches, trailing short mini-batch or None) as device arrays."""
+        jnp = self.jax.numpy
+        X = np.ascontiguousarray(X[order], dtype=self.dtype)
+        Y = one_hot(y[order], self.params[0][-1].shape[0], self.dtype)
+        full = len(order) // mini_batch_size * mini_batch_size
+        batches = (jnp.asarray(X[:full].reshape(-1, mini_batch_size, X.shape[1])),
+                   jnp.asarray(Y[:full].reshape(-1, mini_batch_size, Y.shape[1])))
+        tail = (jnp.asarray(X[full:]), jnp.asarray(Y[full:])) if full < len(order) else None
+        return batches, tail
+
+    def epoch(self, data, eta):
+        """One epoch over prepared data; returns when the new parameters are computed."""
+        epoch, step = _jax_functions()
+        (XB, YB), tail = data
+        eta = np.asarray(eta, self.dtype)
+        params = self.params
+        if len(XB):
+            params = epoch(params, XB, YB, eta)
+        if tail is not None:
+            params = step(params, *tail, eta)
+        self.params = self.jax.block_until_ready(params)
+
+    @property
+    def weights(self):
+        return [np.asarray(w) for w in self.params[0]]
+
+    @property
+    def biases(self):
+        return [np.asarray(b) for b in self.params[1]]

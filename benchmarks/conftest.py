@@ -1,9 +1,18 @@
-"""Shared workload for the benchmark suite: MNIST, initial weights, machine facts.
+"""Shared workload for the benchmark suite: MNIST, initial weights, machine facts,
+and the options that pick one implementation and one thread count per process.
 
 Set FASTGD_BENCH_SMOKE=1 for a smoke run (a few hundred examples, one round),
 as CI does: it checks that every benchmark still runs, it measures nothing.
+FASTGD_BENCH_ROUNDS=K times K rounds instead of 5.
+
+Plain `pytest benchmarks/` runs every implementation at every thread count in
+one process.  benchmarks/run.py instead starts one process per implementation
+and thread count, with --impl NAME --bench-threads N: BLAS and XLA fix their
+thread pools when they load, and a 1-thread measurement should be pinned to
+one core, which only a fresh process can arrange.
 """
 
+import json
 import os
 import platform
 
@@ -14,8 +23,70 @@ import pytest
 import fastgd
 
 SMOKE = bool(os.environ.get("FASTGD_BENCH_SMOKE"))
+# Medians of 5 rounds by default: this machine is shared and noisy.
+ROUNDS = int(os.environ.get("FASTGD_BENCH_ROUNDS") or (1 if SMOKE else 5))
 EPOCH = 50_000  # examples in the book's training set: s/epoch is quoted for this many
 SEED = 1
+IMPLS = ("fastgd", "numpy", "network.py", "torch", "jax")  # the groups --impl picks from
+OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+# What --impl and --bench-threads asked for (None: everything), read at collection
+# time by test_epoch.py, whose thread-count parameters depend on it.
+SELECTED = {"impl": None, "threads": None}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fastgd benchmarks")
+    group.addoption("--impl", choices=IMPLS,
+                    help="run only this implementation's benchmarks (benchmarks/run.py "
+                         "starts one process per implementation)")
+    group.addoption("--bench-threads", type=int, metavar="N",
+                    help="run only the benchmarks at N threads; the busy-machine and "
+                         "import+compile ones run when N is every thread numba may use")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "bench(impl, threads=None): the implementation group a benchmark belongs "
+        "to, and its thread count when it has no `threads` parameter ('all': every core)")
+    threads = config.getoption("bench_threads", None)
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise pytest.UsageError(f"--bench-threads must be 1 to {numba.config.NUMBA_NUM_THREADS} "
+                                f"(numba's NUMBA_NUM_THREADS here), got {threads}")
+    SELECTED.update(impl=config.getoption("impl", None), threads=threads)
+
+
+def runs_all_threads():
+    """Whether this process runs the benchmarks that use every core (busy machine,
+    import+compile).  A plain run does; under --bench-threads N, only the process
+    whose N is every thread numba may use, and not a 1-thread process pinned to
+    one core of a machine that has more (numba counts the cores it may run on)."""
+    n = SELECTED["threads"]
+    if n is None:
+        return True
+    return n == numba.config.NUMBA_NUM_THREADS and (n > 1 or os.cpu_count() == 1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect what --impl and --bench-threads leave out."""
+    if SELECTED["impl"] is None and SELECTED["threads"] is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("bench")
+        impl = marker.args[0] if marker else None
+        threads = marker.kwargs.get("threads") if marker else None
+        params = getattr(item, "callspec", None)
+        if params is not None and "threads" in params.params:
+            threads = params.params["threads"]
+        wanted = SELECTED["impl"] is None or impl == SELECTED["impl"]
+        if SELECTED["threads"] is not None:
+            wanted = wanted and (runs_all_threads() if threads == "all"
+                                 else threads == SELECTED["threads"])
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def cpu_model():
@@ -30,7 +101,10 @@ def cpu_model():
 
 
 def thread_counts():
-    """1, 2, 4, ... up to the cores numba may use, and that number itself."""
+    """1, 2, 4, ... up to the cores numba may use, and that number itself; only
+    --bench-threads's count when it is given."""
+    if SELECTED["threads"] is not None:
+        return [SELECTED["threads"]]
     most = numba.config.NUMBA_NUM_THREADS
     counts = [1]
     while counts[-1] * 2 <= most:
@@ -48,12 +122,33 @@ def threading_layer():
 MACHINE = {}
 
 
+def affinity():
+    """The CPUs this process may run on (None where the OS does not say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def process_label():
+    """Which of benchmarks/run.py's processes this is, for the report's header."""
+    impl, threads = SELECTED["impl"], SELECTED["threads"]
+    if impl is None and threads is None:
+        return "all implementations and thread counts"
+    plural = "s" if threads != 1 else ""
+    return f"{impl or 'all implementations'}, {threads or 'all'} thread{plural}"
+
+
 @pytest.fixture(scope="session")
 def machine():
+    """Facts about the machine and this process, recorded beside every result."""
     if not MACHINE:
         MACHINE.update(cpu=cpu_model(), cores=os.cpu_count(), numba=numba.__version__,
                        numpy=np.__version__, threading_layer=threading_layer(),
-                       numba_max_threads=numba.config.NUMBA_NUM_THREADS, smoke=SMOKE)
+                       numba_max_threads=numba.config.NUMBA_NUM_THREADS, smoke=SMOKE,
+                       process=process_label(), affinity=affinity(), pid=os.getpid())
+        if os.environ.get("FASTGD_BENCH_COMMAND"):  # set by benchmarks/run.py
+            MACHINE["command"] = os.environ["FASTGD_BENCH_COMMAND"]
     return MACHINE
 
 
@@ -72,11 +167,42 @@ def order(mnist_training):
     return np.random.default_rng(SEED).permutation(n)
 
 
+def blas_info():
+    """Which BLAS (and OpenMP) libraries NumPy loaded, their versions, the kernel
+    (architecture) OpenBLAS picked and their thread counts right now, and the
+    OpenBLAS variables that can override that choice: the same NumPy code runs at
+    very different speeds with a different BLAS kernel."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        pools = None
+    else:
+        pools = [{"user_api": p.get("user_api"), "internal_api": p.get("internal_api"),
+                  "version": p.get("version"), "architecture": p.get("architecture"),
+                  "num_threads": p.get("num_threads"),
+                  "library": os.path.basename(p.get("filepath") or ""),
+                  # numpy.libs or scipy.libs: numba's kernels load SciPy's BLAS too
+                  "folder": os.path.basename(os.path.dirname(p.get("filepath") or ""))}
+                 for p in threadpoolctl.threadpool_info()]
+    removed = os.environ.get("FASTGD_BENCH_REMOVED_ENV")  # set by benchmarks/run.py
+    return {"blas": pools,
+            "openblas_env": {name: os.environ.get(name) for name in OPENBLAS_VARIABLES},
+            "removed_env": removed.split(",") if removed else []}
+
+
+def jsonable(value):
+    """value with NumPy scalars and arrays turned into plain numbers and lists, as
+    pytest-benchmark writes extra_info with the json module."""
+    def plain(o):
+        return o.tolist() if hasattr(o, "tolist") else str(o)
+    return json.loads(json.dumps(value, default=plain))
+
+
 def record(benchmark, machine, **info):
     """Put what a reader of the JSON needs next to each result: the machine, the
     settings and, when timed, examples/s and seconds per 50,000-example epoch."""
     benchmark.extra_info.update(machine)
-    benchmark.extra_info.update(info)
+    benchmark.extra_info.update(jsonable(info))
     stats = getattr(benchmark, "stats", None)
     if stats is not None and "examples" in info:
         per_second = info["examples"] / stats.stats.median

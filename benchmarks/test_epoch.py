@@ -2,11 +2,14 @@
 
 One benchmark is one epoch of training (or, for the slow baselines, a fixed
 number of examples, scaled in the report) from the same initial weights, in the
-same shuffled order, with eta 3.0.  JIT compilation happens in a warm-up round
-and is measured on its own in test_import_and_compile.
+same shuffled order, with eta 3.0.  JIT compilation (numba's, JAX's) happens in
+a warm-up round; fastgd's is measured on its own in test_import_and_compile.
 
-    pytest benchmarks/ --benchmark-json=bench.json
-    python benchmarks/report.py bench.json
+    python benchmarks/run.py --out bench.json      # one process per implementation
+    python benchmarks/report.py bench.json         # and thread count (see run.py)
+
+`pytest benchmarks/ --benchmark-json=bench.json` runs everything in one
+process instead; JAX is then measured only at the thread count XLA started with.
 """
 
 import importlib.util
@@ -15,17 +18,17 @@ import os
 import subprocess
 import sys
 
+import numba
 import pytest
 
 import fastgd
 from fastgd.training import Trainer
 
-from baselines import NetworkPy, NumpyMatrix, TorchSGD
-from conftest import SEED, SMOKE, record, thread_counts
+from baselines import JaxScan, NetworkPy, NumpyMatrix, TorchSGD
+from conftest import ROUNDS, SEED, SMOKE, affinity, blas_info, record, thread_counts
 
 MODES = {"online": 1, "m=10": 10, "m=100": 100, "m=1000": 1000, "full batch": None}
 ETA = 3.0
-ROUNDS = 1 if SMOKE else 5  # medians of 5: this machine is shared and noisy
 BOOK = [784, 30, 10]
 WIDER = [784, 100, 10]
 THREADS = thread_counts()
@@ -55,12 +58,18 @@ def batch_size(mode, order):
     return len(order) if m is None else min(m, len(order))
 
 
+def group(mode, dtype, sizes):
+    """pytest-benchmark's group: the results that compare with each other."""
+    return f"{mode} {dtype} {'x'.join(map(str, sizes))}"
+
+
 def initial(dtype, sizes=BOOK):
     net = fastgd.Network(sizes, seed=SEED, dtype=dtype)
     return net, [w.copy() for w in net.weights], [b.copy() for b in net.biases]
 
 
 def fastgd_cases():
+    """Every kernel for the book's network; auto only for the wider one."""
     for dtype in ("float32", "float64"):
         for mode in MODES:
             for threads in THREADS:
@@ -69,46 +78,83 @@ def fastgd_cases():
                         continue  # the serial kernel uses one thread whatever the count
                     yield pytest.param(BOOK, dtype, mode, threads, kernel,
                                        id=f"{mode}-{dtype}-{threads}t-{kernel}")
-    for mode in ("m=10", "full batch"):
+    for mode in MODES:
         for threads in THREADS:
             yield pytest.param(WIDER, "float32", mode, threads, "auto",
                                id=f"784x100x10-{mode}-float32-{threads}t-auto")
 
 
+def baseline_cases():
+    """The book's network in float32 and float64, the wider one in float32."""
+    for sizes, dtypes in ((BOOK, ("float32", "float64")), (WIDER, ("float32",))):
+        for dtype in dtypes:
+            for mode in MODES:
+                for threads in THREADS:
+                    yield pytest.param(sizes, dtype, mode, threads,
+                                       id=f"{'x'.join(map(str, sizes))}-{mode}-{dtype}-{threads}t")
+
+
+def trainer_facts(trainer):
+    """The kernel auto chose and why, the one it ran last and its calibration
+    when it has them; read after the epochs, since auto may decide during them."""
+    facts = dict(kernel=trainer.kernel_name, kernel_reason=trainer.kernel_reason)
+    info = trainer.info()
+    for key in ("kernel_in_use", "calibration"):
+        if info.get(key) is not None:
+            facts[key] = info[key]
+    return facts
+
+
+@pytest.mark.bench("fastgd")
 @pytest.mark.parametrize("sizes, dtype, mode, threads, kernel", list(fastgd_cases()))
 def test_fastgd(benchmark, machine, mnist_training, order, sizes, dtype, mode, threads, kernel):
     X, y, order = workload(mnist_training, order, dtype)
     net = fastgd.Network(sizes, seed=SEED, dtype=dtype)
     start = net.params.copy()
     trainer = Trainer(net, (X, y), batch_size(mode, order), ETA, threads=threads, kernel=kernel)
-    benchmark.group = f"{mode} {dtype} {'x'.join(map(str, sizes))}"
+    benchmark.group = group(mode, dtype, sizes)
     run(benchmark, lambda: trainer.run_epoch(order), lambda: net.params.__setitem__(..., start))
-    record(benchmark, machine, impl=f"fastgd {kernel}", kernel=trainer.kernel_name,
-           kernel_reason=trainer.kernel_reason, mode=mode, mini_batch_size=MODES[mode],
-           threads=threads, dtype=dtype, sizes=sizes, examples=len(order))
+    record(benchmark, machine, impl=f"fastgd {kernel}", mode=mode, mini_batch_size=MODES[mode],
+           threads=threads, dtype=dtype, sizes=sizes, examples=len(order),
+           **trainer_facts(trainer))
 
 
-@pytest.mark.parametrize("kernel", ["serial", "parallel"])
-@pytest.mark.parametrize("per_thread", [4, 5, 8])
-def test_parallel_threshold(benchmark, machine, mnist_training, order, per_thread, kernel):
-    """Where splitting a mini-batch across every thread starts to pay, the evidence for
-    training.PARALLEL_MIN_EXAMPLES_PER_THREAD: the serial kernel (one thread) against
-    the parallel kernel (all threads) at m = per_thread * threads, float32, the book's
-    network.  pytest-benchmark's table shows each group's ratio; the report skips these."""
-    threads = THREADS[-1]
-    if threads == 1:
-        pytest.skip("one thread only: nothing to split")
+BUSY_MODES = ["m=100", "m=1000"]
+BUSY_LOOP = "print('spinning', flush=True)\nwhile True: pass"
+
+
+@pytest.fixture
+def busy_loop():
+    """A CPU-bound process competing for the cores, as on a machine busy with
+    something else; not pinned, so the OS places it.  Started before the test
+    makes its Trainer (auto may calibrate then) and killed even if the test fails."""
+    loop = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdout=subprocess.PIPE, text=True)
+    try:
+        loop.stdout.readline()  # it spins from now on
+        yield loop
+    finally:
+        loop.kill()
+        loop.wait()
+        loop.stdout.close()
+
+
+@pytest.mark.bench("fastgd", threads="all")
+@pytest.mark.parametrize("kernel", ["auto", "serial"])
+@pytest.mark.parametrize("mode", BUSY_MODES)
+def test_busy_machine(benchmark, machine, mnist_training, order, busy_loop, mode, kernel):
+    """One core taken by another process: auto on every thread against the serial
+    kernel on one.  A parallel kernel that waits for its slowest thread can lose
+    to serial here; auto should see the load and not."""
     X, y, order = workload(mnist_training, order, "float32")
-    m = min(per_thread * threads, len(order))
     net = fastgd.Network(BOOK, seed=SEED)
     start = net.params.copy()
-    trainer = Trainer(net, (X, y), m, ETA, threads=1 if kernel == "serial" else threads,
-                      kernel=kernel)
-    benchmark.group = f"parallel threshold: m={m} ({per_thread} per thread, {threads} threads)"
+    threads = numba.config.NUMBA_NUM_THREADS if kernel == "auto" else 1
+    trainer = Trainer(net, (X, y), batch_size(mode, order), ETA, threads=threads, kernel=kernel)
+    benchmark.group = "busy machine"
     run(benchmark, lambda: trainer.run_epoch(order), lambda: net.params.__setitem__(..., start))
-    benchmark.extra_info.update(machine, threshold_check=True, kernel=kernel,
-                                threads=trainer.threads, mini_batch_size=m,
-                                examples=len(order))
+    record(benchmark, machine, impl=f"fastgd {kernel}", busy=True, mode=mode,
+           mini_batch_size=MODES[mode], threads=threads, dtype="float32", sizes=BOOK,
+           examples=len(order), **trainer_facts(trainer))
 
 
 def blas_threads(threads):
@@ -126,26 +172,27 @@ NETWORK_PY_LIMIT = 2_000
 TORCH_LIMIT = {"online": 5_000, "m=10": 20_000}
 
 
-@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"{t}t")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numpy_matrix(benchmark, machine, mnist_training, order, dtype, mode, threads):
+@pytest.mark.bench("numpy")
+@pytest.mark.parametrize("sizes, dtype, mode, threads", list(baseline_cases()))
+def test_numpy_matrix(benchmark, machine, mnist_training, order, sizes, dtype, mode, threads):
     X, y, order = workload(mnist_training, order, dtype, NUMPY_LIMIT.get(mode))
-    _, weights, biases = initial(dtype)
+    _, weights, biases = initial(dtype, sizes)
     m = batch_size(mode, order)
     state = {}
     limits = blas_threads(threads)
     try:
-        benchmark.group = f"{mode} {dtype} 784x30x10"
+        benchmark.group = group(mode, dtype, sizes)
         run(benchmark, lambda: state["net"].epoch(X, y, order, m, ETA),
             lambda: state.update(net=NumpyMatrix(weights, biases)))
+        blas = blas_info()  # inside the limits: the thread count BLAS ran with
     finally:
         if limits is not None:
             limits.unregister()
     record(benchmark, machine, impl="numpy matrix", mode=mode, mini_batch_size=MODES[mode],
-           threads=threads, dtype=dtype, sizes=BOOK, examples=len(order))
+           threads=threads, dtype=dtype, sizes=sizes, examples=len(order), **blas)
 
 
+@pytest.mark.bench("network.py", threads=1)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["online", "m=10"])
 def test_network_py(benchmark, machine, mnist_training, order, mode, dtype):
@@ -155,24 +202,25 @@ def test_network_py(benchmark, machine, mnist_training, order, mode, dtype):
     state = {}
     limits = blas_threads(1)
     try:
-        benchmark.group = f"{mode} {dtype} 784x30x10"
+        benchmark.group = group(mode, dtype, BOOK)
         run(benchmark, lambda: state["net"].epoch(X, y, order, batch_size(mode, order), ETA),
             lambda: state.update(net=NetworkPy(weights, biases)))
+        blas = blas_info()
     finally:
         if limits is not None:
             limits.unregister()
     record(benchmark, machine, impl="network.py", mode=mode, mini_batch_size=MODES[mode],
-           threads=1, dtype=dtype, sizes=BOOK, examples=len(order))
+           threads=1, dtype=dtype, sizes=BOOK, examples=len(order), **blas)
 
 
+@pytest.mark.bench("torch")
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="PyTorch is not installed (pip install 'fastgd[torch]')")
-@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"{t}t")
-@pytest.mark.parametrize("mode", MODES)
-def test_torch(benchmark, machine, mnist_training, order, mode, threads):
+@pytest.mark.parametrize("sizes, dtype, mode, threads", list(baseline_cases()))
+def test_torch(benchmark, machine, mnist_training, order, sizes, dtype, mode, threads):
     import torch
-    X, y, order = workload(mnist_training, order, "float32", TORCH_LIMIT.get(mode))
-    _, weights, biases = initial("float32")
+    X, y, order = workload(mnist_training, order, dtype, TORCH_LIMIT.get(mode))
+    _, weights, biases = initial(dtype, sizes)
     m = batch_size(mode, order)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -182,13 +230,48 @@ def test_torch(benchmark, machine, mnist_training, order, mode, threads):
         state["net"] = TorchSGD(weights, biases)
         state["data"] = state["net"].prepare(X, y, order)
     try:
-        benchmark.group = f"{mode} float32 784x30x10"
+        benchmark.group = group(mode, dtype, sizes)
         run(benchmark, lambda: state["net"].epoch(*state["data"], m, ETA), reset)
     finally:
         torch.set_num_threads(before)
     record(benchmark, machine, impl="pytorch", mode=mode, mini_batch_size=MODES[mode],
-           threads=threads, dtype="float32", sizes=BOOK, examples=len(order),
+           threads=threads, dtype=dtype, sizes=sizes, examples=len(order),
            torch=torch.__version__)
+
+
+def xla_threads():
+    """The threads XLA's CPU backend computes with in this process.  It sizes its
+    pool once, when jax loads: one thread under benchmarks/run.py's 1-thread
+    XLA_FLAGS, else every core the process may run on."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if "--xla_cpu_multi_thread_eigen=false" in flags and "intra_op_parallelism_threads=1" in flags:
+        return 1
+    cpus = affinity()
+    return len(cpus) if cpus else os.cpu_count()
+
+
+@pytest.mark.bench("jax")
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="JAX is not installed (pip install 'fastgd[jax]')")
+@pytest.mark.parametrize("sizes, dtype, mode, threads", list(baseline_cases()))
+def test_jax(benchmark, machine, mnist_training, order, sizes, dtype, mode, threads):
+    """The whole epoch one jitted lax.scan; jit compiles in the warm-up round."""
+    pool = xla_threads()
+    if threads != pool and not SMOKE:  # a smoke run only checks that the code runs
+        pytest.skip(f"XLA computes with {pool} thread(s) in this process, fixed when jax "
+                    "loads: benchmarks/run.py runs each thread count in its own process")
+    import jax
+    X, y, order = workload(mnist_training, order, dtype)
+    _, weights, biases = initial(dtype, sizes)
+    m = batch_size(mode, order)
+    data = JaxScan(weights, biases).prepare(X, y, order, m)
+    state = {}
+    benchmark.group = group(mode, dtype, sizes)
+    run(benchmark, lambda: state["net"].epoch(data, ETA),
+        lambda: state.update(net=JaxScan(weights, biases)))
+    record(benchmark, machine, impl="jax", mode=mode, mini_batch_size=MODES[mode],
+           threads=threads, dtype=dtype, sizes=sizes, examples=len(order), jax=jax.__version__,
+           xla_threads=pool, xla_flags=os.environ.get("XLA_FLAGS"))
 
 
 COMPILE_SCRIPT = """
@@ -208,6 +291,7 @@ print(json.dumps({"import_s": t1 - t0, "first_serial_s": t2 - t1, "first_paralle
 """
 
 
+@pytest.mark.bench("fastgd", threads="all")
 @pytest.mark.parametrize("cache", ["cold", "warm"])
 def test_import_and_compile(benchmark, machine, tmp_path_factory, cache):
     """A fresh process: import, then the first serial and first parallel training call.
