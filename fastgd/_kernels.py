@@ -219,13 +219,17 @@ def _prefetch(typingctx, array, i):
 
 
 @njit(cache=True, nogil=True)
-def _prefetch_row(x, indptr, indices, values):
-    """Start loading row x of the CSR arrays into cache: examples come in
-    shuffled order, so each one's nonzero inputs lie somewhere new in memory."""
+def _prefetch_row(x, indptr, indices, values, splits):
+    """Start loading row x of the CSR arrays (and of splits) into cache: examples
+    come in shuffled order, so each one's nonzero inputs lie somewhere new in
+    memory."""
     for p in range(indptr[x], indptr[x + 1], np.uint64(64 // indices.itemsize)):
         _prefetch(indices, p)
     for p in range(indptr[x], indptr[x + 1], np.uint64(64 // values.itemsize)):
         _prefetch(values, p)
+    if splits.shape[0] > 0:
+        _prefetch(splits[x], 0)
+        _prefetch(splits[x], splits.shape[1] - 1)
 
 
 @intrinsic
@@ -335,7 +339,7 @@ def _scratch(buffer, stride, a_off, rows):
 # forward_pass, backward_pass and update_rows are the generated operations.
 
 def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
-           params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, splits,
+           params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, splits, spans,
            direct_max, chunk, example_block, n_workers):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (naive.sgd_epoch).
@@ -354,7 +358,8 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     Neither chunk (for mini-batches larger than direct_max) nor the pieces the
     work is cut into change the result: backpropagation runs in blocks of
     example_block examples and the update in the blocks of weight rows that
-    splits describes (``row_splits``), each weight adding its examples' terms
+    splits describes (``row_splits``; spans holds its rows for the chunk's
+    examples; both have no columns for a single block), each weight adding its examples' terms
     in the order t = 0, 1, ...  direct_max does change the result (in the
     last bits), so it depends only on the network (``chunk_size``).
 
@@ -367,7 +372,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     """
     n_params = params.shape[0]
     rows_held = A.shape[0] // a_off[-1]
-    n_row_blocks = splits.shape[1] - 1
+    n_row_blocks = max(1, splits.shape[1] - 1)
     n_pieces = n_row_blocks + sizes.shape[0] - 2
     counter = np.zeros(1, np.int64)
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
@@ -399,7 +404,8 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                 while blk >= 0:
                     t0 = blk * example_block
                     t1 = min(count, t0 + example_block)
-                    forward_pass(t0, t1, rows, indptr, indices, values, weights, biases, As)
+                    forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
+                                 biases, As)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                     blk = _work_on(counter, n_blocks)
             for t in range(count):
@@ -408,8 +414,8 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             for worker in prange(n_workers):
                 piece = _work_on(counter, n_pieces)
                 while piece >= 0:
-                    update_rows(piece, n_row_blocks, count, rows, indices, values, splits, coef,
-                                target_w, target_b, As, Ds)
+                    update_rows(piece, n_row_blocks, count, rows, indptr, indices, values,
+                                spans, coef, target_w, target_b, As, Ds)
                     piece = _work_on(counter, n_pieces)
         if not direct:
             for p in range(n_params):
@@ -428,8 +434,9 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
         x0, x1 = bi * block, min(n, (bi + 1) * block)
         indptr, indices, values = nonzero_columns(X[x0:x1])
         As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
-        forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, weights, biases,
-                     As)
+        no_splits = np.empty((0, 0), np.uint64)
+        forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, no_splits,
+                     no_splits, weights, biases, As)
         for t in range(x1 - x0):
             for j in range(sizes[last + 1]):
                 out[x0 + t, j] = As[last][t, j]
@@ -448,7 +455,9 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
         Ds = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
         cost = np.empty(1)
         first_row = np.zeros(1, np.int64)
-        forward_pass(0, 1, first_row, indptr, indices, values, weights, biases, As)
+        no_splits = np.empty((0, 0), np.uint64)
+        forward_pass(0, 1, first_row, indptr, indices, values, no_splits, no_splits, weights,
+                     biases, As)
         backward_pass(0, 1, first_row, labels[x:x + 1], weights, As, Ds, cost)
         g = nabla[x]
         g[:] = 0
@@ -479,20 +488,27 @@ def _forward_code(widths):
     layer by layer, into A[l][t]; example t's input is row rows[t] of the CSR arrays.
     Layer 0 walks the nonzero inputs; later layers all their inputs.  The inputs
     of rows[t + PREFETCH_AHEAD] are prefetched, if rows goes on that far.
+    splits[x] is copied to spans[t] for the update (see update_rows): the
+    update then reads it in order instead of from anywhere in memory.
 
     With CHAINS = 2, each z_j is summed in two chains, the 1st, 3rd, 5th...
     inputs' terms (after b_j) and the 2nd, 4th, ... inputs' terms, added at
     the end: one chain waits for each addition to finish before the next.
     """
     n_layers = len(widths)
-    lines = ["def forward_pass(t0, t1, rows, indptr, indices, values, weights, biases, A):",
+    lines = ["def forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,",
+             "                 biases, A):",
              "    one = np.uint64(1)",
              "    zero = np.zeros(1, A[0].dtype)[0]  # the second chains start at 0 in A's dtype"]
     lines += [f"    W{i}, B{i}, A{i} = weights[{i}], biases[{i}], A[{i}]" for i in range(n_layers)]
-    lines += ["    for t in range(t0, t1):",
+    lines += [f"    for t in range(t0, min(t1, t0 + {PREFETCH_AHEAD})):  # the first ones now",
+              "        _prefetch_row(rows[t], indptr, indices, values, splits)",
+              "    for t in range(t0, t1):",
               "        x = rows[t]",
               f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
-              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values)",
+              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, splits)",
+              "        for r in range(spans.shape[1]):",
+              "            spans[t, r] = splits[x, r]",
               "        p0, p1 = indptr[x], indptr[x + 1]",
               "        pairs = (p1 - p0) >> one"]
     for i, n_out in enumerate(widths):
@@ -583,16 +599,17 @@ def _update_code(widths):
     """update_rows: target_w[l] += coef * sum_t a^(l-1)_t (delta^l_t)^T and
     target_b[l] += coef * sum_t delta^l_t over the chunk's examples t = 0, 1, ...
     in order, for one piece of the weights.  Pieces 0..n_row_blocks-1 are blocks
-    of layer 0's rows: piece r takes the nonzero inputs splits[x, r]:splits[x, r + 1]
-    of each example x (``row_splits``), and the last one also adds layer 0's
-    biases; piece n_row_blocks + i - 1 is the whole of layer i.
+    of layer 0's rows: piece r takes the nonzero inputs spans[t, r]:spans[t, r + 1]
+    of each example t (``row_splits``, copied by forward_pass), and the last one
+    also adds layer 0's biases; piece n_row_blocks + i - 1 is the whole of layer i.
+    With one block of rows, each example's nonzero inputs are all of its row.
 
     Example by example, delta_t stays in registers while the rows of its
     nonzero inputs are updated.  (Walking the chunk column by column instead,
     each row in registers, is slower: a row's terms form one dependency chain.)
     """
-    lines = ["def update_rows(piece, n_row_blocks, count, rows, indices, values, splits, coef,",
-             "                target_w, target_b, A, D):"]
+    lines = ["def update_rows(piece, n_row_blocks, count, rows, indptr, indices, values, spans,",
+             "                coef, target_w, target_b, A, D):"]
     lines += [f"    W{i}, B{i}, D{i} = target_w[{i}], target_b[{i}], D[{i}]"
               for i in range(len(widths))]
     for i, n_out in enumerate(widths):
@@ -600,8 +617,10 @@ def _update_code(widths):
         if i == 0:
             lines += ["    if piece < n_row_blocks:",
                       "        for t in range(count):",
-                      "            x = rows[t]",
-                      "            p0, p1 = splits[x, piece], splits[x, piece + 1]"]
+                      "            if n_row_blocks == 1:",
+                      "                p0, p1 = indptr[rows[t]], indptr[rows[t] + 1]",
+                      "            else:",
+                      "                p0, p1 = spans[t, piece], spans[t, piece + 1]"]
         else:
             lines += [f"    if piece == n_row_blocks + {i - 1}:",
                       f"        A{i - 1} = A[{i - 1}]",

@@ -184,6 +184,9 @@ class Trainer:
                 min(m, max(direct_max, PARALLEL_CHUNK)), EXAMPLE_BLOCK))
         self.buffers = _Buffers(net, m, max(min(m, direct_max),
                                             max(c.chunk for c in self.candidates)))
+        for c in self.candidates:
+            c.spans = np.zeros((len(self.buffers.costs) if c.splits.size else 0,
+                                c.splits.shape[1]), np.uint64)
         self.current = self.candidates[0]
         self.calibration = []
         self._reference = None  # s/example the current candidate was timed at
@@ -204,7 +207,10 @@ class Trainer:
 
     def _splits(self, n_blocks):
         """Where each example's nonzero inputs cross the boundaries of n_blocks
-        blocks of layer 0's weight rows, balanced by their nonzero counts."""
+        blocks of layer 0's weight rows, balanced by their nonzero counts (none
+        for one block: that is each example's whole row)."""
+        if n_blocks == 1:
+            return np.zeros((0, 0), np.uint64)
         bounds = _kernels.balanced_bounds(self.indices, self.net.sizes[0], n_blocks)
         return _kernels.row_splits(self.indptr, self.indices, bounds)
 
@@ -256,7 +262,7 @@ class Trainer:
                     candidate.fn, self.indptr, self.indices, self.values, self.y, order, start,
                     stop, self.mini_batch_size, self.eta, self.mean,
                     self.net.params if params is None else params, *self.buffers.args(),
-                    candidate.splits, self.buffers.direct_max, candidate.chunk,
+                    candidate.splits, candidate.spans, self.buffers.direct_max, candidate.chunk,
                     candidate.example_block, candidate.threads)
             finally:
                 if candidate.name == "parallel":
