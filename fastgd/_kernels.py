@@ -39,8 +39,8 @@ inputs stream past, and numba's SLP vectoriser (``numba.config.SLP_VECTORIZE``,
 off by default and switched on only while fastgd's kernels compile, see
 ``_slp_on``) packs them into vector instructions.  A loop over a runtime width
 keeps z in memory instead, with a load and a store per input.  Layers wider
-than ``PANEL`` are done in panels of PANEL outputs, so the registers never
-run out.
+than the vector registers hold are done in panels (``panel_width``), so the
+registers never run out; panels only group columns, so they change no result.
 
 The generated source is written once to a file named after its hash (see
 ``_module_for``), so that numba can cache the compiled code on disk like any
@@ -85,6 +85,7 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+from llvmlite import binding as ll
 from llvmlite import ir
 from numba import njit, prange
 from numba import types as nbtypes
@@ -93,8 +94,9 @@ from numba.extending import intrinsic
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
-# Outputs computed together in registers: wider layers are done in panels.
-PANEL = 32
+# Outputs computed together in registers (wider layers are done in panels):
+# None means as many as the machine's vector registers hold (``panel_width``).
+PANEL = None
 # How many examples ahead the forward pass asks for the nonzero inputs.
 PREFETCH_AHEAD = 4
 # Independent chains each z_j is summed in (see _forward_code).
@@ -382,6 +384,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     As, Ds = _scratch(A, stride, a_off, rows_held), _scratch(D, stride, a_off, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
+    zero = one - one
     total_cost = 0.0
     for mb_start in range(start, stop, mini_batch_size):
         mb = min(mini_batch_size, stop - mb_start)
@@ -405,7 +408,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                     t0 = blk * example_block
                     t1 = min(count, t0 + example_block)
                     forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
-                                 biases, As)
+                                 biases, As, zero)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                     blk = _work_on(counter, n_blocks)
             for t in range(count):
@@ -436,7 +439,7 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
         As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
         forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, no_splits,
-                     no_splits, weights, biases, As)
+                     no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
         for t in range(x1 - x0):
             for j in range(sizes[last + 1]):
                 out[x0 + t, j] = As[last][t, j]
@@ -457,7 +460,7 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
         first_row = np.zeros(1, np.int64)
         no_splits = np.empty((0, 0), np.uint64)
         forward_pass(0, 1, first_row, indptr, indices, values, no_splits, no_splits, weights,
-                     biases, As)
+                     biases, As, np.zeros(1, params.dtype)[0])
         backward_pass(0, 1, first_row, labels[x:x + 1], weights, As, Ds, cost)
         g = nabla[x]
         g[:] = 0
@@ -478,15 +481,33 @@ def _stride(width):
     return -(-width // PAD) * PAD
 
 
-def _panels(width):
-    """(first, last) output columns of each panel of at most PANEL columns."""
-    return [(j0, min(width, j0 + PANEL)) for j0 in range(0, width, PANEL)]
+def _panels(width, panel):
+    """(first, last) output columns of each panel of at most `panel` columns."""
+    return [(j0, min(width, j0 + panel)) for j0 in range(0, width, panel)]
 
 
-def _forward_code(widths):
+def panel_width(itemsize):
+    """Outputs per panel for numbers of `itemsize` bytes on this machine: the
+    forward pass's two chains of accumulators fill half its vector registers
+    (32 of 64 bytes with AVX-512, 16 of 32 bytes with AVX2, else 16 of 16
+    bytes).  Panels group columns only: they do not change any result."""
+    if PANEL is not None:
+        return PANEL
+    features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    if "+avx512f" in features:
+        register_bytes = 32 * 64
+    elif "+avx" in features:
+        register_bytes = 16 * 32
+    else:
+        register_bytes = 16 * 16
+    return max(PAD, register_bytes // 4 // itemsize // PAD * PAD)
+
+
+def _forward_code(widths, panel):
     """forward_pass: a^l = sigmoid(w^l a^(l-1) + b^l) for the examples t0 <= t < t1,
     layer by layer, into A[l][t]; example t's input is row rows[t] of the CSR arrays.
-    Layer 0 walks the nonzero inputs; later layers all their inputs.  The inputs
+    Layer 0 walks the nonzero inputs; later layers all their inputs; zero is 0
+    in A's dtype (where the second chains start).  The inputs
     of rows[t + PREFETCH_AHEAD] are prefetched, if rows goes on that far.
     splits[x] is copied to spans[t] for the update (see update_rows): the
     update then reads it in order instead of from anywhere in memory.
@@ -497,9 +518,8 @@ def _forward_code(widths):
     """
     n_layers = len(widths)
     lines = ["def forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,",
-             "                 biases, A):",
-             "    one = np.uint64(1)",
-             "    zero = np.zeros(1, A[0].dtype)[0]  # the second chains start at 0 in A's dtype"]
+             "                 biases, A, zero):",
+             "    one = np.uint64(1)"]
     lines += [f"    W{i}, B{i}, A{i} = weights[{i}], biases[{i}], A[{i}]" for i in range(n_layers)]
     lines += [f"    for t in range(t0, min(t1, t0 + {PREFETCH_AHEAD})):  # the first ones now",
               "        _prefetch_row(rows[t], indptr, indices, values, splits)",
@@ -514,7 +534,7 @@ def _forward_code(widths):
     for i, n_out in enumerate(widths):
         # The padding columns are computed too, in whole vectors (their weights
         # and biases are zero; their activations sigmoid(0) are never read).
-        for j0, j1 in _panels(_stride(n_out)):
+        for j0, j1 in _panels(_stride(n_out), panel):
             cols = range(j0, j1)
             lines += [f"        # layer {i}, outputs {j0}..{j1 - 1}"]
             lines += [f"        z{j} = B{i}[{j}]" for j in cols]
@@ -595,7 +615,7 @@ def _backward_code(widths):
     return lines
 
 
-def _update_code(widths):
+def _update_code(widths, panel):
     """update_rows: target_w[l] += coef * sum_t a^(l-1)_t (delta^l_t)^T and
     target_b[l] += coef * sum_t delta^l_t over the chunk's examples t = 0, 1, ...
     in order, for one piece of the weights.  Pieces 0..n_row_blocks-1 are blocks
@@ -625,7 +645,7 @@ def _update_code(widths):
             lines += [f"    if piece == n_row_blocks + {i - 1}:",
                       f"        A{i - 1} = A[{i - 1}]",
                       "        for t in range(count):"]
-        for j0, j1 in _panels(stride):
+        for j0, j1 in _panels(stride, panel):
             cols = range(j0, j1)
             lines += [f"            d{j} = D{i}[t, {j}]" for j in cols]
             if i == 0:
@@ -642,15 +662,17 @@ def _update_code(widths):
     return lines
 
 
-def layer_code(widths):
+def layer_code(widths, panel):
     """Source of forward_pass, backward_pass and update_rows for a network whose
-    layers after the input have `widths` neurons (sizes[1:])."""
-    parts = [_forward_code(widths), _backward_code(widths), _update_code(widths)]
+    layers after the input have `widths` neurons (sizes[1:]), computing `panel`
+    outputs at a time."""
+    parts = [_forward_code(widths, panel), _backward_code(widths), _update_code(widths, panel)]
     return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
 
 
-_HEADER = '''"""fastgd's training kernels for layer widths {widths}: generated by
-fastgd._kernels.layer_code, compiled and cached by numba.  Do not edit."""
+_HEADER = '''"""fastgd's training kernels for layer widths {widths}, {panel} outputs at a
+time: generated by fastgd._kernels.layer_code, compiled and cached by numba.
+Do not edit."""
 
 import numpy as np
 from numba import njit, prange
@@ -673,9 +695,10 @@ gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)
 _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients))
 
 
-def module_source(widths):
-    """The whole generated module for these layer widths."""
-    return (_HEADER.format(widths=list(widths)) + layer_code(widths) + "\n\n\n" + _DRIVERS
+def module_source(widths, panel):
+    """The whole generated module for these layer widths and panel width."""
+    return (_HEADER.format(widths=list(widths), panel=panel) + layer_code(widths, panel)
+            + "\n\n\n" + _DRIVERS
             + _FOOTER)
 
 
@@ -723,18 +746,18 @@ def _writable_dir(path):
         return False
 
 
-def _module_for(widths):
+def _module_for(widths, panel):
     """The generated module (a Python module object) for these layer widths.
 
     Written to ``cache_dir()`` under a name that carries a hash of its source,
     atomically (another process may write the same file at the same time), and
     imported from there, so numba caches its compiled code beside it.
     """
-    widths = tuple(int(w) for w in widths)
+    key = tuple(int(w) for w in widths), panel
     with _modules_lock:
-        if widths in _modules:
-            return _modules[widths]
-        source = module_source(widths)
+        if key in _modules:
+            return _modules[key]
+        source = module_source(*key)
         digest = hashlib.sha256(f"{_CODEGEN_VERSION}\n{source}".encode()).hexdigest()[:16]
         name = f"fastgd_kernels_{'_'.join(map(str, widths))}_{digest}"
         folder = cache_dir()
@@ -751,7 +774,7 @@ def _module_for(widths):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-        _modules[widths] = module
+        _modules[key] = module
         return module
 
 
@@ -797,7 +820,7 @@ def on_disk(kernel):
     return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
 
 
-def kernels(sizes):
+def kernels(sizes, dtype):
     """The generated module of kernels (train_serial, train_parallel,
-    feedforward_*, gradients_*) for a network of these sizes."""
-    return _module_for(list(sizes)[1:])
+    feedforward_*, gradients_*) for a network of these sizes and dtype."""
+    return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize))

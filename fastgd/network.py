@@ -170,7 +170,7 @@ class Network:
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         parallel = numba.get_num_threads() > 1 and X.shape[0] > _EVAL_BLOCK
-        module = _kernels.kernels(self.sizes)
+        module = _kernels.kernels(self.sizes, self.dtype)
         kernel = module.feedforward_parallel if parallel else module.feedforward_serial
         _kernels.call(kernel, X, self.params, *self.layout.kernel_args(), out, _EVAL_BLOCK)
         return out
@@ -218,7 +218,7 @@ class Network:
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        module = _kernels.kernels(self.sizes)
+        module = _kernels.kernels(self.sizes, self.dtype)
         kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
                   else module.gradients_serial)
         _kernels.call(kernel, X, y, self.params, *self.layout.kernel_args(), nabla)

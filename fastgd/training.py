@@ -170,7 +170,7 @@ class Trainer:
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.indptr, self.indices, self.values = _kernels.nonzero_columns(self.X)
-        module = _kernels.kernels(net.sizes)
+        module = _kernels.kernels(net.sizes, net.dtype)
         direct_max = chunk_size(net.layout)
         self.candidates = []
         if self.kernel_name in ("serial", "auto"):
@@ -409,7 +409,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
 def compiling_needed(net):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
-    module = _kernels.kernels(net.sizes)
+    module = _kernels.kernels(net.sizes, net.dtype)
     return any(_kernels.on_disk(k) is False
                for k in (module.train_serial, module.train_parallel))
 

@@ -119,6 +119,22 @@ def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+def test_panel_width_changes_no_bit(monkeypatch):
+    """Panels (outputs computed together) follow the machine's registers; a
+    machine with other registers must still give the same weights."""
+    import fastgd._kernels as kernels
+    sizes, n = [30, 100, 3], 50
+    X, y = random_data(sizes, n, seed=4)
+    results = []
+    for panel in (8, 48, None):
+        monkeypatch.setattr(kernels, "PANEL", panel)
+        net = fastgd.Network(sizes, seed=1)
+        net.SGD((X, y), 1, 10, 1.0, kernel="serial", verbose=False)
+        results.append(net.params)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
 def test_exp_is_within_an_ulp_of_numpy():
     """The kernels' own e^x (it vectorises; np.exp is a C call per number)."""
     from numba import njit

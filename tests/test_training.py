@@ -147,7 +147,7 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
         args[10][:] = np.nan   # params
         return float("nan")
 
-    monkeypatch.setattr(kernels.kernels([8, 6, 3]), "train_serial", poisoned)
+    monkeypatch.setattr(kernels.kernels([8, 6, 3], "float32"), "train_serial", poisoned)
     for on_divergence in ("stop", "warn"):
         net = fastgd.Network([8, 6, 3], seed=0)
         with pytest.warns(fastgd.DivergenceWarning, match="eta = 7 is too large"):
@@ -222,7 +222,7 @@ def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch):
     import fastgd._kernels as kernels
     net = fastgd.Network([8, 6, 3], seed=0)
     net.SGD(data, 1, 5, 1.0)
-    assert kernels.on_disk(kernels.kernels(net.sizes).train_serial) is True  # cached now
+    assert kernels.on_disk(kernels.kernels(net.sizes, net.dtype).train_serial) is True  # cached now
     assert "Compiling" not in capsys.readouterr().err
     monkeypatch.setattr(kernels, "on_disk", lambda kernel: False)
     net.SGD(data, 1, 5, 1.0)
