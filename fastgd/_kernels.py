@@ -3,7 +3,7 @@
 Plain functions over arrays: no validation and no Python objects here (the
 callers in ``network.py`` and ``training.py`` check every input first).  Each
 training kernel matches a function of ``tests/naive.py``: ``train`` is
-``naive.sgd_epoch`` (``update_mini_batch`` per mini-batch), ``feedforward`` is
+``naive.train_epoch`` (``update_mini_batch`` per mini-batch), ``feedforward`` is
 ``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example.
 
 Parameter layout
@@ -157,21 +157,9 @@ def _exp(x):
     n = t - _ROUND
     ni = _bits(t) - _bits(_ROUND)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
-    c = _EXP_TAYLOR
-    p = c[13]
-    p = p * r + c[12]
-    p = p * r + c[11]
-    p = p * r + c[10]
-    p = p * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
+    p = _EXP_TAYLOR[13]
+    for k in range(12, -1, -1):  # Horner's rule; a constant count, so it unrolls
+        p = p * r + _EXP_TAYLOR[k]
     n1 = ni >> 1
     e = p * _from_bits((n1 + 1023) << 52) * _from_bits((ni - n1 + 1023) << 52)
     return e if x == x else x
@@ -195,6 +183,16 @@ def _quadratic_output_error(a, y):
     return (a - y) * a * (1.0 - a)
 
 
+def _element_pointer(context, builder, signature, args):
+    """LLVM pointer to array[i] for an intrinsic called as f(array, i, ...)."""
+    arrayty = signature.args[0]
+    ary = context.make_array(arrayty)(context, builder, args[0])
+    return cgutils.get_item_pointer2(context, builder, ary.data,
+                                     cgutils.unpack_tuple(builder, ary.shape),
+                                     cgutils.unpack_tuple(builder, ary.strides),
+                                     arrayty.layout, [args[1]])
+
+
 @intrinsic
 def _prefetch(typingctx, array, i):
     """Ask the CPU to start loading the cache line of array[i] (LLVM's prefetch
@@ -203,12 +201,7 @@ def _prefetch(typingctx, array, i):
         return None
 
     def codegen(context, builder, signature, args):
-        arrayty = signature.args[0]
-        ary = context.make_array(arrayty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer2(context, builder, ary.data,
-                                        cgutils.unpack_tuple(builder, ary.shape),
-                                        cgutils.unpack_tuple(builder, ary.strides),
-                                        arrayty.layout, [args[1]])
+        ptr = _element_pointer(context, builder, signature, args)
         byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
@@ -242,12 +235,7 @@ def _fetch_add(typingctx, array, i, value):
         return None
 
     def codegen(context, builder, signature, args):
-        arrayty = signature.args[0]
-        ary = context.make_array(arrayty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer2(context, builder, ary.data,
-                                        cgutils.unpack_tuple(builder, ary.shape),
-                                        cgutils.unpack_tuple(builder, ary.strides),
-                                        arrayty.layout, [args[1]])
+        ptr = _element_pointer(context, builder, signature, args)
         return builder.atomic_rmw("add", ptr, args[2], "monotonic")
 
     return nbtypes.int64(array, i, value), codegen
@@ -344,7 +332,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
            params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, splits, spans,
            direct_max, chunk, example_block, n_workers):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
-    (naive.sgd_epoch).
+    (naive.train_epoch).
 
     For each mini-batch X_1..X_m: w -> w - (eta/m) sum_j dC_Xj/dw (likewise b),
     or w -> w - eta sum_j dC_Xj/dw when mean is False.  The last, short
@@ -364,6 +352,12 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     examples; both have no columns for a single block), each weight adding its examples' terms
     in the order t = 0, 1, ...  direct_max does change the result (in the
     last bits), so it depends only on the network (``chunk_size``).
+
+    Two changes that other costs and regularisation need stay local: the
+    output error delta^L is one helper (``_quadratic_output_error``, used by
+    backward_pass), and a factor applied to the weights once per step (weight
+    decay) belongs just before the update of a direct mini-batch or the
+    nabla step of a large one.
 
     The pieces of each stage are handed out one at a time (``_work_on``) to
     n_workers loops, one per thread, so that a thread the OS preempts holds up

@@ -312,6 +312,8 @@ def train_command(args):
         print("No epochs run; untrained network: "
               + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
                         net.cost(*eval_data)))
+    if history.info.get("calibration") and not args.quiet:
+        print(_calibration_line(history.info["calibration"]))
     if history.diverged:
         print(f"fastgd: warning: {history.diverged}", file=sys.stderr)
 
@@ -329,6 +331,15 @@ def train_command(args):
         net.save(args.save, overwrite=args.overwrite)
         print(f"saved to {args.save}")
     return 0
+
+
+def _calibration_line(calibration):
+    """What auto chose, by how much, and how often it looked again."""
+    last = calibration[-1]
+    timings = " vs ".join(f"{name} {seconds * 1e6:.2f}" for name, seconds in
+                          sorted(last["s_per_example"].items(), key=lambda item: item[1]))
+    again = f"; timed {len(calibration)} times in all" if len(calibration) > 1 else ""
+    return f"kernel auto: {last['chose']} ({timings} us per example){again}"
 
 
 def profile_command(args):

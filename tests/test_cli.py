@@ -10,6 +10,8 @@ import pytest
 import fastgd
 from fastgd.cli import main
 
+from conftest import two_threads
+
 # A tiny network on a small subset: each run takes well under a second once the
 # kernels are compiled.
 QUICK = ["train", "--sizes", "784,10,10", "--train-size", "500", "--epochs", "2"]
@@ -31,6 +33,14 @@ def test_train_prints_the_run_the_epochs_and_the_result(capsys):
     last = epoch_counts(out)[-1]
     assert re.search(rf"^Final: epoch 1, {last} / 10000 test inputs classified correctly",
                      out, re.M)
+
+
+@two_threads
+def test_train_says_what_auto_chose(capsys):
+    assert main(QUICK + ["--seed", "1", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^kernel auto: (serial|parallel) \((serial|parallel) [\d.]+ vs "
+                     r"(serial|parallel) [\d.]+ us per example\)", out, re.M)
 
 
 def test_a_drawn_seed_is_printed_and_repeats_the_run(capsys):

@@ -90,8 +90,8 @@ def test_kernel_choice():
 @two_threads
 def test_auto_times_both_kernels_and_records_the_choice(monkeypatch):
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 40)
-    data = random_data([30, 12, 4], 600, seed=5)
-    net = fastgd.Network([30, 12, 4], seed=0)
+    data = random_data([8, 6, 3], 600, seed=5)
+    net = fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
     assert history.info["kernel"] == "auto"
     first = history.info["calibration"][0]
@@ -106,8 +106,8 @@ def test_auto_times_both_kernels_and_records_the_choice(monkeypatch):
 def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
     """Full batch: one step per epoch, so the candidates are timed on a throwaway copy."""
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 100)
-    data = random_data([30, 12, 4], 300, seed=5)
-    net, reference = fastgd.Network([30, 12, 4], seed=0), fastgd.Network([30, 12, 4], seed=0)
+    data = random_data([8, 6, 3], 300, seed=5)
+    net, reference = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, None, 1.0, threads=2, verbose=False)
     reference.SGD(data, 2, None, 1.0, kernel="serial", verbose=False)
     assert history.info["calibration"][0]["timed_on"] == "a copy of the weights"
@@ -119,8 +119,8 @@ def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
     monkeypatch.setattr(fastgd.training, "_SEGMENT", 100)
     monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
-    data = random_data([30, 12, 4], 600, seed=5)
-    net = fastgd.Network([30, 12, 4], seed=0)
+    data = random_data([8, 6, 3], 600, seed=5)
+    net = fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
     assert len(history.info["calibration"]) > 2
 
