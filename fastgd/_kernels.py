@@ -329,8 +329,8 @@ def _scratch(buffer, stride, a_off, rows):
 # forward_pass, backward_pass and update_rows are the generated operations.
 
 def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
-           params, nabla, sizes, stride, w_off, b_off, a_off, A, D, costs, splits, spans,
-           direct_max, chunk, example_block, n_workers):
+           params, nabla, groups, sizes, stride, w_off, b_off, a_off, A, D, costs, splits,
+           spans, direct_max, group, chunk, example_block, n_workers):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (naive.train_epoch).
 
@@ -339,19 +339,23 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     mini-batch uses its own length m, as network.py does.
 
     A mini-batch of at most direct_max examples is backpropagated in one go
-    and its update added straight to params.  A larger one is processed
-    ``chunk`` examples at a time, its gradient summed in nabla, and applied
-    once at the end, so every example sees the same weights.  A and D hold
+    (all its examples see the same weights) and its update added straight to
+    params, example by example.  A larger one is processed ``chunk`` examples
+    at a time in groups of ``group`` examples: each group's gradient is summed
+    in a buffer of its own (a row of ``groups``), the buffers are added to
+    nabla in group order, and nabla is applied once at the end.  A and D hold
     the activations and errors of max(chunk, direct_max) examples (fewer if
     the mini-batches are smaller); D's padding must be zero on entry.
 
-    Neither chunk (for mini-batches larger than direct_max) nor the pieces the
-    work is cut into change the result: backpropagation runs in blocks of
-    example_block examples and the update in the blocks of weight rows that
-    splits describes (``row_splits``; spans holds its rows for the chunk's
-    examples; both have no columns for a single block), each weight adding its examples' terms
-    in the order t = 0, 1, ...  direct_max does change the result (in the
-    last bits), so it depends only on the network (``chunk_size``).
+    What decides the order of the additions, and so the bits, depends only on
+    the network: direct_max and group.  Nothing else does: not chunk (a
+    multiple of group), nor the pieces the work is cut into.  A direct update
+    runs in the blocks of weight rows that splits describes (``row_splits``;
+    spans holds their bounds for the chunk's examples; neither has columns for
+    a single block), each weight adding its examples' terms in the order
+    t = 0, 1, ...; backpropagation runs in blocks of example_block examples.
+    Large mini-batches split by group instead, so that each thread adds up the
+    examples whose inputs it has just read.
 
     Two changes that other costs and regularisation need stay local: the
     output error delta^L is one helper (``_quadratic_output_error``, used by
@@ -370,11 +374,9 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     rows_held = A.shape[0] // a_off[-1]
     n_row_blocks = max(1, splits.shape[1] - 1)
     n_pieces = n_row_blocks + sizes.shape[0] - 2
+    n_layer_pieces = sizes.shape[0] - 1  # one block of rows for layer 0, then the others
     counter = np.zeros(1, np.int64)
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
-    # nabla is empty when every mini-batch is direct
-    nabla_w, nabla_b = (_layers(nabla, sizes, stride, w_off, b_off) if nabla.shape[0] == n_params
-                        else (weights, biases))
     As, Ds = _scratch(A, stride, a_off, rows_held), _scratch(D, stride, a_off, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
@@ -384,39 +386,68 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
         mb = min(mini_batch_size, stop - mb_start)
         typed[0] = -eta / mb if mean else -eta
         step = typed[0]
-        direct = mb <= direct_max
-        if direct:
-            target_w, target_b, coef, size = weights, biases, step, mb
-        else:
-            target_w, target_b, coef, size = nabla_w, nabla_b, one, chunk
-            for p in range(n_params):
-                nabla[p] = 0
-        for first in range(mb_start, mb_start + mb, size):
-            count = min(size, mb_start + mb - first)
-            rows = idx[first:stop]  # beyond count: prefetched only
-            n_blocks = (count + example_block - 1) // example_block
+        if mb <= direct_max:
+            rows = idx[mb_start:stop]  # beyond mb: prefetched only
+            n_blocks = (mb + example_block - 1) // example_block
             counter[0] = 0
             for worker in prange(n_workers):
                 blk = _work_on(counter, n_blocks)
                 while blk >= 0:
                     t0 = blk * example_block
-                    t1 = min(count, t0 + example_block)
+                    t1 = min(mb, t0 + example_block)
                     forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
                                  biases, As, zero)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                     blk = _work_on(counter, n_blocks)
-            for t in range(count):
+            for t in range(mb):
                 total_cost += costs[t]
             counter[0] = 0
             for worker in prange(n_workers):
                 piece = _work_on(counter, n_pieces)
                 while piece >= 0:
-                    update_rows(piece, n_row_blocks, count, rows, indptr, indices, values,
-                                spans, coef, target_w, target_b, As, Ds)
+                    update_rows(piece, n_row_blocks, 0, mb, rows, indptr, indices, values,
+                                spans, step, weights, biases, As, Ds)
                     piece = _work_on(counter, n_pieces)
-        if not direct:
-            for p in range(n_params):
-                params[p] += step * nabla[p]
+            continue
+        for p in range(n_params):
+            nabla[p] = 0
+        for first in range(mb_start, mb_start + mb, chunk):
+            count = min(chunk, mb_start + mb - first)
+            rows = idx[first:stop]
+            n_groups = (count + group - 1) // group
+            counter[0] = 0
+            for worker in prange(n_workers):
+                g = _work_on(counter, n_groups)
+                while g >= 0:
+                    t0 = g * group
+                    t1 = min(count, t0 + group)
+                    forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
+                                 biases, As, zero)
+                    backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
+                    buffer = groups[g]
+                    for p in range(n_params):
+                        buffer[p] = 0
+                    group_w, group_b = _layers(buffer, sizes, stride, w_off, b_off)
+                    for piece in range(n_layer_pieces):
+                        update_rows(piece, 1, t0, t1, rows, indptr, indices, values, spans,
+                                    one, group_w, group_b, As, Ds)
+                    g = _work_on(counter, n_groups)
+            for t in range(count):
+                total_cost += costs[t]
+            # nabla += the groups' sums, in group order, split by blocks of parameters
+            n_param_blocks = (n_params + 4095) // 4096
+            counter[0] = 0
+            for worker in prange(n_workers):
+                blk = _work_on(counter, n_param_blocks)
+                while blk >= 0:
+                    p1 = min(n_params, (blk + 1) * 4096)
+                    for g in range(n_groups):
+                        buffer = groups[g]
+                        for p in range(blk * 4096, p1):
+                            nabla[p] += buffer[p]
+                    blk = _work_on(counter, n_param_blocks)
+        for p in range(n_params):
+            params[p] += step * nabla[p]
     return total_cost
 
 
@@ -611,7 +642,7 @@ def _backward_code(widths):
 
 def _update_code(widths, panel):
     """update_rows: target_w[l] += coef * sum_t a^(l-1)_t (delta^l_t)^T and
-    target_b[l] += coef * sum_t delta^l_t over the chunk's examples t = 0, 1, ...
+    target_b[l] += coef * sum_t delta^l_t over the examples t = t0, t0 + 1, ..., t1 - 1
     in order, for one piece of the weights.  Pieces 0..n_row_blocks-1 are blocks
     of layer 0's rows: piece r takes the nonzero inputs spans[t, r]:spans[t, r + 1]
     of each example t (``row_splits``, copied by forward_pass), and the last one
@@ -622,7 +653,7 @@ def _update_code(widths, panel):
     nonzero inputs are updated.  (Walking the chunk column by column instead,
     each row in registers, is slower: a row's terms form one dependency chain.)
     """
-    lines = ["def update_rows(piece, n_row_blocks, count, rows, indptr, indices, values, spans,",
+    lines = ["def update_rows(piece, n_row_blocks, t0, t1, rows, indptr, indices, values, spans,",
              "                coef, target_w, target_b, A, D):"]
     lines += [f"    W{i}, B{i}, D{i} = target_w[{i}], target_b[{i}], D[{i}]"
               for i in range(len(widths))]
@@ -630,7 +661,7 @@ def _update_code(widths, panel):
         stride = _stride(n_out)
         if i == 0:
             lines += ["    if piece < n_row_blocks:",
-                      "        for t in range(count):",
+                      "        for t in range(t0, t1):",
                       "            if n_row_blocks == 1:",
                       "                p0, p1 = indptr[rows[t]], indptr[rows[t] + 1]",
                       "            else:",
@@ -638,7 +669,7 @@ def _update_code(widths, panel):
         else:
             lines += [f"    if piece == n_row_blocks + {i - 1}:",
                       f"        A{i - 1} = A[{i - 1}]",
-                      "        for t in range(count):"]
+                      "        for t in range(t0, t1):"]
         for j0, j1 in _panels(stride, panel):
             cols = range(j0, j1)
             lines += [f"            d{j} = D{i}[t, {j}]" for j in cols]

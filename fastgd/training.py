@@ -60,12 +60,12 @@ class History(list):
 
 
 def chunk_size(layout):
-    """Examples backpropagated together with the weights fixed: a mini-batch this
-    size or smaller updates the weights directly, a larger one sums its gradient
-    chunk by chunk.  It depends on the network only, never on the machine or
-    thread count, because it decides the order of the additions.  Small enough
-    that a chunk's inputs and scratch stay in the L2 cache between the forward
-    pass and the update."""
+    """A mini-batch this size or smaller updates the weights directly, example by
+    example; a larger one sums its gradient in groups of min(GROUP, this)
+    examples.  It depends on the network only, never on the machine or thread
+    count, because it decides the order of the additions.  Small enough that a
+    group's inputs and scratch stay in the L2 cache between the forward pass
+    and the update."""
     per_example = int(layout.a_off[-1])
     return int(max(16, min(256, 1_000_000 // per_example)))
 
@@ -75,9 +75,16 @@ def chunk_size(layout):
 # threads become free, so that a thread the OS preempts holds up only its piece.
 EXAMPLE_BLOCK = 16
 ROW_BLOCKS_PER_THREAD = 4
-# Examples the parallel kernel backpropagates between two updates of a large
-# mini-batch's gradient: more than the serial kernel's chunk, to start fewer
-# parallel regions (the size does not change the result).
+# A mini-batch larger than chunk_size sums its gradient in groups of this many
+# examples (each group in a buffer of its own, then the groups in order), so
+# that each thread adds up examples whose inputs it has just read.  Like
+# chunk_size it decides the order of the additions, so it is a constant; its
+# size trades the cost of zeroing and adding a buffer per group (one thread)
+# against how many threads a mini-batch can keep busy (BENCHMARKS.md).
+GROUP = 256
+# Examples the parallel kernel backpropagates between two additions of the
+# groups to nabla: more than the serial kernel's, to start fewer parallel
+# regions (the size does not change the result).
 PARALLEL_CHUNK = 1024
 
 # Auto kernel: each candidate is timed on about this many examples (whole
@@ -88,6 +95,13 @@ PARALLEL_CHUNK = 1024
 TRIAL_EXAMPLES = 2048
 DRIFT = 0.3
 RECHECK_EPOCHS = 4
+
+
+def _chunk(m, most, group):
+    """Examples of a large mini-batch backpropagated between two additions of
+    the group sums to nabla: at most `most`, in whole groups (all of a smaller
+    mini-batch).  It changes no result."""
+    return m if m <= most else max(group, most // group * group)
 
 
 def choose_kernel(mini_batch_size, threads, kernel="auto"):
@@ -172,18 +186,19 @@ class Trainer:
         self.indptr, self.indices, self.values = _kernels.nonzero_columns(self.X)
         module = _kernels.kernels(net.sizes, net.dtype)
         direct_max = chunk_size(net.layout)
+        group = min(GROUP, direct_max)
         self.candidates = []
         if self.kernel_name in ("serial", "auto"):
-            chunk = min(m, direct_max)
             self.candidates.append(_Candidate("serial", module.train_serial, 1, self._splits(1),
-                                              chunk, chunk))
+                                              _chunk(m, direct_max, group), direct_max))
         if self.kernel_name in ("parallel", "auto"):
             self.candidates.append(_Candidate(
                 "parallel", module.train_parallel, n_threads,
                 self._splits(ROW_BLOCKS_PER_THREAD * n_threads),
-                min(m, max(direct_max, PARALLEL_CHUNK)), EXAMPLE_BLOCK))
+                _chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
+                EXAMPLE_BLOCK))
         self.buffers = _Buffers(net, m, max(min(m, direct_max),
-                                            max(c.chunk for c in self.candidates)))
+                                            max(c.chunk for c in self.candidates)), group)
         for c in self.candidates:
             c.spans = np.zeros((len(self.buffers.costs) if c.splits.size else 0,
                                 c.splits.shape[1]), np.uint64)
@@ -254,19 +269,12 @@ class Trainer:
 
     def _run(self, candidate, order, start, stop, params=None):
         with numba_threads(candidate.threads):
-            if candidate.name == "parallel":
-                before = numba.get_parallel_chunksize()
-                numba.set_parallel_chunksize(1)
-            try:
-                return _kernels.call(
-                    candidate.fn, self.indptr, self.indices, self.values, self.y, order, start,
-                    stop, self.mini_batch_size, self.eta, self.mean,
-                    self.net.params if params is None else params, *self.buffers.args(),
-                    candidate.splits, candidate.spans, self.buffers.direct_max, candidate.chunk,
-                    candidate.example_block, candidate.threads)
-            finally:
-                if candidate.name == "parallel":
-                    numba.set_parallel_chunksize(before)
+            return _kernels.call(
+                candidate.fn, self.indptr, self.indices, self.values, self.y, order, start,
+                stop, self.mini_batch_size, self.eta, self.mean,
+                self.net.params if params is None else params, *self.buffers.args(),
+                candidate.splits, candidate.spans, self.buffers.direct_max, self.buffers.group,
+                candidate.chunk, candidate.example_block, candidate.threads)
 
     def _calibrate(self, order, start, epoch):
         """Time every candidate, keep the fastest; returns (cost, new start).
@@ -434,21 +442,24 @@ class _ProgressLine:
 
 class _Buffers:
     """Scratch arrays for the training kernel, allocated once per training run:
-    activations and errors for `rows` examples, and nabla for mini-batches
-    larger than direct_max."""
+    activations and errors for `rows` examples, and for mini-batches larger
+    than direct_max, nabla and a buffer per group of the largest chunk."""
 
-    def __init__(self, net, m, rows):
+    def __init__(self, net, m, rows, group):
         layout = net.layout
         self.direct_max = chunk_size(layout)
+        self.group = group
         per_example = int(layout.a_off[-1])
         self.A = np.zeros(rows * per_example, net.dtype)
         self.D = np.zeros(rows * per_example, net.dtype)  # padding must stay zero
         self.costs = np.empty(rows, np.float64)
-        self.nabla = np.empty(layout.n_params if m > self.direct_max else 0, net.dtype)
+        large = m > self.direct_max
+        self.nabla = np.empty(layout.n_params if large else 0, net.dtype)
+        self.groups = np.empty((-(-rows // group) if large else 0, layout.n_params), net.dtype)
         self.layout = layout
 
     def args(self):
-        return (self.nabla, *self.layout.kernel_args(), self.A, self.D, self.costs)
+        return (self.nabla, self.groups, *self.layout.kernel_args(), self.A, self.D, self.costs)
 
 
 def _epoch_line(record):
