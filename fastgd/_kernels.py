@@ -342,8 +342,9 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     (all its examples see the same weights) and its update added straight to
     params, example by example.  A larger one is processed ``chunk`` examples
     at a time in groups of ``group`` examples: each group's gradient is summed
-    in a buffer of its own (a row of ``groups``), the buffers are added to
-    nabla in group order, and nabla is applied once at the end.  A and D hold
+    in a buffer of its own (a row of ``groups``, zero on entry and left zero),
+    the buffers are added to nabla in group order, and nabla is applied once
+    at the end.  A and D hold
     the activations and errors of max(chunk, direct_max) examples (fewer if
     the mini-batches are smaller); D's padding must be zero on entry.
 
@@ -424,17 +425,15 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                     forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
                                  biases, As, zero)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
-                    buffer = groups[g]
-                    for p in range(n_params):
-                        buffer[p] = 0
-                    group_w, group_b = _layers(buffer, sizes, stride, w_off, b_off)
+                    group_w, group_b = _layers(groups[g], sizes, stride, w_off, b_off)
                     for piece in range(n_layer_pieces):
                         update_rows(piece, 1, t0, t1, rows, indptr, indices, values, spans,
                                     one, group_w, group_b, As, Ds)
                     g = _work_on(counter, n_groups)
             for t in range(count):
                 total_cost += costs[t]
-            # nabla += the groups' sums, in group order, split by blocks of parameters
+            # nabla += the groups' sums, in group order, split by blocks of
+            # parameters; each buffer is left zero for its next group
             n_param_blocks = (n_params + 4095) // 4096
             counter[0] = 0
             for worker in prange(n_workers):
@@ -445,6 +444,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                         buffer = groups[g]
                         for p in range(blk * 4096, p1):
                             nabla[p] += buffer[p]
+                            buffer[p] = 0
                     blk = _work_on(counter, n_param_blocks)
         for p in range(n_params):
             params[p] += step * nabla[p]

@@ -455,7 +455,8 @@ class _Buffers:
         self.costs = np.empty(rows, np.float64)
         large = m > self.direct_max
         self.nabla = np.empty(layout.n_params if large else 0, net.dtype)
-        self.groups = np.empty((-(-rows // group) if large else 0, layout.n_params), net.dtype)
+        # zero between uses: the kernel zeroes each buffer as it adds it to nabla
+        self.groups = np.zeros((-(-rows // group) if large else 0, layout.n_params), net.dtype)
         self.layout = layout
 
     def args(self):
