@@ -120,22 +120,17 @@ def test_fastgd(benchmark, machine, mnist_training, order, sizes, dtype, mode, t
 
 
 BUSY_MODES = ["m=100", "m=1000"]
-BUSY_LOOP = "print('spinning', flush=True)\nwhile True: pass"
 
 
 @pytest.fixture
 def busy_loop():
     """A CPU-bound process competing for the cores, as on a machine busy with
-    something else; not pinned, so the OS places it.  Started before the test
-    makes its Trainer (auto may calibrate then) and killed even if the test fails."""
-    loop = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdout=subprocess.PIPE, text=True)
-    try:
-        loop.stdout.readline()  # it spins from now on
+    something else (fastgd profile --busy's); not pinned, so the OS places it.
+    Started before the test makes its Trainer (auto may calibrate then) and
+    killed even if the test fails."""
+    from fastgd.profile import busy_loop
+    with busy_loop() as loop:
         yield loop
-    finally:
-        loop.kill()
-        loop.wait()
-        loop.stdout.close()
 
 
 @pytest.mark.bench("fastgd", threads="all")

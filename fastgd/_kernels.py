@@ -377,6 +377,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     n_pieces = n_row_blocks + sizes.shape[0] - 2
     n_layer_pieces = sizes.shape[0] - 1  # one block of rows for layer 0, then the others
     counter = np.zeros(1, np.int64)
+    no_splits = np.empty((0, 0), np.uint64)  # groups update whole rows: no spans to copy
     weights, biases = _layers(params, sizes, stride, w_off, b_off)
     As, Ds = _scratch(A, stride, a_off, rows_held), _scratch(D, stride, a_off, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
@@ -422,13 +423,13 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                 while g >= 0:
                     t0 = g * group
                     t1 = min(count, t0 + group)
-                    forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
-                                 biases, As, zero)
+                    forward_pass(t0, t1, rows, indptr, indices, values, no_splits, no_splits,
+                                 weights, biases, As, zero)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                     group_w, group_b = _layers(groups[g], sizes, stride, w_off, b_off)
                     for piece in range(n_layer_pieces):
-                        update_rows(piece, 1, t0, t1, rows, indptr, indices, values, spans,
-                                    one, group_w, group_b, As, Ds)
+                        update_rows(piece, 1, t0, t1, rows, indptr, indices, values,
+                                    no_splits, one, group_w, group_b, As, Ds)
                     g = _work_on(counter, n_groups)
             for t in range(count):
                 total_cost += costs[t]

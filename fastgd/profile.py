@@ -87,6 +87,7 @@ def busy_loop(active=True):
     finally:
         process.kill()
         process.wait()
+        process.stdout.close()
 
 
 def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta, *,

@@ -194,7 +194,8 @@ class Trainer:
         if self.kernel_name in ("parallel", "auto"):
             self.candidates.append(_Candidate(
                 "parallel", module.train_parallel, n_threads,
-                self._splits(ROW_BLOCKS_PER_THREAD * n_threads),
+                # only direct mini-batches split their update by weight rows
+                self._splits(ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1),
                 _chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
                 EXAMPLE_BLOCK))
         self.buffers = _Buffers(net, m, max(min(m, direct_max),
