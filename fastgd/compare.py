@@ -55,7 +55,7 @@ import numpy as np
 
 from ._validation import check_data, check_int, check_positive_float
 from .network import Network
-from ._arguments import check_output, int_at_least, positive_float
+from .cli._arguments import check_output, int_at_least, positive_float
 from .training import Trainer, numba_threads
 
 DEFAULT_MODES = (1, 10, 100, 1000, None)

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from ._arguments import int_at_least, positive_float
+from .cli._arguments import int_at_least, positive_float
 from .descent import EXAMPLES, CostIncreaseWarning, NonFiniteError, minimize
 
 NO_MATPLOTLIB = "matplotlib is needed for plots: pip install 'fastgd[plot]'"

@@ -1,4 +1,4 @@
-"""The command line: ``fastgd train``, ``evaluate``, ``profile``, ``valley``, ``noise``, ``compare``.
+"""``fastgd train``, ``fastgd profile`` and ``fastgd evaluate``.
 
     fastgd train                          # the book's run: [784, 30, 10], 30 epochs, m 10, eta 3.0
     fastgd train --epochs 5 --save net.npz --history net.json
@@ -19,9 +19,9 @@ import warnings
 import numba
 
 import fastgd
-from fastgd._arguments import check_output as _check_output
-from fastgd._arguments import int_at_least as _int_at_least
-from fastgd._arguments import positive_float as _positive_float
+from fastgd.cli._arguments import check_output as _check_output
+from fastgd.cli._arguments import int_at_least as _int_at_least
+from fastgd.cli._arguments import positive_float as _positive_float
 from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
 
 BOOK_SIZES = [784, 30, 10]
@@ -63,15 +63,8 @@ def _directory(text):
 
 # -- the parser -------------------------------------------------------------------------
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="fastgd",
-        description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
-                    "Learning\", chapter 1): a network of sigmoid neurons learns to recognize "
-                    "handwritten digits by stochastic gradient descent on the quadratic cost.")
-    parser.add_argument("--version", action="version", version=f"fastgd {fastgd.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_parsers(commands):
+    """Add train, profile and evaluate to the subcommands."""
     data_help = ("a directory of MNIST-style IDX files (train-images-idx3-ubyte, "
                  "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
                  "raw or .gz), e.g. Fashion-MNIST (default: the bundled MNIST)")
@@ -134,12 +127,6 @@ def build_parser():
                           help="precision to evaluate in (default: the network's own)")
     evaluate.set_defaults(func=evaluate_command)
 
-    # Gradient descent beyond the network: any C(v), mini-batch noise, time to accuracy.
-    from fastgd import compare, noise, valley
-    valley.add_parser(commands)
-    noise.add_parser(commands)
-    compare.add_parser(commands)
-    return parser
 
 
 def _add_training_options(parser, data_help, validation_help):
@@ -365,24 +352,3 @@ def evaluate_command(args):
     return 0
 
 
-def main(argv=None):
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version, or a usage error already printed
-        return e.code
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except fastgd.DivergenceError as e:
-        print(f"fastgd: error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, TypeError, OSError, ImportError) as e:  # IDXError is a ValueError
-        print(f"fastgd: error: {e}", file=sys.stderr)
-        return 2
