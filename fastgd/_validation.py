@@ -1,10 +1,27 @@
 """Input checks shared by the public API: each error names the argument and what was expected."""
 
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class InputScaleWarning(UserWarning):
+    """Inputs larger than 1: the book's pixels are scaled to [0, 1) as pixel/256."""
+
+
+def stacklevel_outside_package():
+    """The warnings.warn stacklevel of the first caller outside fastgd, so that a
+    warning points at the user's line whichever fastgd function they called."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_dtype(dtype):
@@ -71,6 +88,11 @@ def check_inputs(X, n_inputs, dtype, name="X"):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{name} must be finite, but {name}[{bad[0]}, {bad[1]}] "
                          f"is {X[bad[0], bad[1]]}")
+    if X.size and X.max() > 1:
+        warnings.warn(f"{name} has values up to {X.max():g}, but the network expects inputs in "
+                      "[0, 1]: the book scales each pixel as pixel/256 (fastgd.load_mnist does); "
+                      "unscaled inputs saturate the sigmoids and train to a worse result",
+                      InputScaleWarning, stacklevel=stacklevel_outside_package())
     return X
 
 
@@ -83,12 +105,14 @@ def check_labels(y, n, n_classes, name="y"):
     if n and not np.issubdtype(y.dtype, np.integer):
         if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
             raise TypeError(f"{name} must hold integer labels, got dtype {y.dtype}")
-    y = np.ascontiguousarray(y, dtype=np.int64)
-    if n and (y.min() < 0 or y.max() >= n_classes):
-        bad = int(np.flatnonzero((y < 0) | (y >= n_classes))[0])
-        raise ValueError(f"{name} labels must be in 0..{n_classes - 1} (one per output "
-                         f"neuron), but {name}[{bad}] is {y[bad]}")
-    return y
+    if n:
+        # checked before the cast to int64, which would wrap 1e20 to a negative number
+        outside = (y < 0) | (y >= n_classes)
+        if outside.any():
+            bad = int(np.flatnonzero(outside)[0])
+            raise ValueError(f"{name} labels must be in 0..{n_classes - 1} (one per output "
+                             f"neuron), but {name}[{bad}] is {y[bad].item()!r}")
+    return np.ascontiguousarray(y, dtype=np.int64)
 
 
 def check_data(data, n_inputs, n_classes, dtype, name):

@@ -7,13 +7,16 @@ the integer labels; the desired output y(x) is the one-hot vector of the label.
 """
 
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numpy.lib import format as npy_format
 
 from . import _kernels
+from ._files import atomic_write
 from ._validation import (check_data, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
@@ -22,6 +25,14 @@ FILE_FORMAT = "fastgd-network-1"
 # Examples per parallel block when evaluating: enough work to hide the cost
 # of a parallel region, small enough to balance the threads.
 _EVAL_BLOCK = 64
+
+# A network this large (parameters) is refused before anything is allocated:
+# 2**36 float32 numbers are 256 GiB.
+MAX_PARAMS = 2**36
+
+# An output neuron is "pinned" when its activation is within PINNED of 0 (or
+# of 1) for all but PINNED of the inputs: it no longer depends on the input.
+PINNED = 0.01
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,8 @@ class Layout:
 
     @classmethod
     def of(cls, sizes):
+        """The layout of a network of these sizes; ValueError if it is too large
+        to hold (checked in Python integers, before anything is allocated)."""
         stride = [-(-n_out // _kernels.PAD) * _kernels.PAD for n_out in sizes[1:]]
         w_off, b_off, a_off = [], [], [0]
         n = 0
@@ -47,6 +60,9 @@ class Layout:
             b_off.append(n + n_in * s)
             n += n_in * s + s
             a_off.append(a_off[-1] + s)
+        if n > MAX_PARAMS or a_off[-1] > MAX_PARAMS:
+            raise ValueError(f"sizes {list(sizes)} make a network of {n:,} parameters, more "
+                             f"than fastgd supports ({MAX_PARAMS:,})")
         as_int64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
         return cls(as_int64(sizes), as_int64(stride), as_int64(w_off), as_int64(b_off),
                    as_int64(a_off), n)
@@ -62,6 +78,34 @@ class Layout:
                    for i, (n_in, n_out, s) in enumerate(zip(sizes[:-1], sizes[1:],
                                                             self.stride.tolist()))]
         return biases, weights
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A network's results on a data set.
+
+    correct:   inputs whose highest output activation is the label's neuron
+    total:     inputs
+    cost:      the quadratic cost C = 1/(2n) sum_x ||y(x) - a||^2 (NaN for no inputs)
+    nonfinite: inputs with a NaN or infinite output (never counted correct)
+    pinned:    output neurons whose activation is within PINNED of 0, or of 1, for
+               all but a fraction PINNED of the inputs: saturated, they no longer
+               respond to the input
+    """
+    correct: int
+    total: int
+    cost: float
+    nonfinite: int
+    pinned: int
+
+    @property
+    def accuracy(self):
+        return self.correct / self.total if self.total else float("nan")
+
+    def check_finite(self):
+        if self.nonfinite:
+            raise ValueError(f"{self.nonfinite} of the {self.total} inputs give NaN or infinite "
+                             "outputs: the network's weights are not usable (training diverged?)")
 
 
 class Network:
@@ -93,7 +137,13 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
-        self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        try:
+            self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        except MemoryError:
+            gib = self.layout.n_params * self.dtype.itemsize / 2**30
+            raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
+                             f"{self.layout.n_params:,} parameters ({gib:.1f} GiB)") from None
+        self.source = None  # the file it was loaded from, if any
         if (weights is None) != (biases is None):
             raise ValueError("give both weights and biases, or neither (to draw them from N(0, 1))")
         if weights is None:
@@ -119,7 +169,8 @@ class Network:
     @weights.setter
     def weights(self, values):
         shapes = [(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
-        for view, value in zip(self.weights, self._check_arrays(values, shapes, "weights")):
+        for view, value in zip(self.weights,
+                               self._check_arrays(values, shapes, "weights", self.dtype)):
             view[...] = value
 
     @property
@@ -130,11 +181,12 @@ class Network:
     @biases.setter
     def biases(self, values):
         shapes = [(y,) for y in self.sizes[1:]]
-        for view, value in zip(self.biases, self._check_arrays(values, shapes, "biases")):
+        for view, value in zip(self.biases,
+                               self._check_arrays(values, shapes, "biases", self.dtype)):
             view[...] = value
 
     @staticmethod
-    def _check_arrays(values, shapes, name):
+    def _check_arrays(values, shapes, name, dtype):
         values = list(values)
         if len(values) != len(shapes):
             raise ValueError(f"{name} must hold {len(shapes)} arrays (one per layer after "
@@ -146,12 +198,17 @@ class Network:
                 value = value[..., 0]
             if value.shape != shape:
                 raise ValueError(f"{name}[{l}] must have shape {shape}, got {value.shape}")
+            # checked after the cast: 1e39 is finite in float64, inf in float32
+            with np.errstate(over="ignore"):
+                value = value.astype(dtype)
             if not np.isfinite(value).all():
-                raise ValueError(f"{name}[{l}] must be finite")
+                raise ValueError(f"{name}[{l}] must be finite in {np.dtype(dtype).name}")
             checked.append(value)
         return checked
 
     def __repr__(self):
+        if self.source is not None:
+            return f"Network({self.sizes}, dtype={self.dtype.name!r}, loaded from {self.source!r})"
         return f"Network({self.sizes}, dtype={self.dtype.name!r}, seed={self.seed})"
 
     # -- the maths -------------------------------------------------------------------
@@ -177,24 +234,41 @@ class Network:
 
     def evaluate(self, X, y):
         """The number of inputs for which the network's output neuron with the
-        highest activation is the label."""
-        X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "test_data")
-        return self._evaluate(X, y)[0]
+        highest activation is the label.
+
+        ValueError if any output is NaN or infinite (the weights have
+        diverged): such an output has no highest neuron to count.
+        """
+        result = self.evaluation(X, y, name="test_data")
+        result.check_finite()
+        return result.correct
 
     def cost(self, X, y):
         """The quadratic cost C(w, b) = 1/(2n) sum_x ||y(x) - a||^2 over the inputs X
         with labels y (y(x) the one-hot vector of the label)."""
-        X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
-        return self._evaluate(X, y)[1]
+        return self.evaluation(X, y).cost
+
+    def evaluation(self, X, y, *, name="data"):
+        """Everything one forward pass over (X, y) tells: an ``Evaluation`` with the
+        number correct, the quadratic cost, the inputs whose outputs are not finite,
+        and the output neurons pinned at 0 or 1 whatever the input (saturated)."""
+        X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, name)
+        if X.shape[0] == 0:
+            return Evaluation(0, 0, float("nan"), 0, 0)
+        out = self._feedforward(X).astype(np.float64)
+        finite = np.isfinite(out).all(axis=1)
+        correct = int(np.count_nonzero((np.argmax(out, axis=1) == y) & finite))
+        low = np.mean(out < PINNED, axis=0) >= 1 - PINNED
+        high = np.mean(out > 1 - PINNED, axis=0) >= 1 - PINNED
+        pinned = int(np.count_nonzero(low | high))
+        out[np.arange(len(y)), y] -= 1.0
+        cost = float(np.sum(out * out) / (2 * len(y)))
+        return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned)
 
     def _evaluate(self, X, y):
-        """(number correct, quadratic cost) on validated data."""
-        if X.shape[0] == 0:
-            return 0, float("nan")
-        out = self._feedforward(X).astype(np.float64)
-        correct = int(np.count_nonzero(np.argmax(out, axis=1) == y))
-        out[np.arange(len(y)), y] -= 1.0
-        return correct, float(np.sum(out * out) / (2 * len(y)))
+        """(number correct, quadratic cost): kept for the callers not yet on evaluation()."""
+        result = self.evaluation(X, y)
+        return result.correct, result.cost
 
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x = ||y(x) - a^L||^2 / 2 for one input x
@@ -236,51 +310,165 @@ class Network:
     # -- save and load -------------------------------------------------------------
 
     def save(self, path, *, overwrite=False):
-        """Write sizes, weights and biases to an ``.npz`` file (no pickle inside)."""
-        path = os.fspath(path)
-        if not overwrite and os.path.exists(path):
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        if not np.isfinite(self.params).all():
-            raise ValueError("the network's weights are not finite (training diverged?); "
-                             "refusing to save them")
-        arrays = {"format": np.array(FILE_FORMAT), "sizes": np.array(self.sizes, np.int64)}
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            arrays[f"weights_{l}"] = np.ascontiguousarray(w)
-            arrays[f"biases_{l}"] = b
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        """Write sizes, weights and biases to an ``.npz`` file (no pickle inside).
+
+        The file is written beside ``path`` and renamed over it once complete, so a
+        failed or interrupted save never leaves a damaged file at ``path``.
+        """
+        write_network(path, self, overwrite=overwrite)
 
     @classmethod
     def load(cls, path):
-        """Read a network written by ``save``, checking its format, shapes and values."""
-        path = os.fspath(path)
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise ValueError(f"{path} is not a fastgd network file (not an .npz archive)")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {key: f[key] for key in f.files}
-        except FileNotFoundError:
-            raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-            raise ValueError(f"{path} is not a readable fastgd network file "
-                             f"(damaged or truncated?): {e}") from None
-        if not isinstance(arrays, dict) or str(arrays.get("format", "")) != FILE_FORMAT:
-            raise ValueError(f"{path} is not a fastgd network file "
-                             f"(expected format {FILE_FORMAT!r})")
-        try:
-            sizes = check_sizes(arrays["sizes"].tolist())
-            n = len(sizes) - 1
-            weights = [arrays[f"weights_{l}"] for l in range(n)]
-            biases = [arrays[f"biases_{l}"] for l in range(n)]
-            dtypes = {a.dtype for a in weights + biases}
-            if len(dtypes) != 1:
-                raise ValueError(f"weights and biases have mixed dtypes {sorted(map(str, dtypes))}")
-            net = cls(sizes, weights, biases, dtype=dtypes.pop())
-        except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{path} is not a valid fastgd network file: {e}") from None
-        extra = set(arrays) - {"format", "sizes"} - {f"{k}_{l}" for k in ("weights", "biases")
-                                                      for l in range(n)}
-        if extra:
-            raise ValueError(f"{path} has unexpected entries {sorted(extra)}")
+        """Read a network written by ``save``, checking its format, shapes and values.
+
+        Safe on untrusted files: each member's header is checked against ``sizes``
+        before any data is read, so a crafted file cannot make it allocate more
+        than the network it describes; every problem is one ValueError.
+        """
+        net, _ = read_network(path)
         return net
+
+
+def _arrays_of(net):
+    arrays = {"format": np.array(FILE_FORMAT), "sizes": np.array(net.sizes, np.int64)}
+    for l, (w, b) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"weights_{l}"] = np.ascontiguousarray(w)
+        arrays[f"biases_{l}"] = np.ascontiguousarray(b)
+    return arrays
+
+
+def write_network(path, net, *, overwrite=False, extra=None, file_format=FILE_FORMAT):
+    """Write ``net`` (and the ``extra`` arrays) atomically as an ``.npz`` file."""
+    path = os.fspath(path)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if not np.isfinite(net.params).all():
+        raise ValueError("the network's weights are not finite (training diverged?); "
+                         "refusing to save them")
+    arrays = _arrays_of(net)
+    arrays["format"] = np.array(file_format)
+    arrays.update(extra or {})
+    atomic_write(path, lambda f: np.savez(f, **arrays), overwrite=overwrite)
+
+
+# Text members (the format name, a checkpoint's state) longer than this are refused.
+_MAX_TEXT = 1 << 24
+
+
+def read_network(path, *, file_format=FILE_FORMAT, extra=(), what="fastgd network file"):
+    """(network, {name: array} of the ``extra`` text members) from an ``.npz`` file.
+
+    The order is what keeps it safe: the file must be a regular file; the zip
+    directory is read; each member's ``.npy`` header (dtype, shape) is read and
+    checked against ``sizes`` before its data; only then are the data read, each
+    member no more than its expected size.
+    """
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file (expected a {what}, an .npz archive)")
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(4) != b"PK\x03\x04":
+                raise _BadFile("not an .npz archive")
+            raw.seek(0)
+            with zipfile.ZipFile(raw) as archive:
+                net, texts = _read_archive(archive, os.fstat(raw.fileno()).st_size,
+                                           file_format, extra)
+        net.source = path
+        return net, texts
+    except _BadFile as e:
+        raise ValueError(f"{path} is not a {what} ({e})") from None
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError, OverflowError,
+            MemoryError, TypeError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{path} is not a readable {what} (damaged or truncated?): "
+                         f"{e}") from None
+
+
+class _BadFile(Exception):
+    """What is wrong with a file, found by checking it (not by a reader failing)."""
+
+
+def _read_archive(archive, file_bytes, file_format, extra):
+    members = {}
+    for info in archive.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or name[:-4] in members:
+            raise _BadFile(f"unexpected member {name!r}")
+        members[name[:-4]] = info
+    for required in ("format", "sizes"):
+        if required not in members:
+            raise _BadFile(f"no {required!r} entry")
+    text = _read_member(archive, members["format"], "U", None, 256)
+    if str(text) != file_format:
+        raise _BadFile(f"format {str(text)[:40]!r}, expected {file_format!r}")
+    sizes = _read_member(archive, members["sizes"], "i", None, 64 * 8)
+    if sizes.ndim != 1:
+        raise _BadFile("sizes must be a list of layer sizes")
+    try:
+        sizes = check_sizes(sizes.tolist())
+        layout = Layout.of(sizes)
+    except ValueError as e:
+        raise _BadFile(e) from None
+    n = len(sizes) - 1
+    shapes = {}
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"weights_{l}"] = (n_out, n_in)
+        shapes[f"biases_{l}"] = (n_out,)
+    unexpected = set(members) - {"format", "sizes"} - set(shapes) - set(extra)
+    if unexpected:
+        raise _BadFile(f"unexpected entries {sorted(unexpected)}")
+    missing = set(shapes) - set(members)
+    if missing:
+        raise _BadFile(f"missing entries {sorted(missing)} for sizes {sizes}")
+    # Bound the memory before reading: the data of a stored (uncompressed) archive
+    # cannot be larger than the file; allow compression, but not a zip bomb.
+    needed = layout.n_params * 8
+    if needed > max(64 * file_bytes, 1 << 20):
+        raise _BadFile(f"sizes {sizes} need {needed:,} bytes of weights, but the file has "
+                       f"{file_bytes:,} bytes")
+    arrays = {name: _read_member(archive, members[name], "f", shape, None)
+              for name, shape in shapes.items()}
+    dtypes = {a.dtype for a in arrays.values()}
+    if len(dtypes) != 1:
+        raise _BadFile(f"weights and biases have mixed dtypes {sorted(map(str, dtypes))}")
+    texts = {name: str(_read_member(archive, members[name], "U", None, _MAX_TEXT))
+             for name in extra if name in members}
+    try:
+        net = Network(sizes, [arrays[f"weights_{l}"] for l in range(n)],
+                      [arrays[f"biases_{l}"] for l in range(n)], dtype=dtypes.pop())
+    except ValueError as e:
+        raise _BadFile(e) from None
+    return net, texts
+
+
+def _read_member(archive, info, kind, shape, max_bytes):
+    """One ``.npy`` member: its header is checked (dtype kind, and the shape, or
+    at most max_bytes of data) before its data are read."""
+    name = info.filename[:-4]
+    with archive.open(info) as f:
+        version = npy_format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise _BadFile(f"{name}: unsupported .npy version {version}")
+        read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                       else npy_format.read_array_header_2_0)
+        found_shape, fortran, dtype = read_header(f)
+        if dtype.kind != kind or dtype.hasobject or (kind == "f" and dtype.itemsize not in (4, 8)):
+            raise _BadFile(f"{name}: unexpected dtype {dtype}")
+        if shape is not None and tuple(found_shape) != shape:
+            raise _BadFile(f"{name} has shape {tuple(found_shape)}, expected {shape} "
+                           "for the sizes in the file")
+        count = int(np.prod(found_shape, dtype=object))
+        nbytes = count * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise _BadFile(f"{name}: {nbytes:,} bytes, more than {max_bytes:,} expected")
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise _BadFile(f"{name}: truncated ({len(data)} of {nbytes} bytes)")
+    array = np.frombuffer(data, dtype).reshape(found_shape, order="F" if fortran else "C")
+    return array.astype(dtype.newbyteorder("="))

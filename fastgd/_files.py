@@ -1,0 +1,71 @@
+"""Writing files so that a failed or killed write never costs the previous file."""
+
+import os
+import tempfile
+
+
+def atomic_write(path, write, *, overwrite=False, binary=True):
+    """Call ``write(f)`` on a temporary file beside ``path``, flush and fsync it,
+    then rename it over ``path``.
+
+    The rename is atomic, so ``path`` holds either its old contents or the new
+    ones, never a partial file; on any failure (a full disk, a file-size limit,
+    an exception in ``write``) the temporary file is removed and the error
+    raised.  A process killed mid-write leaves a ``.<name>.*.tmp`` file beside
+    the target, never a damaged target.
+    """
+    path = os.fspath(path)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} exists (asked not to overwrite it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(path):
+            # mkstemp makes the file private (0600); keep the target's permissions
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(folder)
+
+
+def _fsync_directory(folder):
+    """Make the rename itself durable (POSIX); some systems cannot open a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable(path, what):
+    """Fail now, not after hours of training, if ``path`` could not be written:
+    its folder must exist and be writable, and the path must not be a folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {path} is a directory, expected a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{what} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: the directory {folder} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        # the rename would succeed, but the user marked the file read-only
+        raise PermissionError(f"{what} {path} is not writable")
