@@ -8,14 +8,33 @@ chapter 1) as numba-parallel CPU kernels.
     ...                   test_data=test_data)
 """
 
-from .compare import time_to_accuracy
-from .data import IDXError, load_mnist, read_idx
-from .descent import Descent, minimize
-from .network import Network
-from .noise import gradient_noise
-from .training import SGD, DivergenceError, DivergenceWarning, History, Trainer
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Network", "SGD", "Trainer", "History", "DivergenceError", "DivergenceWarning",
-           "load_mnist", "read_idx", "IDXError", "minimize", "Descent", "gradient_noise",
-           "time_to_accuracy"]
+
+# Names are imported on first use, so that ``import fastgd.cli`` is quick and a
+# Ctrl-C while numba loads reaches the command line's handler, not a traceback.
+_HOMES = {
+    "Network": "network", "Evaluation": "network",
+    "SGD": "training", "resume": "training", "Trainer": "training", "History": "training",
+    "DivergenceError": "training", "DivergenceWarning": "training",
+    "TrainingInterrupted": "training",
+    "InputScaleWarning": "_validation",
+    "load_mnist": "data", "read_idx": "data", "IDXError": "data",
+    "minimize": "descent", "Descent": "descent",
+    "gradient_noise": "noise",
+    "time_to_accuracy": "compare",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastgd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

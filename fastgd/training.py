@@ -7,9 +7,13 @@ numba kernel (``_kernels.train_serial`` or ``train_parallel``); Python only
 draws the permutation, evaluates, and reports.
 """
 
+import hashlib
+import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -18,10 +22,23 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._validation import check_data, check_int, check_positive_float
+from ._files import check_writable
+from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
+from .network import read_network, write_network
 
-# Epochs of growing cost, in a row, that count as divergence.
+# Failure verdicts (see diagnose): epochs the cost must stay more than
+# DIVERGENCE_TOLERANCE above its best to count as diverging; epochs the
+# output neurons must stay pinned to count as saturated; epochs after the
+# first in which the cost must fall STALL_TOLERANCE below the first's.
 DIVERGENCE_PATIENCE = 3
+DIVERGENCE_TOLERANCE = 0.1
+SATURATED_EPOCHS = 2
+STALL_EPOCHS = 3
+STALL_TOLERANCE = 0.01
+# Training inputs on which saturation is measured after each epoch.
+SATURATION_SAMPLE = 1000
+
+CHECKPOINT_FORMAT = "fastgd-checkpoint-1"
 
 # An epoch is run in segments of about this many examples (whole mini-batches),
 # so long epochs can show progress and stop early on NaN.
@@ -32,7 +49,28 @@ _PROGRESS_AFTER = 2.0
 
 
 class DivergenceError(RuntimeError):
-    """Training diverged: the cost became NaN/inf or kept growing."""
+    """Training failed (see ``diagnose``) with ``on_divergence="raise"``;
+    ``history`` holds the epochs run."""
+
+    def __init__(self, message, history=None):
+        super().__init__(message)
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal (SIGINT, SIGTERM or SIGHUP).
+
+    signal:     the signal's number
+    history:    the History of the epochs completed
+    epoch:      epochs completed; position: examples trained of the next one
+    checkpoint: the checkpoint written, or None
+    """
+
+    def __init__(self, signum, history, epoch, position, checkpoint):
+        super().__init__(f"training interrupted by {_signal_name(signum)} after {epoch} "
+                         f"epochs" + (f" and {position} examples" if position else ""))
+        self.signal, self.history = signum, history
+        self.epoch, self.position, self.checkpoint = epoch, position, checkpoint
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -46,13 +84,23 @@ class History(list):
     ``cost`` is the running training cost: the mean of C_x over the epoch, each
     C_x computed by the forward pass of its own mini-batch step (free, but
     measured while the weights move).  ``training_cost`` is C on the whole
-    training set after the epoch.  ``diverged`` holds the diagnosis, or None.
+    training set after the epoch; ``pinned_outputs`` counts the saturated output
+    neurons (see ``diagnose``).  ``diverged`` holds the failure verdict, or None,
+    and ``stopped`` why training ended before ``info["epochs_planned"]``.
     """
 
     def __init__(self, *args, **info):
         super().__init__(*args)
-        self.diverged = None
+        self.diverged = None   # the failure verdict (see diagnose), or None
+        self.stopped = None    # why training stopped before epochs_planned, or None
+        self.best_saved = None  # {"epoch", "path"} of the network save_best kept
+        self.checkpoint = None  # {"epoch", "position", "path"} of the last checkpoint
         self.info = info
+
+    def plot(self):
+        """Learning curves, accuracy and cost per epoch, as a matplotlib Figure."""
+        from .plots import learning_curves
+        return learning_curves(self)
 
     def column(self, key):
         """The values of one field across epochs, as an array (NaN where absent)."""
@@ -211,6 +259,7 @@ class Trainer:
         self._recheck_interval = RECHECK_EPOCHS * n
         self._next_recheck = None
         self.segment = max(1, _SEGMENT // m) * m
+        self.position = 0
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only.
         for candidate in self.candidates:
@@ -237,14 +286,17 @@ class Trainer:
                     kernel_in_use=self.current.name, calibration=self.calibration,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
 
-    def run_epoch(self, order, progress=None, epoch=None):
+    def run_epoch(self, order, progress=None, epoch=None, *, start=0, cost=0.0,
+                  should_stop=None):
         """One epoch over the examples X[order]; returns the sum of C_x over them.
 
         ``progress(done, n)`` is called after each segment of about _SEGMENT
-        examples; the epoch stops early once the cost is not finite.
+        examples.  The epoch ends early, at a segment boundary, once the cost is
+        not finite or ``should_stop()`` is true; ``self.position`` then says how
+        many examples of ``order`` were trained (n after a whole epoch).
+        ``start`` and ``cost`` continue an epoch from that position and sum.
         """
-        total_cost = 0.0
-        start = 0
+        total_cost = cost
         while start < self.n:
             if self._recheck:
                 cost, start = self._calibrate(order, start, epoch)
@@ -261,6 +313,9 @@ class Trainer:
                 break
             if progress is not None:
                 progress(stop, self.n)
+            if should_stop is not None and should_stop():
+                break
+        self.position = start
         return total_cost
 
     def run_slice(self, order, start, stop):
@@ -332,7 +387,9 @@ class Trainer:
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
-        monitor_training_cost=False, on_divergence="stop"):
+        monitor_training_cost=False, on_divergence="stop", checkpoint=None,
+        checkpoint_every=1, save_best=None, early_stop=None, overwrite=False,
+        handle_signals=True, info=None):
     """Train ``net`` by stochastic gradient descent; returns a ``History``.
 
     Parameters
@@ -367,52 +424,355 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
     monitor_training_cost : bool
         Also compute C on the whole training set after each epoch.
     on_divergence : "stop" (default), "warn" or "raise"
-        What to do when the cost becomes NaN/inf, or grows for
-        DIVERGENCE_PATIENCE epochs in a row (Delta C > 0: eta too large).
+        What to do when training fails (see ``diagnose``): the cost becomes
+        NaN/inf, grows well above its best, stops falling, or the output
+        neurons saturate.  A NaN cost always ends training.
+    checkpoint : path, optional
+        After every ``checkpoint_every`` epochs (and when training stops for
+        any reason), write the network, the epoch, the generator's state, the
+        History and the run's options there, atomically; ``resume`` continues
+        the run from it.
+    save_best : path, optional
+        Keep the network with the best accuracy on ``test_data`` there.
+    early_stop : int, optional
+        Stop after this many epochs without a better accuracy on ``test_data``.
+    overwrite : bool
+        Allow ``checkpoint`` and ``save_best`` to replace files that exist.
+    handle_signals : bool
+        In the main thread, SIGINT (Ctrl-C), SIGTERM and SIGHUP stop training at
+        the next segment boundary (a fraction of a second): the checkpoint is
+        written and ``TrainingInterrupted`` raised, carrying the partial
+        History.  A second signal aborts at once.
+    info : dict, optional
+        Entries added to ``History.info`` (and so kept in checkpoints): what a
+        caller needs to know to resume the run, such as where its data came from.
     """
-    epochs = check_int(epochs, "epochs", minimum=0)
-    if on_divergence not in ("stop", "warn", "raise"):
-        raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', got {on_divergence!r}")
-    if verbose and compiling_needed(net):
-        print(f"Compiling fastgd's kernels for a {net.sizes} network (once per network "
-              "shape: numba keeps them on disk for later runs)...", file=sys.stderr, flush=True)
-    trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
-                      threads=threads, kernel=kernel)
-    if test_data is not None:
-        test_X, test_y = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                    "test_data")
-    n = trainer.n
-    history = History(**trainer.info())
-    for epoch in range(epochs):
-        order = net.rng.permutation(n) if shuffle else np.arange(n)
-        start_time = time.perf_counter()
-        progress = _ProgressLine(epoch, start_time) if verbose else None
-        total_cost = trainer.run_epoch(order, progress, epoch=epoch)
-        record = {"epoch": epoch, "seconds": time.perf_counter() - start_time,
-                  "cost": total_cost / n}
-        if progress is not None:
-            progress.clear()
-        with numba_threads(threads):
-            if monitor_training_cost:
-                record["training_cost"] = net._evaluate(trainer.X, trainer.y)[1]
-            if test_data is not None:
-                correct, test_cost = net._evaluate(test_X, test_y)
-                record.update(correct=correct, total=len(test_y),
-                              accuracy=correct / len(test_y) if len(test_y) else float("nan"),
-                              test_cost=test_cost)
-        history.append(record)
-        if verbose:
-            print(_epoch_line(record), flush=True)
-        diagnosis = _divergence(history, trainer.eta)
-        if diagnosis and history.diverged is None:
-            history.diverged = diagnosis
-            if on_divergence == "raise":
-                raise DivergenceError(diagnosis)
-            warnings.warn(diagnosis, DivergenceWarning, stacklevel=_stacklevel_outside_package())
-            if on_divergence == "stop" or not math.isfinite(total_cost):
-                break
-    history.info.update(threading_layer=_threading_layer(), kernel_in_use=trainer.current.name)
-    return history
+    return _Run(net, training_data, epochs, mini_batch_size, eta, test_data, dict(
+        reduction=reduction, shuffle=shuffle, threads=threads, kernel=kernel, verbose=verbose,
+        monitor_training_cost=monitor_training_cost, on_divergence=on_divergence,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, save_best=save_best,
+        early_stop=early_stop, overwrite=overwrite, handle_signals=handle_signals,
+        info=info)).train()
+
+
+# What defines a run (a checkpoint keeps these; resume takes them from it).
+_RUN_OPTIONS = ("epochs", "mini_batch_size", "eta", "reduction", "shuffle",
+                "monitor_training_cost", "on_divergence", "checkpoint_every", "save_best",
+                "early_stop")
+
+
+class _Run:
+    """One call of SGD: the options checked, the Trainer made, and the epoch loop
+    with its evaluation, verdicts, checkpoints and stop requests."""
+
+    def __init__(self, net, training_data, epochs, mini_batch_size, eta, test_data, options,
+                 resume_state=None):
+        o = options
+        self.net, self.epochs = net, check_int(epochs, "epochs", minimum=0)
+        if o["on_divergence"] not in ("stop", "warn", "raise"):
+            raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', "
+                             f"got {o['on_divergence']!r}")
+        self.checkpoint_every = check_int(o["checkpoint_every"], "checkpoint_every", minimum=1)
+        self.early_stop = (None if o["early_stop"] is None
+                           else check_int(o["early_stop"], "early_stop", minimum=1))
+        if test_data is None and (self.early_stop is not None or o["save_best"] is not None):
+            raise ValueError("early_stop and save_best need test_data (the accuracy they "
+                             "watch is measured on it)")
+        self.options = o
+        paths = {name: os.fspath(o[name]) for name in ("checkpoint", "save_best")
+                 if o[name] is not None}
+        if len({os.path.realpath(p) for p in paths.values()}) < len(paths):
+            raise ValueError("checkpoint and save_best must be different files")
+        # a resumed run goes on writing the files it wrote before
+        own = set() if resume_state is None else {
+            os.path.realpath(p) for p in (resume_state["path"],
+                                          resume_state["definition"]["save_best"]) if p}
+        for name, path in paths.items():
+            check_writable(path, name)
+            if (os.path.exists(path) and not o["overwrite"]
+                    and os.path.realpath(path) not in own):
+                raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
+                                      "replace it")
+        self.paths = paths
+        if o["verbose"] and compiling_needed(net):
+            print(f"Compiling fastgd's kernels for a {net.sizes} network (once per network "
+                  "shape: numba keeps them on disk for later runs)...", file=sys.stderr,
+                  flush=True)
+        self.trainer = Trainer(net, training_data, mini_batch_size, eta,
+                               reduction=o["reduction"], threads=o["threads"], kernel=o["kernel"])
+        self.test = None
+        if test_data is not None:
+            self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                   "test_data")
+        X, y = self.trainer.X, self.trainer.y
+        self.sample = (X[:SATURATION_SAMPLE], y[:SATURATION_SAMPLE])
+        self.fingerprint = {"training_data": data_fingerprint(X, y),
+                            "test_data": None if self.test is None
+                            else data_fingerprint(*self.test)}
+        self.definition = dict(
+            epochs=self.epochs, mini_batch_size=self.trainer.mini_batch_size,
+            eta=self.trainer.eta, reduction=o["reduction"], shuffle=bool(o["shuffle"]),
+            monitor_training_cost=bool(o["monitor_training_cost"]),
+            on_divergence=o["on_divergence"], checkpoint_every=self.checkpoint_every,
+            save_best=paths.get("save_best"), early_stop=self.early_stop)
+        self.history = History(**(o.get("info") or {}), **self.trainer.info(),
+                               epochs_planned=self.epochs)
+        # Where the run stands: epochs done, and within the next one the
+        # examples done, their summed cost, and the generator's state before
+        # that epoch's permutation (so the permutation can be drawn again).
+        self.epoch, self.position, self.partial_cost = 0, 0, 0.0
+        self.rng_before = None
+        if resume_state is not None:
+            self._restore(resume_state)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def train(self):
+        net, trainer, history = self.net, self.trainer, self.history
+        with _StopRequests(self.options["handle_signals"]) as stop:
+            while self.epoch < self.epochs:
+                if self.position == 0:
+                    self.rng_before = net.rng.bit_generator.state
+                else:  # resuming mid-epoch: draw the same permutation again
+                    net.rng.bit_generator.state = self.rng_before
+                order = (net.rng.permutation(trainer.n) if self.options["shuffle"]
+                         else np.arange(trainer.n))
+                started = time.perf_counter()
+                progress = (_ProgressLine(self.epoch, started) if self.options["verbose"]
+                            else None)
+                cost = trainer.run_epoch(order, progress, epoch=self.epoch,
+                                         start=self.position, cost=self.partial_cost,
+                                         should_stop=stop.requested)
+                if progress is not None:
+                    progress.clear()
+                if trainer.position < trainer.n and math.isfinite(cost):
+                    self.position, self.partial_cost = trainer.position, cost
+                    self._interrupted(stop.signal)
+                self.position, self.partial_cost = 0, 0.0
+                record = self._record(cost, time.perf_counter() - started)
+                self.epoch += 1
+                history.append(record)
+                if self.options["verbose"]:
+                    print(_epoch_line(record), flush=True)
+                reason = self._after_epoch()
+                if reason is not None:
+                    history.stopped = reason
+                    self._write_checkpoint()
+                    break
+                if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
+                    self._write_checkpoint()
+                if stop.signal is not None:
+                    self._interrupted(stop.signal)
+        history.info.update(threading_layer=_threading_layer(),
+                            kernel_in_use=trainer.current.name)
+        return history
+
+    def _record(self, cost, seconds):
+        """The epoch's entry in the History."""
+        net, trainer = self.net, self.trainer
+        record = {"epoch": self.epoch, "seconds": seconds, "cost": cost / trainer.n}
+        with numba_threads(self.options["threads"]):
+            if self.options["monitor_training_cost"]:
+                record["training_cost"] = net.evaluation(trainer.X, trainer.y).cost
+            if self.test is not None:
+                result = net.evaluation(*self.test, name="test_data")
+                record.update(correct=result.correct, total=result.total,
+                              accuracy=result.accuracy, test_cost=result.cost)
+                if result.nonfinite:
+                    record["nonfinite_outputs"] = result.nonfinite
+            record["pinned_outputs"] = net.evaluation(*self.sample).pinned
+        return record
+
+    def _after_epoch(self):
+        """Verdict, best network and early stop after an epoch; returns why
+        training stops now, or None to go on."""
+        history, o = self.history, self.options
+        verdict = diagnose(history, self.trainer.eta, self.net.sizes[-1])
+        if verdict and history.diverged is None:
+            history.diverged = verdict
+            if o["on_divergence"] == "raise":
+                self._write_checkpoint()
+                raise DivergenceError(verdict, history)
+            warnings.warn(verdict, DivergenceWarning, stacklevel=stacklevel_outside_package())
+            if o["on_divergence"] == "stop":
+                return verdict
+        if not math.isfinite(history[-1]["cost"]):
+            return history.diverged
+        if self.test is None:
+            return None
+        best = max(range(len(history)), key=lambda i: (history[i]["correct"], -i))
+        if best == len(history) - 1 and "save_best" in self.paths:
+            write_network(self.paths["save_best"], self.net, overwrite=True)
+            history.best_saved = {"epoch": history[best]["epoch"], "path": self.paths["save_best"]}
+        if self.early_stop is not None and len(history) - 1 - best >= self.early_stop:
+            return (f"no better accuracy for {self.early_stop} epochs (early_stop): the best "
+                    f"was {history[best]['correct']} / {history[best]['total']} in epoch "
+                    f"{history[best]['epoch']}")
+        return None
+
+    def _interrupted(self, signum):
+        """Write the checkpoint (mid-epoch if need be) and raise TrainingInterrupted."""
+        written = self._write_checkpoint()
+        self.history.stopped = f"interrupted by {_signal_name(signum)}"
+        self.history.info.update(threading_layer=_threading_layer(),
+                                 kernel_in_use=self.trainer.current.name)
+        raise TrainingInterrupted(signum, self.history, self.epoch, self.position,
+                                  written)
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def _write_checkpoint(self):
+        """Write the checkpoint, if asked for and the weights are finite (a diverged
+        network never replaces the last good checkpoint); returns its path or None."""
+        path = self.paths.get("checkpoint")
+        if path is None or not np.isfinite(self.net.params).all():
+            return None
+        state = {"fingerprint": self.fingerprint, "definition": self.definition,
+                 "seed": self.net.seed, "dtype": self.net.dtype.name,
+                 "epoch": self.epoch, "position": self.position,
+                 "partial_cost": self.partial_cost,
+                 "rng": (self.rng_before if self.position else self.net.rng.bit_generator.state),
+                 "history": {"records": list(self.history), "info": self.history.info,
+                             "diverged": self.history.diverged,
+                             "stopped": self.history.stopped,
+                             "best_saved": self.history.best_saved}}
+        write_network(path, self.net, overwrite=True, file_format=CHECKPOINT_FORMAT,
+                      extra={"state": np.array(json.dumps(state, default=_json_default))})
+        self.history.checkpoint = {"epoch": self.epoch, "position": self.position,
+                                   "path": path}
+        return path
+
+    def _restore(self, state):
+        for key in ("training_data", "test_data"):
+            if state["fingerprint"][key] != self.fingerprint[key]:
+                what = "no" if self.fingerprint[key] is None else "different"
+                raise ValueError(f"the checkpoint {state['path']} was written for other "
+                                 f"{key}: this call gives {what} {key} "
+                                 f"({key} must be the same to resume the run)")
+        saved = state["history"]
+        self.history[:] = saved["records"]
+        self.history.diverged = saved["diverged"]
+        self.history.best_saved = saved.get("best_saved")
+        for key, value in saved["info"].items():
+            self.history.info.setdefault(key, value)
+        self.history.info["resumed"] = {"from": state["path"], "epoch": state["epoch"],
+                                        "position": state["position"]}
+        self.epoch, self.position = state["epoch"], state["position"]
+        self.partial_cost = state["partial_cost"]
+        self.net.rng.bit_generator.state = state["rng"]
+        self.rng_before = state["rng"]
+
+
+def resume(path, training_data, test_data=None, *, epochs=None, threads=None, kernel="auto",
+           verbose=True, checkpoint=None, save_best=None, overwrite=False,
+           handle_signals=True):
+    """Continue the run whose checkpoint is at ``path``; returns (network, History).
+
+    The network, the epoch (and position within it), the generator's state, the
+    History and the options that define the run (mini-batch size, eta, ...) come
+    from the checkpoint, so a run of 6 epochs and a run of 3 epochs resumed for
+    3 more give bit-identical weights.  ``training_data`` and ``test_data`` must
+    be the data the checkpoint was written for (checked by SHA-256).  ``epochs``
+    is the total to reach (default: the run's own); ``checkpoint`` defaults to
+    ``path``, which is updated as the run goes on.
+    """
+    net, state = read_checkpoint(path)
+    definition = state["definition"]
+    net.seed = state["seed"]
+    options = dict(reduction=definition["reduction"], shuffle=definition["shuffle"],
+                   threads=threads, kernel=kernel, verbose=verbose,
+                   monitor_training_cost=definition["monitor_training_cost"],
+                   on_divergence=definition["on_divergence"],
+                   checkpoint=path if checkpoint is None else checkpoint,
+                   checkpoint_every=definition["checkpoint_every"],
+                   save_best=definition["save_best"] if save_best is None else save_best,
+                   early_stop=definition["early_stop"], overwrite=overwrite,
+                   handle_signals=handle_signals)
+    total = definition["epochs"] if epochs is None else check_int(epochs, "epochs", minimum=0)
+    if total < state["epoch"]:
+        raise ValueError(f"epochs must be at least the {state['epoch']} epochs the checkpoint "
+                         f"has done, got {total}")
+    run = _Run(net, training_data, total, definition["mini_batch_size"], definition["eta"],
+               test_data, options, resume_state=state)
+    return net, run.train()
+
+
+def read_checkpoint(path):
+    """(network, state) of a checkpoint: ``state`` holds the epoch, the position in
+    the next one, the run's options (``definition``), the History (``history``)
+    and the data's fingerprints.  ValueError if the file is not a valid checkpoint."""
+    net, texts = read_network(path, file_format=CHECKPOINT_FORMAT, extra=("state",),
+                              what="fastgd checkpoint")
+    try:
+        state = json.loads(texts["state"])
+        definition = state["definition"]
+        if state["dtype"] != net.dtype.name:
+            raise ValueError("dtype does not match the weights")
+        state["epoch"], state["position"] = int(state["epoch"]), int(state["position"])
+        for key in _RUN_OPTIONS:
+            definition[key]
+        state["history"]["records"], state["history"]["info"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a valid fastgd checkpoint (its state is "
+                         f"damaged: {e!r})") from None
+    state["path"] = os.fspath(path)
+    return net, state
+
+
+def data_fingerprint(X, y):
+    """SHA-256 of a data set as the network sees it (inputs in its dtype, labels)."""
+    digest = hashlib.sha256()
+    digest.update(repr((X.shape, X.dtype.str)).encode())
+    digest.update(np.ascontiguousarray(X).data)
+    digest.update(np.ascontiguousarray(y, np.int64).data)
+    return digest.hexdigest()
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to a checkpoint")
+
+
+class _StopRequests:
+    """While training, SIGINT, SIGTERM and SIGHUP ask it to stop at the next
+    segment boundary (so the work so far can be kept); a second one aborts at
+    once.  Only the main thread can handle signals; elsewhere this does nothing."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal = None
+        self.previous = {}
+
+    def requested(self):
+        return self.signal is not None
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:
+            self.__exit__()
+            raise KeyboardInterrupt(f"second {_signal_name(signum)}: stopped at once")
+        self.signal = signum
+
+    def __enter__(self):
+        if self.enabled:
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                if hasattr(signal, name):
+                    number = getattr(signal, name)
+                    self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+        return False
+
+
+def _signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def compiling_needed(net):
@@ -471,28 +831,51 @@ def _epoch_line(record):
     return f"Epoch {record['epoch']} complete  {seconds}"
 
 
-def _divergence(history, eta):
-    """The diagnosis if training has diverged, else None."""
+def diagnose(history, eta, n_outputs):
+    """Why training has failed, from its History, or None if it looks healthy.
+
+    * diverged: the cost is NaN or infinite;
+    * saturated: for SATURATED_EPOCHS epochs in a row, at least half the output
+      neurons are pinned at 0 or 1 for (almost) every input (``pinned_outputs``,
+      measured on the first SATURATION_SAMPLE training inputs): with
+      sigma'(z) ~ 0 they no longer learn, the mark of an eta too large;
+    * stalled: STALL_EPOCHS epochs after the first, the cost has not fallen
+      STALL_TOLERANCE below the first epoch's;
+    * diverging: the cost of each of the last DIVERGENCE_PATIENCE epochs is more
+      than DIVERGENCE_TOLERANCE above the best before them.
+
+    Each test looks at several epochs and has a tolerance, so the wiggle of a
+    healthy run's cost (a few per cent) is never taken for failure.
+    """
     key = "training_cost" if "training_cost" in history[-1] else "cost"
     costs = history.column(key)
+    last = history[-1]
     if not math.isfinite(costs[-1]):
-        return (f"training diverged in epoch {history[-1]['epoch']}: the cost is {costs[-1]} "
-                f"(weights are no longer finite); eta = {eta:g} is too large, try a smaller eta")
-    if len(costs) > DIVERGENCE_PATIENCE and np.all(np.diff(costs[-DIVERGENCE_PATIENCE - 1:]) > 0):
-        return (f"training is diverging: the cost grew for {DIVERGENCE_PATIENCE} epochs in a "
-                f"row (Delta C > 0, now {costs[-1]:.4g}); eta = {eta:g} is probably too large, "
-                "try a smaller eta")
+        return (f"training diverged in epoch {last['epoch']}: the cost is {costs[-1]} (the "
+                f"weights are no longer finite); eta = {eta:g} is too large, try a smaller eta")
+    accuracy = (f", accuracy {last['accuracy']:.1%} (chance is {1 / n_outputs:.0%})"
+                if "accuracy" in last else "")
+    pinned = history.column("pinned_outputs")[-SATURATED_EPOCHS:]
+    if len(pinned) == SATURATED_EPOCHS and np.all(pinned >= n_outputs / 2):
+        return (f"training has saturated: in epochs {history[-SATURATED_EPOCHS]['epoch']}-"
+                f"{last['epoch']}, {int(pinned[-1])} of the {n_outputs} output neurons are "
+                f"pinned at 0 or 1 whatever the input (cost C = {costs[-1]:.4g}{accuracy}); "
+                f"their sigma'(z) is about 0, so they no longer learn.  eta = {eta:g} is "
+                "probably too large: try a smaller eta (10 times smaller, say)")
+    if len(costs) > STALL_EPOCHS and costs[1:].min() > (1 - STALL_TOLERANCE) * costs[0]:
+        return (f"training has stalled: after {len(costs)} epochs the cost is "
+                f"{costs[-1]:.4g}, never {STALL_TOLERANCE:.0%} below the first epoch's "
+                f"{costs[0]:.4g}{accuracy}.  eta = {eta:g} may be too large (saturated "
+                "neurons) or too small: try eta 10 times smaller, then larger")
+    window = costs[-DIVERGENCE_PATIENCE:]
+    if len(costs) > DIVERGENCE_PATIENCE:
+        best = costs[:-DIVERGENCE_PATIENCE].min()
+        if np.all(window > (1 + DIVERGENCE_TOLERANCE) * best):
+            return (f"training is diverging: the cost of each of the last "
+                    f"{DIVERGENCE_PATIENCE} epochs is more than {DIVERGENCE_TOLERANCE:.0%} "
+                    f"above the best so far ({best:.4g}, now {costs[-1]:.4g}); eta = {eta:g} "
+                    "is probably too large, try a smaller eta")
     return None
-
-
-def _stacklevel_outside_package():
-    """The warnings.warn stacklevel of the first caller outside fastgd, so that a
-    warning points at the user's line whether they called Network.SGD or fastgd.SGD."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _threading_layer():

@@ -1,5 +1,7 @@
 """The book's run on real MNIST: [784, 30, 10], eta 3.0, mini-batches of 10."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -24,12 +26,31 @@ def test_the_books_network_learns_mnist(mnist, seed):
     assert net.evaluate(*test_data) == history[-1]["correct"]
 
 
-def test_eta_100_does_not_learn(mnist):
-    """Far too large a step: the sigmoids saturate and accuracy stays near chance."""
+@pytest.mark.parametrize("eta", [30.0, 100.0, 300.0])
+def test_too_large_an_eta_is_flagged_within_five_epochs(mnist, eta):
+    """Far too large a step saturates the sigmoids: the cost sits near 0.45-0.5 and
+    accuracy near chance, without ever becoming NaN.  It must be called a failure."""
     training_data, _, test_data = mnist
-    net = fastgd.Network([784, 30, 10], seed=0)
-    history = net.SGD(training_data, 2, 10, 100.0, test_data=test_data, verbose=False)
-    assert history.column("accuracy").max() < 0.2
+    net = fastgd.Network([784, 30, 10], seed=1)
+    with pytest.warns(fastgd.DivergenceWarning, match=f"eta = {eta:g} is probably too large"):
+        history = net.SGD(training_data, 8, 10, eta, test_data=test_data, verbose=False)
+    assert len(history) <= 5
+    assert history.diverged and history.stopped == history.diverged
+    assert history.column("accuracy").max() < 0.25
+
+
+def test_the_books_run_is_not_flagged(mnist, seed=3):
+    """A shorter stand-in for the 12 seeds x 100 epochs of BENCHMARKS.md's check:
+    the book's run on 10,000 inputs for 30 epochs is never called a failure."""
+    training_data, validation_data, _ = mnist
+    X, y = training_data
+    net = fastgd.Network([784, 30, 10], seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastgd.DivergenceWarning)
+        history = net.SGD((X[:10_000], y[:10_000]), 30, 10, 3.0, test_data=validation_data,
+                          verbose=False)
+    assert len(history) == 30 and history.diverged is None and history.stopped is None
+    assert history.column("accuracy").max() > 0.9
 
 
 def test_full_batch_and_online_learning_on_mnist(mnist):

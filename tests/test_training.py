@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel
+from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel, diagnose
 
 from conftest import random_data, two_threads
 
@@ -165,17 +165,47 @@ def test_training_refuses_non_finite_weights(data):
         net.SGD(data, 1, 5, 1.0)
 
 
-def test_growing_cost_is_divergence(monkeypatch):
-    """Delta C > 0 for DIVERGENCE_PATIENCE epochs in a row: warn, and stop unless asked not to."""
-    import fastgd.training as training
+def history_of(costs, pinned=0, accuracy=None):
     history = History()
-    for epoch in range(DIVERGENCE_PATIENCE + 1):
-        history.append({"epoch": epoch, "cost": 0.1 * (epoch + 1)})
-    assert "grew for" in training._divergence(history, 5.0)
-    history[-1]["cost"] = 0.05
-    assert training._divergence(history, 5.0) is None
-    short = History([{"epoch": 0, "cost": 0.1}, {"epoch": 1, "cost": 0.2}])
-    assert training._divergence(short, 5.0) is None
+    for epoch, cost in enumerate(costs):
+        record = {"epoch": epoch, "cost": cost, "pinned_outputs": pinned}
+        if accuracy is not None:
+            record["accuracy"] = accuracy
+        history.append(record)
+    return history
+
+
+def test_diagnose_finds_a_cost_that_grows_well_above_its_best():
+    best = 0.1
+    rising = [0.3, 0.2, best, 0.13, 0.15, 0.2]  # each of the last 3 > 1.1 * best
+    assert DIVERGENCE_PATIENCE == 3
+    assert "diverging" in diagnose(history_of(rising), 5.0, 10)
+    assert "best so far (0.1" in diagnose(history_of(rising), 5.0, 10)
+    # one of the last three within the tolerance of the best: noise, not divergence
+    assert diagnose(history_of([0.3, 0.2, best, 0.13, 0.105, 0.2]), 5.0, 10) is None
+    assert diagnose(history_of([0.3, 0.2]), 5.0, 10) is None
+
+
+def test_diagnose_ignores_a_healthy_wiggle():
+    """The running cost of a healthy run falls, then wiggles by a few per cent: the
+    old rule (3 rises in a row) stopped such runs; the tolerance must not."""
+    rng = np.random.default_rng(0)
+    costs = 0.02 + 0.05 * np.exp(-np.arange(200) / 5) + 0.0004 * rng.standard_normal(200)
+    costs[150:154] = costs[149] * np.array([1.01, 1.02, 1.03, 1.04])  # 4 rises in a row
+    for k in range(1, 201):
+        assert diagnose(history_of(costs[:k]), 3.0, 10) is None, k
+
+
+def test_diagnose_finds_saturated_outputs_and_stalls():
+    saturated = history_of([0.5, 0.5], pinned=10, accuracy=0.097)
+    verdict = diagnose(saturated, 100.0, 10)
+    assert "saturated" in verdict and "10 of the 10 output neurons" in verdict
+    assert "eta = 100 is probably too large" in verdict and "accuracy 9.7%" in verdict
+    assert diagnose(history_of([0.5], pinned=10), 100.0, 10) is None  # one epoch is not enough
+    assert diagnose(history_of([0.5, 0.4], pinned=4), 3.0, 10) is None  # a minority pinned
+    stalled = history_of([0.45, 0.449, 0.4481, 0.448])
+    assert "stalled" in diagnose(stalled, 30.0, 10) and "0.45" in diagnose(stalled, 30.0, 10)
+    assert diagnose(history_of([0.45, 0.449, 0.4481, 0.44]), 30.0, 10) is None  # fell 2%
 
 
 def _train_with_the_method(net, data):
@@ -188,7 +218,7 @@ def _train_with_the_function(net, data):
 
 def test_divergence_warning_points_at_the_callers_line(data, monkeypatch):
     import fastgd.training as training
-    monkeypatch.setattr(training, "_divergence", lambda history, eta: "made up diagnosis")
+    monkeypatch.setattr(training, "diagnose", lambda history, eta, n: "made up diagnosis")
     for train in (_train_with_the_method, _train_with_the_function):
         with pytest.warns(fastgd.DivergenceWarning) as record:
             train(fastgd.Network([8, 6, 3], seed=0), data)
@@ -198,7 +228,7 @@ def test_divergence_warning_points_at_the_callers_line(data, monkeypatch):
 
 def test_on_divergence_warn_keeps_training_while_numbers_are_finite(data, monkeypatch):
     import fastgd.training as training
-    monkeypatch.setattr(training, "_divergence", lambda history, eta: "made up diagnosis")
+    monkeypatch.setattr(training, "diagnose", lambda history, eta, n: "made up diagnosis")
     net = fastgd.Network([8, 6, 3], seed=0)
     with pytest.warns(fastgd.DivergenceWarning, match="made up"):
         history = net.SGD(data, 3, 5, 1.0, verbose=False, on_divergence="warn")
