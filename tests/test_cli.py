@@ -96,7 +96,7 @@ def test_existing_output_fails_before_training(tmp_path, capsys, option):
     assert main(QUICK + ["--seed", "1", option, str(path)]) == 2
     captured = capsys.readouterr()
     assert "Epoch" not in captured.out
-    assert f"fastgd: error: {option} {path} exists; pass --overwrite" in captured.err
+    assert f"fastgd train: error: {option} {path} exists; add --overwrite" in captured.err
     assert path.read_text() == "keep me"
 
 
@@ -137,7 +137,7 @@ def test_bad_train_arguments(capsys, args, message):
 def test_data_directory_without_idx_files(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("fastgd: error: no train-images-idx3-ubyte in ")
+    assert err.startswith("fastgd train: error: no train-images-idx3-ubyte in ")
 
 
 def test_bad_evaluate_arguments(tmp_path, capsys):
@@ -146,7 +146,7 @@ def test_bad_evaluate_arguments(tmp_path, capsys):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a network")
     assert main(["evaluate", str(junk)]) == 2
-    assert capsys.readouterr().err.startswith(f"fastgd: error: {junk} is not")
+    assert capsys.readouterr().err.startswith(f"fastgd evaluate: error: {junk} is not")
     assert main(["evaluate", str(junk), "--on", "everything"]) == 2
     assert "argument --on: invalid choice" in capsys.readouterr().err
 
@@ -157,14 +157,14 @@ def test_divergence_error_and_interrupt_exit_codes(monkeypatch, capsys):
 
     monkeypatch.setattr(fastgd.Network, "SGD", diverge)
     assert main(QUICK + ["--seed", "1", "--on-divergence", "raise"]) == 1
-    assert "fastgd: error: training diverged in epoch 0" in capsys.readouterr().err
+    assert "fastgd train: error: training diverged in epoch 0" in capsys.readouterr().err
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fastgd.Network, "SGD", interrupt)
     assert main(QUICK + ["--seed", "1"]) == 130
-    assert capsys.readouterr().err.strip() == "interrupted"
+    assert capsys.readouterr().err.strip() == "fastgd train: interrupted"
 
 
 def test_top_level(capsys):

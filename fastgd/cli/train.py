@@ -14,14 +14,17 @@ import math
 import os
 import secrets
 import sys
+import tempfile
+import time
 import warnings
 
 import numba
+import numpy as np
 
 import fastgd
-from fastgd.cli._arguments import check_output as _check_output
 from fastgd.cli._arguments import int_at_least as _int_at_least
 from fastgd.cli._arguments import positive_float as _positive_float
+from fastgd._files import atomic_write, check_writable
 from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
 
 BOOK_SIZES = [784, 30, 10]
@@ -86,17 +89,36 @@ def add_parsers(commands):
     train.add_argument("--history", metavar="PATH",
                        help="write the per-epoch history (accuracy, costs, seconds) as JSON")
     train.add_argument("--overwrite", action="store_true",
-                       help="replace the files given to --save and --history if they exist")
+                       help="replace the files given to --save, --history, --checkpoint and "
+                            "--save-best if they exist")
+    train.add_argument("--checkpoint", metavar="PATH",
+                       help="after every --checkpoint-every epochs, and when training stops "
+                            "(Ctrl-C included), write the network, the epoch, the random "
+                            "generator's state, the history and the run's options to PATH; "
+                            "continue the run with --resume PATH")
+    train.add_argument("--checkpoint-every", type=_int_at_least(1), default=1, metavar="N",
+                       help="epochs between checkpoints (default 1)")
+    train.add_argument("--resume", metavar="PATH",
+                       help="continue the run of a checkpoint written by --checkpoint, with "
+                            "its network, data and options, up to --epochs epochs in all "
+                            "(default: the run's own); the checkpoint goes on being updated")
+    train.add_argument("--save-best", metavar="PATH",
+                       help="keep the network with the best accuracy on the evaluation "
+                            "inputs (--evaluate-on) in PATH, updated as training goes")
+    train.add_argument("--early-stop", type=_int_at_least(1), metavar="N",
+                       help="stop after N epochs without a better accuracy on the evaluation "
+                            "inputs")
     train.add_argument("--monitor-training-cost", action="store_true",
                        help="also compute the quadratic cost C on all the training inputs "
                             "after each epoch")
     train.add_argument("--on-divergence", choices=["stop", "warn", "raise"], default="stop",
-                       help="when the cost becomes NaN or grows for "
-                            f"{DIVERGENCE_PATIENCE} epochs in a row (eta too large): stop "
-                            "training (default), warn and go on, or fail with exit status 1")
+                       help="when training fails (the cost becomes NaN, stays well above its "
+                            f"best for {DIVERGENCE_PATIENCE} epochs, stops falling, or most "
+                            "output neurons saturate: eta too large): stop training "
+                            "(default), warn and go on, or fail with exit status 1")
     train.add_argument("--quiet", action="store_true",
                        help="print only the seed (if drawn) and the final results")
-    train.set_defaults(func=train_command)
+    train.set_defaults(func=train_command, parser=train)
 
     profile = commands.add_parser(
         "profile", help="time a short training run: JIT compile, shuffle, kernel, evaluation",
@@ -227,8 +249,6 @@ def _prepare(args):
     if args.mode != "mini-batch" and args.mini_batch_size is not None:
         raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
                          f"(online means m = 1, full-batch means m = all the training inputs)")
-    _check_output(getattr(args, "save", None), "--save", getattr(args, "overwrite", False))
-    _check_output(getattr(args, "history", None), "--history", getattr(args, "overwrite", False))
 
     data = _load_data(args.data, args.dtype, args.validation_size, args.evaluate_on)
     X, y = data["training"]
@@ -258,7 +278,18 @@ def _prepare(args):
     return net, (X, y), eval_data, m, seed
 
 
+# Options --resume takes from the checkpoint (the run's definition and its data);
+# the others may be given again.
+_FROM_CHECKPOINT = ("sizes", "dtype", "data", "validation_size", "evaluate_on", "train_size",
+                    "mode", "mini_batch_size", "eta", "reduction", "seed",
+                    "monitor_training_cost", "on_divergence", "checkpoint_every", "early_stop",
+                    "save_best")
+
+
 def train_command(args):
+    if args.resume:
+        _options_from_checkpoint(args)
+    outputs = _check_outputs(args)
     net, (X, y), eval_data, m, seed = _prepare(args)
     n = len(y)
     if not args.quiet:
@@ -273,51 +304,194 @@ def train_command(args):
               f"{len(eval_data[1])} {args.evaluate_on} inputs; seed {seed}; "
               f"kernel {kernel} ({reason}), {_plural(threads, 'thread')}",
               flush=True)
+        if args.resume:
+            print(f"Resuming {args.resume} from epoch {args._resume_epoch}", flush=True)
 
+    status, interruption = 0, None
     with warnings.catch_warnings():
         # Reported below from history.diverged, once and without a source line.
         warnings.simplefilter("ignore", fastgd.DivergenceWarning)
-        history = net.SGD((X, y), args.epochs, m, args.eta, test_data=eval_data,
-                          reduction=args.reduction, threads=args.threads, kernel=args.kernel,
-                          verbose=not args.quiet,
-                          monitor_training_cost=args.monitor_training_cost,
-                          on_divergence=args.on_divergence)
+        try:
+            if args.resume:
+                net, history = fastgd.resume(
+                    args.resume, (X, y), eval_data, epochs=args.epochs, threads=args.threads,
+                    kernel=args.kernel, verbose=not args.quiet, checkpoint=outputs.get(
+                        "--checkpoint"), overwrite=args.overwrite)
+            else:
+                history = net.SGD(
+                    (X, y), args.epochs, m, args.eta, test_data=eval_data,
+                    reduction=args.reduction, threads=args.threads, kernel=args.kernel,
+                    verbose=not args.quiet, monitor_training_cost=args.monitor_training_cost,
+                    on_divergence=args.on_divergence, checkpoint=args.checkpoint,
+                    checkpoint_every=args.checkpoint_every, save_best=args.save_best,
+                    early_stop=args.early_stop, overwrite=args.overwrite,
+                    info={"cli": {key: getattr(args, key) for key in _FROM_CHECKPOINT}})
+        except fastgd.TrainingInterrupted as e:
+            history, interruption = e.history, e
+            status = 128 + e.signal
+        except fastgd.DivergenceError as e:
+            if e.history is None:
+                raise
+            history, status = e.history, 1
 
+    for line in _summary(history, net, eval_data, args, interruption):
+        print(line, flush=True)
+    if history.diverged:
+        kind = "error" if status == 1 else "warning"
+        print(f"fastgd train: {kind}: {history.diverged}", file=sys.stderr)
+    if not _write_outputs(args, net, history, seed, n):
+        status = status or 2
+    return status
+
+
+def _options_from_checkpoint(args):
+    """Set the run's options from the checkpoint given to --resume, refusing any
+    that the command line sets to something else."""
+    from fastgd.training import read_checkpoint
+    _, state = read_checkpoint(args.resume)
+    saved = state["history"]["info"].get("cli")
+    if saved is None:
+        raise ValueError(f"--resume {args.resume}: this checkpoint was not written by "
+                         "fastgd train; continue it with fastgd.resume() from Python")
+    for key in _FROM_CHECKPOINT:
+        given, default = getattr(args, key), args.parser.get_default(key)
+        if given != default and given != saved[key]:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"{option} cannot be changed when resuming (--resume "
+                             f"{args.resume} has {option} {saved[key]}); leave it out")
+        setattr(args, key, saved[key])
+    if args.epochs == args.parser.get_default("epochs"):
+        args.epochs = state["definition"]["epochs"]
+    if args.epochs < state["epoch"]:
+        raise ValueError(f"--epochs {args.epochs} is less than the {state['epoch']} epochs "
+                         f"--resume {args.resume} has already done")
+    if args.checkpoint is None:
+        args.checkpoint = args.resume
+    args._resume_epoch = (f"{state['epoch']}" + (f" (+ {state['position']} examples)"
+                                                  if state["position"] else ""))
+    args._resume_state = state
+
+
+def _check_outputs(args):
+    """Before training: every output path can be written, none is given twice, and
+    none exists unless --overwrite (a resumed run goes on writing its own)."""
+    outputs = {option: getattr(args, option[2:].replace("-", "_"))
+               for option in ("--save", "--history", "--checkpoint", "--save-best")}
+    outputs = {option: path for option, path in outputs.items() if path is not None}
+    own = set()
+    if args.resume:
+        own = {os.path.realpath(args.resume)}
+        if args.save_best:
+            own.add(os.path.realpath(args.save_best))
+    seen = {}
+    for option, path in outputs.items():
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ValueError(f"{seen[real]} and {option} are the same file {path}: give "
+                             "each its own")
+        seen[real] = option
+        check_writable(path, option)
+        if os.path.exists(path) and not args.overwrite and real not in own:
+            raise FileExistsError(f"{option} {path} exists; add --overwrite to replace it")
+    if args.resume and os.path.realpath(args.resume) in seen and seen[
+            os.path.realpath(args.resume)] != "--checkpoint":
+        raise ValueError(f"{seen[os.path.realpath(args.resume)]} would overwrite the "
+                         f"checkpoint given to --resume, {args.resume}")
+    return outputs
+
+
+def _summary(history, net, eval_data, args, interruption):
+    """The lines that end a training run: how far it got, why it stopped, the best
+    and final results, and what auto chose."""
+    lines = []
     if history:
         best = max(history, key=lambda record: record["correct"])
         last = history[-1]
         seconds = sum(record["seconds"] for record in history)
-        print(f"Trained {_plural(len(history), 'epoch')} in {seconds:.2f} s; "
-              f"best: epoch {best['epoch']}, "
-              f"{best['correct']} / {best['total']} ({best['accuracy']:.2%})")
+        lines.append(f"Trained {_plural(len(history), 'epoch')} in {seconds:.2f} s; "
+                     f"best: epoch {best['epoch']}, "
+                     f"{best['correct']} / {best['total']} ({best['accuracy']:.2%})")
         final = f"Final: epoch {last['epoch']}, " + _result(
             last["correct"], last["total"], args.evaluate_on, last["test_cost"])
         if "training_cost" in last:
             final += f"; on the training inputs C = {last['training_cost']:.4g}"
-        print(final)
+        lines.append(final)
     else:
-        print("No epochs run; untrained network: "
-              + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
-                        net.cost(*eval_data)))
+        lines.append("No epochs run; untrained network: "
+                     + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
+                               net.cost(*eval_data)))
+    planned = history.info.get("epochs_planned", len(history))
+    if interruption is not None:
+        where = (f" and {interruption.position} examples of epoch {interruption.epoch}"
+                 if interruption.position else "")
+        lines.append(f"Stopped after epoch {len(history) - 1} of {planned}{where}: "
+                     f"{history.stopped}")
+    elif history.stopped:
+        lines.append(f"Stopped at epoch {len(history) - 1} of {planned}: {history.stopped}")
+    if history.best_saved:
+        lines.append(f"best network (epoch {history.best_saved['epoch']}) kept in "
+                     f"{history.best_saved['path']}")
+    if history.checkpoint:
+        c = history.checkpoint
+        at = f"epoch {c['epoch']}" + (f" + {c['position']} examples" if c["position"] else "")
+        lines.append(f"checkpoint written to {c['path']} ({at} done; continue with "
+                     f"--resume {c['path']})")
     if history.info.get("calibration") and not args.quiet:
-        print(_calibration_line(history.info["calibration"]))
-    if history.diverged:
-        print(f"fastgd: warning: {history.diverged}", file=sys.stderr)
+        lines.append(_calibration_line(history.info["calibration"]))
+    return lines
 
+
+def _write_outputs(args, net, history, seed, n):
+    """Write --save first, then --history; returns False if any write failed.  A
+    network that could not be written where asked is written to a fallback file."""
+    ok, saved = True, False
+    if args.save:
+        try:
+            net.save(args.save, overwrite=args.overwrite or bool(args.resume))
+            print(f"saved to {args.save}")
+            saved = True
+        except (OSError, ValueError) as e:
+            print(f"fastgd train: error: --save {args.save}: {e}", file=sys.stderr)
+            ok = False
     if args.history:
         report = {"sizes": net.sizes, "seed": seed, "data": args.data,
                   "train_size": n, "evaluate_on": args.evaluate_on,
                   "reduction": args.reduction, "info": history.info,
-                  "diverged": history.diverged,
+                  "epochs_planned": history.info.get("epochs_planned"),
+                  "diverged": history.diverged, "stopped": history.stopped,
+                  "best_saved": history.best_saved, "checkpoint": history.checkpoint,
                   "epochs": [{key: _finite_or_none(value) for key, value in record.items()}
                              for record in history]}
-        with open(args.history, "w" if args.overwrite else "x") as f:
-            json.dump(report, f, indent=1)
-        print(f"history written to {args.history}")
-    if args.save:
-        net.save(args.save, overwrite=args.overwrite)
-        print(f"saved to {args.save}")
-    return 0
+        try:
+            atomic_write(args.history, lambda f: json.dump(report, f, indent=1),
+                         overwrite=args.overwrite, binary=False)
+            print(f"history written to {args.history}")
+        except (OSError, ValueError) as e:
+            print(f"fastgd train: error: --history {args.history}: {e}", file=sys.stderr)
+            ok = False
+    if not ok and not saved:
+        rescued = _rescue(net)
+        if rescued:
+            print(f"the trained network was written to {rescued} instead", file=sys.stderr)
+    return ok
+
+
+def _rescue(net):
+    """Write the network to a new file in the current folder (or the temporary
+    folder); returns its path, or None if the network cannot be written at all."""
+    if not np.isfinite(net.params).all():
+        print("fastgd train: the network's weights are not finite: there is nothing to "
+              "keep", file=sys.stderr)
+        return None
+    name = f"fastgd-rescued-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+    for folder in (os.getcwd(), tempfile.gettempdir()):
+        try:
+            path = os.path.join(folder, name)
+            net.save(path)
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def _calibration_line(calibration):
