@@ -81,7 +81,7 @@ import sys
 import tempfile
 import threading
 import types
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numba
 import numpy as np
@@ -828,9 +828,30 @@ def _slp_on():
                 numba.config.SLP_VECTORIZE = _slp_users[1]
 
 
+# Threading layers that may run parallel kernels from several Python threads at
+# once (numba's documentation); under any other (workqueue) two at once abort
+# the process, so fastgd runs its parallel kernels one at a time there.
+THREAD_SAFE_LAYERS = ("tbb", "omp")
+_parallel_lock = threading.Lock()
+
+
+def _one_at_a_time(kernel):
+    """The lock a parallel kernel must hold under a layer that is not thread-safe
+    (also before the first parallel kernel has run, when the layer is unknown)."""
+    if not getattr(kernel, "targetoptions", {}).get("parallel"):
+        return nullcontext()
+    try:
+        if numba.threading_layer() in THREAD_SAFE_LAYERS:
+            return nullcontext()
+    except ValueError:  # not chosen yet: the first parallel call chooses it
+        pass
+    return _parallel_lock
+
+
 def call(kernel, *args):
-    """kernel(*args), with the SLP vectoriser on in case it compiles now."""
-    with _slp_on():
+    """kernel(*args), with the SLP vectoriser on in case it compiles now, and one
+    parallel kernel at a time where the threading layer needs it."""
+    with _slp_on(), _one_at_a_time(kernel):
         return kernel(*args)
 
 
