@@ -1,9 +1,15 @@
-"""Network.predict: the network's answers."""
+"""Network.predict, and what reading pictures says when Pillow is missing
+(the pictures themselves: test_digit_images.py)."""
+
+import re
+import sys
 
 import numpy as np
 import pytest
 
 import fastgd
+from fastgd.cli import main
+from fastgd.data import read_digit_image
 
 import naive
 from conftest import book_weights, random_data
@@ -53,3 +59,12 @@ def test_predict_refuses_non_finite_outputs_instead_of_answering_0(monkeypatch):
     with pytest.raises(ValueError, match="2 of 5 examples have non-finite outputs"):
         net.predict(X)
 
+
+def test_reading_pictures_without_pillow_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    with pytest.raises(ImportError, match=r"pip install fastgd\[image\]"):
+        read_digit_image(tmp_path / "seven.png")
+    fastgd.Network([784, 10, 10], seed=0).save(tmp_path / "net.npz")
+    assert main(["predict", str(tmp_path / "net.npz"), str(tmp_path / "seven.png")]) == 2
+    assert re.fullmatch(r"fastgd: error: reading images needs Pillow: pip install "
+                        r"fastgd\[image\] \(or pip install pillow\)\n", capsys.readouterr().err)
