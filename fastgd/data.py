@@ -333,10 +333,13 @@ def read_digit_image(path, *, dtype="float32") -> np.ndarray:
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)  # photos taken sideways
-            if "A" in image.getbands() or "transparency" in image.info:
-                paper = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(paper, image.convert("RGBA"))
-            grey = np.asarray(image.convert("L"), dtype=np.float64)
+            if image.mode.startswith("I"):  # 16-bit greyscale: convert("L") clips it
+                grey = np.asarray(image, dtype=np.float64) * (255 / 65535)
+            else:
+                if "A" in image.getbands() or "transparency" in image.info:
+                    paper = Image.new("RGBA", image.size, "white")
+                    image = Image.alpha_composite(paper, image.convert("RGBA"))
+                grey = np.asarray(image.convert("L"), dtype=np.float64)
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file Pillow can read "
                          f"(expected a PNG or JPEG of a digit)") from None

@@ -57,7 +57,7 @@ def test_a_picture_of_an_mnist_digit_reads_back_close_to_the_digit(tmp_path, mni
     assert read_digit_image(tmp_path / "0.png", dtype="float64").dtype == np.float64
 
 
-def test_light_on_dark_and_transparent_pictures_read_the_same(tmp_path, mnist):
+def test_light_on_dark_transparent_and_16_bit_pictures_read_the_same(tmp_path, mnist):
     image = paper(mnist[2][0][0])
     image.save(tmp_path / "paper.png")
     Image.eval(image, lambda v: 255 - v).save(tmp_path / "chalk.png")  # white ink on black
@@ -65,9 +65,12 @@ def test_light_on_dark_and_transparent_pictures_read_the_same(tmp_path, mnist):
     transparent = Image.new("RGBA", image.size, (0, 0, 0, 0))
     transparent.putalpha(alpha)
     transparent.save(tmp_path / "transparent.png")
+    deep = np.asarray(image, np.uint16) * np.uint16(257)  # 16-bit greyscale, same picture
+    Image.fromarray(deep).save(tmp_path / "deep.png")
     want = read_digit_image(tmp_path / "paper.png")
     np.testing.assert_array_equal(read_digit_image(tmp_path / "chalk.png"), want)
     np.testing.assert_array_equal(read_digit_image(tmp_path / "transparent.png"), want)
+    np.testing.assert_array_equal(read_digit_image(tmp_path / "deep.png"), want)
 
 
 def test_the_network_reads_pictures_of_digits_as_it_reads_the_digits(tmp_path, trained):
