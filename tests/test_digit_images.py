@@ -87,6 +87,23 @@ def test_the_network_reads_pictures_of_digits_as_it_reads_the_digits(tmp_path, t
     assert np.count_nonzero(from_pictures == y[:n]) >= 38
 
 
+def test_a_photo_of_paper_reads_as_well_as_a_clean_picture(tmp_path, trained):
+    """Grey paper, noise, light falling across it, a dark grey pencil, JPEG."""
+    net, _, (X, _) = trained
+    rng = np.random.default_rng(0)
+    n = 50
+    pictures = []
+    for i in range(n):
+        ink = np.zeros((140, 120))
+        ink[30:114, 20:104] = 1 - np.asarray(paper(X[i]), np.float64) / 255
+        photo = 190 - 120 * ink + rng.normal(0, 6, ink.shape) + np.linspace(-25, 25, 120)
+        Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(tmp_path / "photo.jpg")
+        pictures.append(read_digit_image(tmp_path / "photo.jpg"))
+    # Measured: 46 of 50 agree, as for the clean pictures.
+    agree = np.count_nonzero(net.predict(np.array(pictures)) == net.predict(X[:n]))
+    assert agree >= 44
+
+
 def test_bad_pictures_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing\.png: no such file"):
         read_digit_image(tmp_path / "missing.png")
@@ -101,6 +118,10 @@ def test_bad_pictures_get_clear_errors(tmp_path):
     Image.new("RGB", (40, 30), (20, 20, 20)).save(tmp_path / "dark.png")
     with pytest.raises(ValueError, match=r"dark\.png: no digit found"):
         read_digit_image(tmp_path / "dark.png")
+    noise = np.random.default_rng(0).normal(200, 6, (30, 40))
+    Image.fromarray(noise.astype(np.uint8)).save(tmp_path / "noise.png")
+    with pytest.raises(ValueError, match=r"noise\.png: no digit found: nothing stands out"):
+        read_digit_image(tmp_path / "noise.png")
     whole = tmp_path / "whole.png"
     Image.new("L", (40, 30), 255).save(whole)
     (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:60])
