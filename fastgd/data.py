@@ -308,9 +308,12 @@ def _paper(grey):
     fitted to the border pixels within three standard deviations of their
     median, so the few where the digit touches the edge are left out.
     """
-    rows, cols = np.indices(grey.shape)
+    h, w = grey.shape
+    rows = np.arange(h, dtype=np.float64)[:, None]
+    cols = np.arange(w, dtype=np.float64)[None, :]
     edge = _border(grey)
-    fit = np.column_stack([np.ones(edge.size), _border(rows), _border(cols)])
+    fit = np.column_stack([np.ones(edge.size), _border(np.broadcast_to(rows, (h, w))),
+                           _border(np.broadcast_to(cols, (h, w)))])
     residual = edge - np.median(edge)
     for _ in range(2):
         sigma = 1.4826 * np.median(np.abs(residual))  # robust: half may be ink
