@@ -14,6 +14,10 @@ with each image flattened to a row of ``H*W`` pixels scaled as ``pixel/256``
 A directory of Fashion-MNIST (same file names, same format) loads the same way
 with ``load_mnist(path=...)``.
 
+:func:`read_digit_image` turns a picture of one handwritten digit (PNG, JPEG)
+into a row like MNIST's, so that a trained network can read it; it needs
+Pillow (``pip install fastgd[image]``).
+
 The IDX format: a big-endian int32 magic number (``0x00 0x00``, a type byte,
 ``0x08`` for unsigned bytes, then the number of dimensions), one big-endian
 int32 per dimension, then the data, row-major.
@@ -40,6 +44,7 @@ __all__ = [
     "read_idx",
     "load_idx_dataset",
     "load_mnist",
+    "read_digit_image",
 ]
 
 #: The directory holding the bundled copy of MNIST.
@@ -279,3 +284,143 @@ def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
     return (pair(train_images[:split], train_labels[:split]),
             pair(train_images[split:], train_labels[split:]),
             pair(test_images, test_labels))
+
+
+# How MNIST's digits were made (LeCun, Cortes and Burges): each NIST digit was
+# scaled, keeping its aspect ratio, to fit a 20x20 box (the anti-aliasing gives
+# the grey levels), then placed in a 28x28 field with its centre of mass at the
+# centre.  The bundled images put it at pixel (14, 14), to within half a pixel.
+_FIELD = 28
+_BOX = 20
+_CENTRE = 14.0
+
+
+def _border(image):
+    """The pixels along the edge of a 2-D image."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+
+
+def _paper(grey):
+    """(level, sigma): the paper's level at each pixel and the standard deviation
+    of its noise, from the border of the picture.
+
+    The level is a plane a + b row + c column (light falling across a photo),
+    fitted to the border pixels within three standard deviations of their
+    median, so the few where the digit touches the edge are left out.
+    """
+    h, w = grey.shape
+    rows = np.arange(h, dtype=np.float64)[:, None]
+    cols = np.arange(w, dtype=np.float64)[None, :]
+    edge = _border(grey)
+    fit = np.column_stack([np.ones(edge.size), _border(np.broadcast_to(rows, (h, w))),
+                           _border(np.broadcast_to(cols, (h, w)))])
+    residual = edge - np.median(edge)
+    for _ in range(2):
+        sigma = 1.4826 * np.median(np.abs(residual))  # robust: half may be ink
+        paper = np.abs(residual) <= 3 * sigma
+        coefficients = np.linalg.lstsq(fit[paper], edge[paper], rcond=None)[0]
+        residual = edge - fit @ coefficients
+    sigma = 1.4826 * np.median(np.abs(residual[paper]))
+    a, b, c = coefficients
+    return a + b * rows + c * cols, sigma
+
+
+def _pillow():
+    try:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+    except ImportError:
+        raise ImportError("reading images needs Pillow: pip install fastgd[image] "
+                          "(or pip install pillow)") from None
+    return Image, ImageOps, UnidentifiedImageError
+
+
+def read_digit_image(path, *, dtype="float32") -> np.ndarray:
+    """Read a picture of one handwritten digit as MNIST's digits were made: a row of 784 pixels.
+
+    The image (PNG, JPEG, or anything else Pillow reads) is made greyscale
+    (transparent parts count as white paper); inverted when its border is
+    light, since MNIST is white ink on black; the paper (its level, which
+    may vary across a photo, and its noise, both from the border) is
+    subtracted and the ink stretched so its darkest pixel is full intensity;
+    cropped to the ink's bounding box; scaled, keeping the aspect ratio and
+    anti-aliased, to fit a 20x20 box; and placed in a 28x28 field with the
+    ink's centre of mass at pixel (14, 14) (as near as the field allows,
+    without cutting any ink off).  Pixels are rounded to bytes and scaled as
+    ``pixel/256``, as :func:`load_mnist` does, so the values lie in
+    ``[0, 255/256]``.  A clean picture of an MNIST digit reads back close to
+    the digit.
+
+    Returns a ``dtype`` array of shape (784,).  Raises ``FileNotFoundError``
+    for a missing file, ``ValueError`` naming ``path`` for a file that is not
+    an image or shows no ink (all background), and ``ImportError`` when
+    Pillow is not installed.
+    """
+    dtype = check_dtype(dtype)
+    Image, ImageOps, UnidentifiedImageError = _pillow()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, expected an image file")
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # photos taken sideways
+            if image.mode.startswith("I"):  # 16-bit greyscale: convert("L") clips it
+                grey = np.asarray(image, dtype=np.float64) * (255 / 65535)
+            else:
+                if "A" in image.getbands() or "transparency" in image.info:
+                    paper = Image.new("RGBA", image.size, "white")
+                    image = Image.alpha_composite(paper, image.convert("RGBA"))
+                grey = np.asarray(image.convert("L"), dtype=np.float64)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file Pillow can read "
+                         f"(expected a PNG or JPEG of a digit)") from None
+    except (OSError, SyntaxError) as e:  # a truncated or damaged image
+        raise ValueError(f"{path}: cannot read the image ({e})") from None
+    return _as_mnist_digit(grey, path).astype(dtype) * dtype(1 / 256)
+
+
+def _as_mnist_digit(grey, path) -> np.ndarray:
+    """A greyscale image (values 0..255, any size) as MNIST's 784 bytes, float64."""
+    Image, _, _ = _pillow()
+    if np.median(_border(grey)) > 127.5:  # dark ink on light paper
+        grey = 255.0 - grey
+    paper, sigma = _paper(grey)
+    # What is within three standard deviations of the paper is paper.
+    ink = grey - (paper + 3 * sigma)
+    peak = ink.max()
+    if not peak > 0:
+        raise ValueError(f"{path}: no digit found: the image is all background "
+                         f"(one colour, or only noise)")
+    ink = np.clip(ink, 0.0, None)
+    # The digit's bounding box leaves out specks of noise: in a clean picture
+    # (sigma 0) it holds every pixel of ink, in a noisy one every pixel six
+    # standard deviations above the paper.
+    strokes = ink > 3 * sigma
+    if not strokes.any():
+        raise ValueError(f"{path}: no digit found: nothing stands out from the "
+                         f"noise of the background")
+    rows = np.flatnonzero(strokes.any(axis=1))
+    cols = np.flatnonzero(strokes.any(axis=0))
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] * (255.0 / peak)
+    h, w = ink.shape
+    scale = _BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
+    # LANCZOS averages over the source pixels each target pixel covers when
+    # shrinking (anti-aliasing) and interpolates smoothly when enlarging; its
+    # small over- and undershoots are clipped away.
+    box = np.asarray(Image.fromarray(ink.astype(np.float32))
+                     .resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    box = np.clip(box, 0.0, 255.0)
+    if not box.sum() > 0:
+        raise ValueError(f"{path}: no digit found: the ink vanishes when scaled to "
+                         f"{_BOX}x{_BOX}")
+    field = np.zeros((_FIELD, _FIELD))
+    offsets = []
+    for axis, extent in enumerate(box.shape):
+        weights = box.sum(axis=1 - axis)
+        centre = np.dot(np.arange(extent), weights) / weights.sum()
+        offsets.append(min(max(round(_CENTRE - centre), 0), _FIELD - extent))
+    top, left = offsets
+    field[top:top + box.shape[0], left:left + box.shape[1]] = box
+    return np.rint(field).reshape(_FIELD * _FIELD)

@@ -243,6 +243,28 @@ class Network:
         result.check_finite()
         return result.correct
 
+    def predict(self, X):
+        """The network's answer for each input: the output neuron with the highest
+        activation, argmax_j a^L_j (the digit, for MNIST).
+
+        X is one input of shape (sizes[0],), for which an int is returned, or a
+        batch of shape (n, sizes[0]), for which an int64 array of shape (n,) is.
+        Raises ValueError if any output is not finite (weights that diverged):
+        argmax would read NaN as the answer 0.
+        """
+        single = np.ndim(X) == 1
+        X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
+        if X.shape[0] == 0:
+            return np.empty(0, dtype=np.int64)
+        out = self._feedforward(X)
+        bad = np.count_nonzero(~np.isfinite(out).all(axis=1))
+        if bad:
+            raise ValueError(f"{bad} of {X.shape[0]} examples have non-finite outputs, "
+                             f"so they have no answer (are the network's weights finite? "
+                             f"training may have diverged)")
+        labels = np.argmax(out, axis=1).astype(np.int64)
+        return int(labels[0]) if single else labels
+
     def cost(self, X, y):
         """The quadratic cost C(w, b) = 1/(2n) sum_x ||y(x) - a||^2 over the inputs X
         with labels y (y(x) the one-hot vector of the label)."""

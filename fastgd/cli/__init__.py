@@ -17,6 +17,8 @@ import signal
 import sys
 import threading
 
+from . import predict
+
 
 def build_parser():
     import fastgd
@@ -31,6 +33,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"fastgd {fastgd.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train.add_parsers(commands)
+    predict.add_parsers(commands)
     # Gradient descent beyond the network: any C(v), mini-batch noise, time to accuracy.
     valley.add_parser(commands)
     noise.add_parser(commands)
