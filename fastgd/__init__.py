@@ -20,7 +20,7 @@ _HOMES = {
     "DivergenceError": "training", "DivergenceWarning": "training",
     "TrainingInterrupted": "training",
     "InputScaleWarning": "_validation",
-    "load_mnist": "data", "read_idx": "data", "IDXError": "data",
+    "load_mnist": "data", "read_idx": "data", "read_digit_image": "data", "IDXError": "data",
     "minimize": "descent", "Descent": "descent",
     "gradient_noise": "noise",
     "time_to_accuracy": "compare",

@@ -15,6 +15,7 @@ import naive
 from conftest import book_weights, random_data
 
 
+@pytest.mark.filterwarnings("ignore::fastgd._validation.InputScaleWarning")  # X > 1 on purpose
 @pytest.mark.parametrize("sizes", [[7, 9, 4], [784, 30, 10]], ids=str)
 def test_predict_is_the_argmax_of_the_books_feedforward(sizes):
     net = fastgd.Network(sizes, seed=4, dtype="float64")
@@ -66,5 +67,5 @@ def test_reading_pictures_without_pillow_says_how_to_install_it(tmp_path, monkey
         read_digit_image(tmp_path / "seven.png")
     fastgd.Network([784, 10, 10], seed=0).save(tmp_path / "net.npz")
     assert main(["predict", str(tmp_path / "net.npz"), str(tmp_path / "seven.png")]) == 2
-    assert re.fullmatch(r"fastgd: error: reading images needs Pillow: pip install "
+    assert re.fullmatch(r"fastgd predict: error: reading images needs Pillow: pip install "
                         r"fastgd\[image\] \(or pip install pillow\)\n", capsys.readouterr().err)

@@ -17,14 +17,12 @@ import signal
 import sys
 import threading
 
-from . import predict
-
 
 def build_parser():
     import fastgd
     from fastgd import compare, noise, valley
 
-    from . import train
+    from . import predict, train
     parser = argparse.ArgumentParser(
         prog="fastgd",
         description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
