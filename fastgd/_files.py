@@ -5,32 +5,33 @@ import tempfile
 
 
 def atomic_write(path, write, *, overwrite=False, binary=True):
-    """Call ``write(f)`` on a temporary file beside ``path``, flush and fsync it,
-    then rename it over ``path``.
+    """Call ``write(f)`` on a new file beside ``path``, flush and fsync it, then
+    rename it over ``path``.
 
     The rename is atomic, so ``path`` holds either its old contents or the new
-    ones, never a partial file; on any failure (a full disk, a file-size limit,
-    an exception in ``write``) the temporary file is removed and the error
-    raised.  A process killed mid-write leaves a ``.<name>.*.tmp`` file beside
-    the target, never a damaged target.
+    ones, never a partial file.  On any failure (a full disk, a file-size limit,
+    an exception in ``write``) the new file is removed and the error raised.  A
+    process killed mid-write cannot remove it: the hidden ``.<name>.<pid>.*.tmp``
+    it leaves is removed by the next write to ``path`` once that pid is gone.
     """
     path = os.fspath(path)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists (asked not to overwrite it)")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    folder, name = os.path.split(os.path.abspath(path))
+    _remove_orphans(folder, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         if os.path.exists(path):
-            # mkstemp makes the file private (0600); keep the target's permissions
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            mode = os.stat(path).st_mode & 0o7777  # keep the target's permissions
         else:
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -39,6 +40,36 @@ def atomic_write(path, write, *, overwrite=False, binary=True):
             pass
         raise
     _fsync_directory(folder)
+
+
+def _remove_orphans(folder, name):
+    """Remove the temporary files of earlier writes to name whose process is gone
+    (killed while writing)."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid = entry[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, entry))
+        except OSError:
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours
+        return True
+    return True
 
 
 def _fsync_directory(folder):

@@ -137,12 +137,17 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
+        needed = self.layout.n_params * self.dtype.itemsize
+        if needed > _physical_memory():
+            raise ValueError(f"sizes {self.sizes}: a network of {self.layout.n_params:,} "
+                             f"parameters needs {needed / 2**30:.1f} GiB, more than this "
+                             f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
         try:
             self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
         except MemoryError:
-            gib = self.layout.n_params * self.dtype.itemsize / 2**30
             raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
-                             f"{self.layout.n_params:,} parameters ({gib:.1f} GiB)") from None
+                             f"{self.layout.n_params:,} parameters ({needed / 2**30:.1f} "
+                             "GiB)") from None
         self.source = None  # the file it was loaded from, if any
         if (weights is None) != (biases is None):
             raise ValueError("give both weights and biases, or neither (to draw them from N(0, 1))")
@@ -349,6 +354,14 @@ class Network:
         """
         net, _ = read_network(path)
         return net
+
+
+def _physical_memory():
+    """Bytes of memory in this machine (unbounded where the system cannot say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
 
 
 def _arrays_of(net):

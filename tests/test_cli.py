@@ -245,3 +245,29 @@ def test_validation_size_lets_small_idx_sets_train(tmp_path, capsys):
     assert main(["evaluate", str(model), "--data", str(tmp_path), "--on", "training",
                  "--validation-size", "0"]) == 0
     assert re.match(r"\d+ / 60 training inputs", capsys.readouterr().out)
+
+
+def test_a_failed_run_says_so_and_exits_1(capsys):
+    """eta 300 saturates every output neuron: the run stops, the summary and one
+    error line say why, and the exit status is not 0."""
+    assert main(["train", "--sizes", "784,10,10", "--train-size", "2000", "--epochs", "8",
+                 "--seed", "1", "--eta", "300", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "Stopped after 2 of 8 epochs: training failed" in captured.out
+    assert re.fullmatch(r"fastgd train: error: training has saturated: .*eta = 300 is "
+                        r"probably too large.*\n", captured.err)
+
+
+def test_early_stop_and_save_best(tmp_path, capsys):
+    best = tmp_path / "best.npz"
+    assert main(QUICK[:-1] + ["30", "--seed", "1", "--early-stop", "2", "--save-best",
+                              str(best), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    stopped = re.search(r"^Stopped after (\d+) of 30 epochs: no better accuracy for 2 epochs "
+                        r"\(--early-stop\): the best was (\d+) / 10000 in epoch (\d+)$", out, re.M)
+    assert stopped, out
+    epochs, correct, epoch = map(int, stopped.groups())
+    assert epochs == epoch + 3
+    assert f"best network (epoch {epoch}) kept in {best}" in out
+    X, y = fastgd.load_mnist()[2]
+    assert fastgd.Network.load(best).evaluate(X, y) == correct

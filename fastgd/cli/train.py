@@ -115,7 +115,8 @@ def add_parsers(commands):
                        help="when training fails (the cost becomes NaN, stays well above its "
                             f"best for {DIVERGENCE_PATIENCE} epochs, stops falling, or most "
                             "output neurons saturate: eta too large): stop training "
-                            "(default), warn and go on, or fail with exit status 1")
+                            "(default), warn and go on, or stop at once; the command then "
+                            "exits with status 1")
     train.add_argument("--quiet", action="store_true",
                        help="print only the seed (if drawn) and the final results")
     train.set_defaults(func=train_command, parser=train)
@@ -337,8 +338,9 @@ def train_command(args):
     for line in _summary(history, net, eval_data, args, interruption):
         print(line, flush=True)
     if history.diverged:
-        kind = "error" if status == 1 else "warning"
-        print(f"fastgd train: {kind}: {history.diverged}", file=sys.stderr)
+        # a failed run must not look like one that worked, to people or to scripts
+        print(f"fastgd train: error: {history.diverged}", file=sys.stderr)
+        status = status or 1
     if not _write_outputs(args, net, history, seed, n):
         status = status or 2
     return status
@@ -416,7 +418,7 @@ def _summary(history, net, eval_data, args, interruption):
         if "training_cost" in last:
             final += f"; on the training inputs C = {last['training_cost']:.4g}"
         lines.append(final)
-    else:
+    elif interruption is None:
         lines.append("No epochs run; untrained network: "
                      + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
                                net.cost(*eval_data)))
@@ -424,16 +426,24 @@ def _summary(history, net, eval_data, args, interruption):
     if interruption is not None:
         where = (f" and {interruption.position} examples of epoch {interruption.epoch}"
                  if interruption.position else "")
-        lines.append(f"Stopped after epoch {len(history) - 1} of {planned}{where}: "
-                     f"{history.stopped}")
+        lines.append(f"Interrupted after {_plural(interruption.epoch, 'epoch')} of "
+                     f"{planned}{where} ({history.stopped})")
+        if interruption.position and np.isfinite(net.params).all():
+            lines.append(f"The network now, part-way through epoch {interruption.epoch}: "
+                         + _result(net.evaluate(*eval_data), len(eval_data[1]),
+                                   args.evaluate_on, net.cost(*eval_data)))
+    elif history.stopped and history.stopped == history.diverged:
+        lines.append(f"Stopped after {len(history)} of {planned} epochs: training failed")
     elif history.stopped:
-        lines.append(f"Stopped at epoch {len(history) - 1} of {planned}: {history.stopped}")
+        reason = history.stopped.replace("(early_stop)", "(--early-stop)")
+        lines.append(f"Stopped after {len(history)} of {planned} epochs: {reason}")
     if history.best_saved:
         lines.append(f"best network (epoch {history.best_saved['epoch']}) kept in "
                      f"{history.best_saved['path']}")
     if history.checkpoint:
         c = history.checkpoint
-        at = f"epoch {c['epoch']}" + (f" + {c['position']} examples" if c["position"] else "")
+        at = _plural(c["epoch"], "epoch") + (f" and {c['position']} examples"
+                                             if c["position"] else "")
         lines.append(f"checkpoint written to {c['path']} ({at} done; continue with "
                      f"--resume {c['path']})")
     if history.info.get("calibration") and not args.quiet:
