@@ -7,7 +7,7 @@ import fastgd
 import fastgd.training
 
 import naive
-from conftest import book_weights, random_data
+from helpers import book_weights, random_data
 
 # Odd widths exercise the tails of the two-chain sums, [10, 100, 3] the panels
 # of a layer wider than _kernels.PANEL.
