@@ -137,7 +137,7 @@ class TorchSGD:
             optimizer.step()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_functions():
     """The jitted epoch (a lax.scan over the mini-batches) and the jitted single step.
 

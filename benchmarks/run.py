@@ -34,7 +34,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-IMPLS = ["fastgd", "numpy", "network.py", "torch", "jax"]  # conftest.IMPLS, in run order
+IMPLS = ["fastgd", "numpy", "network.py", "torch", "jax"]  # suite.IMPLS, in run order
 ONE_THREAD_ONLY = {"network.py"}  # a per-example loop: BLAS threads cannot help it
 BLAS_USERS = {"numpy", "network.py"}
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")

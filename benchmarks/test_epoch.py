@@ -25,7 +25,7 @@ import fastgd
 from fastgd.training import Trainer
 
 from baselines import JaxScan, NetworkPy, NumpyMatrix, TorchSGD
-from conftest import ROUNDS, SEED, SMOKE, affinity, blas_info, record, thread_counts
+from suite import ROUNDS, SEED, SMOKE, affinity, blas_info, record, thread_counts
 
 MODES = {"online": 1, "m=10": 10, "m=100": 100, "m=1000": 1000, "full batch": None}
 ETA = 3.0

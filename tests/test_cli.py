@@ -10,7 +10,7 @@ import pytest
 import fastgd
 from fastgd.cli import main
 
-from conftest import two_threads
+from helpers import two_threads
 
 # A tiny network on a small subset: each run takes well under a second once the
 # kernels are compiled.

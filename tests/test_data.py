@@ -223,7 +223,8 @@ def test_wrong_dimensions_and_sizes(tmp_path):
 def test_checksum_only_when_asked_for_a_user_directory(tmp_path):
     # Canonical names, other content: what a Fashion-MNIST directory looks like.
     write_dataset(tmp_path, gz=True)
-    with pytest.raises(IDXError, match=f"{MNIST_FILES[0]}.gz.*SHA-256.*{MNIST_SHA256[MNIST_FILES[0]]}"):
+    expected = f"{MNIST_FILES[0]}.gz.*SHA-256.*{MNIST_SHA256[MNIST_FILES[0]]}"
+    with pytest.raises(IDXError, match=expected):
         load_mnist(tmp_path, validation_size=2, verify=True)
     (X, _), _, _ = load_mnist(tmp_path, validation_size=2)
     assert X.shape == (4, 6)

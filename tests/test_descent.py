@@ -120,6 +120,7 @@ def test_one_variable_moves_downhill_by_eta_times_the_slope():
     assert np.all(result.delta_C <= 0)
 
 
+@pytest.mark.slow  # numba compiles C and grad C anew in every process
 def test_numba_jitted_C_and_grad_C_give_the_same_path_as_python():
     pytest.importorskip("numba")
     jitted = narrow_valley.jit()

@@ -6,7 +6,7 @@ import pytest
 import fastgd
 import fastgd.training
 
-from conftest import two_threads
+from helpers import two_threads
 
 MODES = {"online": 1, "mini-batch": 10, "large mini-batch": 100, "full batch": None}
 

@@ -5,7 +5,7 @@ import pytest
 
 import fastgd
 
-from conftest import random_data
+from helpers import random_data
 
 
 def finite_difference(net, X, y, view, index, h=1e-6):

@@ -5,9 +5,10 @@ import pytest
 
 import fastgd
 import fastgd.training
+from fastgd import _kernels
 
 import naive
-from conftest import book_weights, random_data
+from helpers import book_weights, random_data
 
 # Odd widths exercise the tails of the two-chain sums, [10, 100, 3] the panels
 # of a layer wider than _kernels.PANEL.
@@ -213,3 +214,61 @@ def test_padding_weights_stay_zero():
     for view in net.layout.unpack(real)[0] + net.layout.unpack(real)[1]:
         view[...] = True
     assert net.params[~real].size > 0 and not net.params[~real].any()
+
+
+def train_in_row_blocks(net, data, m, eta, kernel, blocks):
+    """One epoch of SGD in order on 1 thread, with the update of layer 0's weights
+    cut into blocks of rows: `blocks` of them balanced by nonzero inputs (an int),
+    or rows bounds[r]:bounds[r + 1] (a list of bounds).  The serial kernel always
+    updates whole rows, and the parallel one cuts ROW_BLOCKS_PER_THREAD blocks per
+    thread, so the trainer's splits are swapped for these; the only place the
+    tests reach into Trainer's candidates."""
+    trainer = fastgd.training.Trainer(net, data, m, eta, kernel=kernel, threads=1)
+    n_in = net.sizes[0]
+    bounds = (_kernels.balanced_bounds(trainer.indices, n_in, blocks) if isinstance(blocks, int)
+              else np.array(blocks, np.int64))
+    assert bounds[0] == 0 and bounds[-1] == n_in and np.all(np.diff(bounds) >= 0)
+    candidate = trainer.current
+    if len(bounds) == 2:  # one block: each example's whole row, no splits
+        candidate.splits = np.zeros((0, 0), np.uint64)
+    else:
+        candidate.splits = _kernels.row_splits(trainer.indptr, trainer.indices, bounds)
+    candidate.spans = np.zeros((len(trainer.buffers.costs) if candidate.splits.size else 0,
+                                candidate.splits.shape[1]), np.uint64)
+    trainer.run_epoch(np.arange(trainer.n))
+    return len(bounds) - 1
+
+
+# Blocks of layer 0's weight rows, as functions of n_in: balanced (more blocks than
+# rows leaves some empty), and uneven ones, with empty blocks among them.
+ROW_BLOCKS = {
+    "1": lambda n_in: [0, n_in],
+    "2": lambda n_in: 2,
+    "2 uneven": lambda n_in: [0, 1, n_in],
+    "3": lambda n_in: 3,
+    "3 uneven": lambda n_in: [0, n_in - 2, n_in - 1, n_in],
+    "7": lambda n_in: 7,
+    "7 uneven": lambda n_in: [0, 1, 2, 2, 3, n_in, n_in, n_in],
+}
+
+
+@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+@pytest.mark.parametrize("blocks", ROW_BLOCKS)
+@pytest.mark.parametrize("sizes, n", [([5, 4, 3, 2], 23), ([7, 9, 4], 30)], ids=str)
+def test_updates_cut_into_blocks_of_rows_match_naive(sizes, n, blocks, kernel):
+    """Online, mini-batches with a short last one, and the full batch (all
+    updating the weights directly), with the rows cut into 1, 2, 3 or 7 blocks:
+    the weights of the uncut serial kernel to the bit, and the book's."""
+    X, y = random_data(sizes, n, seed=10)
+    for m in (1, 7, None):
+        net = fastgd.Network(sizes, seed=11, dtype="float64")
+        weights, biases = book_weights(net)
+        uncut = fastgd.Network(sizes, seed=11, dtype="float64")
+        uncut.SGD((X, y), 1, m, 2.0, shuffle=False, kernel="serial", verbose=False)
+        n_blocks = train_in_row_blocks(net, (X, y), m, 2.0, kernel, ROW_BLOCKS[blocks](sizes[0]))
+        assert n_blocks == int(blocks.split()[0])
+        np.testing.assert_array_equal(net.params, uncut.params)
+        assert not np.array_equal(net.weights[0], weights[0])
+        ref_w, ref_b = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 2.0)
+        for got, want in zip(net.weights + net.biases, ref_w + ref_b):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

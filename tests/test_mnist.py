@@ -8,6 +8,7 @@ import pytest
 import fastgd
 
 
+@pytest.mark.slow  # ten epochs of the book's run, three times
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_books_network_learns_mnist(mnist, seed):
     training_data, _, test_data = mnist

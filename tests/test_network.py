@@ -7,7 +7,7 @@ import pytest
 
 import fastgd
 
-from conftest import random_data
+from helpers import random_data
 
 
 def test_weights_and_biases_are_drawn_from_N01_with_the_books_shapes():

@@ -13,7 +13,7 @@ import fastgd
 from fastgd import noise
 from fastgd.noise import gradient_noise, iter_gradients, plot_noise, sample_batches
 
-from conftest import book_weights, random_data
+from helpers import book_weights, random_data
 from naive import backprop
 
 SIZES = [6, 5, 3]

@@ -308,14 +308,32 @@ def test_nothing_measured(tmp_path):
     assert "- BLAS (NumPy and network.py): not measured" in text
 
 
-def test_refuses_to_overwrite_markdown(bench_json, tmp_path):
+def test_refuses_to_overwrite_markdown(bench_json, tmp_path, capsys):
     md = tmp_path / "report.md"
     md.write_text("keep me")
     with pytest.raises(SystemExit) as excinfo:
         report.main([str(bench_json), "--out", str(tmp_path), "--markdown", str(md)])
     assert excinfo.value.code != 0
     assert md.read_text() == "keep me"
-    assert "## Targets" in run_report(bench_json, tmp_path, "--overwrite")
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_overwrites_only_a_report_it_wrote(bench_json, tmp_path, capsys):
+    """--overwrite replaces the generated latest.md, never a hand-written file."""
+    md = tmp_path / "report.md"
+    md.write_text("# Benchmarks\n\nWritten by hand.\n")
+    with pytest.raises(SystemExit) as excinfo:
+        report.main([str(bench_json), "--out", str(tmp_path), "--markdown", str(md),
+                     "--overwrite"])
+    assert excinfo.value.code != 0
+    assert md.read_text() == "# Benchmarks\n\nWritten by hand.\n"
+    assert "was not written by report.py" in capsys.readouterr().err
+    md.unlink()
+    first = run_report(bench_json, tmp_path)
+    assert first.splitlines()[1] == report.GENERATED
+    md.write_text(first.replace("Fake CPU 9000", "edited"))
+    again = run_report(bench_json, tmp_path, "--overwrite")
+    assert "Fake CPU 9000" in again and "edited" not in again
 
 
 def test_prints_to_stdout_without_markdown(bench_json, tmp_path, capsys, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 import fastgd
 from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel, diagnose
 
-from conftest import random_data, two_threads
+from helpers import random_data, two_threads
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ def test_history_records_each_epoch(data):
         assert record["total"] == 40 and 0 <= record["correct"] <= 40
         assert record["accuracy"] == record["correct"] / 40
         assert record["seconds"] > 0 and math.isfinite(record["cost"])
-        assert record["training_cost"] == pytest.approx(net.cost(*data)) or record is not history[-1]
+        assert (record["training_cost"] == pytest.approx(net.cost(*data))
+                or record is not history[-1])
     assert history[-1]["training_cost"] == pytest.approx(net.cost(*data), rel=1e-6)
     assert history[-1]["correct"] == net.evaluate(*data)
     assert history.column("correct").shape == (3,)
