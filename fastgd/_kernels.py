@@ -392,7 +392,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             rows = idx[mb_start:stop]  # beyond mb: prefetched only
             n_blocks = (mb + example_block - 1) // example_block
             counter[0] = 0
-            for worker in prange(n_workers):
+            for _worker in prange(n_workers):
                 blk = _work_on(counter, n_blocks)
                 while blk >= 0:
                     t0 = blk * example_block
@@ -404,7 +404,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             for t in range(mb):
                 total_cost += costs[t]
             counter[0] = 0
-            for worker in prange(n_workers):
+            for _worker in prange(n_workers):
                 piece = _work_on(counter, n_pieces)
                 while piece >= 0:
                     update_rows(piece, n_row_blocks, 0, mb, rows, indptr, indices, values,
@@ -418,7 +418,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             rows = idx[first:stop]
             n_groups = (count + group - 1) // group
             counter[0] = 0
-            for worker in prange(n_workers):
+            for _worker in prange(n_workers):
                 g = _work_on(counter, n_groups)
                 while g >= 0:
                     t0 = g * group
@@ -437,7 +437,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             # parameters; each buffer is left zero for its next group
             n_param_blocks = (n_params + 4095) // 4096
             counter[0] = 0
-            for worker in prange(n_workers):
+            for _worker in prange(n_workers):
                 blk = _work_on(counter, n_param_blocks)
                 while blk >= 0:
                     p1 = min(n_params, (blk + 1) * 4096)
@@ -552,7 +552,8 @@ def _forward_code(widths, panel):
               "    for t in range(t0, t1):",
               "        x = rows[t]",
               f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
-              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, splits)",
+              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, "
+              "splits)",
               "        for r in range(spans.shape[1]):",
               "            spans[t, r] = splits[x, r]",
               "        p0, p1 = indptr[x], indptr[x + 1]",
@@ -590,8 +591,9 @@ def _forward_code(widths, panel):
                 lines += ["        if p0 + pairs + pairs < p1:",
                           "            k, ak = indices[p1 - one], values[p1 - one]"]
             elif widths[i - 1] % 2:
+                last = widths[i - 1] - 1
                 lines += ["        if True:",
-                          f"            k, ak = {widths[i - 1] - 1}, A{i - 1}[t, {widths[i - 1] - 1}]"]
+                          f"            k, ak = {last}, A{i - 1}[t, {last}]"]
             if i == 0 or widths[i - 1] % 2:
                 lines += [f"            z{j} += ak * W{i}[k, {j}]" for j in cols]
             lines += [f"        A{i}[t, {j}] = z{j} + y{j}" for j in cols]

@@ -107,8 +107,9 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     m_first = len(y) if mini_batch_size is None else mini_batch_size
     warm_n = min(len(y), 2 * m_first)
     start = time.perf_counter()
-    trainer = Trainer(net, (X[:warm_n], y[:warm_n]), mini_batch_size and min(mini_batch_size, warm_n),
-                      eta, reduction=reduction, threads=threads, kernel=kernel)
+    trainer = Trainer(net, (X[:warm_n], y[:warm_n]),
+                      mini_batch_size and min(mini_batch_size, warm_n), eta,
+                      reduction=reduction, threads=threads, kernel=kernel)
     saved = net.params.copy()
     trainer.run_epoch(np.arange(warm_n))
     first_train = time.perf_counter() - start
@@ -223,7 +224,8 @@ def format_report(report):
         lines.append(f"per epoch over {report['epochs']} epochs (median, min, max):")
         for part in ("shuffle", "training", "evaluation", "total"):
             s = epoch[part]
-            lines.append(f"  {part:<10} {ms(s['median']):>10} {ms(s['min']):>10} {ms(s['max']):>10}")
+            lines.append(f"  {part:<10} {ms(s['median']):>10} {ms(s['min']):>10} "
+                         f"{ms(s['max']):>10}")
         lines += [
             f"examples/s: {report['examples_per_s']:,.0f}",
             f"GFLOP/s: {report['gflops_performed']:.2f} performed "

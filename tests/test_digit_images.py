@@ -181,6 +181,7 @@ def test_predict_errors_are_one_line(tmp_path, trained, capsys):
         assert main(["predict"] + args) == 2
         captured = capsys.readouterr()
         assert captured.out == ""  # nothing printed for the good picture either
-        assert re.fullmatch(rf"fastgd predict: error: [^\n]*{match}[^\n]*\n", captured.err), captured.err
+        assert re.fullmatch(rf"fastgd predict: error: [^\n]*{match}[^\n]*\n",
+                            captured.err), captured.err
     assert main(["predict", str(model)]) == 2  # no pictures: a usage error
     assert "IMAGE" in capsys.readouterr().err

@@ -180,7 +180,8 @@ def rewrite(path, **changes):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (dict(weights_0=np.zeros((5, 6), np.float32)), r"weights_0 has shape \(5, 6\), expected \(4, 3\)"),
+    (dict(weights_0=np.zeros((5, 6), np.float32)),
+     r"weights_0 has shape \(5, 6\), expected \(4, 3\)"),
     (dict(biases_1=None), "biases_1"),
     (dict(sizes=np.array([3])), "at least two layers"),
     (dict(format=np.array("something-else")), "not a fastgd network file"),

@@ -12,7 +12,7 @@ from fastgd.cli import main
 from fastgd.data import read_digit_image
 
 import naive
-from conftest import book_weights, random_data
+from helpers import book_weights, random_data
 
 
 @pytest.mark.filterwarnings("ignore::fastgd._validation.InputScaleWarning")  # X > 1 on purpose

@@ -1,4 +1,5 @@
-"""The command line: ``fastgd train``, ``evaluate``, ``profile``, ``valley``, ``noise``, ``compare``.
+"""The command line: ``fastgd train``, ``evaluate``, ``profile``, ``predict``, ``valley``,
+``noise``, ``compare``.
 
     fastgd train                          # the book's run: [784, 30, 10], 30 epochs, m 10, eta 3.0
     fastgd train --epochs 5 --save net.npz --history net.json

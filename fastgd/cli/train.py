@@ -195,7 +195,8 @@ def _add_training_options(parser, data_help, validation_help):
                         metavar="N", help=validation_help)
     parser.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
                        help="the inputs to classify after each epoch: the 10,000 test images "
-                            "(default, as in the book) or the validation images (see --validation-size)")
+                            "(default, as in the book) or the validation images (see "
+                            "--validation-size)")
     parser.add_argument("--train-size", type=_int_at_least(1), metavar="N",
                        help="train on the first N training inputs only, for quick runs "
                             "(default: all 50,000)")
@@ -246,7 +247,8 @@ def _finite_or_none(value):
 # -- the subcommands --------------------------------------------------------------------
 
 def _prepare(args):
-    """Check the options against the data; returns (net, training data, evaluation data, m, seed)."""
+    """Check the options against the data; returns (net, training data, evaluation
+    data, m, seed)."""
     if args.mode != "mini-batch" and args.mini_batch_size is not None:
         raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
                          f"(online means m = 1, full-batch means m = all the training inputs)")
