@@ -1,4 +1,5 @@
-"""fastgd.compare: time to accuracy of online, mini-batch and full-batch training."""
+"""fastgd.compare: time to accuracy of online, mini-batch and full-batch training, and
+its command, fastgd.cli.compare."""
 
 import argparse
 import json
@@ -10,8 +11,10 @@ import pytest
 
 import fastgd
 from fastgd import compare
-from fastgd.compare import (_checkpoints, format_report, plot_time_to_accuracy,
-                            sweep_eta, time_to_accuracy, train_curve)
+from fastgd.cli import compare as compare_cli
+from fastgd.cli.compare import format_report
+from fastgd.compare import (_checkpoints, plot_time_to_accuracy, sweep_eta,
+                            time_to_accuracy, train_curve)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,8 @@ def test_sweep_picks_best_validation_accuracy(small, monkeypatch):
     def fake(net, training_data, eval_data, m, eta, **kw):
         seen.append(eval_data)
         return {"curve": [{"accuracy": scores[eta], "correct": 0, "total": 1,
-                           "seconds": 1.0, "epochs": 1.0}], "stopped": "max_seconds"}
+                           "seconds": 1.0, "epochs": 1.0}], "stopped": "max_seconds",
+                "wall_seconds": 1.0}
     monkeypatch.setattr(compare, "train_curve", fake)
     sweep = sweep_eta(training, validation, 10, list(scores))
     assert sweep["chosen_eta"] == 3.0                   # tie with 10: the smaller eta
@@ -178,7 +182,7 @@ def test_bad_data_names_the_argument(small):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="fastgd")
-    compare.add_parser(parser.add_subparsers(dest="command"))
+    compare_cli.add_parsers(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -195,7 +199,7 @@ def test_cli_hook_end_to_end(tmp_path, capsys):
         plotting = False
     args = _parser().parse_args(argv)
     assert args.modes == [1, None]
-    assert compare.compare_command(args) == 0
+    assert compare_cli.compare_command(args) == 0
     out = capsys.readouterr().out
     assert "eta sweep" in out and "s to 90%" in out and "full batch (m=500)" in out
     assert "| m=1 (online) |" in md.read_text()
@@ -203,14 +207,14 @@ def test_cli_hook_end_to_end(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # no overwrite without --overwrite, and it fails before training
         with pytest.raises(FileExistsError, match="--out"):
-            compare.compare_command(_parser().parse_args(argv))
+            compare_cli.compare_command(_parser().parse_args(argv))
 
 
 def test_cli_json_and_etas(capsys):
     args = _parser().parse_args(["compare", "--train-size", "300", "--modes", "10,100",
                                  "--etas", "3,10", "--max-epochs", "1",
                                  "--evaluations-per-epoch", "1", "--json"])
-    assert compare.compare_command(args) == 0
+    assert compare_cli.compare_command(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["sweep"] is None
     assert [run["eta"] for run in result["runs"]] == [3.0, 10.0]
@@ -223,10 +227,10 @@ def test_cli_rejects_bad_options(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["compare", "--etas", "1,-3"])
     with pytest.raises(ValueError, match="--etas"):
-        compare.compare_command(_parser().parse_args(["compare", "--modes", "1,10",
+        compare_cli.compare_command(_parser().parse_args(["compare", "--modes", "1,10",
                                                       "--etas", "3"]))
     with pytest.raises(ValueError, match="--modes"):
-        compare.compare_command(_parser().parse_args(["compare", "--train-size", "50",
+        compare_cli.compare_command(_parser().parse_args(["compare", "--train-size", "50",
                                                       "--modes", "100", "--etas", "3"]))
 
 

@@ -17,9 +17,7 @@ import fastgd
 
 
 def build_parser():
-    from fastgd import compare, noise, valley
-
-    from . import train
+    from . import compare, noise, train, valley
     parser = argparse.ArgumentParser(
         prog="fastgd",
         description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
@@ -29,9 +27,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train.add_parsers(commands)
     # Gradient descent beyond the network: any C(v), mini-batch noise, time to accuracy.
-    valley.add_parser(commands)
-    noise.add_parser(commands)
-    compare.add_parser(commands)
+    valley.add_parsers(commands)
+    noise.add_parsers(commands)
+    compare.add_parsers(commands)
     return parser
 
 
