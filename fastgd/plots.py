@@ -106,6 +106,8 @@ def learning_curves(history, title=None):
         ax_acc.text(0.5, 0.5, "not evaluated during training\n(no test_data)",
                     ha="center", va="center", transform=ax_acc.transAxes, color="0.4")
         ax_acc.set_ylabel("accuracy (%)")
+        ax_acc.set_ylim(0, 100)
+        ax_acc.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
     ax_acc.set_xlabel("epoch")
     ax_acc.set_title("accuracy after each epoch")
     ax_acc.grid(True, alpha=0.3)
@@ -184,8 +186,12 @@ def time_to_accuracy(result, title=None):
     # at the right where a legend would go.
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        axes[0].legend(handles, labels, loc="upper center", bbox_to_anchor=(1.0, -0.13),
-                       ncol=min(len(handles), 5), fontsize=9, frameon=False)
+        legend = dict(ncol=min(len(handles), 5), fontsize=9, frameon=False)
+        try:
+            fig.legend(handles, labels, loc="outside lower center", **legend)
+        except ValueError:  # matplotlib < 3.7 has no "outside": under the right panel
+            axes[1].legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                           **{**legend, "ncol": 2})
     fig.suptitle(title or (f"Online, mini-batch and full-batch gradient descent: network "
                            f"{result['sizes']}, {result['train_size']} training inputs, "
                            f"seed {result['seed']} (circles: targets first reached)"),
