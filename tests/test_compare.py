@@ -259,3 +259,75 @@ def test_plot_without_matplotlib(small, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'fastgd\[plot\]'"):
         plot_time_to_accuracy(result, tmp_path / "plot.png")
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_progress_reports_every_piece_and_the_end_of_each_stage(small):
+    training, validation, test = small
+    events = []
+    result = time_to_accuracy(training, test, modes=(10, None), validation_data=validation,
+                              eta_grid=(1, 3), sweep_seconds=None, sweep_epochs=1,
+                              max_seconds=None, max_epochs=2, evaluations_per_epoch=2,
+                              progress=events.append)
+    sweep = [e for e in events if e["stage"] == "sweep"]
+    runs = [e for e in events if e["stage"] == "run"]
+    assert [(e["mode"], e["eta"]) for e in sweep if e["done"]] == [(10, 1), (10, 3),
+                                                                   (None, 1), (None, 3)]
+    for run in result["runs"]:
+        mine = [e for e in runs if e["mode"] == run["mode"]]
+        assert [e["done"] for e in mine] == [False] * (len(mine) - 1) + [True]
+        assert mine[-1]["stopped"] == run["stopped"] == "max_epochs"
+        assert mine[-1]["epochs"] == pytest.approx(2.0)
+        # every evaluated piece reports the accuracy the curve recorded
+        assert [e["accuracy"] for e in mine] == [p["accuracy"] for p in run["curve"][1:]]
+        assert all(b["wall_seconds"] >= a["wall_seconds"] for a, b in zip(mine, mine[1:]))
+        assert all(e["wall_seconds"] >= e["seconds"] for e in mine)
+    assert all(e["accuracy"] is None for e in sweep if not e["done"])
+
+
+def test_max_total_seconds_bounds_the_whole_call(small):
+    training, validation, test = small
+    with pytest.raises(ValueError, match="max_total_seconds"):
+        time_to_accuracy(training, test, modes=(10,), etas=(3,), max_total_seconds=0)
+    tic = time.perf_counter()
+    result = time_to_accuracy(training, test, modes=(1, 10), validation_data=validation,
+                              eta_grid=(1, 3), sweep_seconds=None, sweep_epochs=1000,
+                              max_seconds=None, max_epochs=1000, evaluations_per_epoch=4,
+                              max_total_seconds=2.0)
+    wall = time.perf_counter() - tic
+    # Without the bound this would train for 1000 epochs per stage.  Each stage stops
+    # at its first piece past its share; the slack allows for one piece, one
+    # evaluation and a JIT compilation on a busy machine.
+    assert all(t["stopped"] == "max_total_seconds" for s in result["sweep"]
+               for t in s["trials"])
+    assert all(run["stopped"] == "max_total_seconds" for run in result["runs"])
+    assert result["max_total_seconds"] == 2.0
+    assert result["wall_seconds"] <= wall < 2.0 + 10.0
+    assert "all within 2 s of wall-clock time" in format_report(result)[-5]
+
+
+def test_wall_clock_shares_the_time_left_by_weight():
+    clock = compare._WallClock(10.0, [1, 1, 8])
+    tic = time.perf_counter()
+    first = clock.deadline(1) - tic
+    assert 0.9 < first <= 1.0 + 1e-6                  # 1/10 of the 10 s
+    clock.start -= 5.0                                 # as if 5 s had passed
+    second = clock.deadline(1) - time.perf_counter()
+    assert 0.5 < second <= 5 / 9 + 1e-6                # 1/9 of the 5 s left
+    assert compare._WallClock(None, [1]).deadline(1) is None
+
+
+def test_cli_progress_goes_to_stderr_and_the_wall_clock_bound_is_kept(capsys):
+    args = _parser().parse_args(["compare", "--train-size", "500", "--modes", "10,full",
+                                 "--etas", "3,30", "--max-epochs", "100000",
+                                 "--max-seconds", "1000", "--max-total-seconds", "2",
+                                 "--evaluations-per-epoch", "1", "--json"])
+    tic = time.perf_counter()
+    assert compare_cli.compare_command(args) == 0
+    wall = time.perf_counter() - tic
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)               # stdout holds the JSON only
+    assert [run["stopped"] for run in result["runs"]] == ["max_total_seconds"] * 2
+    assert result["max_total_seconds"] == 2 and result["wall_seconds"] <= wall < 2 + 10
+    assert "mode m=10, eta 3: epoch" in captured.err
+    assert "stopped: max_total_seconds" in captured.err
+    assert "mode full batch (m=500), eta 30: epoch" in captured.err
