@@ -31,9 +31,9 @@ def test_learning_curves_draw_each_measured_column(tmp_path):
     pytest.importorskip("matplotlib")
     fig = plots.learning_curves(history())
     acc, cost = fig.axes
-    [line] = [l for l in acc.get_lines() if len(l.get_xdata()) == 4]
+    [line] = [ln for ln in acc.get_lines() if len(ln.get_xdata()) == 4]
     np.testing.assert_allclose(line.get_ydata(), [70, 75, 80, 85])        # per cent
-    labels = [l.get_label() for l in cost.get_lines()]
+    labels = [ln.get_label() for ln in cost.get_lines()]
     assert len(labels) == 3 and any("running" in label for label in labels)
     np.testing.assert_allclose(cost.get_lines()[1].get_ydata(), history().column("training_cost"))
     path = plots.save(fig, tmp_path / "curves.png")
