@@ -1,7 +1,7 @@
 """``fastgd compare``: time to 90% and 95% accuracy of online, mini-batch and full-batch
 gradient descent (``fastgd.compare.time_to_accuracy``), as a table, Markdown and a plot.
 
-    fastgd compare                                   # about 5 minutes on 2 cores
+    fastgd compare                                   # about 7 minutes on 2 cores
     fastgd compare --max-total-seconds 120 --out tta.png
 """
 
@@ -115,7 +115,7 @@ def add_parsers(commands):
                     "to reach 90% and 95% accuracy on the test data (evaluation time "
                     "excluded), or 'not reached' within the budget. --max-seconds and "
                     "--sweep-seconds count training time only: with the defaults the "
-                    "command takes about 5 minutes on 2 cores (5 modes x (6 sweep trials of "
+                    "command takes about 7 minutes on 2 cores (5 modes x (6 sweep trials of "
                     "3 s + 30 s), plus evaluations and JIT compilation); "
                     "--max-total-seconds bounds the whole command. Progress goes to stderr.")
     parser.add_argument("--modes", type=comma_list(mini_batch_size_or_full, "1,10,full"),
