@@ -305,14 +305,15 @@ def test_max_total_seconds_bounds_the_whole_call(small):
     assert "all within 2 s of wall-clock time" in format_report(result)[-5]
 
 
-def test_wall_clock_shares_the_time_left_by_weight():
+def test_wall_clock_shares_the_time_left_by_weight(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(compare.time, "perf_counter", lambda: now[0])
     clock = compare._WallClock(10.0, [1, 1, 8])
-    tic = time.perf_counter()
-    first = clock.deadline(1) - tic
-    assert 0.9 < first <= 1.0 + 1e-6                  # 1/10 of the 10 s
-    clock.start -= 5.0                                 # as if 5 s had passed
-    second = clock.deadline(1) - time.perf_counter()
-    assert 0.5 < second <= 5 / 9 + 1e-6                # 1/9 of the 5 s left
+    assert clock.deadline(1) == pytest.approx(101.0)     # 1/10 of the 10 s
+    now[0] = 105.0                                       # 5 s later: 5 s left
+    assert clock.deadline(1) == pytest.approx(105.0 + 5 / 9)
+    now[0] = 111.0                                       # past the bound: no time left
+    assert clock.deadline(8) == pytest.approx(111.0)
     assert compare._WallClock(None, [1]).deadline(1) is None
 
 
