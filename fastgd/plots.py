@@ -412,9 +412,11 @@ def _draw_curve(ax, result, C, minimum, grid):
 
 
 def _legend_below(ax):
-    """Below the plot, where it hides no part of the path."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, fontsize=9,
-              frameon=False)
+    """Below the plot, where it hides no part of the path, and below the x label: the
+    gap is in points (borderaxespad, in font sizes), not in axes fractions, which
+    shrink with the axes when the aspect is equal."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=3.9, ncol=4,
+              fontsize=9, frameon=False)
 
 
 def _draw_steps(ax, x, y, result):
