@@ -545,21 +545,33 @@ def plot_scaling(Figure, rows, facts, path):
     fig = Figure(figsize=(8, 6))
     ax = fig.subplots()
     ax.plot(thread_counts, thread_counts, "k--", linewidth=1, label="ideal (linear)")
+    ends = []  # (y, x, text, colour) of each line's last point, labelled below
     for mode in MODES:
         points = sorted((r["threads"], r["rate"] / one[mode]) for r in auto
                         if r["mode"] == mode and mode in one)
         if points:
             x, y = zip(*points)
             line, = ax.plot(x, y, "-o", label=mode)
-            ax.annotate(f"{y[-1]:.2f}x", (x[-1], y[-1]), xytext=(6, 0),
-                        textcoords="offset points", va="center", fontsize="small",
-                        color=line.get_color())
+            ends.append((y[-1], x[-1], f"{y[-1]:.2f}x", line.get_color()))
     ax.set_xticks(thread_counts)
     span = max(thread_counts) - min(thread_counts) or 1
     ax.set_xlim(min(thread_counts) - 0.1 * span, max(thread_counts) + 0.2 * span)  # labels
     ax.set_xlabel("threads")
     ax.set_ylabel("speed-up over fastgd auto at 1 thread")
     ax.set_ylim(bottom=0)
+    # Speed-ups that end close together (online and m=10 barely scale) would print
+    # their labels on top of each other: push them apart, keeping their order, and
+    # join each to its point.
+    bottom, top = ax.get_ylim()
+    gap = 0.045 * (top - bottom)
+    placed = []
+    for y, x, text, colour in sorted(ends):
+        at = y if not placed or y >= placed[-1] + gap else placed[-1] + gap
+        placed.append(at)
+        ax.annotate(text, (x, y), xytext=(x + 0.04 * span, at), textcoords="data",
+                    va="center", fontsize="small", color=colour,
+                    arrowprops=dict(arrowstyle="-", color=colour, lw=0.6)
+                    if abs(at - y) > 0.2 * gap else None)
     ax.set_title(plot_title("fastgd auto: scaling with threads (float32, 784x30x10)", facts))
     ax.grid(True, alpha=0.3)
     ax.legend(title="mode", fontsize="small")

@@ -26,6 +26,15 @@ How the numbers are measured
   ``max_seconds`` or it has trained ``max_epochs`` epochs (so the last point
   may pass ``max_seconds`` by up to one piece), or when the cost is no longer
   finite (diverged).
+* ``max_seconds`` and ``sweep_seconds`` bound training time only, so the whole
+  call takes longer: the eta sweep (``len(eta_grid)`` trials per mode), the
+  evaluations, drawing the initial weights and the JIT compilation come on
+  top (a 2-second ``max_seconds`` on MNIST can take a minute of wall-clock
+  time).  ``max_total_seconds`` bounds the wall-clock time of the whole call,
+  all of that included: each sweep trial and each run gets a share of the time
+  left, in proportion to its training budget, and stops at the first piece
+  boundary past its share (``stopped`` is then "max_total_seconds").  The call
+  may pass the bound by one piece, one evaluation and one JIT compilation.
 * "Seconds to 90%" is the clock at the first evaluation whose accuracy is at
   least 0.90, read off the recorded curve; a target that no evaluation reached
   is reported as not reached within the budget.  Nothing is interpolated or
@@ -47,22 +56,17 @@ learn fast early; that is the question asked here.
 import hashlib
 import math
 import numbers
-import os
-import sys
 import time
 
 import numpy as np
 
 from ._validation import check_data, check_int, check_positive_float
 from .network import Network
-from .cli._arguments import check_output, int_at_least, positive_float
 from .training import Trainer, numba_threads
 
 DEFAULT_MODES = (1, 10, 100, 1000, None)
 DEFAULT_ETA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 DEFAULT_TARGETS = (0.90, 0.95)
-
-PLOT_NEEDS = "matplotlib is needed for plots: pip install 'fastgd[plot]'"
 
 
 # -- checks ---------------------------------------------------------------------------
@@ -153,19 +157,25 @@ def _train_piece(trainer, order, start, stop):
 
 def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seconds=None,
                 max_epochs=None, evaluations_per_epoch=10, evaluate_during=True, threads=None,
-                stop_at=None):
+                stop_at=None, deadline=None, progress=None):
     """Train ``net`` and record its accuracy on ``eval_data`` as it learns.
 
     Returns a dict with ``curve`` (a list of points ``{"epochs", "seconds",
     "examples", "correct", "total", "accuracy"}``, starting with the untrained
-    network at 0 s), ``stopped`` ("max_seconds", "max_epochs", "diverged" or
-    "target") and the run's settings.  ``seconds`` is training time only
-    (evaluation excluded).  ``evaluate_during=False`` evaluates only at the
-    start and the end (the eta sweep).  ``stop_at``: stop as soon as this
-    accuracy is reached.
+    network at 0 s), ``stopped`` ("max_seconds", "max_epochs", "diverged",
+    "target" or "max_total_seconds"), ``wall_seconds`` (the whole call: JIT
+    warm-up and evaluations included) and the run's settings.  ``seconds`` is
+    training time only (evaluation excluded).  ``evaluate_during=False``
+    evaluates only at the start and the end (the eta sweep).  ``stop_at``: stop
+    as soon as this accuracy is reached.  ``deadline``: a ``time.perf_counter()``
+    value; training stops at the first piece boundary past it.  ``progress``:
+    called after each piece with ``{"epochs", "seconds", "wall_seconds",
+    "accuracy", "done", "stopped"}`` (accuracy None when the piece was not
+    evaluated, stopped None until the last piece).
     """
     max_seconds, max_epochs = _check_budget(max_seconds, max_epochs)
     evaluations_per_epoch = check_int(evaluations_per_epoch, "evaluations_per_epoch", minimum=1)
+    wall_start = time.perf_counter()
     trainer = Trainer(net, training_data, mini_batch_size, eta, threads=threads)
     eval_X, eval_y = check_data(eval_data, net.sizes[0], net.sizes[-1], net.dtype, "eval_data")
     if len(eval_y) == 0:
@@ -200,15 +210,24 @@ def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seco
                 stopped = "max_seconds"
             elif max_epochs is not None and stop == n and epoch + 1 >= max_epochs:
                 stopped = "max_epochs"
-            if evaluate_during or stopped is not None:
+            elif deadline is not None and time.perf_counter() >= deadline:
+                stopped = "max_total_seconds"
+            evaluated = evaluate_during or stopped is not None
+            if evaluated:
                 curve.append(point(examples / n, seconds, examples))
                 if stop_at is not None and curve[-1]["accuracy"] >= stop_at and stopped is None:
                     stopped = "target"
+            if progress is not None:
+                progress({"epochs": examples / n, "seconds": seconds,
+                          "wall_seconds": time.perf_counter() - wall_start,
+                          "accuracy": curve[-1]["accuracy"] if evaluated else None,
+                          "done": stopped is not None, "stopped": stopped})
             if stopped is not None:
                 break
         epoch += 1
     return {"mini_batch_size": m, "eta": trainer.eta, "kernel": trainer.kernel_name,
-            "threads": trainer.threads, "curve": curve, "stopped": stopped}
+            "threads": trainer.threads, "curve": curve, "stopped": stopped,
+            "wall_seconds": time.perf_counter() - wall_start}
 
 
 def first_reached(curve, target):
@@ -223,33 +242,69 @@ def _fingerprint(net):
     return hashlib.sha256(np.ascontiguousarray(net.params).tobytes()).hexdigest()
 
 
+class _WallClock:
+    """Shares out a wall-clock bound: each stage still to run gets the time left in
+    proportion to its weight (its training budget).  Without a bound, no deadlines."""
+
+    def __init__(self, max_total_seconds, weights):
+        self.start = time.perf_counter()
+        self.limit = max_total_seconds
+        self.weights_left = float(sum(weights))
+
+    def deadline(self, weight):
+        """The perf_counter() time by which the next stage, of this weight, should end."""
+        if self.limit is None:
+            return None
+        now = time.perf_counter()
+        left = max(0.0, self.start + self.limit - now)
+        share = left * weight / self.weights_left if self.weights_left > 0 else left
+        self.weights_left -= weight
+        return now + share
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+
+def _tagged(progress, **tags):
+    """A progress callback for one stage: the stage's own fields added to each event."""
+    if progress is None:
+        return None
+    return lambda event: progress({**tags, **event})
+
+
 # -- the comparison ----------------------------------------------------------------------
 
 def sweep_eta(training_data, validation_data, mini_batch_size, eta_grid=DEFAULT_ETA_GRID, *,
               sizes=(784, 30, 10), seed=0, dtype="float32", sweep_seconds=3.0,
-              sweep_epochs=None, threads=None, log=None):
+              sweep_epochs=None, threads=None, max_total_seconds=None, progress=None):
     """Train one mode with each eta of ``eta_grid`` for a short budget, from the same
     initial weights; returns ``{"mini_batch_size", "trials": [...], "chosen_eta"}``
     where chosen_eta has the highest accuracy on ``validation_data`` at the end of
-    the budget (ties: the smaller eta)."""
+    the budget (ties: the smaller eta).  ``max_total_seconds`` bounds the wall-clock
+    time of the whole sweep (shared equally among the etas still to try);
+    ``progress`` is called as in ``train_curve``, with ``"stage": "sweep"``,
+    ``"mode"`` and ``"eta"`` added."""
     grid = list(eta_grid) if eta_grid is not None else []
     if not grid:
         raise ValueError("eta_grid must hold at least one learning rate")
     grid = sorted({check_positive_float(eta, "eta_grid") for eta in grid})
+    if max_total_seconds is not None:
+        max_total_seconds = check_positive_float(max_total_seconds, "max_total_seconds")
+    clock = _WallClock(max_total_seconds, [1.0] * len(grid))
     trials = []
     for eta in grid:
         net = Network(sizes, seed=seed, dtype=dtype)
         run = train_curve(net, training_data, validation_data, mini_batch_size, eta,
                           max_seconds=sweep_seconds, max_epochs=sweep_epochs,
-                          evaluate_during=False, threads=threads)
+                          evaluate_during=False, threads=threads,
+                          deadline=clock.deadline(1.0),
+                          progress=_tagged(progress, stage="sweep", mode=mini_batch_size,
+                                           eta=eta))
         last = run["curve"][-1]
         trials.append({"eta": eta, "accuracy": last["accuracy"], "correct": last["correct"],
                        "total": last["total"], "seconds": last["seconds"],
-                       "epochs": last["epochs"], "diverged": run["stopped"] == "diverged"})
-        if log:
-            log(f"  sweep {mode_label(mini_batch_size)}: eta {eta:g} -> "
-                f"{last['accuracy']:.2%} on validation after {last['epochs']:.2f} epochs "
-                f"({last['seconds']:.1f} s)")
+                       "epochs": last["epochs"], "diverged": run["stopped"] == "diverged",
+                       "stopped": run["stopped"], "wall_seconds": run["wall_seconds"]})
     best = max(trials, key=lambda t: (t["accuracy"], -t["eta"]))
     return {"mini_batch_size": mini_batch_size, "trials": trials, "chosen_eta": best["eta"]}
 
@@ -258,7 +313,8 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
                      validation_data=None, sizes=(784, 30, 10), seed=0, dtype="float32",
                      max_seconds=30.0, max_epochs=1000, targets=DEFAULT_TARGETS,
                      evaluations_per_epoch=10, eta_grid=DEFAULT_ETA_GRID, sweep_seconds=3.0,
-                     sweep_epochs=None, threads=None, eval_name="eval", log=None):
+                     sweep_epochs=None, threads=None, eval_name="eval",
+                     max_total_seconds=None, progress=None):
     """Accuracy on ``eval_data`` against epochs and training seconds, for each mode.
 
     Parameters
@@ -279,14 +335,20 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
     targets : accuracies whose time and epochs to reach are reported.
     evaluations_per_epoch : int
         Evaluate after about every 1/k of an epoch (whole mini-batches).
-    log : callable, optional
-        Called with progress lines (``print`` for the command line).
+    max_total_seconds : float, optional
+        A wall-clock bound for the whole call: sweep, JIT compilation and
+        evaluations included (see the module docstring).  None: no bound.
+    progress : callable, optional
+        Called after each piece of training with a dict: ``stage`` ("sweep" or
+        "run"), ``mode``, ``eta``, ``epochs``, ``seconds`` (training),
+        ``wall_seconds`` (this stage so far), ``accuracy`` (None when the piece
+        was not evaluated), ``done`` (the stage's last piece) and ``stopped``.
 
     Returns a JSON-serializable dict: the settings, ``sweep`` (None when
     ``etas`` is given) and ``runs``, one per mode, each with its ``curve``,
     ``reached`` (one entry per target: seconds and epochs, or None when not
-    reached within the budget) and ``best_accuracy``.  See the module docstring
-    for exactly what is timed.
+    reached within the budget) and ``best_accuracy``; ``wall_seconds`` is the
+    whole call.  See the module docstring for exactly what is timed.
     """
     from ._validation import check_sizes
     sizes = check_sizes(sizes)
@@ -302,6 +364,8 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
     targets = _check_targets(targets)
     max_seconds, max_epochs = _check_budget(max_seconds, max_epochs)
     evaluations_per_epoch = check_int(evaluations_per_epoch, "evaluations_per_epoch", minimum=1)
+    if max_total_seconds is not None:
+        max_total_seconds = check_positive_float(max_total_seconds, "max_total_seconds")
     if etas is not None:
         if isinstance(etas, (str, bytes)) or not hasattr(etas, "__iter__"):
             raise TypeError(f"etas must be a sequence of learning rates, one per mode, "
@@ -321,10 +385,25 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
         sweep_seconds, sweep_epochs = _check_budget(sweep_seconds, sweep_epochs,
                                                     "sweep_seconds", "sweep_epochs")
         sweep = []
+
+    # The wall-clock bound is shared out by training budget: a sweep trial weighs
+    # sweep_seconds, a run max_seconds (1 and 10 when budgeted by epochs only).
+    run_weight = max_seconds if max_seconds is not None else 10.0
+    sweep_weight = 0.0
+    if sweep is not None:
+        trial_weight = sweep_seconds if sweep_seconds is not None else 1.0
+        sweep_weight = trial_weight * len(set(eta_grid if eta_grid is not None else ()))
+    clock = _WallClock(max_total_seconds, [sweep_weight] * len(modes) + [run_weight] * len(modes))
+
+    if sweep is not None:
         for mode in modes:
+            deadline = clock.deadline(sweep_weight)
             sweep.append(sweep_eta((X, y), (val_X, val_y), mode, eta_grid, sizes=sizes,
                                    seed=seed, dtype=dtype, sweep_seconds=sweep_seconds,
-                                   sweep_epochs=sweep_epochs, threads=threads, log=log))
+                                   sweep_epochs=sweep_epochs, threads=threads,
+                                   max_total_seconds=None if deadline is None else
+                                   max(deadline - time.perf_counter(), 1e-9),
+                                   progress=progress))
         etas = [s["chosen_eta"] for s in sweep]
 
     runs = []
@@ -333,7 +412,8 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
         start_weights = _fingerprint(net)
         run = train_curve(net, (X, y), (eval_X, eval_y), mode, eta, max_seconds=max_seconds,
                           max_epochs=max_epochs, evaluations_per_epoch=evaluations_per_epoch,
-                          threads=threads)
+                          threads=threads, deadline=clock.deadline(run_weight),
+                          progress=_tagged(progress, stage="run", mode=mode, eta=eta))
         curve = run["curve"]
         reached = []
         for target in targets:
@@ -346,10 +426,6 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
                      "initial_params_sha256": start_weights, "reached": reached,
                      "best_accuracy": best["accuracy"], "best_correct": best["correct"],
                      "total_seconds": curve[-1]["seconds"], "total_epochs": curve[-1]["epochs"]})
-        if log:
-            log(f"  {mode_label(mode, n)}, eta {eta:g}: best {best['accuracy']:.2%} in "
-                f"{curve[-1]['epochs']:.2f} epochs, {curve[-1]['seconds']:.1f} s "
-                f"({run['stopped']})")
     return {"sizes": sizes, "seed": seed, "dtype": np.dtype(dtype).name, "train_size": n,
             "eval_name": eval_name, "eval_size": len(eval_y),
             "validation_size": None if sweep is None else len(val_y),
@@ -358,286 +434,16 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
             "eta_grid": None if sweep is None else sorted(float(e) for e in eta_grid),
             "sweep_seconds": None if sweep is None else sweep_seconds,
             "sweep_epochs": None if sweep is None else sweep_epochs,
+            "max_total_seconds": max_total_seconds, "wall_seconds": clock.elapsed(),
             "clock": "training seconds only: shuffling and the training kernel; evaluation "
                      "and JIT compilation excluded",
             "sweep": sweep, "runs": runs}
 
 
-# -- reporting ----------------------------------------------------------------------------
-
-def _fmt_reached(entry):
-    if entry["seconds"] is None:
-        return "not reached", "not reached"
-    return f"{entry['seconds']:.2f}", f"{entry['epochs']:.2f}"
-
-
-def _table_rows(result):
-    header = ["mode", "eta"]
-    for t in result["targets"]:
-        pct = f"{t:.0%}" if round(t * 100, 6) == round(t * 100) else f"{t:.1%}"
-        header += [f"s to {pct}", f"epochs to {pct}"]
-    header += ["best accuracy", "trained"]
-    rows = []
-    for run in result["runs"]:
-        row = [run["label"], f"{run['eta']:g}"]
-        for entry in run["reached"]:
-            row += list(_fmt_reached(entry))
-        row.append(f"{run['best_accuracy']:.2%}")
-        row.append(f"{run['total_seconds']:.1f} s, {run['total_epochs']:.2f} ep "
-                   f"({run['stopped']})")
-        rows.append(row)
-    return header, rows
-
-
-def _sweep_rows(result):
-    grid = result["eta_grid"]
-    header = ["mode"] + [f"eta {eta:g}" for eta in grid] + ["chosen"]
-    rows = []
-    n = result["train_size"]
-    for s in result["sweep"]:
-        by_eta = {t["eta"]: t for t in s["trials"]}
-        row = [mode_label(s["mini_batch_size"], n)]
-        for eta in grid:
-            t = by_eta[eta]
-            row.append(f"{t['accuracy']:.2%}" + (" (div)" if t["diverged"] else ""))
-        row.append(f"{s['chosen_eta']:g}")
-        rows.append(row)
-    return header, rows
-
-
-def _text_table(header, rows):
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
-
-
-def _markdown_table(header, rows):
-    return (["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-            + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def _budget_text(result):
-    parts = []
-    if result["max_seconds"] is not None:
-        parts.append(f"{result['max_seconds']:g} s of training")
-    if result["max_epochs"] is not None:
-        parts.append(f"{result['max_epochs']} epochs")
-    return " or ".join(parts)
-
-
-def format_report(result, markdown=False):
-    """The sweep (if any) and the time-to-accuracy table, as lines of text (or Markdown)."""
-    table = _markdown_table if markdown else _text_table
-    lines = []
-    if result["sweep"] is not None:
-        limit = f"{result['sweep_seconds']:g} s" if result["sweep_seconds"] is not None else ""
-        if result["sweep_epochs"] is not None:
-            limit += (" or " if limit else "") + f"{result['sweep_epochs']} epochs"
-        lines.append(f"eta sweep: accuracy on the {result['validation_size']} validation "
-                     f"inputs after {limit} of training per eta (same initial weights); "
-                     "the best is chosen")
-        lines += table(*_sweep_rows(result))
-        lines.append("")
-    lines.append(f"Time to accuracy on the {result['eval_size']} {result['eval_name']} inputs: "
-                 f"{result['train_size']} training inputs, network {result['sizes']}, "
-                 f"seed {result['seed']}, budget {_budget_text(result)} per mode, "
-                 f"evaluated {result['evaluations_per_epoch']} times per epoch; seconds are "
-                 "training time only (evaluation excluded)")
-    lines += table(*_table_rows(result))
-    return lines
-
-
 def plot_time_to_accuracy(result, path_png, *, overwrite=False, title=None):
-    """Two panels: accuracy vs epochs and accuracy vs training seconds, one line per
-    mode (labelled with its eta), dashed lines at the targets.  Both x axes are
-    logarithmic: online learning reaches 90% within a fraction of an epoch while
-    full-batch gradient descent takes hundreds of steps.  Refuses to overwrite
-    ``path_png`` unless ``overwrite=True``."""
-    path_png = os.fspath(path_png)
-    if os.path.exists(path_png) and not overwrite:
-        raise FileExistsError(f"{path_png} exists; pass overwrite=True to replace it")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError(PLOT_NEEDS) from None
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    lowest = 1.0
-    for i, run in enumerate(result["runs"]):
-        pts = [p for p in run["curve"] if p["examples"] > 0]
-        if not pts:
-            continue
-        acc = [p["accuracy"] for p in pts]
-        lowest = min(lowest, min(acc))
-        label = f"{run['label']}, eta {run['eta']:g}"
-        style = dict(color=colors[i % len(colors)], lw=1.6, marker="." if len(pts) < 40 else None,
-                     ms=4, label=label)
-        axes[0].plot([p["epochs"] for p in pts], acc, **style)
-        axes[1].plot([p["seconds"] for p in pts], acc, **style)
-        for entry in run["reached"]:
-            if entry["seconds"] is not None:
-                axes[0].plot(entry["epochs"], entry["target"], "o", mfc="none", ms=7,
-                             color=style["color"])
-                axes[1].plot(entry["seconds"], entry["target"], "o", mfc="none", ms=7,
-                             color=style["color"])
-    bottom = max(0.0, min(0.8, math.floor(lowest * 10) / 10))
-    for ax, xlabel in zip(axes, ["epochs (passes over the training data), log scale",
-                                 "training seconds (evaluation excluded), log scale"]):
-        for t in result["targets"]:
-            ax.axhline(t, color="0.4", ls="--", lw=0.9)
-            ax.annotate(f"{t:.0%}", xy=(0, t), xycoords=("axes fraction", "data"),
-                        xytext=(3, 2), textcoords="offset points", fontsize=9, color="0.3")
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylim(bottom, 1.0)
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel(f"accuracy on the {result['eval_size']} {result['eval_name']} inputs")
-    axes[0].set_title("accuracy against epochs")
-    axes[1].set_title("accuracy against training time")
-    axes[1].legend(loc="lower right", fontsize=9)
-    fig.suptitle(title or (f"Online, mini-batch and full-batch gradient descent: network "
-                           f"{result['sizes']}, {result['train_size']} training inputs, "
-                           f"seed {result['seed']} (circles: targets first reached)"),
-                 fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path_png, dpi=110)
-    plt.close(fig)
-    return path_png
-
-
-# -- command line hooks (wired into fastgd.cli) --------------------------------------------
-
-def _parse_modes(text):
-    import argparse
-    modes = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if part in ("full", "full-batch", "none"):
-            modes.append(None)
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected mini-batch sizes or 'full', comma separated, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"mini-batch sizes must be >= 1, got {value}")
-        modes.append(value)
-    return modes
-
-
-def _parse_floats(text):
-    import argparse
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers, comma separated, got {text!r}") \
-            from None
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"learning rates must be finite numbers > 0, "
-                                         f"got {text!r}")
-    return values
-
-
-def add_parser(commands):
-    """Add the ``compare`` subcommand to an argparse subparsers object; returns its parser."""
-    compare = commands.add_parser(
-        "compare", help="time to 90%% and 95%% accuracy: online, mini-batch and full batch",
-        description="Train the same network from the same initial weights with each "
-                    "mini-batch size (1 = online learning, full = full-batch gradient "
-                    "descent), each with its best eta from a short sweep scored on the "
-                    "validation data, and report the training seconds and epochs each takes "
-                    "to reach 90%% and 95%% accuracy on the test data (evaluation time "
-                    "excluded), or 'not reached' within the budget.")
-    compare.add_argument("--modes", type=_parse_modes, default=list(DEFAULT_MODES),
-                         metavar="M,M,...",
-                         help="mini-batch sizes to compare, 'full' for the full batch "
-                              "(default 1,10,100,1000,full)")
-    compare.add_argument("--etas", type=_parse_floats, metavar="ETA,ETA,...",
-                         help="one learning rate per mode, in the order of --modes; skips "
-                              "the sweep")
-    compare.add_argument("--eta-grid", type=_parse_floats, default=list(DEFAULT_ETA_GRID),
-                         metavar="ETA,ETA,...",
-                         help="learning rates the sweep tries for each mode "
-                              "(default 0.3,1,3,10,30,100)")
-    compare.add_argument("--sweep-seconds", type=positive_float, default=3.0,
-                         help="training seconds per (mode, eta) in the sweep (default 3)")
-    compare.add_argument("--max-seconds", type=positive_float, default=30.0,
-                         help="training seconds per mode, evaluation excluded (default 30)")
-    compare.add_argument("--max-epochs", type=int_at_least(1), default=1000,
-                         help="epochs per mode at most (default 1000)")
-    compare.add_argument("--evaluations-per-epoch", type=int_at_least(1), default=10,
-                         metavar="K", help="evaluate on the test data after about every "
-                                           "1/K of an epoch (default 10)")
-    compare.add_argument("--seed", type=int_at_least(0), default=0,
-                         help="seeds the initial weights, the same for every mode (default 0)")
-    compare.add_argument("--train-size", type=int_at_least(1), metavar="N",
-                         help="train on the first N training inputs only (default: all 50,000)")
-    compare.add_argument("--threads", type=int_at_least(1),
-                         help="numba threads (default: numba's)")
-    compare.add_argument("--data", metavar="DIR",
-                         help="a directory of MNIST-style IDX files (default: the bundled MNIST)")
-    compare.add_argument("--out", metavar="PNG", help="write the two-panel plot here")
-    compare.add_argument("--markdown", metavar="FILE",
-                         help="write the sweep and the table as Markdown here")
-    compare.add_argument("--overwrite", action="store_true",
-                         help="replace --out and --markdown files that exist")
-    compare.add_argument("--json", action="store_true",
-                         help="print the whole result (curves included) as JSON")
-    compare.set_defaults(func=compare_command)
-    return compare
-
-
-def compare_command(args):
-    """Run ``fastgd compare``; returns the exit status."""
-    import json
-
-    from .data import load_mnist
-    check_output(args.out, "--out", args.overwrite)
-    check_output(args.markdown, "--markdown", args.overwrite)
-    if args.out is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError(PLOT_NEEDS) from None
-    if args.etas is not None and len(args.etas) != len(args.modes):
-        raise ValueError(f"--etas must give one learning rate per mode: {len(args.modes)} "
-                         f"modes, {len(args.etas)} etas")
-    training, validation, test = load_mnist(args.data)
-    if args.train_size is not None:
-        if args.train_size > len(training[1]):
-            raise ValueError(f"--train-size {args.train_size} is more than the "
-                             f"{len(training[1])} training inputs")
-        training = (training[0][:args.train_size], training[1][:args.train_size])
-    n = len(training[1])
-    for m in args.modes:
-        if m is not None and m > n:
-            raise ValueError(f"--modes: mini-batch size {m} is more than the {n} training "
-                             "inputs")
-    log_to = sys.stderr if args.json else sys.stdout
-    log = (lambda line: print(line, file=log_to, flush=True))
-    if args.etas is None:
-        log(f"sweeping eta over {','.join(f'{e:g}' for e in args.eta_grid)} for each mode, "
-            f"{args.sweep_seconds:g} s each, scored on the validation data")
-    result = time_to_accuracy(training, test, args.modes, args.etas, validation_data=validation,
-                              seed=args.seed, max_seconds=args.max_seconds,
-                              max_epochs=args.max_epochs,
-                              evaluations_per_epoch=args.evaluations_per_epoch,
-                              eta_grid=args.eta_grid, sweep_seconds=args.sweep_seconds,
-                              threads=args.threads, eval_name="test", log=log)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print()
-        print("\n".join(format_report(result)))
-    if args.markdown:
-        with open(args.markdown, "w" if args.overwrite else "x") as f:
-            f.write("\n".join(format_report(result, markdown=True)) + "\n")
-        print(f"table written to {args.markdown}", file=log_to)
-    if args.out:
-        plot_time_to_accuracy(result, args.out, overwrite=args.overwrite)
-        print(f"plot written to {args.out}", file=log_to)
-    return 0
+    """Draw ``fastgd.plots.time_to_accuracy(result)`` and write it to ``path_png``
+    (refused if the file exists, unless ``overwrite=True``); returns the path."""
+    from . import plots
+    path_png = plots.check_path(path_png, overwrite, "path_png")
+    return plots.save(plots.time_to_accuracy(result, title=title), path_png,
+                      overwrite=overwrite)

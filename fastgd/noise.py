@@ -33,12 +33,8 @@ memory stay under ``max_bytes`` (256 MiB by default): a whole MNIST training
 set works without n x n_params numbers in memory.
 """
 
-import argparse
-import json
 import math
-import os
-import secrets
-import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +43,6 @@ from ._validation import check_data, check_int
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
-PLOT_HINT = "matplotlib is needed for plots: pip install 'fastgd[plot]'"
 
 
 # -- streaming per-example gradients --------------------------------------------------------
@@ -191,7 +186,7 @@ def sample_batches(n, batch_sizes, n_batches, seed=None):
 
 
 def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, seed=None,
-                   max_bytes=DEFAULT_MAX_BYTES, label=""):
+                   max_bytes=DEFAULT_MAX_BYTES, label="", progress=None):
     """Measure how well mini-batches of each size m estimate the gradient; a ``NoiseResult``.
 
     One streamed pass over (X, y) gives G = (1/n) sum_x g_x and tr(Sigma) =
@@ -202,6 +197,11 @@ def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, se
     ||g_m - G|| / ||G|| and the cosine between g_m and G.  The kernel's rows are
     accumulated in float64; at most ``block_size(net, max_bytes)`` examples are
     in memory at once (noted in ``notes`` when that means several blocks).
+
+    ``progress``, if given, is called after each block with a dict: ``stage``
+    ("full gradient", then "mini-batches"), ``m`` (None for the full gradient),
+    ``examples`` done and ``of`` (how many this stage streams), ``seconds``
+    since the call began.  A whole MNIST training set takes tens of seconds.
     """
     if not np.isfinite(net.params).all():
         raise ValueError("the network's weights or biases are not finite; "
@@ -218,8 +218,16 @@ def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, se
     n_params = net.layout.n_params
 
     # One pass: count, mean and sum of squared deviations, merged block by block.
+    began = time.perf_counter()
+
+    def report(stage, m, examples, of):
+        if progress is not None:
+            progress({"stage": stage, "m": m, "examples": examples, "of": of,
+                      "seconds": time.perf_counter() - began})
+
     count, mean, m2 = 0, np.zeros(n_params), 0.0
     for start, stop, rows in _iter_rows(net, X, y, None, block):
+        report("full gradient", None, stop, n)
         k = stop - start
         block_mean = rows.sum(axis=0) / k
         rows -= block_mean
@@ -237,7 +245,8 @@ def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, se
 
     errors, cosines = [], []
     for m, batches in zip(batch_sizes, sample_batches(n, batch_sizes, n_batches, seed)):
-        err, cos = _batch_errors(net, X, y, batches.ravel(), m, G, block)
+        err, cos = _batch_errors(net, X, y, batches.ravel(), m, G, block,
+                                 lambda done, of, m=m: report("mini-batches", m, done, of))
         errors.append(err)
         cosines.append(cos)
 
@@ -257,7 +266,7 @@ def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, se
                        n_blocks=n_blocks, notes=tuple(notes), label=label)
 
 
-def _batch_errors(net, X, y, flat, m, G, block):
+def _batch_errors(net, X, y, flat, m, G, block, report=None):
     """Relative errors and cosines of the mini-batches flat[b*m:(b+1)*m], b = 0, 1, ...
 
     Streams the concatenated batches in blocks; within a block the rows of each
@@ -268,6 +277,8 @@ def _batch_errors(net, X, y, flat, m, G, block):
     errors, cosines = [], []
     carry = np.zeros_like(G)
     for start, stop, rows in _iter_rows(net, X, y, flat, block):
+        if report is not None:
+            report(stop, len(flat))
         first = -(-start // m) * m                   # first batch starting in this block
         starts = np.arange(first, stop, m) - start   # where batches start in the block
         if start % m:                                 # a batch from the last block goes on
@@ -316,211 +327,8 @@ def _check_batch_sizes(batch_sizes, n):
 # -- the plot -----------------------------------------------------------------------------
 
 def plot_noise(results, path, *, overwrite=False, title=None):
-    """Plot relative error (left) and cosine (right) against m, one colour per result.
-
-    Log-log axes for the error: the measured mean over the mini-batches (dots,
-    with bars from the 16th to the 84th percentile), the RMS (open squares) and the law sqrt(B_simple/m * (n-m)/(n-1))
-    (dashed line).  ``results`` is one ``NoiseResult`` or several (e.g. at
-    initialisation and after training).  Refuses to replace ``path`` unless
-    ``overwrite=True``.  Returns ``path``.
-    """
-    if isinstance(results, NoiseResult):
-        results = [results]
-    results = list(results)
-    if not results or not all(isinstance(r, NoiseResult) for r in results):
-        raise TypeError("results must be a NoiseResult or a list of them")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path {path} is a directory, expected a file name")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(PLOT_HINT) from None
-
-    fig = Figure(figsize=(11, 6.2), layout="constrained")
-    ax_err, ax_cos = fig.subplots(1, 2)
-    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    for i, r in enumerate(results):
-        colour = colours[i % len(colours)]
-        name = r.label or f"result {i + 1}"
-        m = np.array(r.batch_sizes, dtype=float)
-        order = np.argsort(m)
-        m = m[order]
-        grid = np.unique(np.geomspace(m[0], m[-1], 200).tolist() + m.tolist())
-        law = [r.predicted(g) for g in grid]
-        ax_err.plot(grid, law, "--", color=colour, lw=1.2,
-                    label=f"{name}: sqrt(B/m·fpc), B = {r.noise_scale:.3g}")
-        # Bars from the 16th to the 84th percentile (mean ± std would go below 0 on a
-        # log axis where the errors are heavy-tailed, as after training at m = 1).
-        low, high = np.array([np.percentile(r.errors[j], [16, 84]) for j in order]).T
-        mean = r.mean_error[order]
-        ax_err.errorbar(m, mean, yerr=[np.maximum(mean - low, 0), np.maximum(high - mean, 0)],
-                        fmt="o", color=colour, capsize=3, ms=5,
-                        label=f"{name}: mean (bars 16th-84th percentile)")
-        ax_err.plot(m, r.rms_error[order], "s", mfc="none", color=colour, ms=7,
-                    label=f"{name}: rms")
-        ax_cos.plot(grid, [1 / math.sqrt(1 + p * p) for p in law], "--", color=colour, lw=1.2,
-                    label=f"{name}: 1/sqrt(1 + B/m·fpc)")
-        ax_cos.plot(m, r.mean_cosine[order], "o-", color=colour, ms=5, lw=0.8,
-                    label=f"{name}: mean cosine")
-    ax_err.set_xscale("log")
-    ax_err.set_yscale("log")
-    ax_err.set_xlabel("mini-batch size m")
-    ax_err.set_ylabel("relative error  ||g_m − ∇C|| / ||∇C||")
-    ax_err.set_title("Mini-batch gradient error: the 1/√m law")
-    ax_err.grid(True, which="both", alpha=0.3)
-    ax_err.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    ax_cos.set_xscale("log")
-    ax_cos.set_xlabel("mini-batch size m")
-    ax_cos.set_ylabel("cosine between g_m and ∇C")
-    ax_cos.set_ylim(0, 1.02)
-    ax_cos.set_title("Direction of the mini-batch gradient")
-    ax_cos.grid(True, which="both", alpha=0.3)
-    ax_cos.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    r = results[0]
-    fig.suptitle(title or f"Gradient noise on {r.n} examples, {r.n_batches} mini-batches "
-                          f"per m (drawn without replacement; fpc = (n−m)/(n−1))")
-    fig.savefig(path, dpi=110)
-    return path
-
-
-# -- the command line: ``fastgd noise`` -------------------------------------------------------
-
-def add_parser(commands):
-    """Add the ``noise`` subcommand to an argparse subparsers object; returns its parser."""
-    parser = commands.add_parser(
-        "noise", help="measure how noisy mini-batch gradients are (the 1/sqrt(m) law)",
-        description="Compute the per-example gradients of the quadratic cost on the MNIST "
-                    "training inputs, the full gradient G, the gradient noise scale "
-                    "B_simple = tr(Sigma)/|G|^2, and the relative error and cosine of random "
-                    "mini-batch gradients for each size m, against the prediction "
-                    "sqrt(B_simple/m * (n-m)/(n-1)); at initialisation, and again after "
-                    "--train-epochs epochs of SGD (m 10, eta 3.0).")
-    parser.add_argument("--sizes", type=_int_list("784,30,10", minimum=1, layers=True),
-                        default=[784, 30, 10], metavar="N,N,...",
-                        help="neurons in each layer, input first (default 784,30,10)")
-    parser.add_argument("--seed", type=_int_list("1", minimum=0, single=True),
-                        help="seeds the initial weights, the training order and the "
-                             "mini-batches (default: drawn and printed)")
-    parser.add_argument("--batch-sizes", type=_int_list("1,10,100,1000",
-                                                        minimum=1, unique=True),
-                        default=list(DEFAULT_BATCH_SIZES), metavar="M,M,...",
-                        help="mini-batch sizes m to measure (default 1,10,100,1000)")
-    parser.add_argument("--batches", type=_int_list("100", minimum=1, single=True),
-                        default=100, metavar="K",
-                        help="random mini-batches per size (default 100)")
-    parser.add_argument("--train-epochs", type=_int_list("1", minimum=0,
-                                                         single=True),
-                        default=1, metavar="E",
-                        help="measure again after E epochs of SGD with m 10, eta 3.0 "
-                             "(default 1; 0 measures at initialisation only)")
-    parser.add_argument("--examples", type=_int_list("2000", minimum=1,
-                                                     single=True),
-                        metavar="N", help="use the first N training inputs (default: all 50,000)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                        help="precision of the network and its gradients (default float32; "
-                             "statistics are always accumulated in float64)")
-    parser.add_argument("--max-mb", type=_int_list("256", minimum=1, single=True),
-                        default=DEFAULT_MAX_BYTES // 2**20, metavar="MB",
-                        help="memory for per-example gradients at once; they are streamed in "
-                             "blocks that fit (default 256)")
-    parser.add_argument("--out", default="noise.png", metavar="PNG",
-                        help="where to write the plot (default noise.png; needs matplotlib)")
-    parser.add_argument("--no-plot", action="store_true", help="do not write a plot")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--json", action="store_true",
-                        help="print the results as JSON (other messages go to stderr)")
-    parser.set_defaults(func=noise_command)
-    return parser
-
-
-def noise_command(args):
-    """Run ``fastgd noise``; returns the exit status."""
-    import fastgd
-    from fastgd.training import SGD
-
-    info = sys.stderr if args.json else sys.stdout
-    out = None if args.no_plot else args.out
-    if out is not None:
-        if os.path.isdir(out):
-            raise IsADirectoryError(f"--out {out} is a directory, expected a file name")
-        if os.path.exists(out) and not args.overwrite:
-            raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
-        parent = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"--out {out}: no such directory {parent}")
-        try:
-            import matplotlib.figure  # noqa: F401  (fail now, not after the measurement)
-        except ImportError:
-            print(f"fastgd: error: {PLOT_HINT} (or pass --no-plot)", file=sys.stderr)
-            return 2
-
-    (X, y), _, _ = fastgd.load_mnist(dtype=args.dtype)
-    if args.examples is not None:
-        if args.examples > len(y):
-            raise ValueError(f"--examples {args.examples} is more than the {len(y)} "
-                             "training inputs")
-        X, y = X[:args.examples], y[:args.examples]
-    n = len(y)
-    if args.sizes[0] != X.shape[1] or args.sizes[-1] <= y.max():
-        raise ValueError(f"--sizes {','.join(map(str, args.sizes))} does not fit MNIST: "
-                         f"the input layer needs {X.shape[1]} neurons (one per pixel) and "
-                         f"the output layer at least {y.max() + 1} (one per label)")
-    too_big = [m for m in args.batch_sizes if m > n]
-    if too_big:
-        raise ValueError(f"--batch-sizes {too_big[0]} is more than the {n} training inputs "
-                         "(see --examples)")
-    seed = args.seed
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-        print(f"seed {seed} (pass --seed {seed} to repeat this run)", file=info, flush=True)
-
-    net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype)
-    measure = dict(batch_sizes=args.batch_sizes, n_batches=args.batches, seed=seed,
-                   max_bytes=args.max_mb * 2**20)
-    results = [gradient_noise(net, X, y, label="at initialisation", **measure)]
-    _report(results[-1], args.json, info)
-    if args.train_epochs:
-        SGD(net, (X, y), args.train_epochs, min(10, n), 3.0, verbose=False)
-        epochs = f"{args.train_epochs} epoch{'s' if args.train_epochs != 1 else ''}"
-        results.append(gradient_noise(net, X, y, label=f"after {epochs}", **measure))
-        _report(results[-1], args.json, info)
-    if args.json:
-        print(json.dumps({"sizes": net.sizes, "dtype": args.dtype, "seed": seed,
-                          "results": [r.to_dict() for r in results]}, indent=1))
-    if out is not None:
-        plot_noise(results, out, overwrite=args.overwrite)
-        print(f"plot written to {out}", file=info)
-    return 0
-
-
-def _report(result, as_json, info):
-    if not as_json:
-        print("\n".join(result.table()), end="\n\n", flush=True)
-    else:
-        print(f"measured {result.label}", file=info, flush=True)
-
-
-def _int_list(example, minimum, single=False, layers=False, unique=False):
-    """An argparse type: comma-separated integers >= minimum (one, if single)."""
-    def parse(text):
-        try:
-            values = [int(part) for part in text.split(",")]
-        except ValueError:
-            what = "an integer" if single else "comma-separated integers"
-            raise argparse.ArgumentTypeError(f"expected {what} such as {example}, "
-                                             f"got {text!r}") from None
-        if single and len(values) != 1:
-            raise argparse.ArgumentTypeError(f"expected one integer such as {example}, "
-                                             f"got {text!r}")
-        if layers and len(values) < 2:
-            raise argparse.ArgumentTypeError(f"needs at least two layers (input and output), "
-                                             f"such as {example}; got {text!r}")
-        if min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
-        if unique and len(set(values)) != len(values):
-            raise argparse.ArgumentTypeError(f"must not repeat a value, got {text!r}")
-        return values[0] if single else values
-    return parse
+    """Draw ``fastgd.plots.noise(results)`` and write it to ``path`` (refused if the
+    file exists, unless ``overwrite=True``); returns ``path``."""
+    from . import plots
+    path = plots.check_path(path, overwrite)
+    return plots.save(plots.noise(results, title=title), path, overwrite=overwrite)

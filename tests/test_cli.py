@@ -96,7 +96,7 @@ def test_existing_output_fails_before_training(tmp_path, capsys, option):
     assert main(QUICK + ["--seed", "1", option, str(path)]) == 2
     captured = capsys.readouterr()
     assert "Epoch" not in captured.out
-    assert f"fastgd train: error: {option} {path} exists; add --overwrite" in captured.err
+    assert f"fastgd train: error: {option} {path} exists; pass --overwrite" in captured.err
     assert path.read_text() == "keep me"
 
 
@@ -271,3 +271,14 @@ def test_early_stop_and_save_best(tmp_path, capsys):
     assert f"best network (epoch {epoch}) kept in {best}" in out
     X, y = fastgd.load_mnist()[2]
     assert fastgd.Network.load(best).evaluate(X, y) == correct
+
+
+def test_train_draws_the_learning_curves(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "curves.png"
+    assert main(QUICK + ["--seed", "1", "--plot", str(picture), "--quiet",
+                         "--monitor-training-cost"]) == 0
+    assert f"learning curves drawn to {picture}" in capsys.readouterr().out
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(QUICK + ["--seed", "1", "--plot", str(tmp_path / "curves.txt")]) == 2
+    assert "--plot must be a file name ending in .png" in capsys.readouterr().err

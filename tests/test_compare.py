@@ -1,4 +1,5 @@
-"""fastgd.compare: time to accuracy of online, mini-batch and full-batch training."""
+"""fastgd.compare: time to accuracy of online, mini-batch and full-batch training, and
+its command, fastgd.cli.compare."""
 
 import argparse
 import json
@@ -10,8 +11,10 @@ import pytest
 
 import fastgd
 from fastgd import compare
-from fastgd.compare import (_checkpoints, format_report, plot_time_to_accuracy,
-                            sweep_eta, time_to_accuracy, train_curve)
+from fastgd.cli import compare as compare_cli
+from fastgd.cli.compare import format_report
+from fastgd.compare import (_checkpoints, plot_time_to_accuracy, sweep_eta,
+                            time_to_accuracy, train_curve)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,8 @@ def test_sweep_picks_best_validation_accuracy(small, monkeypatch):
     def fake(net, training_data, eval_data, m, eta, **kw):
         seen.append(eval_data)
         return {"curve": [{"accuracy": scores[eta], "correct": 0, "total": 1,
-                           "seconds": 1.0, "epochs": 1.0}], "stopped": "max_seconds"}
+                           "seconds": 1.0, "epochs": 1.0}], "stopped": "max_seconds",
+                "wall_seconds": 1.0}
     monkeypatch.setattr(compare, "train_curve", fake)
     sweep = sweep_eta(training, validation, 10, list(scores))
     assert sweep["chosen_eta"] == 3.0                   # tie with 10: the smaller eta
@@ -178,7 +182,7 @@ def test_bad_data_names_the_argument(small):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="fastgd")
-    compare.add_parser(parser.add_subparsers(dest="command"))
+    compare_cli.add_parsers(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -195,7 +199,7 @@ def test_cli_hook_end_to_end(tmp_path, capsys):
         plotting = False
     args = _parser().parse_args(argv)
     assert args.modes == [1, None]
-    assert compare.compare_command(args) == 0
+    assert compare_cli.compare_command(args) == 0
     out = capsys.readouterr().out
     assert "eta sweep" in out and "s to 90%" in out and "full batch (m=500)" in out
     assert "| m=1 (online) |" in md.read_text()
@@ -203,14 +207,14 @@ def test_cli_hook_end_to_end(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # no overwrite without --overwrite, and it fails before training
         with pytest.raises(FileExistsError, match="--out"):
-            compare.compare_command(_parser().parse_args(argv))
+            compare_cli.compare_command(_parser().parse_args(argv))
 
 
 def test_cli_json_and_etas(capsys):
     args = _parser().parse_args(["compare", "--train-size", "300", "--modes", "10,100",
                                  "--etas", "3,10", "--max-epochs", "1",
                                  "--evaluations-per-epoch", "1", "--json"])
-    assert compare.compare_command(args) == 0
+    assert compare_cli.compare_command(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["sweep"] is None
     assert [run["eta"] for run in result["runs"]] == [3.0, 10.0]
@@ -223,10 +227,10 @@ def test_cli_rejects_bad_options(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["compare", "--etas", "1,-3"])
     with pytest.raises(ValueError, match="--etas"):
-        compare.compare_command(_parser().parse_args(["compare", "--modes", "1,10",
+        compare_cli.compare_command(_parser().parse_args(["compare", "--modes", "1,10",
                                                       "--etas", "3"]))
     with pytest.raises(ValueError, match="--modes"):
-        compare.compare_command(_parser().parse_args(["compare", "--train-size", "50",
+        compare_cli.compare_command(_parser().parse_args(["compare", "--train-size", "50",
                                                       "--modes", "100", "--etas", "3"]))
 
 
@@ -255,3 +259,76 @@ def test_plot_without_matplotlib(small, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'fastgd\[plot\]'"):
         plot_time_to_accuracy(result, tmp_path / "plot.png")
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_progress_reports_every_piece_and_the_end_of_each_stage(small):
+    training, validation, test = small
+    events = []
+    result = time_to_accuracy(training, test, modes=(10, None), validation_data=validation,
+                              eta_grid=(1, 3), sweep_seconds=None, sweep_epochs=1,
+                              max_seconds=None, max_epochs=2, evaluations_per_epoch=2,
+                              progress=events.append)
+    sweep = [e for e in events if e["stage"] == "sweep"]
+    runs = [e for e in events if e["stage"] == "run"]
+    assert [(e["mode"], e["eta"]) for e in sweep if e["done"]] == [(10, 1), (10, 3),
+                                                                   (None, 1), (None, 3)]
+    for run in result["runs"]:
+        mine = [e for e in runs if e["mode"] == run["mode"]]
+        assert [e["done"] for e in mine] == [False] * (len(mine) - 1) + [True]
+        assert mine[-1]["stopped"] == run["stopped"] == "max_epochs"
+        assert mine[-1]["epochs"] == pytest.approx(2.0)
+        # every evaluated piece reports the accuracy the curve recorded
+        assert [e["accuracy"] for e in mine] == [p["accuracy"] for p in run["curve"][1:]]
+        assert all(b["wall_seconds"] >= a["wall_seconds"] for a, b in zip(mine, mine[1:]))
+        assert all(e["wall_seconds"] >= e["seconds"] for e in mine)
+    assert all(e["accuracy"] is None for e in sweep if not e["done"])
+
+
+def test_max_total_seconds_bounds_the_whole_call(small):
+    training, validation, test = small
+    with pytest.raises(ValueError, match="max_total_seconds"):
+        time_to_accuracy(training, test, modes=(10,), etas=(3,), max_total_seconds=0)
+    tic = time.perf_counter()
+    result = time_to_accuracy(training, test, modes=(1, 10), validation_data=validation,
+                              eta_grid=(1, 3), sweep_seconds=None, sweep_epochs=1000,
+                              max_seconds=None, max_epochs=1000, evaluations_per_epoch=4,
+                              max_total_seconds=2.0)
+    wall = time.perf_counter() - tic
+    # Without the bound this would train for 1000 epochs per stage.  Each stage stops
+    # at its first piece past its share; the slack allows for one piece, one
+    # evaluation and a JIT compilation on a busy machine.
+    assert all(t["stopped"] == "max_total_seconds" for s in result["sweep"]
+               for t in s["trials"])
+    assert all(run["stopped"] == "max_total_seconds" for run in result["runs"])
+    assert result["max_total_seconds"] == 2.0
+    assert result["wall_seconds"] <= wall < 2.0 + 10.0
+    assert "all within 2 s of wall-clock time" in format_report(result)[-5]
+
+
+def test_wall_clock_shares_the_time_left_by_weight(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(compare.time, "perf_counter", lambda: now[0])
+    clock = compare._WallClock(10.0, [1, 1, 8])
+    assert clock.deadline(1) == pytest.approx(101.0)     # 1/10 of the 10 s
+    now[0] = 105.0                                       # 5 s later: 5 s left
+    assert clock.deadline(1) == pytest.approx(105.0 + 5 / 9)
+    now[0] = 111.0                                       # past the bound: no time left
+    assert clock.deadline(8) == pytest.approx(111.0)
+    assert compare._WallClock(None, [1]).deadline(1) is None
+
+
+def test_cli_progress_goes_to_stderr_and_the_wall_clock_bound_is_kept(capsys):
+    args = _parser().parse_args(["compare", "--train-size", "500", "--modes", "10,full",
+                                 "--etas", "3,30", "--max-epochs", "100000",
+                                 "--max-seconds", "1000", "--max-total-seconds", "2",
+                                 "--evaluations-per-epoch", "1", "--json"])
+    tic = time.perf_counter()
+    assert compare_cli.compare_command(args) == 0
+    wall = time.perf_counter() - tic
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)               # stdout holds the JSON only
+    assert [run["stopped"] for run in result["runs"]] == ["max_total_seconds"] * 2
+    assert result["max_total_seconds"] == 2 and result["wall_seconds"] <= wall < 2 + 10
+    assert "mode m=10, eta 3: epoch" in captured.err
+    assert "stopped: max_total_seconds" in captured.err
+    assert "mode full batch (m=500), eta 30: epoch" in captured.err

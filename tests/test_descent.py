@@ -1,4 +1,5 @@
-"""Tests for gradient descent on C(v) (fastgd.descent) and its picture (fastgd.valley)."""
+"""Tests for gradient descent on C(v) (fastgd.descent), its picture (fastgd.plots.valley,
+fastgd.valley.plot_valley) and its command (fastgd.cli.valley)."""
 
 import argparse
 import sys
@@ -9,7 +10,9 @@ import pytest
 
 from fastgd.descent import (CostIncreaseError, Descent, NonFiniteError, bowl, minimize,
                             narrow_valley, one_variable)
-from fastgd.valley import NO_MATPLOTLIB, add_parser, plot_valley
+from fastgd.cli.valley import add_parsers
+from fastgd.plots import PLOT_HINT
+from fastgd.valley import plot_valley
 
 
 def run(example, v0=None, **options):
@@ -176,7 +179,7 @@ def test_grad_C_of_one_variable_must_be_a_number():
 
 def valley(argv):
     parser = argparse.ArgumentParser(prog="fastgd")
-    add_parser(parser.add_subparsers())
+    add_parsers(parser.add_subparsers())
     args = parser.parse_args(["valley", *argv])
     return args.func(args)
 
@@ -190,7 +193,7 @@ def test_valley_subcommand_prints_the_steps_and_writes_the_picture(tmp_path, cap
     assert "C(v) = v1^2 + 25 v2^2" in printed.out and "eta 0.045" in printed.out
     assert "Delta C" in printed.out and "<- Delta C > 0" in printed.out
     assert "Final: v = (" in printed.out and f"picture written to {out}" in printed.out
-    assert "fastgd: warning: Delta C > 0 at step 0" in printed.err
+    assert "fastgd valley: warning: Delta C > 0 at step 0" in printed.err
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     before = out.read_bytes()
@@ -221,7 +224,7 @@ def test_valley_without_matplotlib_prints_the_numbers_then_fails(tmp_path, capsy
     assert valley(["--steps", "3", "--out", str(out)]) == 2
     printed = capsys.readouterr()
     assert "Final: v = (" in printed.out
-    assert NO_MATPLOTLIB in printed.err
+    assert PLOT_HINT in printed.err
     assert not out.exists()
     with pytest.raises(ImportError, match=r"pip install 'fastgd\[plot\]'"):
         plot_valley(run(bowl, steps=2), bowl.C, tmp_path / "p.png")

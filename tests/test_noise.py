@@ -11,6 +11,8 @@ import pytest
 
 import fastgd
 from fastgd import noise
+from fastgd.cli import main
+from fastgd.cli import noise as noise_cli
 from fastgd.noise import gradient_noise, iter_gradients, plot_noise, sample_batches
 
 from helpers import book_weights, random_data
@@ -203,7 +205,7 @@ def test_plot_writes_a_png(small, tmp_path):
 
 def parser():
     p = argparse.ArgumentParser(prog="fastgd")
-    noise.add_parser(p.add_subparsers(dest="command"))
+    noise_cli.add_parsers(p.add_subparsers(dest="command"))
     return p
 
 
@@ -215,7 +217,7 @@ def test_cli_prints_both_stages_and_writes_the_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "noise.png"
     args = parser().parse_args(QUICK + ["--out", str(out)])
-    assert args.func is noise.noise_command
+    assert args.func is noise_cli.noise_command
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "at initialisation: 2000 examples, |G| = " in text
@@ -255,6 +257,31 @@ def test_cli_errors_name_the_option(capsys, monkeypatch, tmp_path):
         args.func(args)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    args = parser().parse_args(["noise", "--out", str(tmp_path / "x.png")])
-    assert args.func(args) == 2
-    assert "pip install 'fastgd[plot]'" in capsys.readouterr().err
+    assert main(["noise", "--out", str(tmp_path / "x.png")]) == 2
+    assert "pip install 'fastgd[plot]' (or pass --no-plot)" in capsys.readouterr().err
+
+
+def test_progress_reports_each_block_of_each_stage(small):
+    net, X, y = small
+    events = []
+    gradient_noise(net, X, y, batch_sizes=(1, 3), n_batches=5, seed=0,
+                   max_bytes=7 * noise.bytes_per_example(net), progress=events.append)
+    full = [e for e in events if e["stage"] == "full gradient"]
+    assert [e["examples"] for e in full] == [7, 14, 21, 28, 35, 40]
+    assert all(e["m"] is None and e["of"] == 40 for e in full)
+    for m in (1, 3):
+        mine = [e for e in events if e["m"] == m]
+        assert all(e["stage"] == "mini-batches" and e["of"] == 5 * m for e in mine)
+        assert mine[-1]["examples"] == 5 * m
+    assert all(b["seconds"] >= a["seconds"] for a, b in zip(events, events[1:]))
+
+
+def test_cli_progress_goes_to_stderr(capsys):
+    args = parser().parse_args(QUICK + ["--json", "--no-plot", "--train-epochs", "1"])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)                       # stdout holds the JSON only
+    assert "noise at initialisation: the full gradient, 2000 / 2000 examples" in captured.err
+    assert "noise after 1 epoch: 20 mini-batches of m = 100, 2000 / 2000 examples" \
+        in captured.err
+    assert "training 1 epoch (m 10, eta 3.0)" in captured.err

@@ -21,9 +21,8 @@ import threading
 
 def build_parser():
     import fastgd
-    from fastgd import compare, noise, valley
 
-    from . import predict, train
+    from . import compare, noise, predict, train, valley
     parser = argparse.ArgumentParser(
         prog="fastgd",
         description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
@@ -34,9 +33,9 @@ def build_parser():
     train.add_parsers(commands)
     predict.add_parsers(commands)
     # Gradient descent beyond the network: any C(v), mini-batch noise, time to accuracy.
-    valley.add_parser(commands)
-    noise.add_parser(commands)
-    compare.add_parser(commands)
+    valley.add_parsers(commands)
+    noise.add_parsers(commands)
+    compare.add_parsers(commands)
     return parser
 
 

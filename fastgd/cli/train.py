@@ -4,15 +4,13 @@
     fastgd train --epochs 5 --save net.npz --history net.json
     fastgd evaluate net.npz --on validation
 
-Errors the user can cause print ``fastgd: error: ...`` and exit with status 2
-(1 when training diverges with ``--on-divergence raise``, 130 on Ctrl-C).
+Errors print one ``fastgd COMMAND: error: ...`` line; ``fastgd.cli.main`` gives
+the exit statuses.
 """
 
 import argparse
 import json
-import math
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -22,9 +20,11 @@ import numba
 import numpy as np
 
 import fastgd
+from fastgd.cli._arguments import (check_fits, check_outputs, draw_seed, finite_or_none,
+                                   layer_sizes, require_matplotlib)
 from fastgd.cli._arguments import int_at_least as _int_at_least
 from fastgd.cli._arguments import positive_float as _positive_float
-from fastgd._files import atomic_write, check_writable
+from fastgd._files import atomic_write
 from fastgd.training import DIVERGENCE_PATIENCE, choose_kernel
 
 BOOK_SIZES = [784, 30, 10]
@@ -41,21 +41,6 @@ def _threads(text):
         raise argparse.ArgumentTypeError(
             f"must be <= {most} (numba's NUMBA_NUM_THREADS on this machine), got {value}")
     return value
-
-
-def _sizes(text):
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers of neurons such as 784,30,10, "
-            f"got {text!r}") from None
-    if len(sizes) < 2:
-        raise argparse.ArgumentTypeError(
-            f"needs at least two layers (input and output), such as 784,10; got {text!r}")
-    if min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"every layer needs at least one neuron, got {text!r}")
-    return sizes
 
 
 def _directory(text):
@@ -88,9 +73,12 @@ def add_parsers(commands):
                             "fastgd evaluate or fastgd.Network.load)")
     train.add_argument("--history", metavar="PATH",
                        help="write the per-epoch history (accuracy, costs, seconds) as JSON")
+    train.add_argument("--plot", metavar="PATH.png",
+                       help="draw the learning curves (accuracy and cost per epoch) to "
+                            "PATH.png (needs matplotlib)")
     train.add_argument("--overwrite", action="store_true",
-                       help="replace the files given to --save, --history, --checkpoint and "
-                            "--save-best if they exist")
+                       help="replace the files given to --save, --history, --plot, "
+                            "--checkpoint and --save-best if they exist")
     train.add_argument("--checkpoint", metavar="PATH",
                        help="after every --checkpoint-every epochs, and when training stops "
                             "(Ctrl-C included), write the network, the epoch, the random "
@@ -127,12 +115,12 @@ def add_parsers(commands):
                     "and report import and JIT compile time, per-epoch seconds split into "
                     "shuffle, training kernel and evaluation, examples/s, and GFLOP/s "
                     "against the network's FLOP count and a quick measured peak.")
-    _add_training_options(profile, data_help, validation_help)
+    _add_training_options(profile, data_help, validation_help, epochs=3)
     profile.add_argument("--json", action="store_true", help="print the report as JSON")
     profile.add_argument("--busy", action="store_true",
                          help="train beside a busy-loop process (another program using a "
                               "core), and time the serial kernel under the same load")
-    profile.set_defaults(func=profile_command, epochs=3)
+    profile.set_defaults(func=profile_command)
 
     evaluate = commands.add_parser(
         "evaluate", help="classify a data set with a saved network",
@@ -152,19 +140,20 @@ def add_parsers(commands):
 
 
 
-def _add_training_options(parser, data_help, validation_help):
+def _add_training_options(parser, data_help, validation_help, epochs=30):
     """The options of a training run, shared by train and profile."""
-    parser.add_argument("--sizes", type=_sizes, default=BOOK_SIZES, metavar="N,N,...",
+    parser.add_argument("--sizes", type=layer_sizes, default=BOOK_SIZES, metavar="N,N,...",
                        help="the number of neurons in the respective layers, input layer "
                             "first (default 784,30,10: 784 = 28x28 input pixels, 30 hidden "
                             "neurons, 10 output neurons, one per digit)")
-    parser.add_argument("--epochs", type=_int_at_least(0), default=30,
+    parser.add_argument("--epochs", type=_int_at_least(0), default=epochs,
                        help="the number of epochs to train for; an epoch is a pass over all "
-                            "the training inputs, in a new random order (default 30)")
+                            f"the training inputs, in a new random order (default {epochs})")
     parser.add_argument("--mini-batch-size", type=_int_at_least(1), metavar="M",
                        help="m, the number of training inputs in each mini-batch: each step "
                             "of gradient descent estimates the gradient from m randomly "
-                            f"chosen training inputs (default {BOOK_MINI_BATCH_SIZE})")
+                            f"chosen training inputs ({BOOK_MINI_BATCH_SIZE} unless --mode "
+                            "says otherwise)")
     parser.add_argument("--eta", type=_positive_float, default=3.0,
                        help="the learning rate eta (default 3.0)")
     modes = parser.add_mutually_exclusive_group()
@@ -217,18 +206,6 @@ def _load_data(directory, dtype, validation_size, wanted):
     return data
 
 
-def _check_fits(sizes, data, what):
-    """The network's input layer must have one neuron per pixel and its output layer
-    one neuron per label."""
-    X, y = data
-    if sizes[0] != X.shape[1]:
-        raise ValueError(f"{what} has {sizes[0]} input neurons, but the images have "
-                         f"{X.shape[1]} pixels: the input layer needs one neuron per pixel")
-    if len(y) and sizes[-1] <= y.max():
-        raise ValueError(f"{what} has {sizes[-1]} output neurons, but the labels go up to "
-                         f"{y.max()}: the output layer needs one neuron per label")
-
-
 def _result(correct, total, name, cost):
     percent = f"{correct / total:.2%}" if total else "n/a"
     return (f"{correct} / {total} {name} inputs classified correctly ({percent}); "
@@ -237,11 +214,6 @@ def _result(correct, total, name, cost):
 
 def _plural(count, word):
     return f"{count} {word}{'s' if count != 1 else ''}"
-
-
-def _finite_or_none(value):
-    """JSON has no NaN or infinity (a diverged run's cost): write null instead."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 # -- the subcommands --------------------------------------------------------------------
@@ -257,8 +229,8 @@ def _prepare(args):
     X, y = data["training"]
     eval_data = data[args.evaluate_on]
     sizes_option = "--sizes " + ",".join(map(str, args.sizes))
-    _check_fits(args.sizes, (X, y), sizes_option)
-    _check_fits(args.sizes, eval_data, sizes_option)
+    check_fits(args.sizes, (X, y), sizes_option)
+    check_fits(args.sizes, eval_data, sizes_option)
     if args.train_size is not None:
         if args.train_size > len(y):
             raise ValueError(f"--train-size {args.train_size} is more than the {len(y)} "
@@ -271,11 +243,7 @@ def _prepare(args):
         raise ValueError(f"mini-batch size {m} (--mini-batch-size) is more than the {n} "
                          "training inputs")
 
-    seed = args.seed
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-        out = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep JSON clean
-        print(f"seed {seed} (pass --seed {seed} to repeat this run)", file=out, flush=True)
+    seed = draw_seed(args.seed, to_stderr=getattr(args, "json", False))
 
     net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype)
     return net, (X, y), eval_data, m, seed
@@ -380,27 +348,20 @@ def _check_outputs(args):
     """Before training: every output path can be written, none is given twice, and
     none exists unless --overwrite (a resumed run goes on writing its own)."""
     outputs = {option: getattr(args, option[2:].replace("-", "_"))
-               for option in ("--save", "--history", "--checkpoint", "--save-best")}
+               for option in ("--save", "--history", "--checkpoint", "--save-best", "--plot")}
     outputs = {option: path for option, path in outputs.items() if path is not None}
     own = set()
     if args.resume:
-        own = {os.path.realpath(args.resume)}
-        if args.save_best:
-            own.add(os.path.realpath(args.save_best))
-    seen = {}
-    for option, path in outputs.items():
-        real = os.path.realpath(path)
-        if real in seen:
-            raise ValueError(f"{seen[real]} and {option} are the same file {path}: give "
-                             "each its own")
-        seen[real] = option
-        check_writable(path, option)
-        if os.path.exists(path) and not args.overwrite and real not in own:
-            raise FileExistsError(f"{option} {path} exists; add --overwrite to replace it")
-    if args.resume and os.path.realpath(args.resume) in seen and seen[
-            os.path.realpath(args.resume)] != "--checkpoint":
-        raise ValueError(f"{seen[os.path.realpath(args.resume)]} would overwrite the "
-                         f"checkpoint given to --resume, {args.resume}")
+        resumed = os.path.realpath(args.resume)
+        clash = [o for o, p in outputs.items() if o != "--checkpoint"
+                 and os.path.realpath(p) == resumed]
+        if clash:
+            raise ValueError(f"{clash[0]} would overwrite the checkpoint given to "
+                             f"--resume, {args.resume}")
+        own = {resumed} | ({os.path.realpath(args.save_best)} if args.save_best else set())
+    check_outputs(outputs, args.overwrite, own)
+    if args.plot:
+        require_matplotlib()
     return outputs
 
 
@@ -454,7 +415,7 @@ def _summary(history, net, eval_data, args, interruption):
 
 
 def _write_outputs(args, net, history, seed, n):
-    """Write --save first, then --history; returns False if any write failed.  A
+    """Write --save first, then --history and --plot; returns False if any write failed.  A
     network that could not be written where asked is written to a fallback file."""
     ok, saved = True, False
     if args.save:
@@ -472,7 +433,7 @@ def _write_outputs(args, net, history, seed, n):
                   "epochs_planned": history.info.get("epochs_planned"),
                   "diverged": history.diverged, "stopped": history.stopped,
                   "best_saved": history.best_saved, "checkpoint": history.checkpoint,
-                  "epochs": [{key: _finite_or_none(value) for key, value in record.items()}
+                  "epochs": [{key: finite_or_none(value) for key, value in record.items()}
                              for record in history]}
         try:
             atomic_write(args.history, lambda f: json.dump(report, f, indent=1),
@@ -480,6 +441,14 @@ def _write_outputs(args, net, history, seed, n):
             print(f"history written to {args.history}")
         except (OSError, ValueError) as e:
             print(f"fastgd train: error: --history {args.history}: {e}", file=sys.stderr)
+            ok = False
+    if args.plot and history:
+        try:
+            from fastgd import plots
+            plots.save(history.plot(), args.plot, overwrite=args.overwrite)
+            print(f"learning curves drawn to {args.plot}")
+        except (OSError, ValueError, ImportError) as e:
+            print(f"fastgd train: error: --plot {args.plot}: {e}", file=sys.stderr)
             ok = False
     if not ok and not saved:
         rescued = _rescue(net)
@@ -533,7 +502,7 @@ def evaluate_command(args):
     if args.dtype and args.dtype != net.dtype.name:
         net = fastgd.Network(net.sizes, net.weights, net.biases, dtype=args.dtype)
     X, y = _load_data(args.data, net.dtype.name, args.validation_size, args.on)[args.on]
-    _check_fits(net.sizes, (X, y), f"the network in {args.model}")
+    check_fits(net.sizes, (X, y), f"the network in {args.model}")
     print(_result(net.evaluate(X, y), len(y), args.on, net.cost(X, y)))
     return 0
 
