@@ -81,6 +81,7 @@ import sys
 import tempfile
 import threading
 import types
+from collections import namedtuple
 from contextlib import contextmanager, nullcontext
 
 import numba
@@ -94,6 +95,37 @@ from numba.extending import intrinsic
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
+
+
+# -- the kernel contract: what the Python side passes to the kernels --------------------
+
+LayoutArrays = namedtuple("LayoutArrays", "sizes stride w_off b_off a_off")
+LayoutArrays.__doc__ = """Where layer i lives, as int64 arrays: ``sizes`` (neurons per layer),
+``stride`` (sizes[i+1] rounded up to PAD), ``w_off`` and ``b_off`` (offsets of its
+weights and biases in params), ``a_off`` (offset of its per-example values in a
+scratch row; a_off[-1] is a row's length)."""
+
+Examples = namedtuple("Examples", "indptr indices values labels")
+Examples.__doc__ = """The training examples: their nonzero inputs as a CSR index
+(``nonzero_columns``) and their int64 labels."""
+
+Scratch = namedtuple("Scratch", "nabla groups A D costs")
+Scratch.__doc__ = """Buffers a training kernel writes: ``nabla`` (n_params, or empty when
+every mini-batch is direct), ``groups`` (one zeroed row of n_params per group of a
+large mini-batch's chunk), ``A`` and ``D`` (activations and errors of the rows held,
+layer-major; D's padding zero), ``costs`` (C_x of each row held, float64)."""
+
+Plan = namedtuple("Plan", "splits spans direct_max group chunk example_block n_workers")
+Plan.__doc__ = """How a training kernel cuts its work (no effect on the result except
+direct_max and group, which fix the order of the additions): ``splits`` and
+``spans`` (row blocks of a direct update, ``row_splits``; empty for one block),
+``direct_max``, ``group``, ``chunk``, ``example_block`` and ``n_workers``."""
+
+
+def padded(width):
+    """Row length in memory: width rounded up to a multiple of PAD (vector
+    registers fit whole rows; the generated code also relies on it)."""
+    return -(-width // PAD) * PAD
 # Outputs computed together in registers (wider layers are done in panels):
 # None means as many as the machine's vector registers hold (``panel_width``).
 PANEL = None
@@ -306,9 +338,10 @@ def balanced_bounds(indices, n_in, n_blocks):
 
 
 @njit(cache=True, nogil=True)
-def _layers(params, sizes, stride, w_off, b_off):
+def _layers(params, layout):
     """(weights, biases): each layer's weights as a (sizes[i], stride[i]) view of
     params (row k holds w_jk for all j) and its biases as a (stride[i],) view."""
+    sizes, stride, w_off, b_off = layout.sizes, layout.stride, layout.w_off, layout.b_off
     n_layers = sizes.shape[0] - 1
     weights = [params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape((sizes[i], stride[i]))
                for i in range(n_layers)]
@@ -317,9 +350,10 @@ def _layers(params, sizes, stride, w_off, b_off):
 
 
 @njit(cache=True, nogil=True)
-def _scratch(buffer, stride, a_off, rows):
+def _scratch(buffer, layout, rows):
     """Layer i's per-example values (activations or errors) as a (rows, stride[i])
     view of buffer: layer-major, so that a layer's rows are contiguous."""
+    stride, a_off = layout.stride, layout.a_off
     return [buffer[rows * a_off[i]:rows * a_off[i + 1]].reshape((rows, stride[i]))
             for i in range(stride.shape[0])]
 
@@ -328,11 +362,13 @@ def _scratch(buffer, stride, a_off, rows):
 # Plain functions: their source is copied into each generated module, where
 # forward_pass, backward_pass and update_rows are the generated operations.
 
-def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, eta, mean,
-           params, nabla, groups, sizes, stride, w_off, b_off, a_off, A, D, costs, splits,
-           spans, direct_max, group, chunk, example_block, n_workers):
+def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
+           plan):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (naive.train_epoch).
+
+    examples, layout, scratch and plan are the namedtuples ``Examples``,
+    ``LayoutArrays``, ``Scratch`` and ``Plan`` (see their fields there).
 
     For each mini-batch X_1..X_m: w -> w - (eta/m) sum_j dC_Xj/dw (likewise b),
     or w -> w - eta sum_j dC_Xj/dw when mean is False.  The last, short
@@ -371,15 +407,19 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     Returns the sum of C_x over the examples, each evaluated with the weights
     in force when its mini-batch started (the running training cost).
     """
+    indptr, indices, values, labels = examples
+    nabla, groups, A, D, costs = scratch
+    splits, spans, direct_max, group, chunk, example_block, n_workers = plan
+    sizes = layout.sizes
     n_params = params.shape[0]
-    rows_held = A.shape[0] // a_off[-1]
+    rows_held = A.shape[0] // layout.a_off[-1]
     n_row_blocks = max(1, splits.shape[1] - 1)
     n_pieces = n_row_blocks + sizes.shape[0] - 2
     n_layer_pieces = sizes.shape[0] - 1  # one block of rows for layer 0, then the others
     counter = np.zeros(1, np.int64)
     no_splits = np.empty((0, 0), np.uint64)  # groups update whole rows: no spans to copy
-    weights, biases = _layers(params, sizes, stride, w_off, b_off)
-    As, Ds = _scratch(A, stride, a_off, rows_held), _scratch(D, stride, a_off, rows_held)
+    weights, biases = _layers(params, layout)
+    As, Ds = _scratch(A, layout, rows_held), _scratch(D, layout, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     zero = one - one
@@ -426,7 +466,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                     forward_pass(t0, t1, rows, indptr, indices, values, no_splits, no_splits,
                                  weights, biases, As, zero)
                     backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
-                    group_w, group_b = _layers(groups[g], sizes, stride, w_off, b_off)
+                    group_w, group_b = _layers(groups[g], layout)
                     for piece in range(n_layer_pieces):
                         update_rows(piece, 1, t0, t1, rows, indptr, indices, values,
                                     no_splits, one, group_w, group_b, As, Ds)
@@ -452,17 +492,18 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     return total_cost
 
 
-def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
+def _feedforward(X, params, layout, out, block):
     """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
     (naive.feedforward)."""
     n = X.shape[0]
+    sizes, a_off = layout.sizes, layout.a_off
     last = sizes.shape[0] - 2
-    weights, biases = _layers(params, sizes, stride, w_off, b_off)
+    weights, biases = _layers(params, layout)
     n_blocks = (n + block - 1) // block
     for bi in prange(n_blocks):
         x0, x1 = bi * block, min(n, (bi + 1) * block)
         indptr, indices, values = nonzero_columns(X[x0:x1])
-        As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), stride, a_off, x1 - x0)
+        As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
         forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, no_splits,
                      no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
@@ -471,17 +512,18 @@ def _feedforward(X, params, sizes, stride, w_off, b_off, a_off, out, block):
                 out[x0 + t, j] = As[last][t, j]
 
 
-def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
+def _gradients(X, labels, params, layout, nabla):
     """nabla[x] = the gradient of C_x for each example x (row x of X), in params'
     layout (naive.backprop): dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k
     delta^l_j; padding entries are zero."""
     n = X.shape[0]
+    sizes, a_off = layout.sizes, layout.a_off
     n_layers = sizes.shape[0] - 1
-    weights, biases = _layers(params, sizes, stride, w_off, b_off)
+    weights, biases = _layers(params, layout)
     for x in prange(n):
         indptr, indices, values = nonzero_columns(X[x:x + 1])
-        As = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
-        Ds = _scratch(np.zeros(a_off[-1], params.dtype), stride, a_off, 1)
+        As = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+        Ds = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
         cost = np.empty(1)
         first_row = np.zeros(1, np.int64)
         no_splits = np.empty((0, 0), np.uint64)
@@ -490,7 +532,7 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
         backward_pass(0, 1, first_row, labels[x:x + 1], weights, As, Ds, cost)
         g = nabla[x]
         g[:] = 0
-        nabla_w, nabla_b = _layers(g, sizes, stride, w_off, b_off)
+        nabla_w, nabla_b = _layers(g, layout)
         for i in range(n_layers):
             for j in range(sizes[i + 1]):
                 nabla_b[i][j] = Ds[i][0, j]
@@ -501,11 +543,6 @@ def _gradients(X, labels, params, sizes, stride, w_off, b_off, a_off, nabla):
 
 
 # ------------------------------------------------------------ code generation
-
-def _stride(width):
-    """Row length in memory: width rounded up to a multiple of PAD."""
-    return -(-width // PAD) * PAD
-
 
 def _panels(width, panel):
     """(first, last) output columns of each panel of at most `panel` columns."""
@@ -561,7 +598,7 @@ def _forward_code(widths, panel):
     for i, n_out in enumerate(widths):
         # The padding columns are computed too, in whole vectors (their weights
         # and biases are zero; their activations sigmoid(0) are never read).
-        for j0, j1 in _panels(_stride(n_out), panel):
+        for j0, j1 in _panels(padded(n_out), panel):
             cols = range(j0, j1)
             lines += [f"        # layer {i}, outputs {j0}..{j1 - 1}"]
             lines += [f"        z{j} = B{i}[{j}]" for j in cols]
@@ -633,7 +670,7 @@ def _backward_code(widths):
                   f"        D{L}[t, {j}] = _flush(_quadratic_output_error(a, y), tiny)"]
     lines += ["        costs[t] = cost"]
     for i in range(L - 1, -1, -1):
-        stride = _stride(widths[i + 1])
+        stride = padded(widths[i + 1])
         lines += [f"        # layer {i}: back through the {widths[i + 1]} x {widths[i]} weights"]
         lines += [f"        d{j} = D{i + 1}[t, {j}]" for j in range(stride)]
         lines += [f"        for k in range({widths[i]}):",
@@ -661,7 +698,7 @@ def _update_code(widths, panel):
     lines += [f"    W{i}, B{i}, D{i} = target_w[{i}], target_b[{i}], D[{i}]"
               for i in range(len(widths))]
     for i, n_out in enumerate(widths):
-        stride = _stride(n_out)
+        stride = padded(n_out)
         if i == 0:
             lines += ["    if piece < n_row_blocks:",
                       "        for t in range(t0, t1):",

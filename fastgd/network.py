@@ -39,7 +39,8 @@ PINNED = 0.01
 class Layout:
     """Where each layer's weights, biases and per-example values live in the flat arrays.
 
-    See ``_kernels`` for the layout; the arrays are int64 for the kernels.
+    The rules (padding, offsets) are the kernels' contract: see ``_kernels``'s
+    "Parameter layout" and ``_kernels.LayoutArrays``; the arrays are int64.
     """
     sizes: np.ndarray
     stride: np.ndarray
@@ -52,7 +53,7 @@ class Layout:
     def of(cls, sizes):
         """The layout of a network of these sizes; ValueError if it is too large
         to hold (checked in Python integers, before anything is allocated)."""
-        stride = [-(-n_out // _kernels.PAD) * _kernels.PAD for n_out in sizes[1:]]
+        stride = [_kernels.padded(n_out) for n_out in sizes[1:]]
         w_off, b_off, a_off = [], [], [0]
         n = 0
         for n_in, s in zip(sizes[:-1], stride):
@@ -67,8 +68,11 @@ class Layout:
         return cls(as_int64(sizes), as_int64(stride), as_int64(w_off), as_int64(b_off),
                    as_int64(a_off), n)
 
-    def kernel_args(self):
-        return self.sizes, self.stride, self.w_off, self.b_off, self.a_off
+    @property
+    def arrays(self):
+        """The layout as the kernels take it (``_kernels.LayoutArrays``)."""
+        return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
+                                     self.a_off)
 
     def unpack(self, flat):
         """(biases, weights) of a flat parameter vector, as views shaped like the book's."""
@@ -234,7 +238,7 @@ class Network:
         parallel = numba.get_num_threads() > 1 and X.shape[0] > _EVAL_BLOCK
         module = _kernels.kernels(self.sizes, self.dtype)
         kernel = module.feedforward_parallel if parallel else module.feedforward_serial
-        _kernels.call(kernel, X, self.params, *self.layout.kernel_args(), out, _EVAL_BLOCK)
+        _kernels.call(kernel, X, self.params, self.layout.arrays, out, _EVAL_BLOCK)
         return out
 
     def evaluate(self, X, y):
@@ -322,7 +326,7 @@ class Network:
         module = _kernels.kernels(self.sizes, self.dtype)
         kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
                   else module.gradients_serial)
-        _kernels.call(kernel, X, y, self.params, *self.layout.kernel_args(), nabla)
+        _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):

@@ -164,7 +164,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     report["correct"] = correct
     if trainings:
         per_second = trainer.n / np.median(trainings)
-        nonzero = len(trainer.indices) / trainer.X.size
+        nonzero = len(trainer.examples.indices) / trainer.X.size
         report["examples_per_s"] = per_second
         report["nonzero_input_fraction"] = nonzero
         report["gflops_dense_equivalent"] = per_second * flops_per_example(net.sizes) / 1e9
@@ -172,7 +172,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
         report["peak_gflops_numpy_matmul"] = measured_peak(net.dtype)
         report["bytes_per_example"] = bytes_per_example(
             net.sizes, net.layout.stride.tolist(), net.dtype.itemsize,
-            len(trainer.indices) / trainer.n)
+            len(trainer.examples.indices) / trainer.n)
     report["numba_threads_available"] = numba.config.NUMBA_NUM_THREADS
     return report
 

@@ -231,7 +231,7 @@ class Trainer:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
-        self.indptr, self.indices, self.values = _kernels.nonzero_columns(self.X)
+        self.examples = _kernels.Examples(*_kernels.nonzero_columns(self.X), self.y)
         module = _kernels.kernels(net.sizes, net.dtype)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
@@ -276,8 +276,8 @@ class Trainer:
         for one block: that is each example's whole row)."""
         if n_blocks == 1:
             return np.zeros((0, 0), np.uint64)
-        bounds = _kernels.balanced_bounds(self.indices, self.net.sizes[0], n_blocks)
-        return _kernels.row_splits(self.indptr, self.indices, bounds)
+        bounds = _kernels.balanced_bounds(self.examples.indices, self.net.sizes[0], n_blocks)
+        return _kernels.row_splits(self.examples.indptr, self.examples.indices, bounds)
 
     def info(self):
         """The run's settings, as recorded in a History."""
@@ -324,13 +324,14 @@ class Trainer:
         return self._run(self.current, order, start, stop)
 
     def _run(self, candidate, order, start, stop, params=None):
+        plan = _kernels.Plan(candidate.splits, candidate.spans, self.buffers.direct_max,
+                             self.buffers.group, candidate.chunk, candidate.example_block,
+                             candidate.threads)
         with numba_threads(candidate.threads):
             return _kernels.call(
-                candidate.fn, self.indptr, self.indices, self.values, self.y, order, start,
-                stop, self.mini_batch_size, self.eta, self.mean,
-                self.net.params if params is None else params, *self.buffers.args(),
-                candidate.splits, candidate.spans, self.buffers.direct_max, self.buffers.group,
-                candidate.chunk, candidate.example_block, candidate.threads)
+                candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
+                self.eta, self.mean, self.net.params if params is None else params,
+                self.net.layout.arrays, self.buffers.scratch, plan)
 
     def _calibrate(self, order, start, epoch):
         """Time every candidate, keep the fastest; returns (cost, new start).
@@ -820,8 +821,9 @@ class _Buffers:
         self.groups = np.zeros((-(-rows // group) if large else 0, layout.n_params), net.dtype)
         self.layout = layout
 
-    def args(self):
-        return (self.nabla, self.groups, *self.layout.kernel_args(), self.A, self.D, self.costs)
+    @property
+    def scratch(self):
+        return _kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
 
 
 def _epoch_line(record):

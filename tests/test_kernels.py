@@ -225,14 +225,15 @@ def train_in_row_blocks(net, data, m, eta, kernel, blocks):
     tests reach into Trainer's candidates."""
     trainer = fastgd.training.Trainer(net, data, m, eta, kernel=kernel, threads=1)
     n_in = net.sizes[0]
-    bounds = (_kernels.balanced_bounds(trainer.indices, n_in, blocks) if isinstance(blocks, int)
-              else np.array(blocks, np.int64))
+    examples = trainer.examples
+    bounds = (_kernels.balanced_bounds(examples.indices, n_in, blocks)
+              if isinstance(blocks, int) else np.array(blocks, np.int64))
     assert bounds[0] == 0 and bounds[-1] == n_in and np.all(np.diff(bounds) >= 0)
     candidate = trainer.current
     if len(bounds) == 2:  # one block: each example's whole row, no splits
         candidate.splits = np.zeros((0, 0), np.uint64)
     else:
-        candidate.splits = _kernels.row_splits(trainer.indptr, trainer.indices, bounds)
+        candidate.splits = _kernels.row_splits(examples.indptr, examples.indices, bounds)
     candidate.spans = np.zeros((len(trainer.buffers.costs) if candidate.splits.size else 0,
                                 candidate.splits.shape[1]), np.uint64)
     trainer.run_epoch(np.arange(trainer.n))

@@ -144,8 +144,8 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
     (Sigmoid networks saturate rather than overflow, so a NaN is forced here.)"""
     import fastgd._kernels as kernels
 
-    def poisoned(*args):
-        args[10][:] = np.nan   # params
+    def poisoned(examples, idx, start, stop, m, eta, mean, params, *rest):
+        params[:] = np.nan
         return float("nan")
 
     monkeypatch.setattr(kernels.kernels([8, 6, 3], "float32"), "train_serial", poisoned)
