@@ -56,6 +56,7 @@ learn fast early; that is the question asked here.
 import hashlib
 import math
 import numbers
+import sys
 import time
 
 import numpy as np
@@ -138,23 +139,6 @@ def _checkpoints(n, m, evaluations_per_epoch):
     return sorted(marks)
 
 
-def _warm_up(trainer, dtype):
-    """Compile the kernels this run uses before its clock starts (a throwaway network)."""
-    net = trainer.net
-    k = min(trainer.n, 64)
-    spare = Network(net.sizes, seed=0, dtype=dtype)
-    small = Trainer(spare, (trainer.X[:k], trainer.y[:k]), min(trainer.mini_batch_size, k),
-                    trainer.eta, threads=trainer.requested_threads, kernel=trainer.kernel_name)
-    small.run_epoch(np.arange(k))
-    spare._evaluate(trainer.X[:k], trainer.y[:k])
-
-
-def _train_piece(trainer, order, start, stop):
-    """Train on order[start:stop] (whole mini-batches) as Trainer.run_epoch does;
-    returns the sum of C_x over those examples."""
-    return trainer.run_slice(order, start, stop)
-
-
 def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seconds=None,
                 max_epochs=None, evaluations_per_epoch=10, evaluate_during=True, threads=None,
                 stop_at=None, deadline=None, progress=None):
@@ -181,50 +165,43 @@ def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seco
     if len(eval_y) == 0:
         raise ValueError("eval_data must hold at least one example")
     n, m = trainer.n, trainer.mini_batch_size
-    _warm_up(trainer, net.dtype)
     marks = _checkpoints(n, m, evaluations_per_epoch)
 
     def point(epochs, seconds, examples):
         with numba_threads(threads):
-            correct, _ = net._evaluate(eval_X, eval_y)
+            correct = net.evaluation(eval_X, eval_y, name="eval_data").correct
         return {"epochs": epochs, "seconds": seconds, "examples": examples,
                 "correct": int(correct), "total": len(eval_y),
                 "accuracy": correct / len(eval_y)}
 
     curve = [point(0.0, 0.0, 0)]
-    seconds, examples, epoch, stopped = 0.0, 0, 0, None
-    while stopped is None:
-        tic = time.perf_counter()
-        order = net.rng.permutation(n)
-        seconds += time.perf_counter() - tic
-        start = 0
-        for stop in marks:
-            tic = time.perf_counter()
-            cost = _train_piece(trainer, order, start, stop)
-            seconds += time.perf_counter() - tic
-            examples += stop - start
-            start = stop
-            if not math.isfinite(cost):
-                stopped = "diverged"
-            elif max_seconds is not None and seconds >= max_seconds:
-                stopped = "max_seconds"
-            elif max_epochs is not None and stop == n and epoch + 1 >= max_epochs:
-                stopped = "max_epochs"
-            elif deadline is not None and time.perf_counter() >= deadline:
-                stopped = "max_total_seconds"
-            evaluated = evaluate_during or stopped is not None
-            if evaluated:
-                curve.append(point(examples / n, seconds, examples))
-                if stop_at is not None and curve[-1]["accuracy"] >= stop_at and stopped is None:
-                    stopped = "target"
-            if progress is not None:
-                progress({"epochs": examples / n, "seconds": seconds,
-                          "wall_seconds": time.perf_counter() - wall_start,
-                          "accuracy": curve[-1]["accuracy"] if evaluated else None,
-                          "done": stopped is not None, "stopped": stopped})
-            if stopped is not None:
-                break
-        epoch += 1
+    done_seconds, stopped = 0.0, None  # training seconds of the epochs completed
+    epochs = max_epochs if max_epochs is not None else sys.maxsize
+    for step in trainer.epochs(epochs, marks=marks):
+        seconds = done_seconds + step.seconds
+        examples = step.epoch * n + step.position
+        if step.done:
+            done_seconds = seconds
+        if not math.isfinite(step.cost):
+            stopped = "diverged"
+        elif max_seconds is not None and seconds >= max_seconds:
+            stopped = "max_seconds"
+        elif max_epochs is not None and step.done and step.epoch + 1 >= max_epochs:
+            stopped = "max_epochs"
+        elif deadline is not None and time.perf_counter() >= deadline:
+            stopped = "max_total_seconds"
+        evaluated = evaluate_during or stopped is not None
+        if evaluated:
+            curve.append(point(examples / n, seconds, examples))
+            if stop_at is not None and curve[-1]["accuracy"] >= stop_at and stopped is None:
+                stopped = "target"
+        if progress is not None:
+            progress({"epochs": examples / n, "seconds": seconds,
+                      "wall_seconds": time.perf_counter() - wall_start,
+                      "accuracy": curve[-1]["accuracy"] if evaluated else None,
+                      "done": stopped is not None, "stopped": stopped})
+        if stopped is not None:
+            break
     return {"mini_batch_size": m, "eta": trainer.eta, "kernel": trainer.kernel_name,
             "threads": trainer.threads, "curve": curve, "stopped": stopped,
             "wall_seconds": time.perf_counter() - wall_start}

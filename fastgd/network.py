@@ -296,10 +296,14 @@ class Network:
         cost = float(np.sum(out * out) / (2 * len(y)))
         return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned)
 
-    def _evaluate(self, X, y):
-        """(number correct, quadratic cost): kept for the callers not yet on evaluation()."""
-        result = self.evaluation(X, y)
-        return result.correct, result.cost
+    def warm_up(self):
+        """Compile (or load from numba's disk cache) the evaluation kernels now,
+        so that no later timing counts it."""
+        module = _kernels.kernels(self.sizes, self.dtype)
+        for kernel in (module.feedforward_serial, module.feedforward_parallel):
+            _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
+                          self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
+                          _EVAL_BLOCK)
 
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x = ||y(x) - a^L||^2 / 2 for one input x

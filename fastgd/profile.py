@@ -119,7 +119,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     net.params[:] = saved  # the warm-up must not train the network
     start = time.perf_counter()
     with numba_threads(threads):
-        net._evaluate(*test_data) if test_data is not None else None
+        net.evaluation(*test_data) if test_data is not None else None
     first_eval = time.perf_counter() - start
     report["jit"] = {
         "first_training_call_s": first_train, "second_training_call_s": second_train,
@@ -132,19 +132,14 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     with busy_loop(busy):
         trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
                           threads=threads, kernel=kernel)
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            order = net.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
-            t1 = time.perf_counter()
-            trainer.run_epoch(order, epoch=epoch)
-            t2 = time.perf_counter()
+        for step in trainer.epochs(epochs, shuffle=shuffle):
+            tic = time.perf_counter()
             if test_data is not None:
                 with numba_threads(threads):
-                    correct.append(net._evaluate(*test_data)[0])
-            t3 = time.perf_counter()
-            shuffles.append(t1 - t0)
-            trainings.append(t2 - t1)
-            evaluations.append(t3 - t2)
+                    correct.append(net.evaluation(*test_data).correct)
+            shuffles.append(step.shuffle_seconds)
+            trainings.append(step.seconds - step.shuffle_seconds)
+            evaluations.append(time.perf_counter() - tic)
         if busy:
             report["busy_serial_training_s"] = _serial_epochs(
                 net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
@@ -186,13 +181,8 @@ def _serial_epochs(net, start_params, rng_state, training_data, epochs, mini_bat
     copy.rng.bit_generator.state = rng_state
     trainer = Trainer(copy, training_data, mini_batch_size, eta, reduction=reduction,
                       kernel="serial")
-    seconds = []
-    for _ in range(epochs):
-        order = copy.rng.permutation(trainer.n) if shuffle else np.arange(trainer.n)
-        start = time.perf_counter()
-        trainer.run_epoch(order)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return [step.seconds - step.shuffle_seconds
+            for step in trainer.epochs(epochs, shuffle=shuffle)]
 
 
 def format_report(report):

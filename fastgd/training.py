@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import namedtuple
 from contextlib import contextmanager
 
 import numba
@@ -185,6 +186,15 @@ def numba_threads(threads):
         numba.set_num_threads(before)
 
 
+class EpochStep(namedtuple("EpochStep", "epoch position cost seconds shuffle_seconds done "
+                                          "stopped")):
+    """Where ``Trainer.epochs`` stands: ``epoch``; ``position``, the examples of it
+    trained; ``cost``, their summed C_x; ``seconds`` of training in it so far
+    (``shuffle_seconds`` of them drawing the permutation); ``done``, the epoch is
+    complete; ``stopped``, the loop ends here (a stop request or a cost that is
+    not finite)."""
+
+
 class _Candidate:
     """One way to run the training kernel: which compiled variant, on how many
     threads, with how the work is cut into pieces.  All give the same bits."""
@@ -260,10 +270,12 @@ class Trainer:
         self._next_recheck = None
         self.segment = max(1, _SEGMENT // m) * m
         self.position = 0
+        self.rng_before = None
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only.
         for candidate in self.candidates:
             self._run(candidate, np.arange(0), 0, 0)
+        net.warm_up()  # the evaluation kernels too: no epoch's clock counts compiling
 
     @property
     def kernel(self):
@@ -286,7 +298,7 @@ class Trainer:
                     kernel_in_use=self.current.name, calibration=self.calibration,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
 
-    def run_epoch(self, order, progress=None, epoch=None, *, start=0, cost=0.0,
+    def run_epoch(self, order, progress=None, epoch=None, *, start=0, stop=None, cost=0.0,
                   should_stop=None):
         """One epoch over the examples X[order]; returns the sum of C_x over them.
 
@@ -294,16 +306,18 @@ class Trainer:
         examples.  The epoch ends early, at a segment boundary, once the cost is
         not finite or ``should_stop()`` is true; ``self.position`` then says how
         many examples of ``order`` were trained (n after a whole epoch).
-        ``start`` and ``cost`` continue an epoch from that position and sum.
+        ``start`` and ``cost`` continue an epoch from that position and sum;
+        ``stop`` (whole mini-batches) ends this call there instead of at n.
         """
         total_cost = cost
-        while start < self.n:
+        end = self.n if stop is None else stop
+        while start < end:
             if self._recheck:
-                cost, start = self._calibrate(order, start, epoch)
+                cost, start = self._calibrate(order, start, epoch, end)
                 total_cost += cost
-                if start >= self.n or not math.isfinite(total_cost):
+                if start >= end or not math.isfinite(total_cost):
                     break
-            stop = min(self.n, start + self.segment)
+            stop = min(end, start + self.segment)
             began = time.perf_counter()
             total_cost += self.run_slice(order, start, stop)
             self._watch((time.perf_counter() - began) / (stop - start), stop - start)
@@ -317,6 +331,48 @@ class Trainer:
                 break
         self.position = start
         return total_cost
+
+    def epochs(self, count, *, shuffle=True, first=0, position=0, cost=0.0, marks=(),
+               should_stop=None, progress=None):
+        """The one epoch loop of fastgd: train ``count`` epochs, numbered from
+        ``first``, yielding an ``EpochStep`` at each of ``marks`` (positions in an
+        epoch, whole mini-batches) and at the end of each epoch.
+
+        Each epoch trains on a permutation drawn from ``net.rng`` (``arange``
+        without ``shuffle``); ``self.rng_before`` holds the generator's state
+        before that draw, so that a stopped epoch can be drawn again and
+        continued: ``position`` and ``cost`` continue the first epoch from
+        there.  The epoch stops early, with a step whose ``done`` is False, when
+        the cost is not finite or ``should_stop()`` is true (checked after each
+        segment); the loop ends after such a step.  ``progress(epoch, done, n,
+        seconds)`` is called after each segment.  A step's ``seconds`` is the
+        epoch's training time so far (its shuffle included), excluding whatever
+        the caller does between steps (evaluation).  SGD, ``fastgd profile`` and
+        ``fastgd compare`` all train through this loop.
+        """
+        n = self.n
+        for epoch in range(first, first + count):
+            self.rng_before = self.net.rng.bit_generator.state
+            tic = time.perf_counter()
+            order = self.net.rng.permutation(n) if shuffle else np.arange(n)
+            shuffle_seconds = seconds = time.perf_counter() - tic
+            hook = None if progress is None else (
+                lambda done, total, e=epoch, s=seconds, t=tic: progress(
+                    e, done, total, s + time.perf_counter() - t))
+            for stop in sorted({*marks, n}):
+                if stop <= position:
+                    continue
+                tic = time.perf_counter()
+                cost = self.run_epoch(order, hook, epoch, start=position, stop=stop, cost=cost,
+                                      should_stop=should_stop)
+                seconds += time.perf_counter() - tic
+                position = self.position
+                ended = position < stop or not math.isfinite(cost)
+                yield EpochStep(epoch, position, cost, seconds, shuffle_seconds,
+                                position >= n, ended)
+                if ended:
+                    return
+            position, cost = 0, 0.0
 
     def run_slice(self, order, start, stop):
         """Train on the examples order[start:stop] (start at a mini-batch boundary)
@@ -333,18 +389,18 @@ class Trainer:
                 self.eta, self.mean, self.net.params if params is None else params,
                 self.net.layout.arrays, self.buffers.scratch, plan)
 
-    def _calibrate(self, order, start, epoch):
+    def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
 
         Each candidate trains twice on about TRIAL_EXAMPLES examples, in turn.
-        When the epoch has room, these are the epoch's own next examples (the
+        When the epoch has room before ``end``, these are the epoch's own next examples (the
         candidates give the same weights, so nothing is wasted); otherwise (a
         few huge mini-batches) they run on a copy of the weights, which is
         thrown away."""
         m = self.mini_batch_size
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
         rounds = 2
-        in_place = start + rounds * len(self.candidates) * trial <= self.n
+        in_place = start + rounds * len(self.candidates) * trial <= end
         seconds = {c.name: [] for c in self.candidates}
         cost = 0.0
         for _ in range(rounds):
@@ -530,27 +586,23 @@ class _Run:
 
     def train(self):
         net, trainer, history = self.net, self.trainer, self.history
+        if self.position:  # resuming mid-epoch: draw the same permutation again
+            net.rng.bit_generator.state = self.rng_before
+        progress = _ProgressLine() if self.options["verbose"] else None
         with _StopRequests(self.options["handle_signals"]) as stop:
-            while self.epoch < self.epochs:
-                if self.position == 0:
-                    self.rng_before = net.rng.bit_generator.state
-                else:  # resuming mid-epoch: draw the same permutation again
-                    net.rng.bit_generator.state = self.rng_before
-                order = (net.rng.permutation(trainer.n) if self.options["shuffle"]
-                         else np.arange(trainer.n))
-                started = time.perf_counter()
-                progress = (_ProgressLine(self.epoch, started) if self.options["verbose"]
-                            else None)
-                cost = trainer.run_epoch(order, progress, epoch=self.epoch,
-                                         start=self.position, cost=self.partial_cost,
-                                         should_stop=stop.requested)
+            steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options["shuffle"],
+                                   first=self.epoch, position=self.position,
+                                   cost=self.partial_cost, should_stop=stop.requested,
+                                   progress=progress)
+            for step in steps:
                 if progress is not None:
                     progress.clear()
-                if trainer.position < trainer.n and math.isfinite(cost):
-                    self.position, self.partial_cost = trainer.position, cost
+                self.rng_before = trainer.rng_before
+                if not step.done and math.isfinite(step.cost):
+                    self.position, self.partial_cost = step.position, step.cost
                     self._interrupted(stop.signal)
                 self.position, self.partial_cost = 0, 0.0
-                record = self._record(cost, time.perf_counter() - started)
+                record = self._record(step.cost, step.seconds)
                 self.epoch += 1
                 history.append(record)
                 if self.options["verbose"]:
@@ -787,19 +839,19 @@ def compiling_needed(net):
 class _ProgressLine:
     """Shows "Epoch 3: 20000 / 50000 examples, 4.1 s" on stderr once an epoch is slow."""
 
-    def __init__(self, epoch, start_time):
-        self.epoch, self.start_time, self.shown = epoch, start_time, False
+    def __init__(self):
+        self.shown = False
 
-    def __call__(self, done, n):
-        elapsed = time.perf_counter() - self.start_time
-        if elapsed > _PROGRESS_AFTER and done < n:
-            print(f"\rEpoch {self.epoch}: {done} / {n} examples, {elapsed:.1f} s",
+    def __call__(self, epoch, done, n, seconds):
+        if seconds > _PROGRESS_AFTER and done < n:
+            print(f"\rEpoch {epoch}: {done} / {n} examples, {seconds:.1f} s",
                   end="", file=sys.stderr, flush=True)
             self.shown = True
 
     def clear(self):
         if self.shown:
             print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+            self.shown = False
 
 
 class _Buffers:

@@ -72,14 +72,14 @@ def test_not_reached_when_budget_too_small(small):
 
 def test_seconds_budget_stops_and_excludes_evaluation(small, monkeypatch):
     training, _, test = small
-    real = fastgd.Network._evaluate
+    real = fastgd.Network.evaluation
     calls = []
 
-    def slow(self, X, y):
+    def slow(self, X, y, **kwargs):
         calls.append(1)
         time.sleep(0.02)
-        return real(self, X, y)
-    monkeypatch.setattr(fastgd.Network, "_evaluate", slow)
+        return real(self, X, y, **kwargs)
+    monkeypatch.setattr(fastgd.Network, "evaluation", slow)
     tic = time.perf_counter()
     run = train_curve(fastgd.Network([784, 30, 10], seed=0), training, test, 10, 3.0,
                       max_seconds=0.05, evaluations_per_epoch=20)
