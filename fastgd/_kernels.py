@@ -93,6 +93,8 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .config import CHAINS, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
+
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
 
@@ -126,13 +128,6 @@ def padded(width):
     """Row length in memory: width rounded up to a multiple of PAD (vector
     registers fit whole rows; the generated code also relies on it)."""
     return -(-width // PAD) * PAD
-# Outputs computed together in registers (wider layers are done in panels):
-# None means as many as the machine's vector registers hold (``panel_width``).
-PANEL = None
-# How many examples ahead the forward pass asks for the nonzero inputs.
-PREFETCH_AHEAD = 4
-# Independent chains each z_j is summed in (see _forward_code).
-CHAINS = 2
 # Every generated kernel's numba options.  error_model="numpy": a float division
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).
@@ -475,15 +470,15 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
                 total_cost += costs[t]
             # nabla += the groups' sums, in group order, split by blocks of
             # parameters; each buffer is left zero for its next group
-            n_param_blocks = (n_params + 4095) // 4096
+            n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
             counter[0] = 0
             for _worker in prange(n_workers):
                 blk = _work_on(counter, n_param_blocks)
                 while blk >= 0:
-                    p1 = min(n_params, (blk + 1) * 4096)
+                    p1 = min(n_params, (blk + 1) * PARAM_BLOCK)
                     for g in range(n_groups):
                         buffer = groups[g]
-                        for p in range(blk * 4096, p1):
+                        for p in range(blk * PARAM_BLOCK, p1):
                             nabla[p] += buffer[p]
                             buffer[p] = 0
                     blk = _work_on(counter, n_param_blocks)
@@ -757,7 +752,10 @@ gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)
 
 
 # Read once, at import: inspect reads the file on disk, which may change later.
-_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients))
+# The tunables the drivers use are written into the generated source as numbers,
+# so that the source's hash (the cache's key) changes when they do.
+_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients)
+                       ).replace("PARAM_BLOCK", str(PARAM_BLOCK))
 
 
 def module_source(widths, panel):

@@ -17,14 +17,12 @@ from numpy.lib import format as npy_format
 
 from . import _kernels
 from ._files import atomic_write
+from .config import EVAL_BLOCK
 from ._validation import (check_data, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
 FILE_FORMAT = "fastgd-network-1"
 
-# Examples per parallel block when evaluating: enough work to hide the cost
-# of a parallel region, small enough to balance the threads.
-_EVAL_BLOCK = 64
 
 # A network this large (parameters) is refused before anything is allocated:
 # 2**36 float32 numbers are 256 GiB.
@@ -235,10 +233,10 @@ class Network:
 
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        parallel = numba.get_num_threads() > 1 and X.shape[0] > _EVAL_BLOCK
+        parallel = numba.get_num_threads() > 1 and X.shape[0] > EVAL_BLOCK
         module = _kernels.kernels(self.sizes, self.dtype)
         kernel = module.feedforward_parallel if parallel else module.feedforward_serial
-        _kernels.call(kernel, X, self.params, self.layout.arrays, out, _EVAL_BLOCK)
+        _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
         return out
 
     def evaluate(self, X, y):
@@ -303,7 +301,7 @@ class Network:
         for kernel in (module.feedforward_serial, module.feedforward_parallel):
             _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
-                          _EVAL_BLOCK)
+                          EVAL_BLOCK)
 
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x = ||y(x) - a^L||^2 / 2 for one input x

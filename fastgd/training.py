@@ -24,6 +24,8 @@ import numpy as np
 
 from . import _kernels
 from ._files import check_writable
+from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
+                     ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_EXAMPLES)
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
 from .network import read_network, write_network
 
@@ -41,12 +43,6 @@ SATURATION_SAMPLE = 1000
 
 CHECKPOINT_FORMAT = "fastgd-checkpoint-1"
 
-# An epoch is run in segments of about this many examples (whole mini-batches),
-# so long epochs can show progress and stop early on NaN.
-_SEGMENT = 10_000
-
-# Seconds into an epoch after which progress is shown.
-_PROGRESS_AFTER = 2.0
 
 
 class DivergenceError(RuntimeError):
@@ -119,11 +115,6 @@ def chunk_size(layout):
     return int(max(16, min(256, 1_000_000 // per_example)))
 
 
-# Examples per piece of the parallel forward/backward pass, and pieces of weight
-# rows per thread in the parallel update: many small pieces, handed out as
-# threads become free, so that a thread the OS preempts holds up only its piece.
-EXAMPLE_BLOCK = 16
-ROW_BLOCKS_PER_THREAD = 4
 # A mini-batch larger than chunk_size sums its gradient in groups of this many
 # examples (each group in a buffer of its own, then the groups in order), so
 # that each thread adds up examples whose inputs it has just read.  Like
@@ -131,19 +122,6 @@ ROW_BLOCKS_PER_THREAD = 4
 # size trades the cost of zeroing and adding a buffer per group (one thread)
 # against how many threads a mini-batch can keep busy (BENCHMARKS.md).
 GROUP = 256
-# Examples the parallel kernel backpropagates between two additions of the
-# groups to nabla: more than the serial kernel's, to start fewer parallel
-# regions (the size does not change the result).
-PARALLEL_CHUNK = 1024
-
-# Auto kernel: each candidate is timed on about this many examples (whole
-# mini-batches), twice, alternating; the choice is timed again when a segment's
-# time per example drifts by more than DRIFT from what the choice was timed at,
-# and after RECHECK_EPOCHS epochs (doubling each time the choice stands), since
-# a load that goes away need not change the speed of the kernel in use.
-TRIAL_EXAMPLES = 2048
-DRIFT = 0.3
-RECHECK_EPOCHS = 4
 
 
 def _chunk(m, most, group):
@@ -268,7 +246,7 @@ class Trainer:
         self._trained = 0  # examples trained so far
         self._recheck_interval = RECHECK_EPOCHS * n
         self._next_recheck = None
-        self.segment = max(1, _SEGMENT // m) * m
+        self.segment = max(1, SEGMENT // m) * m
         self.position = 0
         self.rng_before = None
         # An empty run compiles each kernel (or loads it from numba's cache) now,
@@ -302,7 +280,7 @@ class Trainer:
                   should_stop=None):
         """One epoch over the examples X[order]; returns the sum of C_x over them.
 
-        ``progress(done, n)`` is called after each segment of about _SEGMENT
+        ``progress(done, n)`` is called after each segment of about SEGMENT
         examples.  The epoch ends early, at a segment boundary, once the cost is
         not finite or ``should_stop()`` is true; ``self.position`` then says how
         many examples of ``order`` were trained (n after a whole epoch).
@@ -843,7 +821,7 @@ class _ProgressLine:
         self.shown = False
 
     def __call__(self, epoch, done, n, seconds):
-        if seconds > _PROGRESS_AFTER and done < n:
+        if seconds > PROGRESS_AFTER and done < n:
             print(f"\rEpoch {epoch}: {done} / {n} examples, {seconds:.1f} s",
                   end="", file=sys.stderr, flush=True)
             self.shown = True

@@ -118,7 +118,7 @@ def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
 @two_threads
 def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
-    monkeypatch.setattr(fastgd.training, "_SEGMENT", 100)
+    monkeypatch.setattr(fastgd.training, "SEGMENT", 100)
     monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
     data = random_data([8, 6, 3], 600, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)

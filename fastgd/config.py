@@ -1,0 +1,54 @@
+"""fastgd's tunables: the settings that change how fast it runs, never what it computes.
+
+Every kernel gives the same bits whatever these are (the tests run the kernels
+with other values too).  The settings that do decide the bits, because they fix
+the order of the additions, belong to the kernels' contract instead:
+``_kernels.PAD`` and ``training.GROUP`` / ``training.chunk_size``.  What each
+setting is worth on the machines measured is in BENCHMARKS.md.
+"""
+
+# -- the generated kernels (fastgd._kernels) ----------------------------------------------
+
+# Outputs computed together in registers (wider layers are done in panels):
+# None means as many as the machine's vector registers hold (``panel_width``).
+PANEL = None
+# How many examples ahead the forward pass asks for the nonzero inputs.
+PREFETCH_AHEAD = 4
+# Independent chains each z_j is summed in (see _forward_code).
+CHAINS = 2
+# Parameters per piece when a large mini-batch's group sums are added to nabla.
+PARAM_BLOCK = 4096
+
+# -- cutting the work into pieces (fastgd.training) ---------------------------------------
+
+# Examples per piece of the parallel forward/backward pass, and pieces of weight
+# rows per thread in the parallel update: many small pieces, handed out as
+# threads become free, so that a thread the OS preempts holds up only its piece.
+EXAMPLE_BLOCK = 16
+ROW_BLOCKS_PER_THREAD = 4
+# Examples the parallel kernel backpropagates between two additions of the
+# groups to nabla: more than the serial kernel's, to start fewer parallel
+# regions.
+PARALLEL_CHUNK = 1024
+# An epoch is run in segments of about this many examples (whole mini-batches),
+# so that long epochs can show progress, stop on a signal, and stop early on NaN.
+SEGMENT = 10_000
+# Seconds into an epoch after which progress is shown.
+PROGRESS_AFTER = 2.0
+
+# -- the auto kernel (fastgd.training.Trainer) --------------------------------------------
+
+# Each candidate is timed on about TRIAL_EXAMPLES examples (whole mini-batches),
+# twice, alternating; the choice is timed again when a segment's time per
+# example drifts by more than DRIFT from what the choice was timed at, and
+# after RECHECK_EPOCHS epochs (doubling each time the choice stands), since a
+# load that goes away need not change the speed of the kernel in use.
+TRIAL_EXAMPLES = 2048
+DRIFT = 0.3
+RECHECK_EPOCHS = 4
+
+# -- evaluation (fastgd.network) ----------------------------------------------------------
+
+# Examples per parallel block when evaluating: enough work to hide the cost of a
+# parallel region, small enough to balance the threads.
+EVAL_BLOCK = 64
