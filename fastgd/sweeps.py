@@ -25,6 +25,7 @@ import csv
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -110,7 +111,7 @@ def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
     with _connected(client, n_workers) as dask_client:
         workers = len(dask_client.nthreads())
         rows = _run(dask_client, distributed, todo, (training_data, eval_data),
-                    on_divergence, progress)
+                    on_divergence, progress, own_cluster=client is None)
         address = dask_client.scheduler.address
     fixed = {key: todo[0][key] for key in POINT_COLUMNS
              if key not in grid and not (key == "sizes" and "hidden" in grid)}
@@ -331,10 +332,37 @@ def local_cluster(n_workers=None):
             _put_back(before)
     try:
         with Client(cluster) as client:
+            # Closing on an interrupt cancels the runs in progress, of which each
+            # worker would warn; the interrupt has already said so.
+            client.run(_quiet_cancellations)
             yield client
-    finally:
+    except BaseException:
+        # Interrupted: the workers are in the middle of training, which cannot be
+        # stopped, so the nanny kills them after a few seconds.  That is expected
+        # here, not worth a warning.
+        with _quiet("distributed"):
+            cluster.close()
+        raise
+    else:
         cluster.close()
+    finally:
         _put_back(before)
+
+
+def _quiet_cancellations():
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
+@contextmanager
+def _quiet(name):
+    """Only errors from the logger ``name`` while in the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _put_back(environment):
@@ -366,7 +394,7 @@ def _connected(client, n_workers):
     yield client
 
 
-def _run(client, distributed, points, data, on_divergence, progress):
+def _run(client, distributed, points, data, on_divergence, progress, own_cluster):
     """Send the points to the cluster and collect their rows in grid order."""
     # The data go to every worker once, not with each point.
     [data] = client.scatter([data], broadcast=True)
@@ -388,8 +416,11 @@ def _run(client, distributed, points, data, on_divergence, progress):
             rows[i]["point"] = i
             if progress is not None:
                 progress(done, len(points), rows[i])
-    finally:
-        client.cancel(futures + [data])
+    except BaseException:
+        if not own_cluster:  # someone else's cluster goes on: free it of the sweep
+            client.cancel(futures + [data])
+        raise
+    client.cancel([data])
     return rows
 
 
@@ -498,7 +529,7 @@ class SweepTable:
         fixed = [key for key in POINT_COLUMNS if key not in self.varied()]
         parts = [f"{_LABELS[key]} {_cell(key, self.rows[0][key])}" for key in fixed
                  if self.rows]
-        text = f"{len(self.rows)} points"
+        text = _plural(len(self.rows), "point")
         if "train_size" in info:
             text += (f", each training on {info['train_size']} inputs and evaluated on "
                      f"{info['eval_size']} {info.get('eval_name', 'evaluation')} inputs after "
@@ -506,8 +537,8 @@ class SweepTable:
         if parts:
             text += "; " + ", ".join(parts)
         if "wall_seconds" in info:
-            text += (f"; {info['wall_seconds']:.1f} s on {info.get('workers', '?')} "
-                     "Dask workers")
+            text += (f"; {info['wall_seconds']:.1f} s on "
+                     f"{_plural(info.get('workers', 0), 'Dask worker')}")
         return text + "."
 
     def best(self):
@@ -539,6 +570,10 @@ def _cell(key, value):
     if key == "eta" and isinstance(value, (int, float)):
         return f"{value:g}"
     return str(value)
+
+
+def _plural(count, word):
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def _number(value, spec):
