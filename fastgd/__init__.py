@@ -24,6 +24,7 @@ _HOMES = {
     "minimize": "descent", "Descent": "descent",
     "gradient_noise": "noise",
     "time_to_accuracy": "compare",
+    "sweep": "sweeps", "SweepTable": "sweeps",
 }
 __all__ = list(_HOMES)
 

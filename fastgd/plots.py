@@ -1,4 +1,4 @@
-"""The pictures: time to accuracy, gradient noise, the valley, learning curves.
+"""The pictures: time to accuracy, gradient noise, sweeps, the valley, learning curves.
 
 Each function draws on a new ``matplotlib.figure.Figure`` and returns it; no
 pyplot, no backend is chosen or changed for whoever imports fastgd.  ``save``
@@ -258,6 +258,78 @@ def noise(results, title=None):
     r = results[0]
     fig.suptitle(title or f"Gradient noise on {r.n} examples, {r.n_batches} mini-batches "
                           f"per m (drawn without replacement; fpc = (n−m)/(n−1))")
+    return fig
+
+
+# -- sweeps ------------------------------------------------------------------------------
+
+def sweep(table, title=None):
+    """Accuracy against eta for a ``fastgd.sweep`` result (a ``SweepTable`` or its rows),
+    log x axis: one line per network (and per value of any other parameter the sweep
+    varies besides eta and the seed), through the median over the seeds, with each
+    seed's result as a dot and its spread as a band.  The accuracy is each run's best
+    on the evaluation data; a cross marks a run whose training failed (diverged,
+    saturated, stalled).  Points that raised an error have no accuracy to draw."""
+    rows = list(getattr(table, "rows", table))
+    if not all(isinstance(r, dict) and "eta" in r and "best_accuracy" in r for r in rows):
+        raise TypeError("table must be a SweepTable (from fastgd.sweep) or its rows")
+    Figure = figure_class()
+    done = [r for r in rows if r["best_accuracy"] is not None]
+    # Lines differ in everything that varies except eta (the x axis) and the seed
+    # (the spread).
+    keys = [k for k in ("sizes", "mini_batch_size", "epochs", "dtype")
+            if len({str(r[k]) for r in rows}) > 1] or ["sizes"]
+    names = {"sizes": "", "mini_batch_size": "m ", "epochs": "epochs ", "dtype": ""}
+    lines = {}
+    for r in done:
+        lines.setdefault(tuple(str(r[k]) for k in keys), []).append(r)
+
+    fig = Figure(figsize=(8.5, 5.4), layout="constrained")
+    ax = fig.add_subplot()
+    for i, runs in enumerate(lines.values()):
+        colour = f"C{i % 10}"
+        label = ", ".join(
+            names[k] + ("-".join(map(str, runs[0][k])) if k == "sizes" else str(runs[0][k]))
+            for k in keys)
+        etas = sorted({r["eta"] for r in runs})
+        by_eta = [[100 * r["best_accuracy"] for r in runs if r["eta"] == eta] for eta in etas]
+        ax.plot(etas, [np.median(a) for a in by_eta], "-", color=colour, lw=1.8, marker="o",
+                ms=5, label=label)
+        if any(len(a) > 1 for a in by_eta):
+            ax.fill_between(etas, [min(a) for a in by_eta], [max(a) for a in by_eta],
+                            color=colour, alpha=0.15, lw=0)
+        for ok in (True, False):
+            chosen = [r for r in runs if (r["diverged"] is None) == ok]
+            ax.plot([r["eta"] for r in chosen], [100 * r["best_accuracy"] for r in chosen],
+                    "." if ok else "x", color=colour, ms=6 if ok else 8, alpha=0.7,
+                    mew=1.5, ls="none")
+    if not done:
+        ax.text(0.5, 0.5, "no point of the sweep finished", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")
+    ax.set_xscale("log")
+    etas = sorted({r["eta"] for r in done})
+    if etas:  # the grid's own values, not powers of ten, mark the axis
+        ax.set_xticks(etas, [f"{eta:g}" for eta in etas])
+        ax.minorticks_off()
+        ax.set_xlim(etas[0] / 1.5, etas[-1] * 1.5)
+    ax.set_xlabel("learning rate eta (log scale)")
+    total = next((r["total"] for r in done if r.get("total")), None)
+    name = getattr(table, "info", {}).get("eval_name", "evaluation")
+    ax.set_ylabel("best accuracy (%)" + (f" on the {total} {name} inputs" if total else ""))
+    ax.grid(True, alpha=0.3)
+    if lines:
+        if any(r["diverged"] is not None for r in done):
+            ax.plot([], [], "x", color="0.3", ms=8, mew=1.5,
+                    label="run that failed (diverged, saturated, stalled)")
+        ax.legend(fontsize=9, loc="best")
+    seeds = sorted({r["seed"] for r in done}, key=str)
+    errors = len(rows) - len(done)
+    fig.suptitle(title or (
+        "Accuracy against the learning rate: "
+        + (f"median over seeds {', '.join(map(str, seeds))} (dots: each seed, band: their "
+           "range)" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "no results")
+        + (f"; {errors} point{'s' if errors != 1 else ''} failed with an error"
+           if errors else "")), fontsize=11)
     return fig
 
 
