@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._files import check_writable
+from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_EXAMPLES)
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
@@ -529,12 +529,10 @@ class _Run:
                 raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
                                       "replace it")
         self.paths = paths
-        if o["verbose"] and compiling_needed(net):
-            print(f"Compiling fastgd's kernels for a {net.sizes} network (once per network "
-                  "shape: numba keeps them on disk for later runs)...", file=sys.stderr,
-                  flush=True)
-        self.trainer = Trainer(net, training_data, mini_batch_size, eta,
-                               reduction=o["reduction"], threads=o["threads"], kernel=o["kernel"])
+        with compile_notice(net, o["verbose"]):
+            self.trainer = Trainer(net, training_data, mini_batch_size, eta,
+                                   reduction=o["reduction"], threads=o["threads"],
+                                   kernel=o["kernel"])
         self.test = None
         if test_data is not None:
             self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
@@ -804,6 +802,67 @@ def _signal_name(signum):
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+@contextmanager
+def compile_notice(net, enabled=True, stream=None):
+    """While the block runs, tell the user (on stderr) that fastgd's kernels are
+    being compiled for this network's shape, with the time the last compile took
+    here and the seconds so far; nothing if they are in numba's disk cache."""
+    if not enabled or not compiling_needed(net):
+        yield
+        return
+    stream = sys.stderr if stream is None else stream
+    last = _last_compile_seconds()
+    about = f"about {last:.0f} s" if last else "10-30 s"
+    print(f"Compiling fastgd's kernels for a {net.sizes} network (first run of this shape "
+          f"only: numba keeps them on disk; {about})...", file=stream, flush=True)
+    started = time.perf_counter()
+    finished = threading.Event()
+
+    def tick():  # numba's compiler lets other threads run (llvmlite releases the GIL)
+        while not finished.wait(1.0):
+            print(f"\r  compiling: {time.perf_counter() - started:.0f} s", end="",
+                  file=stream, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        ticker.join()
+        seconds = time.perf_counter() - started
+        print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
+        _record_compile_seconds(seconds)
+
+
+def compile_kernels(sizes, dtype="float32", verbose=True):
+    """Compile (or load from numba's disk cache) every kernel a network of these
+    sizes uses, saying so when it compiles (``compile_notice``)."""
+    from .network import Network
+    net = Network(sizes, seed=0, dtype=dtype)
+    with compile_notice(net, verbose):
+        X = np.zeros((1, net.sizes[0]), net.dtype)
+        Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel="auto")
+
+
+def _last_compile_seconds():
+    try:
+        with open(os.path.join(_kernels.cache_dir(), "compile-seconds")) as f:
+            return float(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _record_compile_seconds(seconds):
+    """Keep how long compiling took, for the next notice's estimate (best effort)."""
+    try:
+        os.makedirs(_kernels.cache_dir(), exist_ok=True)
+        atomic_write(os.path.join(_kernels.cache_dir(), "compile-seconds"),
+                     lambda f: f.write(f"{seconds:.1f}\n"), overwrite=True, binary=False)
+    except OSError:
+        pass
 
 
 def compiling_needed(net):
