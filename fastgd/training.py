@@ -829,12 +829,16 @@ def compile_notice(net, enabled=True, stream=None):
     ticker.start()
     try:
         yield
-    finally:
+    except BaseException:
         finished.set()
         ticker.join()
-        seconds = time.perf_counter() - started
-        print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
-        _record_compile_seconds(seconds)
+        print("\r" + " " * 30 + "\r", end="", file=stream, flush=True)
+        raise
+    finished.set()
+    ticker.join()
+    seconds = time.perf_counter() - started
+    print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
+    _record_compile_seconds(seconds)
 
 
 def compile_kernels(sizes, dtype="float32", verbose=True):

@@ -282,3 +282,12 @@ def test_train_draws_the_learning_curves(tmp_path, capsys):
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(QUICK + ["--seed", "1", "--plot", str(tmp_path / "curves.txt")]) == 2
     assert "--plot must be a file name ending in .png" in capsys.readouterr().err
+
+
+def test_history_names_the_cost_after_the_evaluation_inputs(tmp_path, capsys):
+    path = tmp_path / "h.json"
+    assert main(QUICK + ["--seed", "1", "--evaluate-on", "validation", "--history", str(path),
+                         "--quiet"]) == 0
+    record = json.loads(path.read_text())["epochs"][0]
+    assert "validation_cost" in record and "test_cost" not in record
+    assert json.loads(path.read_text())["evaluate_on"] == "validation"

@@ -433,8 +433,8 @@ def _write_outputs(args, net, history, seed, n):
                   "epochs_planned": history.info.get("epochs_planned"),
                   "diverged": history.diverged, "stopped": history.stopped,
                   "best_saved": history.best_saved, "checkpoint": history.checkpoint,
-                  "epochs": [{key: finite_or_none(value) for key, value in record.items()}
-                             for record in history]}
+                  "epochs": [{_history_key(key, args.evaluate_on): finite_or_none(value)
+                              for key, value in record.items()} for record in history]}
         try:
             atomic_write(args.history, lambda f: json.dump(report, f, indent=1),
                          overwrite=args.overwrite, binary=False)
@@ -455,6 +455,12 @@ def _write_outputs(args, net, history, seed, n):
         if rescued:
             print(f"the trained network was written to {rescued} instead", file=sys.stderr)
     return ok
+
+
+def _history_key(key, evaluate_on):
+    """A History field's name in --history: the cost on the evaluation inputs is
+    named after them (validation_cost with --evaluate-on validation)."""
+    return f"{evaluate_on}_cost" if key == "test_cost" else key
 
 
 def _rescue(net):
