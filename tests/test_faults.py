@@ -84,6 +84,7 @@ def test_a_save_over_the_file_size_limit_keeps_the_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["net.npz"]  # no partial file left
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_save_killed_midway_keeps_the_old_file(tmp_path):
     path = tmp_path / "net.npz"
     old = fastgd.Network([784, 300, 10], seed=1)
@@ -235,6 +236,7 @@ def test_unscaled_inputs_warn_and_labels_are_reported_as_given():
         net.evaluate(X[:5], np.array([0, 1, 2, 1e20, 0]))
 
 
+@pytest.mark.slow  # subprocesses
 def test_threads_can_train_at_once_under_the_workqueue_layer():
     """Two Python threads running parallel kernels at once abort the process under
     workqueue, unless fastgd takes turns; the weights must equal a serial run's."""
@@ -326,6 +328,7 @@ def test_sgd_interrupted_by_a_signal_gives_back_its_history_and_a_checkpoint(tmp
     assert without_seconds(history) == without_seconds(expected)
 
 
+@pytest.mark.slow  # subprocesses
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
                                             (signal.SIGHUP, 129)])
 def test_a_signal_stops_the_cli_which_writes_everything_and_can_resume(tmp_path, signum,
@@ -362,6 +365,7 @@ def test_a_signal_stops_the_cli_which_writes_everything_and_can_resume(tmp_path,
         whole.params.tobytes()
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_second_ctrl_c_aborts_at_once(tmp_path):
     process = fastgd_process(RUN + ["--epochs", "1000", "--checkpoint", "run.ckpt"], tmp_path)
     wait_for_line(process, "Epoch 1:")
@@ -389,6 +393,7 @@ def test_ctrl_c_while_compiling_is_one_line(tmp_path):
     assert "Epoch" not in out
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_broken_pipe_ends_the_cli_quietly(tmp_path):
     process = fastgd_process(RUN + ["--epochs", "50"], tmp_path)
     process.stdout.readline()

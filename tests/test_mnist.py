@@ -40,6 +40,7 @@ def test_too_large_an_eta_is_flagged_within_five_epochs(mnist, eta):
     assert history.column("accuracy").max() < 0.25
 
 
+@pytest.mark.slow  # 30 epochs
 def test_the_books_run_is_not_flagged(mnist, seed=3):
     """A shorter stand-in for the 12 seeds x 100 epochs of BENCHMARKS.md's check:
     the book's run on 10,000 inputs for 30 epochs is never called a failure."""
