@@ -6,16 +6,24 @@ prints one JSON line per seed: epochs run, the verdict (diverged), why training
 stopped early (stopped), any warnings, best and final accuracy, the most
 output neurons ever pinned, and the seconds taken.
 """
-import sys, json, warnings, time
+import json
+import sys
+import time
+import warnings
+
 import fastgd
+
 seed = int(sys.argv[1])
 training, validation, test = fastgd.load_mnist()
 net = fastgd.Network([784, 30, 10], seed=seed)
-t = time.time()
+started = time.time()
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    h = net.SGD(training, 100, 10, 3.0, test_data=test, verbose=False, threads=1, kernel="serial")
-acc = h.column("accuracy")
-print(json.dumps({"seed": seed, "epochs": len(h), "diverged": h.diverged, "stopped": h.stopped,
-                  "warnings": [str(w.message) for w in caught], "best": acc.max(), "final": acc[-1],
-                  "max_pinned": h.column("pinned_outputs").max(), "seconds": time.time() - t}), flush=True)
+    history = net.SGD(training, 100, 10, 3.0, test_data=test, verbose=False, threads=1,
+                      kernel="serial")
+accuracy = history.column("accuracy")
+print(json.dumps({"seed": seed, "epochs": len(history), "diverged": history.diverged,
+                  "stopped": history.stopped, "warnings": [str(w.message) for w in caught],
+                  "best": accuracy.max(), "final": accuracy[-1],
+                  "max_pinned": history.column("pinned_outputs").max(),
+                  "seconds": time.time() - started}), flush=True)
