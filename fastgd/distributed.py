@@ -61,6 +61,13 @@ TIMING_EXAMPLES = 512
 TIMING_COMBINES = 7
 
 
+def _every_rank(error):
+    """Mark an exception that every rank raises at the same point (so that no rank
+    waits for another): a launcher need not abort the job for it."""
+    error.every_rank = True
+    return error
+
+
 class DistributedWarning(RuntimeWarning):
     """A distributed run that will be slower than it could be: ranks oversubscribe
     the cores, or too few examples per rank per step to pay for the communication."""
@@ -119,10 +126,11 @@ class _Communicator:
         sums = self.comm.allgather((zlib.crc32(params), bool(np.isfinite(params).all())))
         if len({s for s, _ in sums}) > 1:
             differ = [r for r, (s, _) in enumerate(sums) if s != sums[0][0]]
-            raise RuntimeError(f"the ranks' weights have drifted apart: rank(s) {differ} "
-                               "hold weights different from rank 0's.  Every rank must run "
-                               "the same fastgd, numba and CPU kind (the kernels' bits depend "
-                               "on them); reduce='ordered' guarantees identical sums")
+            raise _every_rank(RuntimeError(
+                f"the ranks' weights have drifted apart: rank(s) {differ} hold weights "
+                "different from rank 0's.  Every rank must run the same fastgd, numba and "
+                "CPU kind (the kernels' bits depend on them); reduce='ordered' guarantees "
+                "identical sums"))
         return sums[0][1]
 
 
@@ -258,14 +266,15 @@ class _DistributedRun:
         failed = [(r, s) for r, s in enumerate(summaries) if isinstance(s, str)]
         if failed:
             r, message = failed[0]
-            raise ValueError(f"rank {r} of {group.size} refused its arguments: {message}")
+            raise _every_rank(ValueError(f"rank {r} of {group.size} refused its arguments: "
+                                          f"{message}"))
         for r, other in enumerate(summaries):
             for key, value in other.items():
                 if value != summaries[0][key]:
-                    raise ValueError(
+                    raise _every_rank(ValueError(
                         f"the ranks disagree on the {key}: rank {r} has {value!r}, rank 0 "
                         f"{summaries[0][key]!r}; every rank must call SGD with the same "
-                        "network sizes, dtype, training data and options")
+                        "network sizes, dtype, training data and options"))
         self.mean, self.shuffle = reduction == "mean", bool(shuffle)
         self.monitor_training_cost, self.on_divergence = monitor_training_cost, on_divergence
 
@@ -475,7 +484,7 @@ class _DistributedRun:
         if verdict and history.diverged is None:
             history.diverged = verdict
             if self.on_divergence == "raise":
-                raise DivergenceError(verdict, history)
+                raise _every_rank(DivergenceError(verdict, history))
             if self.rank0:
                 warnings.warn(verdict, DivergenceWarning,
                               stacklevel=stacklevel_outside_package())
