@@ -201,28 +201,32 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, com
     examples whose gradient takes as long as one combine, both measured at the
     start (``History.info["distributed"]``).
     """
-    if comm is not None and shards is not None:
-        raise ValueError("give comm (MPI ranks) or shards (ranks emulated in one process), "
-                         "not both")
-    if reduce not in REDUCES:
-        raise ValueError(f"reduce must be 'ordered' or 'allreduce', got {reduce!r}")
-    if comm is None:
-        group = _Emulated(1 if shards is None else check_int(shards, "shards", minimum=1))
-    else:
-        group = _Communicator(comm, reduce)
-    run = _DistributedRun(net, group, reduce, verbose)
+    run = Run(net, comm=comm, shards=shards, reduce=reduce, verbose=verbose)
     run.prepare(training_data, epochs, mini_batch_size, eta, test_data, reduction, shuffle,
                 threads, monitor_training_cost, on_divergence, check_every, info)
     return run.train()
 
 
-class _DistributedRun:
-    """One call of distributed SGD on one rank."""
+class Run:
+    """One call of distributed SGD on one rank: ``prepare`` checks the arguments
+    (against every rank's), broadcasts rank 0's weights and generator, compiles and
+    times; ``run_epoch(order)`` is one epoch (what the benchmarks time), ``train``
+    the epoch loop with its evaluation and verdicts."""
 
-    def __init__(self, net, group, reduce, verbose):
+    def __init__(self, net, *, comm=None, shards=None, reduce="ordered", verbose=True):
+        if comm is not None and shards is not None:
+            raise ValueError("give comm (MPI ranks) or shards (ranks emulated in one "
+                             "process), not both")
+        if reduce not in REDUCES:
+            raise ValueError(f"reduce must be 'ordered' or 'allreduce', got {reduce!r}")
+        if comm is None:
+            group = _Emulated(1 if shards is None else check_int(shards, "shards", minimum=1))
+        else:
+            group = _Communicator(comm, reduce)
         self.net, self.group, self.reduce = net, group, reduce
         self.rank0 = group.rank == 0
         self.verbose = verbose and self.rank0
+        self.steps = 0
 
     # -- before training: checks every rank agrees on, weights and seed from rank 0 ---
 
@@ -421,34 +425,39 @@ class _DistributedRun:
             else:
                 self.total += self.nabla
 
+    def run_epoch(self, order):
+        """One epoch over the examples X[order] (the same order on every rank);
+        returns the sum of C_x over them, or NaN once the weights are not finite
+        (the epoch then ends early)."""
+        group, params = self.group, self.net.params
+        costs = [0.0] * (group.size if group.comm is None else 1)
+        finite = True
+        for first in range(0, self.n, self.m):
+            mb = min(self.m, self.n - first)
+            self._step_gradient(order, first, mb, costs)
+            # the same operation, in the same dtype, as _train's params += step * nabla
+            step = params.dtype.type(-self.eta / mb if self.mean else -self.eta)
+            params += step * self.total
+            self.steps += 1
+            if self.steps % self.check_every == 0 and first + mb < self.n:
+                finite = group.check_same(params)
+                if not finite:
+                    break
+        finite = group.check_same(params) and finite
+        cost = 0.0
+        for c in group.gather_costs(costs):  # in rank order
+            cost += c
+        return cost if finite else math.nan
+
     def train(self):
         net, group, history = self.net, self.group, self.history
-        params = net.params
-        steps = 0
         for epoch in range(self.epochs):
             order = net.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
             started = time.perf_counter()
-            costs = [0.0] * (group.size if group.comm is None else 1)
-            finite = True
-            for first in range(0, self.n, self.m):
-                mb = min(self.m, self.n - first)
-                self._step_gradient(order, first, mb, costs)
-                # the same operation, in the same dtype, as _train's params += step * nabla
-                step = params.dtype.type(-self.eta / mb if self.mean else -self.eta)
-                params += step * self.total
-                steps += 1
-                if steps % self.check_every == 0 and first + mb < self.n:
-                    finite = group.check_same(params)
-                    if not finite:
-                        break
-            finite = group.check_same(params) and finite
-            cost = 0.0
-            for c in group.gather_costs(costs):  # in rank order
-                cost += c
+            cost = self.run_epoch(order)
             record = None
             if self.rank0:
-                record = self._record(epoch, cost if finite else math.nan,
-                                      time.perf_counter() - started)
+                record = self._record(epoch, cost, time.perf_counter() - started)
                 history.append(record)
                 verdict = diagnose(history, self.eta, net.sizes[-1])
                 history.pop()
