@@ -52,8 +52,9 @@ def main():
     run = Run(net, comm=comm, reduce=args.reduce, verbose=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # several threads: the parallel kernel, whatever auto would pick on a busy machine
         run.prepare((X, y), 0, args.m, ETA, None, "mean", False, args.threads, False,
-                    "stop", 10, None)
+                    "stop", 10, None, kernel="serial" if args.threads == 1 else "parallel")
     cpus = comm.gather(sorted(os.sched_getaffinity(0)), root=0)
     if comm.rank == 0:
         facts = dict(run.facts, cpus=cpus, host=socket.gethostname(),

@@ -46,9 +46,9 @@ import numpy as np
 
 from . import _kernels
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
-from .training import (GROUP, PARALLEL_CHUNK, SATURATION_SAMPLE, DivergenceError,
-                       DivergenceWarning, History, _chunk, _epoch_line, chunk_size, diagnose,
-                       numba_threads)
+from .training import (GROUP, PARALLEL_CHUNK, SATURATION_SAMPLE, TRIAL_EXAMPLES,
+                       DivergenceError, DivergenceWarning, History, _chunk, _epoch_line,
+                       chunk_size, diagnose, numba_threads)
 
 REDUCES = ("ordered", "allreduce")
 # Steps between two checks that every rank holds the same weights (and at each
@@ -164,7 +164,7 @@ def _cpus():
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, comm=None,
         shards=None, reduce="ordered", reduction="mean", shuffle=True, threads=None,
-        verbose=True, monitor_training_cost=False, on_divergence="stop",
+        kernel="auto", verbose=True, monitor_training_cost=False, on_divergence="stop",
         check_every=CHECK_EVERY, info=None):
     """Train ``net`` with each mini-batch's gradient shared out over the ranks of
     ``comm``; returns a ``History``, the same on every rank.
@@ -177,7 +177,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, com
     broadcast from it.
 
     Parameters as ``fastgd.training.SGD`` (epochs, mini_batch_size, eta,
-    test_data, reduction, shuffle, verbose, monitor_training_cost,
+    test_data, reduction, shuffle, kernel, verbose, monitor_training_cost,
     on_divergence, info), and:
 
     comm : mpi4py communicator, optional
@@ -191,7 +191,10 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, com
     threads : int, optional
         numba threads per rank.  Default: the CPUs the rank may use divided by
         the ranks on its node that share them (one per rank under MPICH, which
-        does not pin; a rank's own cores under a launcher that pins).
+        does not pin; a rank's own cores under a launcher that pins).  With
+        kernel="auto", a rank of several threads times the serial and the
+        parallel kernel on its first examples and keeps the faster (the same
+        bits either way).
     check_every : int
         Steps between checks that every rank holds identical weights (also done
         at each epoch's end); RuntimeError on every rank if not.
@@ -203,7 +206,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, com
     """
     run = Run(net, comm=comm, shards=shards, reduce=reduce, verbose=verbose)
     run.prepare(training_data, epochs, mini_batch_size, eta, test_data, reduction, shuffle,
-                threads, monitor_training_cost, on_divergence, check_every, info)
+                threads, monitor_training_cost, on_divergence, check_every, info, kernel=kernel)
     return run.train()
 
 
@@ -231,7 +234,8 @@ class Run:
     # -- before training: checks every rank agrees on, weights and seed from rank 0 ---
 
     def prepare(self, training_data, epochs, mini_batch_size, eta, test_data, reduction,
-                shuffle, threads, monitor_training_cost, on_divergence, check_every, info):
+                shuffle, threads, monitor_training_cost, on_divergence, check_every, info,
+                kernel="auto"):
         net, group = self.net, self.group
         error, summary = None, None
         try:  # a rank's bad input is reported on every rank: none waits for it forever
@@ -239,6 +243,8 @@ class Run:
             if on_divergence not in ("stop", "warn", "raise"):
                 raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', "
                                  f"got {on_divergence!r}")
+            if kernel not in ("auto", "serial", "parallel"):
+                raise ValueError(f"kernel must be 'auto', 'serial' or 'parallel', got {kernel!r}")
             if reduction not in ("mean", "sum"):
                 raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
             self.check_every = check_int(check_every, "check_every", minimum=1)
@@ -292,9 +298,11 @@ class Run:
                              "set finite values (or draw a new Network) before training")
 
         self._threads(threads)
-        self._kernel()
+        self._kernel(kernel)
         self.facts = {"ranks": group.size, "reduce": self.reduce,
                       "emulated": group.comm is None, "threads_per_rank": self.threads}
+        if self.kernel_timings is not None:
+            self.facts.update(kernel=self.kernel_name, kernel_s_per_example=self.kernel_timings)
         if group.comm is not None:
             self._measure()
         self.history = History(**(info or {}), mini_batch_size=self.m, eta=self.eta,
@@ -326,24 +334,33 @@ class Run:
                 "fewer ranks per node or pass fewer threads (--threads).",
                 DistributedWarning, stacklevel=stacklevel_outside_package())
 
-    def _kernel(self):
-        """The compiled gradient sum, its plan and scratch for this rank's largest slice."""
+    def _kernel(self, kernel):
+        """The compiled gradient sum, its plan and scratch for this rank's largest slice.
+
+        kernel="auto" with more than one thread: the serial kernel (one thread) and
+        the parallel one are both compiled and timed on the rank's first examples,
+        and the faster is kept, as training's kernel="auto" does: they give the same
+        bits, and a parallel kernel whose threads share their cores with other work
+        can be many times slower than one thread."""
         net, P = self.net, self.group.size
         module = _kernels.kernels(net.sizes, net.dtype)
-        serial = self.threads == 1
-        self.kernel_name = "serial" if serial else "parallel"
-        self.fn = module.gradient_sum_serial if serial else module.gradient_sum_parallel
         layout = net.layout
         direct_max = chunk_size(layout)
         group = min(GROUP, direct_max)
-        most = direct_max if serial else max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
         largest = max(1, -(-self.m // P))
-        chunk = _chunk(largest, most, group)
-        rows = min(largest, chunk)
-        per_example = int(layout.a_off[-1])
         no_splits = np.zeros((0, 0), np.uint64)
-        self.plan = _kernels.Plan(no_splits, no_splits, direct_max, group, chunk, 1,
-                                  self.threads)
+        candidates = []
+        if kernel in ("serial", "auto"):
+            candidates.append(("serial", module.gradient_sum_serial, _kernels.Plan(
+                no_splits, no_splits, direct_max, group, _chunk(largest, direct_max, group),
+                1, 1)))
+        if kernel == "parallel" or (kernel == "auto" and self.threads > 1):
+            most = max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
+            candidates.append(("parallel", module.gradient_sum_parallel, _kernels.Plan(
+                no_splits, no_splits, direct_max, group, _chunk(largest, most, group), 1,
+                self.threads)))
+        rows = min(largest, max(plan.chunk for _, _, plan in candidates))
+        per_example = int(layout.a_off[-1])
         self.nabla = np.zeros(layout.n_params, net.dtype)
         self.scratch = _kernels.Scratch(
             self.nabla, np.zeros((-(-rows // group), layout.n_params), net.dtype),
@@ -353,21 +370,35 @@ class Run:
         self.gathered = (np.zeros((P, layout.n_params), net.dtype)
                          if self.group.comm is not None and self.reduce == "ordered" else None)
         self.examples = _kernels.Examples(*_kernels.nonzero_columns(self.X), self.y)
-        # Compile (or load from numba's cache) now: one rank per node first, so that
-        # the others load what it wrote instead of all compiling at once.
-        first = self.node is None or self.node.Get_rank() == 0
-        if self.verbose and _kernels.on_disk(self.fn) is False:
+        if self.verbose and any(_kernels.on_disk(fn) is False for _, fn, _ in candidates):
             print(f"Compiling fastgd's kernels for a {net.sizes} network (once per network "
                   "shape: numba keeps them on disk for later runs)...", file=sys.stderr,
                   flush=True)
-        if first:
-            self._sum(np.arange(0), 0, 0)
-        if self.node is not None:
+        # Compile (or load from numba's cache) now: one rank per node first, so that
+        # the others load what it wrote instead of all compiling at once.
+        first = self.node is None or self.node.Get_rank() == 0
+        for turn in (True, False):
+            if first == turn:
+                for self.kernel_name, self.fn, self.plan in candidates:
+                    self._sum(np.arange(0), 0, 0)
+            if self.node is None:
+                break
             self.node.Barrier()
-            if not first:
-                self._sum(np.arange(0), 0, 0)
+        if self.node is not None:
             self.node.Free()
             self.node = None
+        self.kernel_timings = None
+        if len(candidates) > 1:
+            k = min(self.n, TRIAL_EXAMPLES)
+            seconds = {name: [] for name, _, _ in candidates}
+            for _ in range(2):
+                for self.kernel_name, self.fn, self.plan in candidates:
+                    began = time.perf_counter()
+                    self._sum(np.arange(k), 0, k)
+                    seconds[self.kernel_name].append((time.perf_counter() - began) / k)
+            self.kernel_timings = {name: min(t) for name, t in seconds.items()}
+            self.kernel_name, self.fn, self.plan = min(
+                candidates, key=lambda c: self.kernel_timings[c[0]])
 
     def _sum(self, order, start, stop):
         """nabla = the gradient summed over order[start:stop]; returns the sum of C_x."""

@@ -61,13 +61,21 @@ def test_one_shard_is_plain_sgd_bit_for_bit(data, m):
 def test_shards_agree_with_plain_sgd_within_rounding(data, shards):
     plain, _ = train(data, 1000, threads=1, kernel="serial")
     serial, history = train(data, 1000, shards=shards, threads=1)
-    parallel, _ = train(data, 1000, shards=shards, threads=2)
+    parallel, _ = train(data, 1000, shards=shards, threads=2, kernel="parallel")
     # the thread count never changes the bits; the P partial sums change the rounding
     assert np.array_equal(serial.params, parallel.params)
     assert not np.array_equal(serial.params, plain.params)
     np.testing.assert_allclose(serial.params, plain.params, rtol=0, atol=1e-5)
     assert history.info["distributed"] == {"ranks": shards, "reduce": "ordered",
                                            "emulated": True, "threads_per_rank": 1}
+
+
+def test_auto_keeps_the_faster_kernel(data):
+    _, history = train(data, 1000, shards=2, threads=2)
+    facts = history.info["distributed"]
+    timings = facts["kernel_s_per_example"]
+    assert set(timings) == {"serial", "parallel"}
+    assert facts["kernel"] == min(timings, key=timings.get) == history.info["kernel"]
 
 
 def test_short_last_mini_batch_within_rounding(data):

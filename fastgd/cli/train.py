@@ -279,7 +279,6 @@ def train_command(args):
         threads = args.threads or numba.get_num_threads()
         kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
         if comm is not None:
-            kernel = "serial" if threads == 1 else "parallel"
             reason = f"on each of {comm.Get_size()} MPI ranks, {args.reduce} sum"
         steps = {"online": "online learning (mini-batch size 1)",
                  "full-batch": f"full batch (mini-batch size {n})",
@@ -336,8 +335,7 @@ def train_command(args):
 
 
 # Options of a run on one process only: a distributed run has no checkpoints yet.
-_NOT_DISTRIBUTED = ("checkpoint", "resume", "save_best", "early_stop", "kernel",
-                    "checkpoint_every")
+_NOT_DISTRIBUTED = ("checkpoint", "resume", "save_best", "early_stop", "checkpoint_every")
 
 
 def _communicator(args):
@@ -397,6 +395,7 @@ def _distributed_sgd(comm, net, training_data, m, eval_data, args):
     try:
         return SGD(net, training_data, args.epochs, m, args.eta, eval_data, comm=comm,
                    reduce=args.reduce, reduction=args.reduction, threads=args.threads,
+                   kernel=args.kernel,
                    verbose=not args.quiet, monitor_training_cost=args.monitor_training_cost,
                    on_divergence=args.on_divergence,
                    info={"cli": {key: getattr(args, key) for key in _FROM_CHECKPOINT}})
