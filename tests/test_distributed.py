@@ -194,3 +194,23 @@ def test_cli_distributed(mnist, tmp_path):
                          str(tmp_path / "c.npz")], tmp_path)
     assert refused.returncode == 2
     assert "--checkpoint cannot be used with --distributed" in refused.stderr
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_an_error_on_one_rank_reaches_every_rank(tmp_path):
+    """The command line's preparation (outputs, data): rank 1 failing alone must not
+    leave rank 0 waiting in the first collective."""
+    code = ("from mpi4py import MPI\n"
+            "from fastgd.cli.train import _on_every_rank\n"
+            "comm = MPI.COMM_WORLD\n"
+            "try:\n"
+            "    with _on_every_rank(comm):\n"
+            "        if comm.rank == 1:\n"
+            "            raise OSError('no such directory')\n"
+            "except Exception as e:\n"
+            "    print(comm.rank, type(e).__name__, e, flush=True)\n")
+    result = launch(2, ["-c", code], tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "0 ValueError rank 1 stopped: no such directory" in result.stdout
+    assert "1 OSError no such directory" in result.stdout
