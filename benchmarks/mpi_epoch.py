@@ -1,4 +1,4 @@
-"""An MPI job that trains epochs on command, for benchmarks/test_distributed.py.
+"""An MPI job that trains epochs on command, for benchmarks/test_distributed_epoch.py.
 
     mpiexec -n P python benchmarks/mpi_epoch.py --threads T [--reduce R] [--m M]
 

@@ -293,9 +293,10 @@ class Run:
             group.comm.Bcast(net.params, root=0)
         state = group.bcast((net.seed, net.rng.bit_generator.state))
         net.seed, net.rng.bit_generator.state = state
-        if not np.isfinite(net.params).all():
-            raise ValueError("the network's weights or biases are not finite; "
-                             "set finite values (or draw a new Network) before training")
+        if not np.isfinite(net.params).all():  # rank 0's, now every rank's
+            raise _every_rank(ValueError("the network's weights or biases are not finite; "
+                                         "set finite values (or draw a new Network) before "
+                                         "training"))
 
         self._threads(threads)
         self._kernel(kernel)

@@ -1,4 +1,4 @@
-"""Run under mpiexec by test_distributed.py: train a [784, 10, 10] network on the
+"""Run under mpiexec by tests/test_distributed.py: train a [784, 10, 10] network on the
 first N MNIST training images with fastgd.distributed and write each rank's
 weights and History to OUT/rank<r>.npz.
 

@@ -13,7 +13,7 @@ recorded beside it as ``epoch_s_median``.  Two ranks are pinned one core each
 (MPICH's -bind-to core:N, Open MPI's --map-by slot:PE=N --bind-to core); one
 rank runs on every core.
 
-    pytest benchmarks/test_distributed.py --benchmark-json=mpi.json
+    pytest benchmarks/test_distributed_epoch.py --benchmark-json=mpi.json
 
 Skips where mpi4py or mpiexec is not installed (pip install 'fastgd[mpi]').
 """
