@@ -110,8 +110,10 @@ def add_parsers(commands):
     train.add_argument("--distributed", action="store_true",
                        help="share each step's gradient out over the ranks of an MPI job "
                             "(mpiexec -n P fastgd train --distributed ...; needs mpi4py: "
-                            "pip install 'fastgd[mpi]'); only rank 0 prints and writes files. "
-                            "Pays off for large mini-batches and full batch")
+                            "pip install 'fastgd[mpi]'); only rank 0 prints and writes files; "
+                            "--threads is per rank (default: the rank's cores divided by the "
+                            "ranks sharing them). Pays off for large mini-batches and full "
+                            "batch")
     train.add_argument("--reduce", choices=["ordered", "allreduce"],
                        help="with --distributed, how the ranks' gradient sums are combined: "
                             "ordered (default: in rank order, the same bits on any MPI) or "
