@@ -487,6 +487,71 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
     return total_cost
 
 
+def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
+    """nabla = sum_x dC_x/dw (likewise b) over the examples idx[start:stop], in
+    params' layout; returns the sum of their C_x.  Nothing else is changed.
+
+    The summing half of ``_train``'s step for a large mini-batch, split out so
+    that a mini-batch can be shared between processes (``fastgd.distributed``):
+    the examples are processed ``chunk`` at a time in groups of ``group``
+    examples counted from ``start``, each group's gradient summed in a buffer of
+    its own (a row of ``groups``, zero on entry and left zero), and the buffers
+    added to nabla in group order.  Called on a whole mini-batch it gives the
+    bits of the nabla that ``_train`` applies, whatever the chunk, the thread
+    count or the variant.  Only nabla, groups, A, D and costs of the scratch,
+    and group, chunk and n_workers of the plan, are used.
+    """
+    indptr, indices, values, labels = examples
+    nabla, groups, A, D, costs = scratch
+    group, chunk, n_workers = plan.group, plan.chunk, plan.n_workers
+    sizes = layout.sizes
+    n_params = params.shape[0]
+    rows_held = A.shape[0] // layout.a_off[-1]
+    n_layer_pieces = sizes.shape[0] - 1
+    counter = np.zeros(1, np.int64)
+    no_splits = np.empty((0, 0), np.uint64)
+    weights, biases = _layers(params, layout)
+    As, Ds = _scratch(A, layout, rows_held), _scratch(D, layout, rows_held)
+    one = np.ones(1, params.dtype)[0]
+    zero = one - one
+    total_cost = 0.0
+    for p in range(n_params):
+        nabla[p] = 0
+    for first in range(start, stop, chunk):
+        count = min(chunk, stop - first)
+        rows = idx[first:stop]
+        n_groups = (count + group - 1) // group
+        counter[0] = 0
+        for _worker in prange(n_workers):
+            g = _work_on(counter, n_groups)
+            while g >= 0:
+                t0 = g * group
+                t1 = min(count, t0 + group)
+                forward_pass(t0, t1, rows, indptr, indices, values, no_splits, no_splits,
+                             weights, biases, As, zero)
+                backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
+                group_w, group_b = _layers(groups[g], layout)
+                for piece in range(n_layer_pieces):
+                    update_rows(piece, 1, t0, t1, rows, indptr, indices, values,
+                                no_splits, one, group_w, group_b, As, Ds)
+                g = _work_on(counter, n_groups)
+        for t in range(count):
+            total_cost += costs[t]
+        n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
+        counter[0] = 0
+        for _worker in prange(n_workers):
+            blk = _work_on(counter, n_param_blocks)
+            while blk >= 0:
+                p1 = min(n_params, (blk + 1) * PARAM_BLOCK)
+                for g in range(n_groups):
+                    buffer = groups[g]
+                    for p in range(blk * PARAM_BLOCK, p1):
+                        nabla[p] += buffer[p]
+                        buffer[p] = 0
+                blk = _work_on(counter, n_param_blocks)
+    return total_cost
+
+
 def _feedforward(X, params, layout, out, block):
     """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
     (naive.feedforward)."""
@@ -748,13 +813,15 @@ _FOOTER = '''
 train_serial, train_parallel = compile_serial_and_parallel(_train)
 feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)
 gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)
+gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradient_sum)
 '''
 
 
 # Read once, at import: inspect reads the file on disk, which may change later.
 # The tunables the drivers use are written into the generated source as numbers,
 # so that the source's hash (the cache's key) changes when they do.
-_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients)
+_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients,
+                                                      _gradient_sum)
                        ).replace("PARAM_BLOCK", str(PARAM_BLOCK))
 
 

@@ -331,12 +331,19 @@ class Network:
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
-    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, **options):
+    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, comm=None,
+            **options):
         """Train by mini-batch stochastic gradient descent; see ``fastgd.training.SGD``.
 
         ``mini_batch_size=1`` is online learning, ``None`` (or n) full-batch
-        gradient descent.  Returns the per-epoch ``History``.
+        gradient descent.  Returns the per-epoch ``History``.  With ``comm`` (an
+        mpi4py communicator) or ``shards``, each step's gradient is shared out
+        over the ranks: see ``fastgd.distributed.SGD``.
         """
+        if comm is not None or options.get("shards") is not None:
+            from .distributed import SGD
+            return SGD(self, training_data, epochs, mini_batch_size, eta, test_data,
+                       comm=comm, **options)
         from .training import SGD
         return SGD(self, training_data, epochs, mini_batch_size, eta, test_data, **options)
 

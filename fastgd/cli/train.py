@@ -107,6 +107,17 @@ def add_parsers(commands):
                             "exits with status 1")
     train.add_argument("--quiet", action="store_true",
                        help="print only the seed (if drawn) and the final results")
+    train.add_argument("--distributed", action="store_true",
+                       help="share each step's gradient out over the ranks of an MPI job "
+                            "(mpiexec -n P fastgd train --distributed ...; needs mpi4py: "
+                            "pip install 'fastgd[mpi]'); only rank 0 prints and writes files; "
+                            "--threads is per rank (default: the rank's cores divided by the "
+                            "ranks sharing them). Pays off for large mini-batches and full "
+                            "batch")
+    train.add_argument("--reduce", choices=["ordered", "allreduce"],
+                       help="with --distributed, how the ranks' gradient sums are combined: "
+                            "ordered (default: in rank order, the same bits on any MPI) or "
+                            "allreduce (MPI's own sum, faster for many ranks)")
     train.set_defaults(func=train_command, parser=train)
 
     profile = commands.add_parser(
@@ -258,14 +269,19 @@ _FROM_CHECKPOINT = ("sizes", "dtype", "data", "validation_size", "evaluate_on", 
 
 
 def train_command(args):
+    comm = _communicator(args)  # None without --distributed
+    rank0 = comm is None or comm.Get_rank() == 0
     if args.resume:
         _options_from_checkpoint(args)
-    outputs = _check_outputs(args)
-    net, (X, y), eval_data, m, seed = _prepare(args)
+    with _on_every_rank(comm):
+        outputs = _check_outputs(args)
+        net, (X, y), eval_data, m, seed = _prepare(args)
     n = len(y)
-    if not args.quiet:
+    if not args.quiet and rank0:
         threads = args.threads or numba.get_num_threads()
         kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
+        if comm is not None:
+            reason = f"on each of {comm.Get_size()} MPI ranks, {args.reduce} sum"
         steps = {"online": "online learning (mini-batch size 1)",
                  "full-batch": f"full batch (mini-batch size {n})",
                  "mini-batch": f"mini-batch size {m}"}[args.mode]
@@ -288,6 +304,8 @@ def train_command(args):
                     args.resume, (X, y), eval_data, epochs=args.epochs, threads=args.threads,
                     kernel=args.kernel, verbose=not args.quiet, checkpoint=outputs.get(
                         "--checkpoint"), overwrite=args.overwrite)
+            elif comm is not None:
+                history = _distributed_sgd(comm, net, (X, y), m, eval_data, args)
             else:
                 history = net.SGD(
                     (X, y), args.epochs, m, args.eta, test_data=eval_data,
@@ -305,6 +323,8 @@ def train_command(args):
                 raise
             history, status = e.history, 1
 
+    if not rank0:  # rank 0 reports and writes the files
+        return status or (1 if history.diverged else 0)
     for line in _summary(history, net, eval_data, args, interruption):
         print(line, flush=True)
     if history.diverged:
@@ -314,6 +334,79 @@ def train_command(args):
     if not _write_outputs(args, net, history, seed, n):
         status = status or 2
     return status
+
+
+# Options of a run on one process only: a distributed run has no checkpoints yet.
+_NOT_DISTRIBUTED = ("checkpoint", "resume", "save_best", "early_stop", "checkpoint_every")
+
+
+def _communicator(args):
+    """MPI.COMM_WORLD for --distributed (None without it), after checking the
+    options that go with it; the seed and the threads per rank are settled here,
+    collectively: rank 0's seed, and the cores each rank may use."""
+    if not args.distributed:
+        if args.reduce is not None:
+            raise ValueError("--reduce needs --distributed")
+        return None
+    for key in _NOT_DISTRIBUTED:
+        if getattr(args, key) != args.parser.get_default(key):
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"{option} cannot be used with --distributed")
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(f"--distributed needs mpi4py and an MPI library ({e}); install "
+                          "them with: pip install 'fastgd[mpi]'") from None
+    from fastgd.distributed import default_threads
+    comm = MPI.COMM_WORLD
+    args.reduce = args.reduce or "ordered"
+    if args.seed is None:
+        args.seed = comm.bcast(draw_seed(None) if comm.Get_rank() == 0 else None, root=0)
+    if args.threads is None:
+        args.threads = default_threads(comm)
+    return comm
+
+
+class _on_every_rank:
+    """With a communicator: an error on any rank is raised on every rank (each rank
+    waits for the others here), so that none waits forever for one that stopped."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self.comm is None or (kind is not None and not issubclass(kind, Exception)):
+            return False
+        failed = self.comm.allgather(None if error is None else str(error))
+        if error is not None:
+            return False
+        for rank, message in enumerate(failed):
+            if message is not None:
+                raise ValueError(f"rank {rank} stopped: {message}")
+        return False
+
+
+def _distributed_sgd(comm, net, training_data, m, eval_data, args):
+    """fastgd.distributed.SGD with the command line's options.  An error that only
+    this rank meets (the library's own errors are raised on every rank) aborts
+    the whole job: the other ranks would wait for this one forever."""
+    from fastgd.distributed import SGD
+    try:
+        return SGD(net, training_data, args.epochs, m, args.eta, eval_data, comm=comm,
+                   reduce=args.reduce, reduction=args.reduction, threads=args.threads,
+                   kernel=args.kernel,
+                   verbose=not args.quiet, monitor_training_cost=args.monitor_training_cost,
+                   on_divergence=args.on_divergence,
+                   info={"cli": {key: getattr(args, key) for key in _FROM_CHECKPOINT}})
+    except Exception as e:
+        if getattr(e, "every_rank", False) or comm.Get_size() == 1:
+            raise
+        print(f"fastgd train: error: rank {comm.Get_rank()}: {type(e).__name__}: {e}; "
+              "aborting the MPI job", file=sys.stderr, flush=True)
+        comm.Abort(1)
 
 
 def _options_from_checkpoint(args):
