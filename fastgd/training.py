@@ -253,7 +253,6 @@ class Trainer:
         # so that the first epoch's time is training time only.
         for candidate in self.candidates:
             self._run(candidate, np.arange(0), 0, 0)
-        net.warm_up()  # the evaluation kernels too: no epoch's clock counts compiling
 
     @property
     def kernel(self):
@@ -849,6 +848,7 @@ def compile_kernels(sizes, dtype="float32", verbose=True):
     with compile_notice(net, verbose):
         X = np.zeros((1, net.sizes[0]), net.dtype)
         Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel="auto")
+        net.warm_up()
 
 
 def _last_compile_seconds():
