@@ -906,6 +906,8 @@ class _Buffers:
 
 def _epoch_line(record):
     seconds = f"({record['seconds']:.2f} s)"
+    if "eta" in record:  # a schedule is on
+        seconds = f"eta {record['eta']:g}  {seconds}"
     if "correct" in record:
         return f"Epoch {record['epoch']}: {record['correct']} / {record['total']}  {seconds}"
     return f"Epoch {record['epoch']} complete  {seconds}"

@@ -1,8 +1,7 @@
 """Chapter 3's options (cross-entropy, L2/L1, scaled weights, an eta schedule)
 against the NumPy transcription of network2.py (tests/naive.py), float64."""
 
-import os
-import time
+import re
 import warnings
 import zipfile
 
@@ -251,6 +250,7 @@ def test_bit_identical_at_one_and_two_threads_with_every_option(mnist, mode, reg
 
 # -- real MNIST ----------------------------------------------------------------------------
 
+@pytest.mark.slow  # a new shape to compile, three epochs
 def test_the_books_chapter3_network_reaches_96_percent_in_three_epochs(mnist):
     """[784, 100, 10], cross-entropy, L2 with lmbda 5.0, eta 0.5, scaled weights,
     m 10 (the book: 98% after 30 epochs).  Seen here: 95.0% after one epoch,
@@ -265,6 +265,7 @@ def test_the_books_chapter3_network_reaches_96_percent_in_three_epochs(mnist):
     assert history.diverged is None
 
 
+@pytest.mark.slow  # thirty epochs on 50,000 images
 def test_the_cross_entropy_run_of_the_book_is_not_flagged(mnist):
     """[784, 30, 10], cross-entropy, eta 0.5, 30 epochs on the 50,000 images (the
     book: 95.5%): no verdict; the chapter-1 saturation check must not mistake
@@ -277,3 +278,63 @@ def test_the_cross_entropy_run_of_the_book_is_not_flagged(mnist):
     assert len(history) == 30 and history.diverged is None and history.stopped is None
     assert history.column("pinned_outputs").max() == 0
     assert history.column("accuracy").max() > 0.945
+
+
+# -- the command line ----------------------------------------------------------------------
+
+QUICK = ["train", "--sizes", "784,10,10", "--train-size", "500", "--seed", "1"]
+
+
+def test_train_with_the_chapter3_options_says_so_and_saves_them(tmp_path, capsys):
+    from fastgd.cli import main
+    options = ["--cost", "cross-entropy", "--init", "scaled", "--lmbda", "0.5",
+               "--regularization", "L1", "--eta", "0.5"]
+    assert main(QUICK + ["--epochs", "2", "--save", str(tmp_path / "net.npz")] + options) == 0
+    out = capsys.readouterr().out
+    assert ("Network [784, 10, 10], float32, cross-entropy cost, scaled initial weights, "
+            "L1 regularization, lambda 0.5; 500 training inputs") in out
+    assert "test inputs classified correctly" in out and "cross-entropy cost C = " in out
+    net = fastgd.Network.load(tmp_path / "net.npz")
+    assert (net.cost_function, net.init) == ("cross-entropy", "scaled")
+    assert main(["evaluate", str(tmp_path / "net.npz")]) == 0
+    assert "; cross-entropy cost C = " in capsys.readouterr().out
+    # the chapter-1 header is unchanged
+    assert main(QUICK + ["--epochs", "0"]) == 0
+    assert "Network [784, 10, 10], float32; 500 training inputs" in capsys.readouterr().out
+
+
+def test_train_halves_eta_on_a_plateau_and_says_why_it_stopped(capsys):
+    from fastgd.cli import main
+    assert main(QUICK + ["--epochs", "60", "--cost", "cross-entropy", "--eta", "0.5",
+                         "--eta-schedule", "halve-on-plateau", "--patience", "1",
+                         "--min-eta-factor", "1/4", "--evaluate-on", "validation"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Epoch \d+: \d+ / 10000  eta 0.25  \(", out, re.M)
+    assert re.search(r"^Stopped after \d+ of 60 epochs: eta fell to 0.125, 0.25 of its start "
+                     r"0.5 \(--eta-schedule, ", out, re.M)
+
+
+def test_a_resumed_run_keeps_its_chapter3_options(tmp_path, capsys):
+    from fastgd.cli import main
+    path = str(tmp_path / "run.npz")
+    options = ["--cost", "cross-entropy", "--lmbda", "2", "--eta", "0.5"]
+    assert main(QUICK + ["--epochs", "1", "--checkpoint", path] + options) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", path, "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-entropy cost, L2 regularization, lambda 2;" in out
+    assert main(["train", "--resume", path, "--epochs", "3", "--cost", "quadratic"]) == 2
+    assert "--cost cannot be changed when resuming" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lmbda", "-1"], "argument --lmbda: must be a finite number >= 0"),
+    (["--cost", "hinge"], "argument --cost: invalid choice: 'hinge'"),
+    (["--min-eta-factor", "2"], "argument --min-eta-factor: must be between 0 and 1"),
+    (["--min-eta-factor", "1/0"], "argument --min-eta-factor: expected a number such as"),
+    (["--patience", "0"], "argument --patience: must be >= 1"),
+])
+def test_bad_chapter3_arguments(capsys, args, message):
+    from fastgd.cli import main
+    assert main(["train", "--epochs", "1"] + args) == 2
+    assert message in capsys.readouterr().err
