@@ -105,8 +105,10 @@ CHAINS = 2
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).
 _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
-# Version of the generated code: part of the generated file's hash.
-_CODEGEN_VERSION = 1
+# Version of the generated code: part of the generated file's hash.  Raise it
+# whenever a helper the generated code calls changes: numba's cache of a
+# generated module compiles its callees in and does not notice their change.
+_CODEGEN_VERSION = 4
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -199,19 +201,33 @@ _CE_SMALLEST = float(np.finfo(np.float64).tiny)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _decay_rows(weights, sizes, r0, r1, scale, shrink):
     """w -> scale * w - shrink * sgn(w) for the weights leaving the input neurons
-    r0..r1-1, counted across layers (layer 0's inputs first); biases and the
-    zero padding are not touched.  scale and shrink are in the weights' dtype:
-    L2 is (1 - eta lmbda / n, 0), L1 is (1, eta lmbda / n)."""
+    r0..r1-1, counted across layers (layer 0's inputs first); not the biases.
+    scale and shrink are in the weights' dtype: L2 is (1 - eta lmbda / n, 0),
+    L1 is (1, eta lmbda / n).
+
+    Whole rows are done, padding included, as one contiguous run of numbers:
+    a row of 30 weights is too short for the vectoriser.  The padding stays
+    exactly zero (0 * scale = 0, sgn(0) = 0).  Each rule is its own loop on
+    unsigned indices, and shrink * sgn(w) is written as copysign(shrink, w)
+    with w = 0 kept (the same bits as with np.sign, NaN kept), so that both
+    vectorise."""
     base = 0
     for i in range(len(weights)):
-        n_in, n_out = sizes[i], sizes[i + 1]
-        w = weights[i]
-        for k in range(max(r0 - base, 0), min(r1 - base, n_in)):
-            row = w[k]
-            for j in range(n_out):
-                v = row[j]
-                row[j] = v * scale - shrink * np.sign(v)
+        n_in = sizes[i]
+        lo = min(max(r0 - base, 0), n_in)
+        hi = max(min(r1 - base, n_in), lo)
         base += n_in
+        w = weights[i]
+        stride = w.shape[1]
+        run = w.reshape(n_in * stride)[lo * stride:hi * stride]
+        if shrink == 0:
+            for p in range(np.uint64(run.shape[0])):
+                run[p] *= scale
+        else:
+            for p in range(np.uint64(run.shape[0])):
+                v = run[p]
+                r = v - np.copysign(shrink, v)
+                run[p] = r if v != 0 else v
 
 
 def _element_pointer(context, builder, signature, args):

@@ -85,7 +85,8 @@ class History(list):
     C_x computed by the forward pass of its own mini-batch step (free, but
     measured while the weights move).  ``training_cost`` is C on the whole
     training set after the epoch; ``pinned_outputs`` counts the saturated output
-    neurons (see ``diagnose``).  ``diverged`` holds the failure verdict, or None,
+    neurons (see ``diagnose``); ``eta``, with an eta schedule, the learning rate
+    the epoch was trained with.  ``diverged`` holds the failure verdict, or None,
     and ``stopped`` why training ended before ``info["epochs_planned"]``.
     """
 

@@ -323,8 +323,8 @@ def test_a_resumed_run_keeps_its_chapter3_options(tmp_path, capsys):
     assert main(["train", "--resume", path, "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "cross-entropy cost, L2 regularization, lambda 2;" in out
-    assert main(["train", "--resume", path, "--epochs", "3", "--cost", "quadratic"]) == 2
-    assert "--cost cannot be changed when resuming" in capsys.readouterr().err
+    assert main(["train", "--resume", path, "--epochs", "3", "--lmbda", "3"]) == 2
+    assert "--lmbda cannot be changed when resuming" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
