@@ -921,7 +921,11 @@ def diagnose(history, eta, n_outputs):
     * saturated: for SATURATED_EPOCHS epochs in a row, at least half the output
       neurons are pinned at 0 or 1 for (almost) every input (``pinned_outputs``,
       measured on the first SATURATION_SAMPLE training inputs): with
-      sigma'(z) ~ 0 they no longer learn, the mark of an eta too large;
+      sigma'(z) ~ 0 they no longer learn, the mark of an eta too large (with the
+      cross-entropy cost the output error a - y has no sigma'(z), but outputs
+      pinned whatever the input are still the mark of steps far too large; a
+      healthy run's outputs, near 0 for the nine digits in ten not theirs and
+      near 1 for the tenth, are not pinned);
     * stalled: STALL_EPOCHS epochs after the first, the cost has not fallen
       STALL_TOLERANCE below the first epoch's;
     * diverging: the cost of each of the last DIVERGENCE_PATIENCE epochs is more
@@ -940,10 +944,13 @@ def diagnose(history, eta, n_outputs):
                 if "accuracy" in last else "")
     pinned = history.column("pinned_outputs")[-SATURATED_EPOCHS:]
     if len(pinned) == SATURATED_EPOCHS and np.all(pinned >= n_outputs / 2):
+        why = ("their sigma'(z) is about 0, so they no longer learn"
+               if history.info.get("cost", "quadratic") == "quadratic" else
+               "with the cross-entropy cost, a sign that the steps are far too large")
         return (f"training has saturated: in epochs {history[-SATURATED_EPOCHS]['epoch']}-"
                 f"{last['epoch']}, {int(pinned[-1])} of the {n_outputs} output neurons are "
                 f"pinned at 0 or 1 whatever the input (cost C = {costs[-1]:.4g}{accuracy}); "
-                f"their sigma'(z) is about 0, so they no longer learn.  eta = {eta:g} is "
+                f"{why}.  eta = {eta:g} is "
                 "probably too large: try a smaller eta (10 times smaller, say)")
     if len(costs) > STALL_EPOCHS and costs[1:].min() > (1 - STALL_TOLERANCE) * costs[0]:
         return (f"training has stalled: after {len(costs)} epochs the cost is "

@@ -338,3 +338,12 @@ def test_bad_chapter3_arguments(capsys, args, message):
     from fastgd.cli import main
     assert main(["train", "--epochs", "1"] + args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_saturation_verdict_names_the_cost():
+    from fastgd.training import History, diagnose
+    rows = [{"epoch": e, "cost": 600.0, "pinned_outputs": 10, "accuracy": 0.1} for e in range(2)]
+    assert "sigma'(z) is about 0" in diagnose(History(rows), 100.0, 10)
+    verdict = diagnose(History(rows, cost="cross-entropy"), 100.0, 10)
+    assert "training has saturated" in verdict and "sigma'(z)" not in verdict
+    assert "with the cross-entropy cost, a sign that the steps are far too large" in verdict
