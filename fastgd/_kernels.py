@@ -97,6 +97,8 @@ PAD = 8
 # Outputs computed together in registers (wider layers are done in panels):
 # None means as many as the machine's vector registers hold (``panel_width``).
 PANEL = None
+# Weight rows per piece of the weight decay (pieces are shared among threads).
+DECAY_ROWS = 64
 # How many examples ahead the forward pass asks for the nonzero inputs.
 PREFETCH_AHEAD = 4
 # Independent chains each z_j is summed in (see _forward_code).
@@ -200,10 +202,10 @@ _CE_SMALLEST = float(np.finfo(np.float64).tiny)
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _decay_rows(weights, sizes, r0, r1, scale, shrink):
-    """w -> scale * w - shrink * sgn(w) for the weights leaving the input neurons
-    r0..r1-1, counted across layers (layer 0's inputs first); not the biases.
-    scale and shrink are in the weights' dtype: L2 is (1 - eta lmbda / n, 0),
-    L1 is (1, eta lmbda / n).
+    """w -> scale * w when shrink is 0 (L2: scale = 1 - eta lmbda / n), else
+    w -> w - shrink * sgn(w) (L1: shrink = eta lmbda / n), for the weights
+    leaving the input neurons r0..r1-1, counted across layers (layer 0's inputs
+    first); not the biases.  scale and shrink are in the weights' dtype.
 
     Whole rows are done, padding included, as one contiguous run of numbers:
     a row of 30 weights is too short for the vectoriser.  The padding stays
@@ -407,10 +409,11 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
 
     The cost is chosen when the module is generated (its output error
     delta^L is written into backward_pass).  Regularisation is one factor
-    and one sign term per step: each mini-batch's weights (not biases)
-    become decay * w - shrink * sgn(w) after its gradient is computed and
-    before it is applied (``_decay_rows``): L2 is decay = 1 - eta lmbda / n,
-    L1 is shrink = eta lmbda / n; 1.0 and 0.0 skip it.
+    or one sign term per step: each mini-batch's weights (not biases)
+    become decay * w (L2, decay = 1 - eta lmbda / n) or w - shrink * sgn(w)
+    (L1, shrink = eta lmbda / n) after its gradient is computed and before
+    it is applied (``_decay_rows``, in blocks of DECAY_ROWS weight rows);
+    decay 1.0 and shrink 0.0 skip it.
 
     The pieces of each stage are handed out one at a time (``_work_on``) to
     n_workers loops, one per thread, so that a thread the OS preempts holds up
@@ -439,7 +442,7 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
     n_rows = 0  # weight rows, all layers: the decay's pieces are blocks of them
     for i in range(sizes.shape[0] - 1):
         n_rows += sizes[i]
-    n_decay_pieces = (n_rows + 63) // 64
+    n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS
     total_cost = 0.0
     for mb_start in range(start, stop, mini_batch_size):
         mb = min(mini_batch_size, stop - mb_start)
@@ -465,7 +468,8 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
                 for _worker in prange(n_workers):
                     blk = _work_on(counter, n_decay_pieces)
                     while blk >= 0:
-                        _decay_rows(weights, sizes, blk * 64, blk * 64 + 64, scale, sign_term)
+                        _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
+                                    scale, sign_term)
                         blk = _work_on(counter, n_decay_pieces)
             counter[0] = 0
             for _worker in prange(n_workers):
@@ -516,7 +520,8 @@ def _train(indptr, indices, values, labels, idx, start, stop, mini_batch_size, e
             for _worker in prange(n_workers):
                 blk = _work_on(counter, n_decay_pieces)
                 while blk >= 0:
-                    _decay_rows(weights, sizes, blk * 64, blk * 64 + 64, scale, sign_term)
+                    _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
+                                scale, sign_term)
                     blk = _work_on(counter, n_decay_pieces)
         for p in range(n_params):
             params[p] += step * nabla[p]
@@ -796,10 +801,10 @@ numba.  Do not edit."""
 import numpy as np
 from numba import njit, prange
 
-from fastgd._kernels import (_CE_SMALLEST, _cross_entropy_output_error, _decay_rows, _flush,
-                             _layers, _prefetch_row, _quadratic_output_error, _scratch,
-                             _sigmoid, _work_on, compile_serial_and_parallel,
-                             nonzero_columns)
+from fastgd._kernels import (DECAY_ROWS, _CE_SMALLEST, _cross_entropy_output_error,
+                             _decay_rows, _flush, _layers, _prefetch_row,
+                             _quadratic_output_error, _scratch, _sigmoid, _work_on,
+                             compile_serial_and_parallel, nonzero_columns)
 
 '''
 
