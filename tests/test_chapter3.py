@@ -1,6 +1,7 @@
 """Chapter 3's options (cross-entropy, L2/L1, scaled weights, an eta schedule)
 against the NumPy transcription of network2.py (tests/naive.py), float64."""
 
+import json
 import re
 import warnings
 import zipfile
@@ -347,3 +348,24 @@ def test_saturation_verdict_names_the_cost():
     verdict = diagnose(History(rows, cost="cross-entropy"), 100.0, 10)
     assert "training has saturated" in verdict and "sigma'(z)" not in verdict
     assert "with the cross-entropy cost, a sign that the steps are far too large" in verdict
+
+
+def test_a_checkpoint_from_before_the_options_resumes_as_chapter1(tmp_path):
+    """A checkpoint whose options lack lmbda, eta_schedule, ... (written before
+    they existed) resumes with their defaults."""
+    sizes = [5, 4, 3, 2]
+    data = random_data(sizes, 40, seed=1)
+    fastgd.Network(sizes, seed=2).SGD(data, 1, 5, 0.5, test_data=data, verbose=False,
+                                      checkpoint=tmp_path / "run.npz")
+    with np.load(tmp_path / "run.npz") as f:
+        arrays = dict(f)
+    state = json.loads(str(arrays["state"]))
+    for key in ("lmbda", "regularization", "eta_schedule", "patience", "min_eta_factor"):
+        del state["definition"][key]
+    arrays["state"] = np.array(json.dumps(state))
+    np.savez(tmp_path / "old.npz", **arrays)
+    net, history = fastgd.resume(tmp_path / "old.npz", data, data, epochs=2, verbose=False)
+    whole = fastgd.Network(sizes, seed=2)
+    whole.SGD(data, 2, 5, 0.5, test_data=data, verbose=False)
+    np.testing.assert_array_equal(net.params, whole.params)
+    assert len(history) == 2 and "eta" not in history[-1]
