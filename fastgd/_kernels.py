@@ -93,7 +93,7 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .config import CHAINS, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
+from .config import CHAINS, DECAY_ROWS, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
@@ -132,8 +132,10 @@ def padded(width):
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).
 _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
-# Version of the generated code: part of the generated file's hash.
-_CODEGEN_VERSION = 1
+# Version of the generated code: part of the generated file's hash.  Raise it
+# whenever a helper the generated code calls changes: numba's cache of a
+# generated module compiles its callees in and does not notice their change.
+_CODEGEN_VERSION = 4
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -208,6 +210,51 @@ def _flush(d, tiny):
 def _quadratic_output_error(a, y):
     """delta^L_j for the quadratic cost: (a - y) * sigma'(z), sigma'(z) = a (1 - a)."""
     return (a - y) * a * (1.0 - a)
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _cross_entropy_output_error(a, y):
+    """delta^L_j for the cross-entropy cost: a - y (the sigma'(z) of dC/da cancels)."""
+    return a - y
+
+
+# The cross-entropy cost of an example is -ln of a product of the outputs'
+# probabilities (one logarithm per example instead of one per output).  A
+# product of 0, from an output rounded to exactly 0 or 1, counts as this one:
+# C_x = 708 instead of infinity, which would read as divergence.
+_CE_SMALLEST = float(np.finfo(np.float64).tiny)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _decay_rows(weights, sizes, r0, r1, scale, shrink):
+    """w -> scale * w when shrink is 0 (L2: scale = 1 - eta lmbda / n), else
+    w -> w - shrink * sgn(w) (L1: shrink = eta lmbda / n), for the weights
+    leaving the input neurons r0..r1-1, counted across layers (layer 0's inputs
+    first); not the biases.  scale and shrink are in the weights' dtype.
+
+    Whole rows are done, padding included, as one contiguous run of numbers:
+    a row of 30 weights is too short for the vectoriser.  The padding stays
+    exactly zero (0 * scale = 0, sgn(0) = 0).  Each rule is its own loop on
+    unsigned indices, and shrink * sgn(w) is written as copysign(shrink, w)
+    with w = 0 kept (the same bits as with np.sign, NaN kept), so that both
+    vectorise."""
+    base = 0
+    for i in range(len(weights)):
+        n_in = sizes[i]
+        lo = min(max(r0 - base, 0), n_in)
+        hi = max(min(r1 - base, n_in), lo)
+        base += n_in
+        w = weights[i]
+        stride = w.shape[1]
+        run = w.reshape(n_in * stride)[lo * stride:hi * stride]
+        if shrink == 0:
+            for p in range(np.uint64(run.shape[0])):
+                run[p] *= scale
+        else:
+            for p in range(np.uint64(run.shape[0])):
+                v = run[p]
+                r = v - np.copysign(shrink, v)
+                run[p] = r if v != 0 else v
 
 
 def _element_pointer(context, builder, signature, args):
@@ -358,7 +405,7 @@ def _scratch(buffer, layout, rows):
 # forward_pass, backward_pass and update_rows are the generated operations.
 
 def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
-           plan):
+           plan, decay=1.0, shrink=0.0):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (naive.train_epoch).
 
@@ -389,11 +436,13 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
     Large mini-batches split by group instead, so that each thread adds up the
     examples whose inputs it has just read.
 
-    Two changes that other costs and regularisation need stay local: the
-    output error delta^L is one helper (``_quadratic_output_error``, used by
-    backward_pass), and a factor applied to the weights once per step (weight
-    decay) belongs just before the update of a direct mini-batch or the
-    nabla step of a large one.
+    The cost is chosen when the module is generated (its output error
+    delta^L is written into backward_pass).  Regularisation is one factor
+    or one sign term per step: each mini-batch's weights (not biases)
+    become decay * w (L2, decay = 1 - eta lmbda / n) or w - shrink * sgn(w)
+    (L1, shrink = eta lmbda / n) after its gradient is computed and before
+    it is applied (``_decay_rows``, in blocks of DECAY_ROWS weight rows);
+    decay 1.0 and shrink 0.0 skip it.
 
     The pieces of each stage are handed out one at a time (``_work_on``) to
     n_workers loops, one per thread, so that a thread the OS preempts holds up
@@ -418,6 +467,15 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     zero = one - one
+    decaying = decay != 1.0 or shrink != 0.0
+    typed[0] = decay
+    scale = typed[0]
+    typed[0] = shrink
+    sign_term = typed[0]
+    n_rows = 0  # weight rows, all layers: the decay's pieces are blocks of them
+    for i in range(sizes.shape[0] - 1):
+        n_rows += sizes[i]
+    n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS
     total_cost = 0.0
     for mb_start in range(start, stop, mini_batch_size):
         mb = min(mini_batch_size, stop - mb_start)
@@ -438,6 +496,14 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
                     blk = _work_on(counter, n_blocks)
             for t in range(mb):
                 total_cost += costs[t]
+            if decaying:
+                counter[0] = 0
+                for _worker in prange(n_workers):
+                    blk = _work_on(counter, n_decay_pieces)
+                    while blk >= 0:
+                        _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
+                                    scale, sign_term)
+                        blk = _work_on(counter, n_decay_pieces)
             counter[0] = 0
             for _worker in prange(n_workers):
                 piece = _work_on(counter, n_pieces)
@@ -482,6 +548,14 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
                             nabla[p] += buffer[p]
                             buffer[p] = 0
                     blk = _work_on(counter, n_param_blocks)
+        if decaying:
+            counter[0] = 0
+            for _worker in prange(n_workers):
+                blk = _work_on(counter, n_decay_pieces)
+                while blk >= 0:
+                    _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
+                                scale, sign_term)
+                    blk = _work_on(counter, n_decay_pieces)
         for p in range(n_params):
             params[p] += step * nabla[p]
     return total_cost
@@ -710,25 +784,44 @@ def _dot_terms(width, w, d):
     return f"(({sums[0]}) + ({sums[1]})) + (({sums[2]}) + ({sums[3]}))"
 
 
-def _backward_code(widths):
+COSTS = ("quadratic", "cross-entropy")
+
+
+def _backward_code(widths, cost="quadratic"):
     """backward_pass: the errors delta into D[l][t] for the examples t0 <= t < t1,
     whose activations are in A and desired outputs the one-hot labels[rows[t]]:
-    delta^L = (a^L - y) * sigma'(z^L), delta^l = ((w^(l+1))^T delta^(l+1)) *
-    sigma'(z^l), with sigma'(z) = a (1 - a); costs[t] = C_x = ||y - a^L||^2 / 2.
+    delta^L = (a^L - y) * sigma'(z^L) for the quadratic cost, a^L - y for the
+    cross-entropy cost; delta^l = ((w^(l+1))^T delta^(l+1)) * sigma'(z^l), with
+    sigma'(z) = a (1 - a).  costs[t] = C_x: ||y - a^L||^2 / 2, or
+    -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] (see _CE_SMALLEST).
     D's padding columns must be zero on entry; they are left so."""
     L = len(widths) - 1
     lines = ["def backward_pass(t0, t1, rows, labels, weights, A, D, costs):",
              "    tiny = np.finfo(D[0].dtype).tiny / np.finfo(D[0].dtype).eps"]
     lines += [f"    W{i}, A{i}, D{i} = weights[{i}], A[{i}], D[{i}]" for i in range(L + 1)]
     lines += ["    for t in range(t0, t1):",
-              "        label = labels[rows[t]]",
-              "        cost = 0.0"]
-    for j in range(widths[L]):
-        lines += [f"        a = A{L}[t, {j}]",
-                  f"        y = 1.0 if label == {j} else 0.0",
-                  "        cost += 0.5 * (a - y) * (a - y)",
-                  f"        D{L}[t, {j}] = _flush(_quadratic_output_error(a, y), tiny)"]
-    lines += ["        costs[t] = cost"]
+              "        label = labels[rows[t]]"]
+    if cost == "quadratic":
+        lines += ["        cost = 0.0"]
+        for j in range(widths[L]):
+            lines += [f"        a = A{L}[t, {j}]",
+                      f"        y = 1.0 if label == {j} else 0.0",
+                      "        cost += 0.5 * (a - y) * (a - y)",
+                      f"        D{L}[t, {j}] = _flush(_quadratic_output_error(a, y), tiny)"]
+        lines += ["        costs[t] = cost"]
+    elif cost == "cross-entropy":
+        # C_x = -ln(a_label * prod_{j != label} (1 - a_j)): the probability the
+        # outputs give the desired output, one logarithm per example
+        lines += ["        p = 1.0"]
+        for j in range(widths[L]):
+            lines += [f"        a = A{L}[t, {j}]",
+                      f"        y = 1.0 if label == {j} else 0.0",
+                      "        p *= np.float64(a) if label == " + str(j)
+                      + " else 1.0 - np.float64(a)",
+                      f"        D{L}[t, {j}] = _flush(_cross_entropy_output_error(a, y), tiny)"]
+        lines += ["        costs[t] = -np.log(max(p, _CE_SMALLEST))"]
+    else:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
     for i in range(L - 1, -1, -1):
         stride = padded(widths[i + 1])
         lines += [f"        # layer {i}: back through the {widths[i + 1]} x {widths[i]} weights"]
@@ -787,24 +880,26 @@ def _update_code(widths, panel):
     return lines
 
 
-def layer_code(widths, panel):
+def layer_code(widths, panel, cost="quadratic"):
     """Source of forward_pass, backward_pass and update_rows for a network whose
     layers after the input have `widths` neurons (sizes[1:]), computing `panel`
-    outputs at a time."""
-    parts = [_forward_code(widths, panel), _backward_code(widths), _update_code(widths, panel)]
+    outputs at a time, trained on `cost` ("quadratic" or "cross-entropy")."""
+    parts = [_forward_code(widths, panel), _backward_code(widths, cost),
+             _update_code(widths, panel)]
     return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
 
 
 _HEADER = '''"""fastgd's training kernels for layer widths {widths}, {panel} outputs at a
-time: generated by fastgd._kernels.layer_code, compiled and cached by numba.
-Do not edit."""
+time, {cost} cost: generated by fastgd._kernels.layer_code, compiled and cached by
+numba.  Do not edit."""
 
 import numpy as np
 from numba import njit, prange
 
-from fastgd._kernels import (_flush, _layers, _prefetch_row, _quadratic_output_error,
-                             _scratch, _sigmoid, _work_on, compile_serial_and_parallel,
-                             nonzero_columns)
+from fastgd._kernels import (_CE_SMALLEST, _cross_entropy_output_error,
+                             _decay_rows, _flush, _layers, _prefetch_row,
+                             _quadratic_output_error, _scratch, _sigmoid, _work_on,
+                             compile_serial_and_parallel, nonzero_columns)
 
 '''
 
@@ -822,12 +917,14 @@ gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradie
 # so that the source's hash (the cache's key) changes when they do.
 _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients,
                                                       _gradient_sum)
-                       ).replace("PARAM_BLOCK", str(PARAM_BLOCK))
+                       ).replace("PARAM_BLOCK", str(PARAM_BLOCK)
+                                 ).replace("DECAY_ROWS", str(DECAY_ROWS))
 
 
-def module_source(widths, panel):
-    """The whole generated module for these layer widths and panel width."""
-    return (_HEADER.format(widths=list(widths), panel=panel) + layer_code(widths, panel)
+def module_source(widths, panel, cost="quadratic"):
+    """The whole generated module for these layer widths, panel width and cost."""
+    return (_HEADER.format(widths=list(widths), panel=panel, cost=cost)
+            + layer_code(widths, panel, cost)
             + "\n\n\n" + _DRIVERS
             + _FOOTER)
 
@@ -876,14 +973,16 @@ def _writable_dir(path):
         return False
 
 
-def _module_for(widths, panel):
-    """The generated module (a Python module object) for these layer widths.
+def _module_for(widths, panel, cost="quadratic"):
+    """The generated module (a Python module object) for these layer widths and cost.
 
     Written to ``cache_dir()`` under a name that carries a hash of its source,
     atomically (another process may write the same file at the same time), and
     imported from there, so numba caches its compiled code beside it.
     """
-    key = tuple(int(w) for w in widths), panel
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+    key = tuple(int(w) for w in widths), panel, cost
     with _modules_lock:
         if key in _modules:
             return _modules[key]
@@ -971,7 +1070,8 @@ def on_disk(kernel):
     return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
 
 
-def kernels(sizes, dtype):
+def kernels(sizes, dtype, cost="quadratic"):
     """The generated module of kernels (train_serial, train_parallel,
-    feedforward_*, gradients_*) for a network of these sizes and dtype."""
-    return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize))
+    feedforward_*, gradients_*) for a network of these sizes and dtype, trained
+    on `cost` (the feedforward kernels do not depend on it)."""
+    return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize), cost)

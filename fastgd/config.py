@@ -18,6 +18,8 @@ PREFETCH_AHEAD = 4
 CHAINS = 2
 # Parameters per piece when a large mini-batch's group sums are added to nabla.
 PARAM_BLOCK = 4096
+# Weight rows per piece of the weight decay (pieces are shared among threads).
+DECAY_ROWS = 64
 
 # -- cutting the work into pieces (fastgd.training) ---------------------------------------
 

@@ -343,7 +343,7 @@ class Run:
         bits, and a parallel kernel whose threads share their cores with other work
         can be many times slower than one thread."""
         net, P = self.net, self.group.size
-        module = _kernels.kernels(net.sizes, net.dtype)
+        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
         layout = net.layout
         direct_max = chunk_size(layout)
         group = min(GROUP, direct_max)

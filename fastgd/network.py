@@ -1,4 +1,4 @@
-"""The network of sigmoid neurons, its quadratic cost and backpropagation.
+"""The network of sigmoid neurons, its cost (quadratic, or cross-entropy) and backpropagation.
 
 Names follow Nielsen's ``network.py``: ``sizes``, ``weights``, ``biases``,
 ``feedforward``, ``backprop``, ``evaluate``, ``SGD``.  Data sets are pairs
@@ -23,6 +23,13 @@ from ._validation import (check_data, check_dtype, check_inputs, check_int,
 
 FILE_FORMAT = "fastgd-network-1"
 
+COSTS = _kernels.COSTS
+INITS = ("large", "scaled")
+REGULARIZATIONS = ("L2", "L1")
+# Files keep the cost and init as text members, written only when they are not
+# the defaults: a chapter-1 network's file is what it always was, and a file
+# without them loads as quadratic / large.
+_DEFAULTS = {"cost": "quadratic", "init": "large"}
 
 # A network this large (parameters) is refused before anything is allocated:
 # 2**36 float32 numbers are 256 GiB.
@@ -88,7 +95,9 @@ class Evaluation:
 
     correct:   inputs whose highest output activation is the label's neuron
     total:     inputs
-    cost:      the quadratic cost C = 1/(2n) sum_x ||y(x) - a||^2 (NaN for no inputs)
+    cost:      the network's cost (NaN for no inputs): quadratic, C = 1/(2n) sum_x
+               ||y(x) - a||^2, or cross-entropy, C = -(1/n) sum_x sum_j [y_j ln a_j
+               + (1 - y_j) ln(1 - a_j)] (see ``Network.evaluation``)
     nonfinite: inputs with a NaN or infinite output (never counted correct)
     pinned:    output neurons whose activation is within PINNED of 0, or of 1, for
                all but a fraction PINNED of the inputs: saturated, they no longer
@@ -99,6 +108,7 @@ class Evaluation:
     cost: float
     nonfinite: int
     pinned: int
+    cost_function: str = "quadratic"
 
     @property
     def accuracy(self):
@@ -121,16 +131,35 @@ class Network:
     weights, biases : list of arrays, optional
         Initial values, shaped as in the book: ``weights[l]`` is (sizes[l+1],
         sizes[l]) (so w_jk joins neuron k of one layer to neuron j of the
-        next) and ``biases[l]`` is (sizes[l+1],).  Drawn from N(0, 1) when
-        not given (both or neither).
+        next) and ``biases[l]`` is (sizes[l+1],).  Drawn when not given
+        (both or neither), as ``init`` says.
     seed : int or None
         Seeds the generator that draws the initial weights and shuffles the
         training data each epoch.  The same seed gives the same initial
         weights in float32 and float64 (drawn in float64, then rounded).
     dtype : "float32" (default) or "float64"
+    cost : "quadratic" (default) or "cross-entropy"
+        The cost C_x training minimises: ||y(x) - a^L||^2 / 2 (chapter 1), or
+        -sum_j [y_j ln a^L_j + (1 - y_j) ln(1 - a^L_j)] (chapter 3), whose
+        output error delta^L = a^L - y has no sigma'(z^L) factor, so that
+        saturated wrong outputs still learn fast.  ``cost_function`` holds it.
+    init : "large" (default) or "scaled"
+        How drawn weights are drawn: N(0, 1) (chapter 1), or N(0, 1/n_in) for
+        a neuron with n_in inputs (chapter 3: z then has a standard deviation
+        about 1, not sqrt(n_in), so hidden neurons do not start saturated).
+        Biases are N(0, 1) either way.  The draws are the same numbers, the
+        scaled weights divided by sqrt(n_in), as network2.py does.
     """
 
-    def __init__(self, sizes, weights=None, biases=None, *, seed=None, dtype="float32"):
+    def __init__(self, sizes, weights=None, biases=None, *, seed=None, dtype="float32",
+                 cost="quadratic", init="large"):
+        if cost not in COSTS:
+            raise ValueError(f"cost must be one of {', '.join(map(repr, COSTS))}, "
+                             f"got {cost!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, "
+                             f"got {init!r}")
+        self.cost_function, self.init = cost, init
         self.sizes = check_sizes(sizes)
         self.num_layers = len(self.sizes)
         self.dtype = np.dtype(check_dtype(dtype))
@@ -158,6 +187,8 @@ class Network:
             biases = [self.rng.standard_normal(y) for y in self.sizes[1:]]
             weights = [self.rng.standard_normal((y, x))
                        for x, y in zip(self.sizes[:-1], self.sizes[1:])]
+            if init == "scaled":
+                weights = [w / np.sqrt(w.shape[1]) for w in weights]
         self.biases = biases
         self.weights = weights
 
@@ -214,9 +245,13 @@ class Network:
         return checked
 
     def __repr__(self):
+        options = "".join(f", {name}={value!r}" for name, value in
+                          (("cost", self.cost_function), ("init", self.init))
+                          if value != _DEFAULTS[name])
         if self.source is not None:
-            return f"Network({self.sizes}, dtype={self.dtype.name!r}, loaded from {self.source!r})"
-        return f"Network({self.sizes}, dtype={self.dtype.name!r}, seed={self.seed})"
+            return (f"Network({self.sizes}, dtype={self.dtype.name!r}{options}, "
+                    f"loaded from {self.source!r})")
+        return f"Network({self.sizes}, dtype={self.dtype.name!r}{options}, seed={self.seed})"
 
     # -- the maths -------------------------------------------------------------------
 
@@ -272,27 +307,53 @@ class Network:
         labels = np.argmax(out, axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
-    def cost(self, X, y):
-        """The quadratic cost C(w, b) = 1/(2n) sum_x ||y(x) - a||^2 over the inputs X
-        with labels y (y(x) the one-hot vector of the label)."""
-        return self.evaluation(X, y).cost
+    def cost(self, X, y, lmbda=0.0, regularization="L2"):
+        """The network's cost over the inputs X with labels y (y(x) the one-hot
+        vector of the label): quadratic, C = 1/(2n) sum_x ||y(x) - a||^2, or
+        cross-entropy, C = -(1/n) sum_x sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)].
+
+        With ``lmbda`` > 0, the regularization term training with that lmbda
+        adds, n being the number of inputs here: (lmbda/2n) sum_w w^2 for "L2",
+        (lmbda/n) sum_w |w| for "L1" (weights only, not biases)."""
+        check_regularization(lmbda, regularization)
+        cost = self.evaluation(X, y).cost
+        if lmbda == 0.0 or not np.isfinite(cost):
+            return cost
+        return cost + regularization_term(self.weights, lmbda, regularization, len(y))
 
     def evaluation(self, X, y, *, name="data"):
         """Everything one forward pass over (X, y) tells: an ``Evaluation`` with the
-        number correct, the quadratic cost, the inputs whose outputs are not finite,
-        and the output neurons pinned at 0 or 1 whatever the input (saturated)."""
+        number correct, the network's cost, the inputs whose outputs are not finite,
+        and the output neurons pinned at 0 or 1 whatever the input (saturated).
+
+        The cross-entropy terms are -ln a_j where y_j = 1 and -ln(1 - a_j) where
+        y_j = 0 (the other term is 0 ln 0, taken as 0, which is what
+        network2.py's np.nan_to_num does); an output rounded to exactly 0 or 1
+        against its desired value counts as -ln of the smallest float64
+        (about 708) instead of infinity, so that a saturated output does not
+        read as a diverged network."""
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, name)
         if X.shape[0] == 0:
-            return Evaluation(0, 0, float("nan"), 0, 0)
+            return Evaluation(0, 0, float("nan"), 0, 0, self.cost_function)
         out = self._feedforward(X).astype(np.float64)
         finite = np.isfinite(out).all(axis=1)
         correct = int(np.count_nonzero((np.argmax(out, axis=1) == y) & finite))
         low = np.mean(out < PINNED, axis=0) >= 1 - PINNED
         high = np.mean(out > 1 - PINNED, axis=0) >= 1 - PINNED
         pinned = int(np.count_nonzero(low | high))
-        out[np.arange(len(y)), y] -= 1.0
-        cost = float(np.sum(out * out) / (2 * len(y)))
-        return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned)
+        if self.cost_function == "cross-entropy":
+            # the probability of each desired output: a_j where y_j = 1, 1 - a_j where 0
+            rows = np.arange(len(y))
+            out = 1.0 - out
+            out[rows, y] = 1.0 - out[rows, y]
+            with np.errstate(invalid="ignore"):
+                terms = -np.log(np.maximum(out, np.finfo(np.float64).tiny))
+            cost = float(np.sum(terms) / len(y))
+        else:
+            out[np.arange(len(y)), y] -= 1.0
+            cost = float(np.sum(out * out) / (2 * len(y)))
+        return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned,
+                          self.cost_function)
 
     def warm_up(self):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
@@ -304,8 +365,9 @@ class Network:
                           EVAL_BLOCK)
 
     def backprop(self, x, y):
-        """(nabla_b, nabla_w): the gradient of C_x = ||y(x) - a^L||^2 / 2 for one input x
-        with label y, layer by layer, shaped like biases and weights."""
+        """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
+        cross-entropy) for one input x with label y, layer by layer, shaped like
+        biases and weights."""
         x = check_inputs(np.reshape(x, (1, -1)) if np.ndim(x) == 1 else x,
                          self.sizes[0], self.dtype, name="x")
         if x.shape[0] != 1:
@@ -325,7 +387,7 @@ class Network:
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        module = _kernels.kernels(self.sizes, self.dtype)
+        module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
         kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
                   else module.gradients_serial)
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
@@ -377,8 +439,33 @@ def _physical_memory():
         return float("inf")
 
 
+def check_regularization(lmbda, regularization):
+    """lmbda as a float >= 0; ValueError naming the argument otherwise."""
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"regularization must be 'L2' or 'L1', got {regularization!r}")
+    try:
+        value = float(lmbda)
+    except (TypeError, ValueError):
+        raise ValueError(f"lmbda must be a number >= 0, got {lmbda!r}") from None
+    if not (np.isfinite(value) and value >= 0.0) or isinstance(lmbda, bool):
+        raise ValueError(f"lmbda must be a finite number >= 0, got {lmbda!r}")
+    return value
+
+
+def regularization_term(weights, lmbda, regularization, n):
+    """(lmbda/2n) sum w^2 (L2) or (lmbda/n) sum |w| (L1) over the weights, in float64."""
+    if regularization == "L2":
+        return 0.5 * lmbda / n * sum(float(np.sum(np.square(w, dtype=np.float64)))
+                                     for w in weights)
+    return lmbda / n * sum(float(np.sum(np.abs(w), dtype=np.float64)) for w in weights)
+
+
 def _arrays_of(net):
     arrays = {"format": np.array(FILE_FORMAT), "sizes": np.array(net.sizes, np.int64)}
+    for name, default in _DEFAULTS.items():
+        value = net.cost_function if name == "cost" else net.init
+        if value != default:
+            arrays[name] = np.array(value)
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"weights_{l}"] = np.ascontiguousarray(w)
         arrays[f"biases_{l}"] = np.ascontiguousarray(b)
@@ -468,7 +555,7 @@ def _read_archive(archive, file_bytes, file_format, extra):
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         shapes[f"weights_{l}"] = (n_out, n_in)
         shapes[f"biases_{l}"] = (n_out,)
-    unexpected = set(members) - {"format", "sizes"} - set(shapes) - set(extra)
+    unexpected = set(members) - {"format", "sizes"} - set(_DEFAULTS) - set(shapes) - set(extra)
     if unexpected:
         raise _BadFile(f"unexpected entries {sorted(unexpected)}")
     missing = set(shapes) - set(members)
@@ -487,9 +574,16 @@ def _read_archive(archive, file_bytes, file_format, extra):
         raise _BadFile(f"weights and biases have mixed dtypes {sorted(map(str, dtypes))}")
     texts = {name: str(_read_member(archive, members[name], "U", None, _MAX_TEXT))
              for name in extra if name in members}
+    options = {name: str(_read_member(archive, members[name], "U", None, 64 * 4))
+               if name in members else default for name, default in _DEFAULTS.items()}
+    if options["cost"] not in COSTS:
+        raise _BadFile(f"unknown cost {options['cost'][:40]!r}")
+    if options["init"] not in INITS:
+        raise _BadFile(f"unknown init {options['init'][:40]!r}")
     try:
         net = Network(sizes, [arrays[f"weights_{l}"] for l in range(n)],
-                      [arrays[f"biases_{l}"] for l in range(n)], dtype=dtypes.pop())
+                      [arrays[f"biases_{l}"] for l in range(n)], dtype=dtypes.pop(),
+                      **options)
     except ValueError as e:
         raise _BadFile(e) from None
     return net, texts

@@ -62,7 +62,7 @@ def save(fig, path, *, overwrite=False, dpi=110):
 # -- learning curves ---------------------------------------------------------------------
 
 def learning_curves(history, title=None):
-    """Accuracy (left) and quadratic cost (right) per epoch of a training ``History``.
+    """Accuracy (left) and cost (right) per epoch of a training ``History``.
 
     Left: the accuracy on the evaluation data after each epoch, when the run was
     evaluated.  Right: the running training cost ``cost`` (the mean of C_x over
@@ -126,13 +126,50 @@ def learning_curves(history, title=None):
             ax_cost.set_yscale("log")
         ax_cost.legend(loc="upper right", fontsize=9)
     ax_cost.set_xlabel("epoch")
-    ax_cost.set_ylabel("quadratic cost C")
+    info = getattr(history, "info", None) or {}
+    ax_cost.set_ylabel(f"{info.get('cost', 'quadratic')} cost C")
     ax_cost.set_title("cost after each epoch")
     ax_cost.grid(True, alpha=0.3)
     for ax in (ax_acc, ax_cost):
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title or f"Learning curves: {len(records)} epoch"
                           f"{'s' if len(records) != 1 else ''}")
+    return fig
+
+
+def overfitting(runs, title=None):
+    """The book's overfitting picture: for each run (a label and its History, or
+    its list of epoch records, measured with ``monitor_training_cost`` and
+    ``test_data``), the cost on the training data (left; it goes on falling)
+    and the accuracy on the test data (right; it stops rising) per epoch."""
+    if not runs:
+        raise ValueError("runs must hold at least one training run")
+    Figure = figure_class()
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax_cost, ax_acc = fig.subplots(1, 2)
+    colours = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
+    for (label, records), colour in zip(runs.items(), colours * len(runs)):
+        records = list(records)
+        if not all(isinstance(r, dict) and "training_cost" in r and "accuracy" in r
+                   for r in records):
+            raise ValueError(f"run {label!r} must have 'training_cost' and 'accuracy' in "
+                             "every epoch (SGD with monitor_training_cost and test_data)")
+        epochs = np.array([r["epoch"] for r in records], float)
+        ax_cost.plot(epochs, [r["training_cost"] for r in records], color=colour, label=label)
+        accuracy = 100 * np.array([r["accuracy"] for r in records], float)
+        ax_acc.plot(epochs, accuracy, color=colour, label=label)
+        best = int(np.argmax(accuracy))
+        ax_acc.plot(epochs[best], accuracy[best], "o", mfc="none", ms=9, color=colour)
+    ax_cost.set_yscale("log")
+    ax_cost.set_ylabel("cost C (the regularization term left out)")
+    ax_cost.set_title("cost on the training data")
+    ax_acc.set_ylabel("accuracy on the test data (%)")
+    ax_acc.set_title("accuracy on the test data (o: best)")
+    for ax in (ax_cost, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=9)
+    fig.suptitle(title or "Overfitting")
     return fig
 
 

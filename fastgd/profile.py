@@ -92,8 +92,11 @@ def busy_loop(active=True):
 
 def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta, *,
                      reduction="mean", threads=None, kernel="auto", shuffle=True,
-                     measure_import=True, busy=False):
+                     measure_import=True, busy=False, lmbda=0.0, regularization="L2"):
     """Train ``net`` for ``epochs`` epochs, timing every part; returns a dict of results.
+
+    The network's cost and the regularization (lmbda, regularization) are
+    trained as SGD trains them.
 
     busy: train beside a busy-loop process, and then time the serial kernel
     for as many epochs from the same start under the same load."""
@@ -109,7 +112,8 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     start = time.perf_counter()
     trainer = Trainer(net, (X[:warm_n], y[:warm_n]),
                       mini_batch_size and min(mini_batch_size, warm_n), eta,
-                      reduction=reduction, threads=threads, kernel=kernel)
+                      reduction=reduction, threads=threads, kernel=kernel, lmbda=lmbda,
+                      regularization=regularization)
     saved = net.params.copy()
     trainer.run_epoch(np.arange(warm_n))
     first_train = time.perf_counter() - start
@@ -131,7 +135,8 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     shuffles, trainings, evaluations, correct = [], [], [], []
     with busy_loop(busy):
         trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
-                          threads=threads, kernel=kernel)
+                          threads=threads, kernel=kernel, lmbda=lmbda,
+                          regularization=regularization)
         for step in trainer.epochs(epochs, shuffle=shuffle):
             tic = time.perf_counter()
             if test_data is not None:
@@ -143,7 +148,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
         if busy:
             report["busy_serial_training_s"] = _serial_epochs(
                 net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
-                reduction, shuffle)
+                reduction, shuffle, lmbda, regularization)
     report.update(trainer.info())
     report["busy"] = busy
     report["threading_layer"] = _threading_layer()
@@ -173,14 +178,14 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
 
 
 def _serial_epochs(net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
-                   reduction, shuffle):
+                   reduction, shuffle, lmbda, regularization):
     """Seconds per epoch of the serial kernel from the same start (a copy of the network)."""
     from .network import Network
-    copy = Network(net.sizes, dtype=net.dtype.name)
+    copy = Network(net.sizes, dtype=net.dtype.name, cost=net.cost_function)
     copy.params[:] = start_params
     copy.rng.bit_generator.state = rng_state
     trainer = Trainer(copy, training_data, mini_batch_size, eta, reduction=reduction,
-                      kernel="serial")
+                      kernel="serial", lmbda=lmbda, regularization=regularization)
     return [step.seconds - step.shuffle_seconds
             for step in trainer.epochs(epochs, shuffle=shuffle)]
 

@@ -27,7 +27,7 @@ from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_EXAMPLES)
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
-from .network import read_network, write_network
+from .network import check_regularization, read_network, write_network
 
 # Failure verdicts (see diagnose): epochs the cost must stay more than
 # DIVERGENCE_TOLERANCE above its best to count as diverging; epochs the
@@ -82,7 +82,8 @@ class History(list):
     C_x computed by the forward pass of its own mini-batch step (free, but
     measured while the weights move).  ``training_cost`` is C on the whole
     training set after the epoch; ``pinned_outputs`` counts the saturated output
-    neurons (see ``diagnose``).  ``diverged`` holds the failure verdict, or None,
+    neurons (see ``diagnose``); ``eta``, with an eta schedule, the learning rate
+    the epoch was trained with.  ``diverged`` holds the failure verdict, or None,
     and ``stopped`` why training ended before ``info["epochs_planned"]``.
     """
 
@@ -199,7 +200,7 @@ class Trainer:
     """
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
-                 threads=None, kernel="auto"):
+                 threads=None, kernel="auto", lmbda=0.0, regularization="L2"):
         if not np.isfinite(net.params).all():
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
@@ -215,12 +216,15 @@ class Trainer:
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         self.mean = reduction == "mean"
+        # n in the decay eta lmbda / n is the training set's size, as in the book
+        self.lmbda = check_regularization(lmbda, regularization)
+        self.regularization = regularization
         with numba_threads(threads) as n_threads:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.examples = _kernels.Examples(*_kernels.nonzero_columns(self.X), self.y)
-        module = _kernels.kernels(net.sizes, net.dtype)
+        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
         self.candidates = []
@@ -271,6 +275,8 @@ class Trainer:
     def info(self):
         """The run's settings, as recorded in a History."""
         return dict(mini_batch_size=self.mini_batch_size, eta=self.eta, threads=self.threads,
+                    cost=self.net.cost_function, lmbda=self.lmbda,
+                    regularization=self.regularization,
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
                     kernel_in_use=self.current.name, calibration=self.calibration,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
@@ -356,6 +362,13 @@ class Trainer:
         with the kernel in use; returns the sum of C_x over them."""
         return self._run(self.current, order, start, stop)
 
+    def decay(self):
+        """(decay, shrink) of the kernel for the current eta: each mini-batch's
+        weights become decay * w - shrink * sgn(w) before its step, that is
+        w (1 - eta lmbda / n) for L2 and w - (eta lmbda / n) sgn(w) for L1."""
+        rate = self.eta * self.lmbda / self.n
+        return (1.0 - rate, 0.0) if self.regularization == "L2" else (1.0, rate)
+
     def _run(self, candidate, order, start, stop, params=None):
         plan = _kernels.Plan(candidate.splits, candidate.spans, self.buffers.direct_max,
                              self.buffers.group, candidate.chunk, candidate.example_block,
@@ -364,7 +377,7 @@ class Trainer:
             return _kernels.call(
                 candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
                 self.eta, self.mean, self.net.params if params is None else params,
-                self.net.layout.arrays, self.buffers.scratch, plan)
+                self.net.layout.arrays, self.buffers.scratch, plan, *self.decay())
 
     def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
@@ -423,8 +436,11 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
         monitor_training_cost=False, on_divergence="stop", checkpoint=None,
         checkpoint_every=1, save_best=None, early_stop=None, overwrite=False,
-        handle_signals=True, info=None):
+        handle_signals=True, info=None, lmbda=0.0, regularization="L2", eta_schedule=None,
+        patience=10, min_eta_factor=1 / 128):
     """Train ``net`` by stochastic gradient descent; returns a ``History``.
+
+    The cost minimised is the network's own (``Network(cost=...)``).
 
     Parameters
     ----------
@@ -480,19 +496,56 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
     info : dict, optional
         Entries added to ``History.info`` (and so kept in checkpoints): what a
         caller needs to know to resume the run, such as where its data came from.
+    lmbda : float >= 0
+        The regularization parameter lambda (0, the default, is none).  With
+        n the number of training inputs, each step adds the gradient of
+        (lmbda/2n) sum_w w^2 ("L2": w -> (1 - eta lmbda/n) w - (eta/m) sum_j
+        dC_Xj/dw) or of (lmbda/n) sum_w |w| ("L1": w -> w - (eta lmbda/n)
+        sgn(w) - ...).  Biases are not regularized.  The running cost in the
+        History leaves the regularization term out; ``net.cost(X, y, lmbda)``
+        includes it.
+    regularization : "L2" (default) or "L1"
+    eta_schedule : None (default) or "halve-on-plateau"
+        "halve-on-plateau": halve eta whenever the accuracy on ``test_data``
+        (use validation data) has not improved for ``patience`` epochs, and
+        stop once eta has fallen to ``min_eta_factor`` times its start.  Each
+        epoch's record holds the ``eta`` it was trained with.
+    patience : int >= 1
+    min_eta_factor : float in (0, 1)
     """
     return _Run(net, training_data, epochs, mini_batch_size, eta, test_data, dict(
         reduction=reduction, shuffle=shuffle, threads=threads, kernel=kernel, verbose=verbose,
         monitor_training_cost=monitor_training_cost, on_divergence=on_divergence,
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, save_best=save_best,
         early_stop=early_stop, overwrite=overwrite, handle_signals=handle_signals,
-        info=info)).train()
+        info=info, lmbda=lmbda, regularization=regularization, eta_schedule=eta_schedule,
+        patience=patience, min_eta_factor=min_eta_factor)).train()
 
 
 # What defines a run (a checkpoint keeps these; resume takes them from it).
 _RUN_OPTIONS = ("epochs", "mini_batch_size", "eta", "reduction", "shuffle",
                 "monitor_training_cost", "on_divergence", "checkpoint_every", "save_best",
                 "early_stop")
+# Options added since; a checkpoint without them was written with these values.
+_RUN_OPTION_DEFAULTS = {"lmbda": 0.0, "regularization": "L2", "eta_schedule": None,
+                        "patience": 10, "min_eta_factor": 1 / 128}
+ETA_SCHEDULES = (None, "halve-on-plateau")
+
+
+def scheduled_eta(history, eta, patience):
+    """The eta of the next epoch under "halve-on-plateau", replayed from the
+    History (so that a resumed run needs no other state): eta is halved each
+    time the accuracy has gone `patience` epochs without beating its best,
+    and the count starts again after each halving."""
+    best, since = None, 0
+    for record in history:
+        if best is None or record["correct"] > best:
+            best, since = record["correct"], 0
+        else:
+            since += 1
+            if since >= patience:
+                eta, since = eta / 2, 0
+    return eta
 
 
 class _Run:
@@ -512,6 +565,16 @@ class _Run:
         if test_data is None and (self.early_stop is not None or o["save_best"] is not None):
             raise ValueError("early_stop and save_best need test_data (the accuracy they "
                              "watch is measured on it)")
+        if o["eta_schedule"] not in ETA_SCHEDULES:
+            raise ValueError(f"eta_schedule must be None or 'halve-on-plateau', "
+                             f"got {o['eta_schedule']!r}")
+        if o["eta_schedule"] is not None and test_data is None:
+            raise ValueError("eta_schedule needs test_data (the accuracy it watches is "
+                             "measured on it)")
+        self.patience = check_int(o["patience"], "patience", minimum=1)
+        self.min_eta_factor = check_positive_float(o["min_eta_factor"], "min_eta_factor")
+        if self.min_eta_factor >= 1:
+            raise ValueError(f"min_eta_factor must be less than 1, got {o['min_eta_factor']!r}")
         self.options = o
         paths = {name: os.fspath(o[name]) for name in ("checkpoint", "save_best")
                  if o[name] is not None}
@@ -531,7 +594,9 @@ class _Run:
         with compile_notice(net, o["verbose"]):
             self.trainer = Trainer(net, training_data, mini_batch_size, eta,
                                    reduction=o["reduction"], threads=o["threads"],
-                                   kernel=o["kernel"])
+                                   kernel=o["kernel"], lmbda=o["lmbda"],
+                                   regularization=o["regularization"])
+        self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
         self.test = None
         if test_data is not None:
             self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
@@ -546,7 +611,10 @@ class _Run:
             eta=self.trainer.eta, reduction=o["reduction"], shuffle=bool(o["shuffle"]),
             monitor_training_cost=bool(o["monitor_training_cost"]),
             on_divergence=o["on_divergence"], checkpoint_every=self.checkpoint_every,
-            save_best=paths.get("save_best"), early_stop=self.early_stop)
+            save_best=paths.get("save_best"), early_stop=self.early_stop,
+            lmbda=self.trainer.lmbda, regularization=o["regularization"],
+            eta_schedule=o["eta_schedule"], patience=self.patience,
+            min_eta_factor=self.min_eta_factor)
         self.history = History(**(o.get("info") or {}), **self.trainer.info(),
                                epochs_planned=self.epochs)
         # Where the run stands: epochs done, and within the next one the
@@ -599,6 +667,8 @@ class _Run:
         """The epoch's entry in the History."""
         net, trainer = self.net, self.trainer
         record = {"epoch": self.epoch, "seconds": seconds, "cost": cost / trainer.n}
+        if self.options["eta_schedule"] is not None:
+            record["eta"] = trainer.eta
         with numba_threads(self.options["threads"]):
             if self.options["monitor_training_cost"]:
                 record["training_cost"] = net.evaluation(trainer.X, trainer.y).cost
@@ -636,6 +706,13 @@ class _Run:
             return (f"no better accuracy for {self.early_stop} epochs (early_stop): the best "
                     f"was {history[best]['correct']} / {history[best]['total']} in epoch "
                     f"{history[best]['epoch']}")
+        if self.options["eta_schedule"] is not None:
+            eta = scheduled_eta(history, self.eta, self.patience)
+            if eta <= self.eta * self.min_eta_factor:
+                return (f"eta fell to {eta:g}, {self.min_eta_factor:g} of its start "
+                        f"{self.eta:g} (eta_schedule, halved after each {self.patience} "
+                        "epochs without a better accuracy)")
+            self.trainer.eta = eta
         return None
 
     def _interrupted(self, signum):
@@ -687,6 +764,8 @@ class _Run:
                                         "position": state["position"]}
         self.epoch, self.position = state["epoch"], state["position"]
         self.partial_cost = state["partial_cost"]
+        if self.options["eta_schedule"] is not None:
+            self.trainer.eta = scheduled_eta(self.history, self.eta, self.patience)
         self.net.rng.bit_generator.state = state["rng"]
         self.rng_before = state["rng"]
 
@@ -715,7 +794,9 @@ def resume(path, training_data, test_data=None, *, epochs=None, threads=None, ke
                    checkpoint_every=definition["checkpoint_every"],
                    save_best=definition["save_best"] if save_best is None else save_best,
                    early_stop=definition["early_stop"], overwrite=overwrite,
-                   handle_signals=handle_signals)
+                   handle_signals=handle_signals,
+                   **{key: definition.get(key, default)
+                      for key, default in _RUN_OPTION_DEFAULTS.items()})
     total = definition["epochs"] if epochs is None else check_int(epochs, "epochs", minimum=0)
     if total < state["epoch"]:
         raise ValueError(f"epochs must be at least the {state['epoch']} epochs the checkpoint "
@@ -872,7 +953,7 @@ def _record_compile_seconds(seconds):
 def compiling_needed(net):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
-    module = _kernels.kernels(net.sizes, net.dtype)
+    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
     return any(_kernels.on_disk(k) is False
                for k in (module.train_serial, module.train_parallel))
 
@@ -921,6 +1002,8 @@ class _Buffers:
 
 def _epoch_line(record):
     seconds = f"({record['seconds']:.2f} s)"
+    if "eta" in record:  # a schedule is on
+        seconds = f"eta {record['eta']:g}  {seconds}"
     if "correct" in record:
         return f"Epoch {record['epoch']}: {record['correct']} / {record['total']}  {seconds}"
     return f"Epoch {record['epoch']} complete  {seconds}"
@@ -933,7 +1016,11 @@ def diagnose(history, eta, n_outputs):
     * saturated: for SATURATED_EPOCHS epochs in a row, at least half the output
       neurons are pinned at 0 or 1 for (almost) every input (``pinned_outputs``,
       measured on the first SATURATION_SAMPLE training inputs): with
-      sigma'(z) ~ 0 they no longer learn, the mark of an eta too large;
+      sigma'(z) ~ 0 they no longer learn, the mark of an eta too large (with the
+      cross-entropy cost the output error a - y has no sigma'(z), but outputs
+      pinned whatever the input are still the mark of steps far too large; a
+      healthy run's outputs, near 0 for the nine digits in ten not theirs and
+      near 1 for the tenth, are not pinned);
     * stalled: STALL_EPOCHS epochs after the first, the cost has not fallen
       STALL_TOLERANCE below the first epoch's;
     * diverging: the cost of each of the last DIVERGENCE_PATIENCE epochs is more
@@ -952,10 +1039,13 @@ def diagnose(history, eta, n_outputs):
                 if "accuracy" in last else "")
     pinned = history.column("pinned_outputs")[-SATURATED_EPOCHS:]
     if len(pinned) == SATURATED_EPOCHS and np.all(pinned >= n_outputs / 2):
+        why = ("their sigma'(z) is about 0, so they no longer learn"
+               if history.info.get("cost", "quadratic") == "quadratic" else
+               "with the cross-entropy cost, a sign that the steps are far too large")
         return (f"training has saturated: in epochs {history[-SATURATED_EPOCHS]['epoch']}-"
                 f"{last['epoch']}, {int(pinned[-1])} of the {n_outputs} output neurons are "
                 f"pinned at 0 or 1 whatever the input (cost C = {costs[-1]:.4g}{accuracy}); "
-                f"their sigma'(z) is about 0, so they no longer learn.  eta = {eta:g} is "
+                f"{why}.  eta = {eta:g} is "
                 "probably too large: try a smaller eta (10 times smaller, say)")
     if len(costs) > STALL_EPOCHS and costs[1:].min() > (1 - STALL_TOLERANCE) * costs[0]:
         return (f"training has stalled: after {len(costs)} epochs the cost is "

@@ -1,8 +1,11 @@
-"""The book's algorithm in plain NumPy, float64: the reference every kernel is tested against.
+"""The book's algorithms in plain NumPy, float64: the references every kernel is tested against.
 
 A transcription of Nielsen's network.py (chapter 1): column vectors, one
 backprop per example, nabla summed over the mini-batch, then
-w -> w - (eta/len(mini_batch)) nabla_w.  Written for clarity, not speed.
+w -> w - (eta/len(mini_batch)) nabla_w.  Then the parts of network2.py
+(chapter 3) that fastgd offers as options: the cross-entropy cost, L2 (and
+the chapter's L1) regularization, and the scaled initial weights.  Written
+for clarity, not speed.
 """
 
 import numpy as np
@@ -83,4 +86,92 @@ def train_epoch(weights, biases, X, y, order, mini_batch_size, eta, reduction="m
     for start in range(0, len(order), mini_batch_size):
         batch = order[start:start + mini_batch_size]
         weights, biases = update_mini_batch(weights, biases, X[batch], y[batch], eta, reduction)
+    return weights, biases
+
+
+# -- chapter 3: the book's network2.py ----------------------------------------------------
+
+def scaled_weights(rng, sizes):
+    """network2.py's default_weight_initializer: biases N(0, 1), weights N(0, 1/n_in)
+    (fastgd draws biases then weights from one generator, as for N(0, 1))."""
+    biases = [rng.standard_normal(y) for y in sizes[1:]]
+    weights = [rng.standard_normal((y, x)) / np.sqrt(x) for x, y in zip(sizes[:-1], sizes[1:])]
+    return weights, biases
+
+
+def backprop2(weights, biases, x, label, cost="cross-entropy"):
+    """network2.py's backprop: as backprop, with the output error of `cost`:
+    CrossEntropyCost.delta is a - y (no sigma'(z))."""
+    if cost == "quadratic":
+        return backprop(weights, biases, x, label)
+    biases = [b.reshape(-1, 1) for b in biases]
+    activation = np.asarray(x, np.float64).reshape(-1, 1)
+    activations = [activation]
+    zs = []
+    for b, w in zip(biases, weights):
+        z = np.dot(w, activation) + b
+        zs.append(z)
+        activation = sigmoid(z)
+        activations.append(activation)
+    delta = activations[-1] - one_hot(label, weights[-1].shape[0])
+    nabla_b = [None] * len(weights)
+    nabla_w = [None] * len(weights)
+    nabla_b[-1] = delta
+    nabla_w[-1] = np.dot(delta, activations[-2].T)
+    for l in range(2, len(weights) + 1):
+        sp = sigmoid(zs[-l]) * (1 - sigmoid(zs[-l]))
+        delta = np.dot(weights[-l + 1].T, delta) * sp
+        nabla_b[-l] = delta
+        nabla_w[-l] = np.dot(delta, activations[-l - 1].T)
+    return [nb[:, 0] for nb in nabla_b], nabla_w
+
+
+def cross_entropy_cost(weights, biases, X, y, lmbda=0.0, regularization="L2"):
+    """network2.py's total_cost: C = -(1/n) sum_x sum_j [y ln a + (1-y) ln(1-a)]
+    (np.nan_to_num for 0 ln 0), plus (lmbda/2n) sum w^2 (L2) or (lmbda/n) sum |w| (L1)."""
+    total = 0.0
+    for x, label in zip(X, y):
+        a = feedforward(weights, biases, x)
+        t = one_hot(label, len(a))[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total += np.sum(np.nan_to_num(-t * np.log(a) - (1 - t) * np.log(1 - a)))
+    total /= len(X)
+    if regularization == "L2":
+        total += 0.5 * (lmbda / len(X)) * sum(np.linalg.norm(w) ** 2 for w in weights)
+    else:
+        total += (lmbda / len(X)) * sum(np.sum(np.abs(w)) for w in weights)
+    return total
+
+
+def update_mini_batch2(weights, biases, X, y, eta, lmbda, n, cost="cross-entropy",
+                       regularization="L2"):
+    """network2.py's update_mini_batch: w -> (1 - eta lmbda/n) w - (eta/m) nabla_w
+    (L2), or w -> w - (eta lmbda/n) sgn(w) - (eta/m) nabla_w (L1); biases are
+    not regularized."""
+    nabla_b = [np.zeros(b.shape) for b in biases]
+    nabla_w = [np.zeros(w.shape) for w in weights]
+    for x, label in zip(X, y):
+        delta_nabla_b, delta_nabla_w = backprop2(weights, biases, x, label, cost)
+        nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+        nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+    m = len(X)
+    if regularization == "L2":
+        weights = [(1 - eta * (lmbda / n)) * w - (eta / m) * nw
+                   for w, nw in zip(weights, nabla_w)]
+    else:
+        weights = [w - eta * (lmbda / n) * np.sign(w) - (eta / m) * nw
+                   for w, nw in zip(weights, nabla_w)]
+    biases = [b - (eta / m) * nb for b, nb in zip(biases, nabla_b)]
+    return weights, biases
+
+
+def train_epoch2(weights, biases, X, y, order, mini_batch_size, eta, lmbda=0.0,
+                 cost="cross-entropy", regularization="L2"):
+    """One epoch of network2.py's SGD over X[order], n = len(order)."""
+    weights = [np.array(w, np.float64) for w in weights]
+    biases = [np.array(b, np.float64) for b in biases]
+    for start in range(0, len(order), mini_batch_size):
+        batch = order[start:start + mini_batch_size]
+        weights, biases = update_mini_batch2(weights, biases, X[batch], y[batch], eta, lmbda,
+                                             len(order), cost, regularization)
     return weights, biases

@@ -83,3 +83,23 @@ def test_save_leaves_nothing_behind_when_drawing_fails(tmp_path):
     assert not (tmp_path / "x.png").exists()
     with pytest.raises(FileNotFoundError, match="no such directory"):
         plots.save(Broken(), tmp_path / "missing" / "x.png")
+
+
+def test_overfitting_draws_training_cost_and_test_accuracy_per_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    runs = {"no regularization": history(), "L2": history()[:2]}
+    fig = plots.overfitting(runs, title="t")
+    cost, acc = fig.axes
+    assert [ln.get_label() for ln in cost.get_lines()] == list(runs)
+    np.testing.assert_allclose(cost.get_lines()[0].get_ydata(), history().column("training_cost"))
+    np.testing.assert_allclose(acc.get_lines()[0].get_ydata(), [70, 75, 80, 85])
+    assert plots.save(fig, tmp_path / "o.png") and (tmp_path / "o.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="must have 'training_cost' and 'accuracy'"):
+        plots.overfitting({"bare": history(monitored=False)})
+
+
+def test_learning_curves_name_the_networks_cost():
+    pytest.importorskip("matplotlib")
+    curves = History(history(), cost="cross-entropy")
+    assert plots.learning_curves(curves).axes[1].get_ylabel() == "cross-entropy cost C"
+    assert plots.learning_curves(history()).axes[1].get_ylabel() == "quadratic cost C"

@@ -21,7 +21,8 @@ import numpy as np
 
 import fastgd
 from fastgd.cli._arguments import (check_fits, check_outputs, draw_seed, finite_or_none,
-                                   layer_sizes, require_matplotlib)
+                                   fraction, layer_sizes, non_negative_float,
+                                   require_matplotlib)
 from fastgd.cli._arguments import int_at_least as _int_at_least
 from fastgd.cli._arguments import positive_float as _positive_float
 from fastgd._files import atomic_write
@@ -97,8 +98,8 @@ def add_parsers(commands):
                        help="stop after N epochs without a better accuracy on the evaluation "
                             "inputs")
     train.add_argument("--monitor-training-cost", action="store_true",
-                       help="also compute the quadratic cost C on all the training inputs "
-                            "after each epoch")
+                       help="also compute the cost C (the network's, without the "
+                            "regularization term) on all the training inputs after each epoch")
     train.add_argument("--on-divergence", choices=["stop", "warn", "raise"], default="stop",
                        help="when training fails (the cost becomes NaN, stays well above its "
                             f"best for {DIVERGENCE_PATIENCE} epochs, stops falling, or most "
@@ -136,7 +137,8 @@ def add_parsers(commands):
     evaluate = commands.add_parser(
         "evaluate", help="classify a data set with a saved network",
         description="Load a network saved by 'fastgd train --save' and report how many "
-                    "inputs it classifies correctly, and the quadratic cost C.")
+                    "inputs it classifies correctly, and its cost C (quadratic or "
+                    "cross-entropy, as it was trained).")
     evaluate.add_argument("model", metavar="MODEL.npz",
                           help="a network saved by fastgd train --save")
     evaluate.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
@@ -179,10 +181,39 @@ def _add_training_options(parser, data_help, validation_help, epochs=30):
     parser.add_argument("--reduction", choices=["mean", "sum"], default="mean",
                        help="mean: w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule "
                             "(default); sum: drop the 1/m")
+    parser.add_argument("--cost", choices=["quadratic", "cross-entropy"], default="quadratic",
+                       help="the cost C_x to minimise: quadratic, ||y - a||^2 / 2 (default, "
+                            "chapter 1), or cross-entropy, -sum_j [y_j ln a_j + (1 - y_j) "
+                            "ln(1 - a_j)] (chapter 3: saturated output neurons still learn "
+                            "fast; use a smaller eta, 0.5 in the book)")
+    parser.add_argument("--init", choices=["large", "scaled"], default="large",
+                       help="initial weights: large, Gaussian with standard deviation 1 "
+                            "(default), or scaled, standard deviation 1/sqrt(n_in) for a neuron "
+                            "with n_in inputs (chapter 3: hidden neurons do not start saturated)")
+    parser.add_argument("--lmbda", type=non_negative_float, default=0.0, metavar="LAMBDA",
+                       help="the regularization parameter lambda (default 0: none); with n "
+                            "training inputs, L2 shrinks each weight by the factor 1 - eta "
+                            "lambda / n each step (5.0 in the book, for 50,000 inputs)")
+    parser.add_argument("--regularization", choices=["L2", "L1"], default="L2",
+                       help="L2 (default): add (lambda/2n) sum w^2 to the cost; L1: add "
+                            "(lambda/n) sum |w|, so w -> w - (eta lambda / n) sgn(w) each step")
+    parser.add_argument("--eta-schedule", choices=["none", "halve-on-plateau"], default="none",
+                       help="halve-on-plateau: halve eta each time the accuracy on the "
+                            "evaluation inputs has not improved for --patience epochs, and "
+                            "stop once eta has fallen to --min-eta-factor of its start "
+                            "(evaluate on validation inputs: --evaluate-on validation); none "
+                            "(default): eta stays fixed")
+    parser.add_argument("--patience", type=_int_at_least(1), default=10, metavar="N",
+                       help="epochs without a better accuracy before --eta-schedule halves "
+                            "eta (default 10)")
+    parser.add_argument("--min-eta-factor", type=fraction, default=1 / 128, metavar="F",
+                       help="--eta-schedule stops training once eta has fallen to F times its "
+                            "start (default 0.0078125; that is 1/128)")
     parser.add_argument("--seed", type=_int_at_least(0),
                        help="seeds the initial weights and biases (Gaussian, mean 0, "
-                            "standard deviation 1) and the shuffling of the training inputs "
-                            "(default: a fresh seed, printed so the run can be repeated)")
+                            "standard deviation 1, or as --init says) and the shuffling of the "
+                            "training inputs (default: a fresh seed, printed so the run can be "
+                            "repeated)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                        help="floating-point precision of weights and inputs (default float32)")
     parser.add_argument("--threads", type=_threads,
@@ -217,10 +248,10 @@ def _load_data(directory, dtype, validation_size, wanted):
     return data
 
 
-def _result(correct, total, name, cost):
+def _result(correct, total, name, cost, cost_function="quadratic"):
     percent = f"{correct / total:.2%}" if total else "n/a"
     return (f"{correct} / {total} {name} inputs classified correctly ({percent}); "
-            f"quadratic cost C = {cost:.4g}")
+            f"{cost_function} cost C = {cost:.4g}")
 
 
 def _plural(count, word):
@@ -256,8 +287,24 @@ def _prepare(args):
 
     seed = draw_seed(args.seed, to_stderr=getattr(args, "json", False))
 
-    net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype)
+    net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype, cost=args.cost,
+                         init=args.init)
     return net, (X, y), eval_data, m, seed
+
+
+def _chapter3_options(args):
+    """The non-default chapter-3 options, as words for the header line."""
+    words = []
+    if args.cost != "quadratic":
+        words.append(f"{args.cost} cost")
+    if args.init != "large":
+        words.append(f"{args.init} initial weights")
+    if args.lmbda:
+        words.append(f"{args.regularization} regularization, lambda {args.lmbda:g}")
+    if args.eta_schedule != "none":
+        words.append(f"eta halved after {_plural(args.patience, 'epoch')} without a better "
+                     f"accuracy, down to {args.min_eta_factor:g} of its start")
+    return "".join(f", {w}" for w in words)
 
 
 # Options --resume takes from the checkpoint (the run's definition and its data);
@@ -265,7 +312,8 @@ def _prepare(args):
 _FROM_CHECKPOINT = ("sizes", "dtype", "data", "validation_size", "evaluate_on", "train_size",
                     "mode", "mini_batch_size", "eta", "reduction", "seed",
                     "monitor_training_cost", "on_divergence", "checkpoint_every", "early_stop",
-                    "save_best")
+                    "save_best", "cost", "init", "lmbda", "regularization", "eta_schedule",
+                    "patience", "min_eta_factor")
 
 
 def train_command(args):
@@ -286,8 +334,9 @@ def train_command(args):
                  "full-batch": f"full batch (mini-batch size {n})",
                  "mini-batch": f"mini-batch size {m}"}[args.mode]
         reduction = ", summed gradients" if args.reduction == "sum" else ""
-        print(f"Network {net.sizes}, {args.dtype}; {n} training inputs, {steps}, "
-              f"eta {args.eta}{reduction}, {_plural(args.epochs, 'epoch')}; evaluated on the "
+        print(f"Network {net.sizes}, {args.dtype}{_chapter3_options(args)}; {n} training "
+              f"inputs, {steps}, eta {args.eta}{reduction}, {_plural(args.epochs, 'epoch')}; "
+              "evaluated on the "
               f"{len(eval_data[1])} {args.evaluate_on} inputs; seed {seed}; "
               f"kernel {kernel} ({reason}), {_plural(threads, 'thread')}",
               flush=True)
@@ -314,6 +363,9 @@ def train_command(args):
                     on_divergence=args.on_divergence, checkpoint=args.checkpoint,
                     checkpoint_every=args.checkpoint_every, save_best=args.save_best,
                     early_stop=args.early_stop, overwrite=args.overwrite,
+                    lmbda=args.lmbda, regularization=args.regularization,
+                    eta_schedule=None if args.eta_schedule == "none" else args.eta_schedule,
+                    patience=args.patience, min_eta_factor=args.min_eta_factor,
                     info={"cli": {key: getattr(args, key) for key in _FROM_CHECKPOINT}})
         except fastgd.TrainingInterrupted as e:
             history, interruption = e.history, e
@@ -336,8 +388,10 @@ def train_command(args):
     return status
 
 
-# Options of a run on one process only: a distributed run has no checkpoints yet.
-_NOT_DISTRIBUTED = ("checkpoint", "resume", "save_best", "early_stop", "checkpoint_every")
+# Options of a run on one process only: a distributed run has no checkpoints,
+# regularization or eta schedule yet.
+_NOT_DISTRIBUTED = ("checkpoint", "resume", "save_best", "early_stop", "checkpoint_every",
+                    "lmbda", "regularization", "eta_schedule", "patience", "min_eta_factor")
 
 
 def _communicator(args):
@@ -420,11 +474,13 @@ def _options_from_checkpoint(args):
                          "fastgd train; continue it with fastgd.resume() from Python")
     for key in _FROM_CHECKPOINT:
         given, default = getattr(args, key), args.parser.get_default(key)
-        if given != default and given != saved[key]:
+        # a checkpoint from before an option existed ran with its default
+        value = saved.get(key, default)
+        if given != default and given != value:
             option = "--" + key.replace("_", "-")
             raise ValueError(f"{option} cannot be changed when resuming (--resume "
-                             f"{args.resume} has {option} {saved[key]}); leave it out")
-        setattr(args, key, saved[key])
+                             f"{args.resume} has {option} {value}); leave it out")
+        setattr(args, key, value)
     if args.epochs == args.parser.get_default("epochs"):
         args.epochs = state["definition"]["epochs"]
     if args.epochs < state["epoch"]:
@@ -470,14 +526,15 @@ def _summary(history, net, eval_data, args, interruption):
                      f"best: epoch {best['epoch']}, "
                      f"{best['correct']} / {best['total']} ({best['accuracy']:.2%})")
         final = f"Final: epoch {last['epoch']}, " + _result(
-            last["correct"], last["total"], args.evaluate_on, last["test_cost"])
+            last["correct"], last["total"], args.evaluate_on, last["test_cost"],
+            net.cost_function)
         if "training_cost" in last:
             final += f"; on the training inputs C = {last['training_cost']:.4g}"
         lines.append(final)
     elif interruption is None:
         lines.append("No epochs run; untrained network: "
                      + _result(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
-                               net.cost(*eval_data)))
+                               net.cost(*eval_data), net.cost_function))
     planned = history.info.get("epochs_planned", len(history))
     if interruption is not None:
         where = (f" and {interruption.position} examples of epoch {interruption.epoch}"
@@ -487,11 +544,12 @@ def _summary(history, net, eval_data, args, interruption):
         if interruption.position and np.isfinite(net.params).all():
             lines.append(f"The network now, part-way through epoch {interruption.epoch}: "
                          + _result(net.evaluate(*eval_data), len(eval_data[1]),
-                                   args.evaluate_on, net.cost(*eval_data)))
+                                   args.evaluate_on, net.cost(*eval_data), net.cost_function))
     elif history.stopped and history.stopped == history.diverged:
         lines.append(f"Stopped after {len(history)} of {planned} epochs: training failed")
     elif history.stopped:
-        reason = history.stopped.replace("(early_stop)", "(--early-stop)")
+        reason = history.stopped.replace("(early_stop)", "(--early-stop)").replace(
+            "(eta_schedule,", "(--eta-schedule,")
         lines.append(f"Stopped after {len(history)} of {planned} epochs: {reason}")
     if history.best_saved:
         lines.append(f"best network (epoch {history.best_saved['epoch']}) kept in "
@@ -588,7 +646,8 @@ def profile_command(args):
     net, training_data, eval_data, m, _ = _prepare(args)
     report = profile_training(net, training_data, eval_data, args.epochs, m, args.eta,
                               reduction=args.reduction, threads=args.threads,
-                              kernel=args.kernel, busy=args.busy)
+                              kernel=args.kernel, busy=args.busy, lmbda=args.lmbda,
+                              regularization=args.regularization)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -599,10 +658,11 @@ def profile_command(args):
 def evaluate_command(args):
     net = fastgd.Network.load(args.model)
     if args.dtype and args.dtype != net.dtype.name:
-        net = fastgd.Network(net.sizes, net.weights, net.biases, dtype=args.dtype)
+        net = fastgd.Network(net.sizes, net.weights, net.biases, dtype=args.dtype,
+                             cost=net.cost_function, init=net.init)
     X, y = _load_data(args.data, net.dtype.name, args.validation_size, args.on)[args.on]
     check_fits(net.sizes, (X, y), f"the network in {args.model}")
-    print(_result(net.evaluate(X, y), len(y), args.on, net.cost(X, y)))
+    print(_result(net.evaluate(X, y), len(y), args.on, net.cost(X, y), net.cost_function))
     return 0
 
 
