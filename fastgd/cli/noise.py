@@ -109,7 +109,8 @@ def noise_command(args):
     seed = draw_seed(args.seed, to_stderr=args.json)
 
     from fastgd.training import compile_kernels
-    compile_kernels(args.sizes, args.dtype)
+    if args.train_epochs:
+        compile_kernels(args.sizes, args.dtype)  # training between the two measurements
     net = Network(args.sizes, seed=seed, dtype=args.dtype)
     measure = dict(batch_sizes=args.batch_sizes, n_batches=args.batches, seed=seed,
                    max_bytes=args.max_mb * 2**20)
