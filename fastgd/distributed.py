@@ -45,9 +45,9 @@ import numpy as np
 
 from . import _kernels
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
-from .training import (GROUP, PARALLEL_CHUNK, SATURATION_SAMPLE, TRIAL_EXAMPLES, compile_notice,
+from .training import (GROUP, PARALLEL_CHUNK, TRIAL_EXAMPLES, compile_notice,
                        DivergenceError, DivergenceWarning, History, _chunk, _epoch_line,
-                       chunk_size, diagnose, numba_threads)
+                       chunk_size, diagnose, epoch_record, numba_threads)
 
 REDUCES = ("ordered", "allreduce")
 # Steps between two checks that every rank holds the same weights (and at each
@@ -499,20 +499,9 @@ class Run:
 
     def _record(self, epoch, cost, seconds):
         """The epoch's entry in the History (rank 0 only: it evaluates)."""
-        net = self.net
-        record = {"epoch": epoch, "seconds": seconds, "cost": cost / self.n}
-        with numba_threads(self.threads):
-            if self.monitor_training_cost:
-                record["training_cost"] = net.evaluation(self.X, self.y).cost
-            if self.test is not None:
-                result = net.evaluation(*self.test, name="test_data")
-                record.update(correct=result.correct, total=result.total,
-                              accuracy=result.accuracy, test_cost=result.cost)
-                if result.nonfinite:
-                    record["nonfinite_outputs"] = result.nonfinite
-            record["pinned_outputs"] = net.evaluation(
-                self.X[:SATURATION_SAMPLE], self.y[:SATURATION_SAMPLE]).pinned
-        return record
+        return epoch_record(self.net, epoch, cost, seconds, (self.X, self.y), self.test,
+                            monitor_training_cost=self.monitor_training_cost,
+                            threads=self.threads)
 
     def _stop(self, verdict):
         """Whether training stops after this epoch (the same answer on every rank:

@@ -602,7 +602,6 @@ class _Run:
             self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
                                    "test_data")
         X, y = self.trainer.X, self.trainer.y
-        self.sample = (X[:SATURATION_SAMPLE], y[:SATURATION_SAMPLE])
         self.fingerprint = {"training_data": data_fingerprint(X, y),
                             "test_data": None if self.test is None
                             else data_fingerprint(*self.test)}
@@ -665,20 +664,12 @@ class _Run:
 
     def _record(self, cost, seconds):
         """The epoch's entry in the History."""
-        net, trainer = self.net, self.trainer
-        record = {"epoch": self.epoch, "seconds": seconds, "cost": cost / trainer.n}
+        trainer = self.trainer
+        record = epoch_record(self.net, self.epoch, cost, seconds, (trainer.X, trainer.y),
+                              self.test, monitor_training_cost=self.options[
+                                  "monitor_training_cost"], threads=self.options["threads"])
         if self.options["eta_schedule"] is not None:
             record["eta"] = trainer.eta
-        with numba_threads(self.options["threads"]):
-            if self.options["monitor_training_cost"]:
-                record["training_cost"] = net.evaluation(trainer.X, trainer.y).cost
-            if self.test is not None:
-                result = net.evaluation(*self.test, name="test_data")
-                record.update(correct=result.correct, total=result.total,
-                              accuracy=result.accuracy, test_cost=result.cost)
-                if result.nonfinite:
-                    record["nonfinite_outputs"] = result.nonfinite
-            record["pinned_outputs"] = net.evaluation(*self.sample).pinned
         return record
 
     def _after_epoch(self):
@@ -948,6 +939,28 @@ def _record_compile_seconds(seconds):
                      lambda f: f.write(f"{seconds:.1f}\n"), overwrite=True, binary=False)
     except OSError:
         pass
+
+
+def epoch_record(net, epoch, cost, seconds, training_data, test_data, *,
+                 monitor_training_cost=False, threads=None):
+    """A History entry: the epoch, its seconds, the running cost (``cost`` is the
+    sum of C_x over the epoch), and what evaluating the network now tells
+    (test_data's results, C on the training set if monitored, the pinned output
+    neurons on the first SATURATION_SAMPLE training inputs).  Data are validated."""
+    X, y = training_data
+    record = {"epoch": epoch, "seconds": seconds, "cost": cost / len(y)}
+    with numba_threads(threads):
+        if monitor_training_cost:
+            record["training_cost"] = net.evaluation(X, y).cost
+        if test_data is not None:
+            result = net.evaluation(*test_data, name="test_data")
+            record.update(correct=result.correct, total=result.total,
+                          accuracy=result.accuracy, test_cost=result.cost)
+            if result.nonfinite:
+                record["nonfinite_outputs"] = result.nonfinite
+        record["pinned_outputs"] = net.evaluation(X[:SATURATION_SAMPLE],
+                                                  y[:SATURATION_SAMPLE]).pinned
+    return record
 
 
 def compiling_needed(net):
