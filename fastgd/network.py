@@ -333,6 +333,11 @@ class Network:
         (about 708) instead of infinity, so that a saturated output does not
         read as a diverged network."""
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, name)
+        return self._evaluation(X, y)
+
+    def _evaluation(self, X, y):
+        """evaluation() of data already checked and in the network's dtype (the
+        training loop checks its data once, not after every epoch)."""
         if X.shape[0] == 0:
             return Evaluation(0, 0, float("nan"), 0, 0, self.cost_function)
         out = self._feedforward(X).astype(np.float64)

@@ -946,20 +946,21 @@ def epoch_record(net, epoch, cost, seconds, training_data, test_data, *,
     """A History entry: the epoch, its seconds, the running cost (``cost`` is the
     sum of C_x over the epoch), and what evaluating the network now tells
     (test_data's results, C on the training set if monitored, the pinned output
-    neurons on the first SATURATION_SAMPLE training inputs).  Data are validated."""
+    neurons on the first SATURATION_SAMPLE training inputs).  The data must be
+    checked already (``check_data``): this runs after every epoch."""
     X, y = training_data
     record = {"epoch": epoch, "seconds": seconds, "cost": cost / len(y)}
     with numba_threads(threads):
         if monitor_training_cost:
-            record["training_cost"] = net.evaluation(X, y).cost
+            record["training_cost"] = net._evaluation(X, y).cost
         if test_data is not None:
-            result = net.evaluation(*test_data, name="test_data")
+            result = net._evaluation(*test_data)
             record.update(correct=result.correct, total=result.total,
                           accuracy=result.accuracy, test_cost=result.cost)
             if result.nonfinite:
                 record["nonfinite_outputs"] = result.nonfinite
-        record["pinned_outputs"] = net.evaluation(X[:SATURATION_SAMPLE],
-                                                  y[:SATURATION_SAMPLE]).pinned
+        record["pinned_outputs"] = net._evaluation(X[:SATURATION_SAMPLE],
+                                                   y[:SATURATION_SAMPLE]).pinned
     return record
 
 
