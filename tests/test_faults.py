@@ -306,14 +306,27 @@ def test_sgd_interrupted_by_a_signal_gives_back_its_history_and_a_checkpoint(tmp
     net = fastgd.Network([8, 6, 3], seed=5)
     net.SGD(data, 1, 10, 2.0, verbose=False, kernel="serial")  # compiled before the clock
     net = fastgd.Network([8, 6, 3], seed=5)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    done = threading.Event()
+
+    def interrupt():
+        """Ctrl-C once SGD handles it and has written a checkpoint (an epoch is done):
+        a fixed delay could come too early on a busy machine."""
+        while not done.is_set():
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler and \
+                    path.exists():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
     try:
         with pytest.raises(fastgd.TrainingInterrupted) as stopped:
             net.SGD(data, 100_000, 10, 2.0, test_data=test, verbose=False, kernel="serial",
                     checkpoint=path)
     finally:
-        timer.cancel()
+        done.set()
+        sender.join()
     e = stopped.value
     assert e.signal == signal.SIGINT and e.checkpoint == str(path)
     assert len(e.history) == e.epoch > 0 and e.history.stopped == "interrupted by SIGINT"
