@@ -135,7 +135,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 4
+_CODEGEN_VERSION = 5
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -257,6 +257,22 @@ def _decay_rows(weights, sizes, r0, r1, scale, shrink):
                 run[p] = r if v != 0 else v
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _add_groups(nabla, groups, n_groups, p0, p1):
+    """nabla[p0:p1] += groups[g, p0:p1] for g = 0, 1, ..., n_groups - 1 in turn, and
+    each of those buffers zeroed for its next use.  Each addition and each zeroing
+    is its own loop on unsigned indices, so that both vectorise (one loop over two
+    arrays that may overlap would not)."""
+    n = np.uint64(p1 - p0)
+    total = nabla[p0:p1]
+    for g in range(n_groups):
+        part = groups[g, p0:p1]
+        for p in range(n):
+            total[p] += part[p]
+        for p in range(n):
+            part[p] = 0
+
+
 def _element_pointer(context, builder, signature, args):
     """LLVM pointer to array[i] for an intrinsic called as f(array, i, ...)."""
     arrayty = signature.args[0]
@@ -287,7 +303,7 @@ def _prefetch(typingctx, array, i):
     return nbtypes.void(array, i), codegen
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _prefetch_row(x, indptr, indices, values, splits):
     """Start loading row x of the CSR arrays (and of splits) into cache: examples
     come in shuffled order, so each one's nonzero inputs lie somewhere new in
@@ -541,12 +557,8 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
             for _worker in prange(n_workers):
                 blk = _work_on(counter, n_param_blocks)
                 while blk >= 0:
-                    p1 = min(n_params, (blk + 1) * PARAM_BLOCK)
-                    for g in range(n_groups):
-                        buffer = groups[g]
-                        for p in range(blk * PARAM_BLOCK, p1):
-                            nabla[p] += buffer[p]
-                            buffer[p] = 0
+                    _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
+                                min(n_params, (blk + 1) * PARAM_BLOCK))
                     blk = _work_on(counter, n_param_blocks)
         if decaying:
             counter[0] = 0
@@ -616,12 +628,8 @@ def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
         for _worker in prange(n_workers):
             blk = _work_on(counter, n_param_blocks)
             while blk >= 0:
-                p1 = min(n_params, (blk + 1) * PARAM_BLOCK)
-                for g in range(n_groups):
-                    buffer = groups[g]
-                    for p in range(blk * PARAM_BLOCK, p1):
-                        nabla[p] += buffer[p]
-                        buffer[p] = 0
+                _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
+                            min(n_params, (blk + 1) * PARAM_BLOCK))
                 blk = _work_on(counter, n_param_blocks)
     return total_cost
 
@@ -896,7 +904,7 @@ numba.  Do not edit."""
 import numpy as np
 from numba import njit, prange
 
-from fastgd._kernels import (_CE_SMALLEST, _cross_entropy_output_error,
+from fastgd._kernels import (_CE_SMALLEST, _add_groups, _cross_entropy_output_error,
                              _decay_rows, _flush, _layers, _prefetch_row,
                              _quadratic_output_error, _scratch, _sigmoid, _work_on,
                              compile_serial_and_parallel, nonzero_columns)
