@@ -25,7 +25,7 @@ import numpy as np
 from . import _kernels
 from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
-                     ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_EXAMPLES)
+                     ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
 from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
 from .network import check_regularization, read_network, write_network
 
@@ -382,30 +382,40 @@ class Trainer:
     def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
 
-        Each candidate trains twice on about TRIAL_EXAMPLES examples, in turn.
-        When the epoch has room before ``end``, these are the epoch's own next examples (the
-        candidates give the same weights, so nothing is wasted); otherwise (a
-        few huge mini-batches) they run on a copy of the weights, which is
+        Each candidate first trains a short scouting trial (a quarter of
+        TRIAL_EXAMPLES, whole mini-batches), in turn; a candidate more than
+        TRIAL_CUTOFF times slower than the fastest there is dropped, so that a
+        kernel crippled by a busy machine costs one short trial, not several
+        long ones.  The others then train twice on about TRIAL_EXAMPLES
+        examples each, in turn, and the best time of each counts.  When the
+        epoch has room before ``end``, these are the epoch's own next examples
+        (the candidates give the same weights, so nothing is wasted); otherwise
+        (a few huge mini-batches) they run on a copy of the weights, which is
         thrown away."""
         m = self.mini_batch_size
+        scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
-        rounds = 2
-        in_place = start + rounds * len(self.candidates) * trial <= end
+        in_place = start + len(self.candidates) * (scout + 2 * trial) <= end
         seconds = {c.name: [] for c in self.candidates}
         cost = 0.0
-        for _ in range(rounds):
-            for candidate in self.candidates:
+        first = start
+        running = list(self.candidates)
+        for size in (scout, trial, trial):
+            for candidate in running:
                 if in_place:
                     began = time.perf_counter()
-                    cost += self._run(candidate, order, start, start + trial)
-                    seconds[candidate.name].append((time.perf_counter() - began) / trial)
-                    start += trial
-                else:
-                    n_trial = min(self.n, TRIAL_EXAMPLES)
+                    cost += self._run(candidate, order, start, start + size)
+                    seconds[candidate.name].append((time.perf_counter() - began) / size)
+                    start += size
+                else:  # part of one mini-batch, as many examples as a trial
+                    n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
                     scratch = self.net.params.copy()
                     began = time.perf_counter()
                     self._run(candidate, order, 0, n_trial, params=scratch)
                     seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
+            if size == scout:
+                fastest = min(seconds[c.name][0] for c in running)
+                running = [c for c in running if seconds[c.name][0] <= TRIAL_CUTOFF * fastest]
         best = {name: min(times) for name, times in seconds.items()}
         previous = self.current.name if self.calibration else None
         self.current = next(c for c in self.candidates if c.name == min(best, key=best.get))
@@ -413,8 +423,7 @@ class Trainer:
         self._recheck = False
         self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
                                   else RECHECK_EPOCHS * self.n)
-        if in_place:
-            self._trained += rounds * len(self.candidates) * trial
+        self._trained += start - first
         self._next_recheck = self._trained + self._recheck_interval
         self.calibration.append({"epoch": epoch, "s_per_example": best,
                                  "chose": self.current.name,

@@ -1,6 +1,7 @@
 """The epoch driver: history, printing, kernel choice, threads, divergence."""
 
 import math
+import time
 import warnings
 
 import numba
@@ -113,6 +114,32 @@ def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
     reference.SGD(data, 2, None, 1.0, kernel="serial", verbose=False)
     assert history.info["calibration"][0]["timed_on"] == "a copy of the weights"
     np.testing.assert_array_equal(net.params, reference.params)
+
+
+@two_threads
+def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
+    """On a busy machine the parallel kernel can be a hundred times slower: the
+    calibration then costs it one short trial, not two full ones."""
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 400)
+    trials = {"serial": [], "parallel": []}
+    run = fastgd.training.Trainer._run
+
+    def slow_parallel(self, candidate, order, start, stop, params=None):
+        if stop > start:
+            trials[candidate.name].append(stop - start)
+            if candidate.name == "parallel":
+                time.sleep(0.2)  # far more than the serial kernel's whole trial
+        return run(self, candidate, order, start, stop, params)
+
+    monkeypatch.setattr(fastgd.training.Trainer, "_run", slow_parallel)
+    data = random_data([8, 6, 3], 3000, seed=5)
+    net = fastgd.Network([8, 6, 3], seed=0)
+    history = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    first = history.info["calibration"][0]
+    assert first["chose"] == "serial" and history.info["kernel_in_use"] == "serial"
+    assert trials["parallel"] == [100]  # the scouting trial: a quarter of 400, in whole mini-batches
+    assert trials["serial"][:3] == [100, 400, 400]
+    assert first["s_per_example"]["parallel"] > 2 * first["s_per_example"]["serial"]
 
 
 @two_threads
