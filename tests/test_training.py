@@ -137,7 +137,7 @@ def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
     history = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
     first = history.info["calibration"][0]
     assert first["chose"] == "serial" and history.info["kernel_in_use"] == "serial"
-    assert trials["parallel"] == [100]  # the scouting trial: a quarter of 400, in whole mini-batches
+    assert trials["parallel"] == [100]  # the scouting trial: a quarter of 400, whole mini-batches
     assert trials["serial"][:3] == [100, 400, 400]
     assert first["s_per_example"]["parallel"] > 2 * first["s_per_example"]["serial"]
 
