@@ -93,7 +93,7 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .config import CHAINS, DECAY_ROWS, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
+from .config import CHAINS, DECAY_ROWS, DENSE_FROM, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
@@ -135,7 +135,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 5
+_CODEGEN_VERSION = 6
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -307,9 +307,10 @@ def _prefetch(typingctx, array, i):
 def _prefetch_row(x, indptr, indices, values, splits):
     """Start loading row x of the CSR arrays (and of splits) into cache: examples
     come in shuffled order, so each one's nonzero inputs lie somewhere new in
-    memory."""
-    for p in range(indptr[x], indptr[x + 1], np.uint64(64 // indices.itemsize)):
-        _prefetch(indices, p)
+    memory.  Dense rows (``dense_columns``) have no indices."""
+    if indices.shape[0] > 0:
+        for p in range(indptr[x], indptr[x + 1], np.uint64(64 // indices.itemsize)):
+            _prefetch(indices, p)
     for p in range(indptr[x], indptr[x + 1], np.uint64(64 // values.itemsize)):
         _prefetch(values, p)
     if splits.shape[0] > 0:
@@ -365,6 +366,31 @@ def nonzero_columns(X):
                 values[p] = X[x, k]
                 p += 1
     return counts.astype(np.uint64), indices, values
+
+
+def dense_columns(X):
+    """(indptr, indices, values) of the dense input path: row x of X is
+    values[indptr[x]:indptr[x + 1]], all of its columns in order, so that a
+    column is its position in the row and indices is empty (nothing to read).
+    values is X itself, flattened (a copy only if X is not C-contiguous)."""
+    n, n_in = X.shape
+    indptr = np.arange(n + 1, dtype=np.uint64) * np.uint64(n_in)
+    return indptr, np.empty(0, np.uint32), np.ascontiguousarray(X).reshape(-1)
+
+
+def uses_dense_path(X):
+    """(dense, nonzero fraction): whether training on the rows of X takes the
+    dense input path, from the fraction of X's entries that are not zero: at
+    DENSE_FROM or more, skipping the zeros saves less than reading each
+    nonzero input's column costs (BENCHMARKS.md)."""
+    fraction = np.count_nonzero(X) / X.size if X.size else 0.0
+    return bool(fraction >= DENSE_FROM), float(fraction)
+
+
+def input_columns(X, dense):
+    """The rows of X as the training kernels read them: ``dense_columns`` for a
+    module generated with dense=True, else ``nonzero_columns`` (the zeros skipped)."""
+    return dense_columns(X) if dense else nonzero_columns(X)
 
 
 @njit(cache=True, nogil=True)
@@ -708,10 +734,11 @@ def panel_width(itemsize):
     return max(PAD, register_bytes // 4 // itemsize // PAD * PAD)
 
 
-def _forward_code(widths, panel):
+def _forward_code(widths, panel, dense=False):
     """forward_pass: a^l = sigmoid(w^l a^(l-1) + b^l) for the examples t0 <= t < t1,
     layer by layer, into A[l][t]; example t's input is row rows[t] of the CSR arrays.
-    Layer 0 walks the nonzero inputs; later layers all their inputs; zero is 0
+    Layer 0 walks the nonzero inputs (with dense, all of them: the column of
+    values[p] is then p - p0, not indices[p]); later layers all their inputs; zero is 0
     in A's dtype (where the second chains start).  The inputs
     of rows[t + PREFETCH_AHEAD] are prefetched, if rows goes on that far.
     splits[x] is copied to spans[t] for the update (see update_rows): the
@@ -722,6 +749,10 @@ def _forward_code(widths, panel):
     the end: one chain waits for each addition to finish before the next.
     """
     n_layers = len(widths)
+
+    def column(p):
+        return f"{p} - p0" if dense else f"indices[{p}]"
+
     lines = ["def forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,",
              "                 biases, A, zero):",
              "    one = np.uint64(1)"]
@@ -747,7 +778,7 @@ def _forward_code(widths, panel):
             if CHAINS == 1:
                 if i == 0:
                     lines += ["        for p in range(p0, p1):",
-                              "            k, ak = indices[p], values[p]"]
+                              f"            k, ak = {column('p')}, values[p]"]
                 else:
                     lines += [f"        for k in range({widths[i - 1]}):",
                               f"            ak = A{i - 1}[t, k]"]
@@ -758,8 +789,8 @@ def _forward_code(widths, panel):
             if i == 0:
                 lines += ["        for q in range(pairs):",
                           "            p = p0 + q + q",
-                          "            k, ak = indices[p], values[p]",
-                          "            k2, ak2 = indices[p + one], values[p + one]"]
+                          f"            k, ak = {column('p')}, values[p]",
+                          f"            k2, ak2 = {column('p + one')}, values[p + one]"]
             else:
                 lines += [f"        for k in range(0, {widths[i - 1] - 1}, 2):",
                           f"            ak, ak2 = A{i - 1}[t, k], A{i - 1}[t, k + 1]",
@@ -768,7 +799,7 @@ def _forward_code(widths, panel):
             lines += [f"            y{j} += ak2 * W{i}[k2, {j}]" for j in cols]
             if i == 0:
                 lines += ["        if p0 + pairs + pairs < p1:",
-                          "            k, ak = indices[p1 - one], values[p1 - one]"]
+                          f"            k, ak = {column('p1 - one')}, values[p1 - one]"]
             elif widths[i - 1] % 2:
                 last = widths[i - 1] - 1
                 lines += ["        if True:",
@@ -841,7 +872,7 @@ def _backward_code(widths, cost="quadratic"):
     return lines
 
 
-def _update_code(widths, panel):
+def _update_code(widths, panel, dense=False):
     """update_rows: target_w[l] += coef * sum_t a^(l-1)_t (delta^l_t)^T and
     target_b[l] += coef * sum_t delta^l_t over the examples t = t0, t0 + 1, ..., t1 - 1
     in order, for one piece of the weights.  Pieces 0..n_row_blocks-1 are blocks
@@ -849,6 +880,7 @@ def _update_code(widths, panel):
     of each example t (``row_splits``, copied by forward_pass), and the last one
     also adds layer 0's biases; piece n_row_blocks + i - 1 is the whole of layer i.
     With one block of rows, each example's nonzero inputs are all of its row.
+    With dense, the column of values[p] is its position in the row.
 
     Example by example, delta_t stays in registers while the rows of its
     nonzero inputs are updated.  (Walking the chunk column by column instead,
@@ -863,8 +895,9 @@ def _update_code(widths, panel):
         if i == 0:
             lines += ["    if piece < n_row_blocks:",
                       "        for t in range(t0, t1):",
+                      "            row = indptr[rows[t]]",
                       "            if n_row_blocks == 1:",
-                      "                p0, p1 = indptr[rows[t]], indptr[rows[t] + 1]",
+                      "                p0, p1 = row, indptr[rows[t] + 1]",
                       "            else:",
                       "                p0, p1 = spans[t, piece], spans[t, piece + 1]"]
         else:
@@ -876,7 +909,7 @@ def _update_code(widths, panel):
             lines += [f"            d{j} = D{i}[t, {j}]" for j in cols]
             if i == 0:
                 lines += ["            for p in range(p0, p1):",
-                          "                k = indices[p]",
+                          "                k = " + ("p - row" if dense else "indices[p]"),
                           "                c = coef * values[p]"]
             else:
                 lines += [f"            for k in range({widths[i - 1]}):",
@@ -888,18 +921,19 @@ def _update_code(widths, panel):
     return lines
 
 
-def layer_code(widths, panel, cost="quadratic"):
+def layer_code(widths, panel, cost="quadratic", dense=False):
     """Source of forward_pass, backward_pass and update_rows for a network whose
     layers after the input have `widths` neurons (sizes[1:]), computing `panel`
-    outputs at a time, trained on `cost` ("quadratic" or "cross-entropy")."""
-    parts = [_forward_code(widths, panel), _backward_code(widths, cost),
-             _update_code(widths, panel)]
+    outputs at a time, trained on `cost` ("quadratic" or "cross-entropy"), on
+    inputs from ``nonzero_columns`` or, with dense, ``dense_columns``."""
+    parts = [_forward_code(widths, panel, dense), _backward_code(widths, cost),
+             _update_code(widths, panel, dense)]
     return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
 
 
 _HEADER = '''"""fastgd's training kernels for layer widths {widths}, {panel} outputs at a
-time, {cost} cost: generated by fastgd._kernels.layer_code, compiled and cached by
-numba.  Do not edit."""
+time, {cost} cost, {inputs} inputs: generated by fastgd._kernels.layer_code, compiled
+and cached by numba.  Do not edit."""
 
 import numpy as np
 from numba import njit, prange
@@ -914,10 +948,13 @@ from fastgd._kernels import (_CE_SMALLEST, _add_groups, _cross_entropy_output_er
 _FOOTER = '''
 
 train_serial, train_parallel = compile_serial_and_parallel(_train)
-feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)
-gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)
 gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradient_sum)
 '''
+# _feedforward and _gradients index their rows with nonzero_columns: only the
+# modules of the sparse path have them.
+_SPARSE_FOOTER = (
+    "feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)\n"
+    "gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)\n")
 
 
 # Read once, at import: inspect reads the file on disk, which may change later.
@@ -929,12 +966,14 @@ _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gra
                                  ).replace("DECAY_ROWS", str(DECAY_ROWS))
 
 
-def module_source(widths, panel, cost="quadratic"):
-    """The whole generated module for these layer widths, panel width and cost."""
-    return (_HEADER.format(widths=list(widths), panel=panel, cost=cost)
-            + layer_code(widths, panel, cost)
+def module_source(widths, panel, cost="quadratic", dense=False):
+    """The whole generated module for these layer widths, panel width, cost and
+    input path."""
+    return (_HEADER.format(widths=list(widths), panel=panel, cost=cost,
+                           inputs="dense" if dense else "sparse")
+            + layer_code(widths, panel, cost, dense)
             + "\n\n\n" + _DRIVERS
-            + _FOOTER)
+            + _FOOTER + ("" if dense else _SPARSE_FOOTER))
 
 
 def compile_serial_and_parallel(impl):
@@ -981,8 +1020,9 @@ def _writable_dir(path):
         return False
 
 
-def _module_for(widths, panel, cost="quadratic"):
-    """The generated module (a Python module object) for these layer widths and cost.
+def _module_for(widths, panel, cost="quadratic", dense=False):
+    """The generated module (a Python module object) for these layer widths, cost
+    and input path.
 
     Written to ``cache_dir()`` under a name that carries a hash of its source,
     atomically (another process may write the same file at the same time), and
@@ -990,13 +1030,13 @@ def _module_for(widths, panel, cost="quadratic"):
     """
     if cost not in COSTS:
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
-    key = tuple(int(w) for w in widths), panel, cost
+    key = tuple(int(w) for w in widths), panel, cost, bool(dense)
     with _modules_lock:
         if key in _modules:
             return _modules[key]
         source = module_source(*key)
         digest = hashlib.sha256(f"{_CODEGEN_VERSION}\n{source}".encode()).hexdigest()[:16]
-        name = f"fastgd_kernels_{'_'.join(map(str, widths))}_{digest}"
+        name = f"fastgd_kernels_{'_'.join(map(str, widths))}_{'dense_' if dense else ''}{digest}"
         folder = cache_dir()
         if not _writable_dir(folder):
             folder = os.path.join(tempfile.gettempdir(), f"fastgd-{os.getuid()}")
@@ -1078,8 +1118,9 @@ def on_disk(kernel):
     return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
 
 
-def kernels(sizes, dtype, cost="quadratic"):
+def kernels(sizes, dtype, cost="quadratic", dense=False):
     """The generated module of kernels (train_serial, train_parallel,
-    feedforward_*, gradients_*) for a network of these sizes and dtype, trained
-    on `cost` (the feedforward kernels do not depend on it)."""
-    return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize), cost)
+    gradient_sum_*, and for the sparse path feedforward_* and gradients_*) for a
+    network of these sizes and dtype, trained on `cost` (the feedforward kernels
+    do not depend on it), reading its inputs from ``input_columns(X, dense)``."""
+    return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize), cost, dense)

@@ -20,6 +20,13 @@ CHAINS = 2
 PARAM_BLOCK = 4096
 # Weight rows per piece of the weight decay (pieces are shared among threads).
 DECAY_ROWS = 64
+# Training data with at least this fraction of nonzero inputs take the dense input
+# path (every input read in order, no column indices); sparser data skip their zeros.
+# The two cost the same near the middle of the range where they cross (BENCHMARKS.md),
+# so the exact value matters little.  The path fixes the order of additions (the
+# chains pair other terms), so it is chosen from the data alone, never timed: a run
+# gives the same bits on any machine.
+DENSE_FROM = 0.75
 
 # -- cutting the work into pieces (fastgd.training) ---------------------------------------
 

@@ -343,7 +343,9 @@ class Run:
         bits, and a parallel kernel whose threads share their cores with other work
         can be many times slower than one thread."""
         net, P = self.net, self.group.size
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+        # every rank holds the whole training set (checked), so all take the same path
+        self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
+        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         layout = net.layout
         direct_max = chunk_size(layout)
         group = min(GROUP, direct_max)
@@ -369,13 +371,14 @@ class Run:
         self.total = np.zeros(layout.n_params, net.dtype)
         self.gathered = (np.zeros((P, layout.n_params), net.dtype)
                          if self.group.comm is not None and self.reduce == "ordered" else None)
-        self.examples = _kernels.Examples(*_kernels.nonzero_columns(self.X), self.y)
+        self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
         # Compile (or load from numba's cache) now: one rank per node first, so that
         # the others load what it wrote instead of all compiling at once.
         first = self.node is None or self.node.Get_rank() == 0
         for turn in (True, False):
             if first == turn:
-                with compile_notice(net, self.verbose and first and self.rank0):
+                with compile_notice(net, self.verbose and first and self.rank0,
+                                    training_inputs=(self.X, self.y)):
                     for self.kernel_name, self.fn, self.plan in candidates:
                         self._sum(np.arange(0), 0, 0)
             if self.node is None:

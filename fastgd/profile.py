@@ -34,15 +34,17 @@ def flops_per_example(sizes, nonzero_fraction=1.0):
     return 4 * W[0] * nonzero_fraction + 6 * sum(W[1:])
 
 
-def bytes_per_example(sizes, stride, itemsize, nonzero_inputs):
+def bytes_per_example(sizes, stride, itemsize, nonzero_inputs, dense=False):
     """Bytes the training loops read and write per example (from whichever cache
     level holds them), counted from the network's shape: layer 0 reads each
-    nonzero input (its index and value) and its weight row in the forward pass,
-    and reads and writes that row in the update; a later layer reads all its
-    weights forward and backward and reads and writes them in the update;
-    activations and errors are read and written once per layer."""
-    index = 4
-    total = 2 * nonzero_inputs * (index + itemsize) + 3 * nonzero_inputs * stride[0] * itemsize
+    nonzero input (its index and value; on the dense path every input, its value
+    only) and its weight row in the forward pass, and reads and writes that row
+    in the update; a later layer reads all its weights forward and backward and
+    reads and writes them in the update; activations and errors are read and
+    written once per layer."""
+    index = 0 if dense else 4
+    inputs = sizes[0] if dense else nonzero_inputs
+    total = 2 * inputs * (index + itemsize) + 3 * inputs * stride[0] * itemsize
     for n_in, s in zip(sizes[1:-1], stride[1:]):
         total += 4 * n_in * s * itemsize
     total += 4 * sum(stride) * itemsize
@@ -164,15 +166,17 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     report["correct"] = correct
     if trainings:
         per_second = trainer.n / np.median(trainings)
-        nonzero = len(trainer.examples.indices) / trainer.X.size
+        nonzero = trainer.nonzero_fraction
         report["examples_per_s"] = per_second
         report["nonzero_input_fraction"] = nonzero
         report["gflops_dense_equivalent"] = per_second * flops_per_example(net.sizes) / 1e9
-        report["gflops_performed"] = per_second * flops_per_example(net.sizes, nonzero) / 1e9
+        report["input_path"] = "dense" if trainer.dense else "sparse"
+        report["gflops_performed"] = per_second * flops_per_example(
+            net.sizes, 1.0 if trainer.dense else nonzero) / 1e9
         report["peak_gflops_numpy_matmul"] = measured_peak(net.dtype)
         report["bytes_per_example"] = bytes_per_example(
             net.sizes, net.layout.stride.tolist(), net.dtype.itemsize,
-            len(trainer.examples.indices) / trainer.n)
+            trainer.nonzero_fraction * net.sizes[0], dense=trainer.dense)
     report["numba_threads_available"] = numba.config.NUMBA_NUM_THREADS
     return report
 
@@ -224,7 +228,9 @@ def format_report(report):
         lines += [
             f"examples/s: {report['examples_per_s']:,.0f}",
             f"GFLOP/s: {report['gflops_performed']:.2f} performed "
-            f"({report['nonzero_input_fraction']:.0%} of inputs nonzero), "
+            f"({report['nonzero_input_fraction']:.0%} of inputs nonzero, "
+            f"{report['input_path']} input path"
+            f"{': every input computed' if report['input_path'] == 'dense' else ''}), "
             f"{report['gflops_dense_equivalent']:.2f} dense-equivalent; "
             f"NumPy matmul peak here {report['peak_gflops_numpy_matmul']:.1f} "
             f"({report['gflops_performed'] / report['peak_gflops_numpy_matmul']:.0%} of it "

@@ -223,8 +223,9 @@ class Trainer:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
-        self.examples = _kernels.Examples(*_kernels.nonzero_columns(self.X), self.y)
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+        self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
+        self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
+        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
         self.candidates = []
@@ -269,7 +270,12 @@ class Trainer:
         for one block: that is each example's whole row)."""
         if n_blocks == 1:
             return np.zeros((0, 0), np.uint64)
-        bounds = _kernels.balanced_bounds(self.examples.indices, self.net.sizes[0], n_blocks)
+        n_in = self.net.sizes[0]
+        if self.dense:  # every row has every column: equal blocks, at fixed positions
+            bounds = np.arange(n_blocks + 1, dtype=np.uint64) * np.uint64(n_in) // np.uint64(
+                n_blocks)
+            return self.examples.indptr[:-1, None] + bounds[None, :]
+        bounds = _kernels.balanced_bounds(self.examples.indices, n_in, n_blocks)
         return _kernels.row_splits(self.examples.indptr, self.examples.indices, bounds)
 
     def info(self):
@@ -279,6 +285,8 @@ class Trainer:
                     regularization=self.regularization,
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
                     kernel_in_use=self.current.name, calibration=self.calibration,
+                    inputs="dense" if self.dense else "sparse",
+                    nonzero_input_fraction=self.nonzero_fraction,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
 
     def run_epoch(self, order, progress=None, epoch=None, *, start=0, stop=None, cost=0.0,
@@ -600,7 +608,7 @@ class _Run:
                 raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
                                       "replace it")
         self.paths = paths
-        with compile_notice(net, o["verbose"]):
+        with compile_notice(net, o["verbose"], training_inputs=training_data):
             self.trainer = Trainer(net, training_data, mini_batch_size, eta,
                                    reduction=o["reduction"], threads=o["threads"],
                                    kernel=o["kernel"], lmbda=o["lmbda"],
@@ -885,11 +893,12 @@ def _signal_name(signum):
 
 
 @contextmanager
-def compile_notice(net, enabled=True, stream=None):
+def compile_notice(net, enabled=True, stream=None, training_inputs=None):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
-    being compiled for this network's shape, with the time the last compile took
-    here and the seconds so far; nothing if they are in numba's disk cache."""
-    if not enabled or not compiling_needed(net):
+    being compiled for this network's shape (and the input path of
+    ``training_inputs``, when given), with the time the last compile took here
+    and the seconds so far; nothing if they are in numba's disk cache."""
+    if not enabled or not compiling_needed(net, _dense_inputs(training_inputs)):
         yield
         return
     stream = sys.stderr if stream is None else stream
@@ -973,10 +982,22 @@ def epoch_record(net, epoch, cost, seconds, training_data, test_data, *,
     return record
 
 
-def compiling_needed(net):
+
+def _dense_inputs(training_data):
+    """Whether these (not yet checked) training data would take the dense input
+    path; False when they cannot tell (the checks come later, in Trainer)."""
+    if training_data is None:
+        return False
+    try:
+        X = np.asarray(training_data[0])
+        return X.ndim == 2 and X.size > 0 and _kernels.uses_dense_path(X)[0]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False
+
+def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return any(_kernels.on_disk(k) is False
                for k in (module.train_serial, module.train_parallel))
 

@@ -200,6 +200,7 @@ def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
     assert report["gflops_dense_equivalent"] == pytest.approx(
         report["examples_per_s"] * dense / 1e9)
     assert report["gflops_performed"] < report["gflops_dense_equivalent"]  # zeros skipped
+    assert report["input_path"] == "sparse"  # MNIST: 19% of the pixels are nonzero
     assert report["kernel"] in ("serial", "auto") and report["kernel_reason"]
     assert report["kernel_in_use"] in ("serial", "parallel")
     # layer 0: 2 x nonzero x (index + value) + 3 x nonzero x a 16-float row, ...
@@ -209,6 +210,17 @@ def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "per epoch over 2 epochs" in text and "GFLOP/s" in text and "kernel:" in text
+    assert "of inputs nonzero, sparse input path)" in text
+
+
+def test_bytes_per_example_of_the_dense_path_read_every_input_and_no_index():
+    from fastgd.profile import bytes_per_example
+    sizes, stride = [784, 30, 10], [32, 16]
+    sparse = bytes_per_example(sizes, stride, 4, 150)
+    dense = bytes_per_example(sizes, stride, 4, 150, dense=True)
+    later = 4 * 30 * 16 * 4 + 4 * 48 * 4
+    assert sparse == 2 * 150 * 8 + 3 * 150 * 32 * 4 + later
+    assert dense == 2 * 784 * 4 + 3 * 784 * 32 * 4 + later
 
 
 def test_the_chapter_commands_are_wired_in(capsys, tmp_path):

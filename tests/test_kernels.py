@@ -1,5 +1,6 @@
 """Every kernel against the plain NumPy transcription of the book (tests/naive.py), float64."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -78,6 +79,57 @@ def test_one_epoch_matches_naive(sizes, n, m, reduction, kernel):
     ref_w, ref_b = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 0.5, reduction)
     for got, want in zip(net.weights + net.biases, ref_w + ref_b):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+# Dense inputs (few zeros) take the dense input path: every input read in order.
+DENSE_EPOCHS = [EPOCHS[1], EPOCHS[3], EPOCHS[4]]
+
+
+@pytest.mark.parametrize("sizes, n, m, reduction", DENSE_EPOCHS, ids=str)
+def test_the_dense_input_path_matches_naive_and_is_the_same_on_any_thread_count(
+        sizes, n, m, reduction):
+    X, y = random_data(sizes, n, seed=6, zeros=0.05)
+    results = []
+    for kernel, threads in (("serial", 1), ("parallel", 1), ("parallel", 2)):
+        net = fastgd.Network(sizes, seed=5, dtype="float64")
+        weights, biases = book_weights(net)
+        history = net.SGD((X, y), 1, m, 0.5, shuffle=False, reduction=reduction,
+                          kernel=kernel, threads=min(threads, numba.config.NUMBA_NUM_THREADS),
+                          verbose=False)
+        assert history.info["inputs"] == "dense"
+        assert history.info["nonzero_input_fraction"] == np.count_nonzero(X) / X.size
+        results.append(net.params.copy())
+    ref_w, ref_b = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 0.5, reduction)
+    for got, want in zip(net.weights + net.biases, ref_w + ref_b):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    for params in results[1:]:
+        np.testing.assert_array_equal(params, results[0])
+
+
+@pytest.mark.parametrize("m", [3, 300])  # a direct update, and the grouped sums
+def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch, m):
+    """Both walk the inputs in the same order then, pairing the same terms."""
+    sizes = [7, 9, 4]
+    X, y = random_data(sizes, 600, seed=3, zeros=0.0)
+
+    def train():
+        net = fastgd.Network(sizes, seed=5, dtype="float32")
+        history = net.SGD((X, y), 2, m, 0.5, kernel="serial", verbose=False)
+        return history.info["inputs"], net.params
+
+    dense = train()
+    monkeypatch.setattr(fastgd._kernels, "DENSE_FROM", 2.0)  # never dense
+    sparse = train()
+    assert (dense[0], sparse[0]) == ("dense", "sparse")
+    np.testing.assert_array_equal(dense[1], sparse[1])
+
+
+def test_mostly_zero_inputs_take_the_sparse_path():
+    X, _ = random_data([784, 30, 10], 10, zeros=0.8)
+    assert _kernels.uses_dense_path(X) == (False, np.count_nonzero(X) / X.size)
+    assert _kernels.uses_dense_path(np.ones((3, 4)))[0]
+    indptr, indices, values = _kernels.dense_columns(np.arange(6.0).reshape(2, 3))
+    assert indptr.tolist() == [0, 3, 6] and indices.size == 0 and values.tolist() == list(range(6))
 
 
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
