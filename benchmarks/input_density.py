@@ -1,0 +1,79 @@
+"""Seconds per epoch of the sparse and the dense input path as the inputs get denser.
+
+    python benchmarks/input_density.py [--mini-batch-size 100] [--rounds 5]
+
+MNIST's training images with a share of their zero pixels set to 1/255, so that
+the fraction of nonzero inputs runs from MNIST's own (0.19) to 1; for each, the
+serial kernel on one thread (pinned to one core where the OS allows) trains
+[784, 30, 10] float32 epochs over one shuffled order on each path, and the
+median of the rounds is printed as a Markdown table.  Where the two cross is
+what ``config.DENSE_FROM`` should sit near (BENCHMARKS.md, "Dense or sparse
+inputs").  Each path is forced by setting ``fastgd._kernels.DENSE_FROM``, which
+decides the path from the data.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import fastgd
+from fastgd import _kernels
+from fastgd.data import load_mnist
+from fastgd.training import Trainer
+
+DENSITIES = (0.19, 0.4, 0.6, 0.8, 0.9, 1.0)
+
+
+def denser(X, target, rng):
+    """X with enough of its zeros set to 1/255 that about `target` of it is nonzero."""
+    zero = X == 0
+    have = 1.0 - zero.mean()
+    share = max(0.0, (target - have) / (1.0 - have))
+    out = X.copy()
+    out[zero & (rng.random(X.shape) < share)] = np.float32(1 / 255)
+    return out
+
+
+def epoch_seconds(X, y, path, mini_batch_size, rounds):
+    """Median seconds of `rounds` epochs (after one untimed) on the given path."""
+    _kernels.DENSE_FROM = 0.0 if path == "dense" else 2.0
+    net = fastgd.Network([784, 30, 10], seed=1)
+    trainer = Trainer(net, (X, y), mini_batch_size, 0.1, threads=1, kernel="serial")
+    assert trainer.dense == (path == "dense")
+    order = np.random.default_rng(1).permutation(len(y))
+    trainer.run_epoch(order)
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        trainer.run_epoch(order)
+        times.append(time.perf_counter() - began)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mini-batch-size", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    (X, y), _, _ = load_mnist()
+    X = np.asarray(X, np.float32)
+    rng = np.random.default_rng(0)
+    default = _kernels.DENSE_FROM
+    print(f"m = {args.mini_batch_size}, serial, 1 thread; seconds per epoch, "
+          f"median of {args.rounds}; DENSE_FROM is {default}")
+    print("| nonzero inputs | sparse path | dense path |\n| --- | --- | --- |")
+    for target in DENSITIES:
+        data = denser(X, target, rng)
+        fraction = np.count_nonzero(data) / data.size
+        sparse, dense = (epoch_seconds(data, y, path, args.mini_batch_size, args.rounds)
+                         for path in ("sparse", "dense"))
+        print(f"| {fraction:.2f} | {sparse:.3g} | {dense:.3g} |", flush=True)
+    _kernels.DENSE_FROM = default
+
+
+if __name__ == "__main__":
+    main()
