@@ -119,7 +119,7 @@ def test_fastgd(benchmark, machine, mnist_training, order, sizes, dtype, mode, t
            **trainer_facts(trainer))
 
 
-BUSY_MODES = ["m=100", "m=1000"]
+BUSY_MODES = list(MODES)  # every m: auto may choose either kernel at any of them
 
 
 @pytest.fixture

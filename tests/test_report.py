@@ -283,8 +283,8 @@ def test_targets(bench_json, tmp_path):
 
 
 def test_busy_target_not_measured(tmp_path):
-    """Without a serial run under load, (d) cannot be judged; m=100 and m=1000 are
-    listed even with no busy run at all."""
+    """Without a serial run under load, (d) cannot be judged; every m is listed
+    even with no busy run at all."""
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(fake_json(busy=[("fastgd auto", "m=100", 2, 0.3)])))
     text = run_report(path, tmp_path)
@@ -292,6 +292,8 @@ def test_busy_target_not_measured(tmp_path):
     assert "not measured (fastgd serial 1t)" in line and line.endswith("| not measured |")
     line = target_line(text, "(d) busy machine, m=1000")
     assert "not measured (fastgd auto, fastgd serial 1t)" in line
+    for mode in ("online", "m=10", "full batch"):
+        assert "not measured" in target_line(text, f"(d) busy machine, {mode},")
     assert "| 100 | 0.300 | 2 | parallel | not measured | — |" in text
 
 
@@ -301,7 +303,7 @@ def test_nothing_measured(tmp_path):
     text = run_report(path, tmp_path)
     checks = [line for line in text.split("## Targets")[1].splitlines()
               if line.startswith("| (")]
-    assert len(checks) == 10 + 1 + 2 + 2
+    assert len(checks) == 10 + 1 + 2 + 5  # (d): one per m
     assert all(line.endswith("| not measured |") for line in checks)
     assert "Import and compile: not measured." in text
     assert "Busy machine: not measured." in text
