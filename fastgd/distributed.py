@@ -378,7 +378,7 @@ class Run:
         for turn in (True, False):
             if first == turn:
                 with compile_notice(net, self.verbose and first and self.rank0,
-                                    training_inputs=(self.X, self.y)):
+                                    dense=self.dense):
                     for self.kernel_name, self.fn, self.plan in candidates:
                         self._sum(np.arange(0), 0, 0)
             if self.node is None:

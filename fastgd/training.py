@@ -187,8 +187,8 @@ class Trainer:
     """What SGD prepares once for a training run, and one epoch of it.
 
     Checks the data and options, converts X to the network's dtype (a copy
-    only if needed), indexes its nonzero inputs, picks the kernel and
-    allocates scratch; ``run_epoch(order)`` then runs one epoch over
+    only if needed), indexes its nonzero inputs, picks the kernel, allocates
+    scratch and compiles the kernels (saying so on stderr with notice=True); ``run_epoch(order)`` then runs one epoch over
     ``X[order]``.  ``SGD`` uses it, and so do the benchmarks and ``fastgd
     profile``, so they time exactly what training runs.
 
@@ -200,7 +200,7 @@ class Trainer:
     """
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
-                 threads=None, kernel="auto", lmbda=0.0, regularization="L2"):
+                 threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False):
         if not np.isfinite(net.params).all():
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
@@ -255,9 +255,11 @@ class Trainer:
         self.position = 0
         self.rng_before = None
         # An empty run compiles each kernel (or loads it from numba's cache) now,
-        # so that the first epoch's time is training time only.
-        for candidate in self.candidates:
-            self._run(candidate, np.arange(0), 0, 0)
+        # so that the first epoch's time is training time only; with notice, the
+        # user is told when that means compiling (``compile_notice``).
+        with compile_notice(net, notice, dense=self.dense):
+            for candidate in self.candidates:
+                self._run(candidate, np.arange(0), 0, 0)
 
     @property
     def kernel(self):
@@ -608,11 +610,10 @@ class _Run:
                 raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
                                       "replace it")
         self.paths = paths
-        with compile_notice(net, o["verbose"], training_inputs=training_data):
-            self.trainer = Trainer(net, training_data, mini_batch_size, eta,
-                                   reduction=o["reduction"], threads=o["threads"],
-                                   kernel=o["kernel"], lmbda=o["lmbda"],
-                                   regularization=o["regularization"])
+        self.trainer = Trainer(net, training_data, mini_batch_size, eta,
+                               reduction=o["reduction"], threads=o["threads"],
+                               kernel=o["kernel"], lmbda=o["lmbda"],
+                               regularization=o["regularization"], notice=o["verbose"])
         self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
         self.test = None
         if test_data is not None:
@@ -893,12 +894,12 @@ def _signal_name(signum):
 
 
 @contextmanager
-def compile_notice(net, enabled=True, stream=None, training_inputs=None):
+def compile_notice(net, enabled=True, stream=None, dense=False):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
-    being compiled for this network's shape (and the input path of
-    ``training_inputs``, when given), with the time the last compile took here
-    and the seconds so far; nothing if they are in numba's disk cache."""
-    if not enabled or not compiling_needed(net, _dense_inputs(training_inputs)):
+    being compiled for this network's shape and input path, with the time the
+    last compile took here and the seconds so far; nothing if they are in
+    numba's disk cache."""
+    if not enabled or not compiling_needed(net, dense):
         yield
         return
     stream = sys.stderr if stream is None else stream
@@ -981,18 +982,6 @@ def epoch_record(net, epoch, cost, seconds, training_data, test_data, *,
                                                    y[:SATURATION_SAMPLE]).pinned
     return record
 
-
-
-def _dense_inputs(training_data):
-    """Whether these (not yet checked) training data would take the dense input
-    path; False when they cannot tell (the checks come later, in Trainer)."""
-    if training_data is None:
-        return False
-    try:
-        X = np.asarray(training_data[0])
-        return X.ndim == 2 and X.size > 0 and _kernels.uses_dense_path(X)[0]
-    except (TypeError, ValueError, IndexError, KeyError):
-        return False
 
 def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
