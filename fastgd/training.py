@@ -188,9 +188,10 @@ class Trainer:
 
     Checks the data and options, converts X to the network's dtype (a copy
     only if needed), indexes its nonzero inputs, picks the kernel, allocates
-    scratch and compiles the kernels (saying so on stderr with notice=True); ``run_epoch(order)`` then runs one epoch over
-    ``X[order]``.  ``SGD`` uses it, and so do the benchmarks and ``fastgd
-    profile``, so they time exactly what training runs.
+    scratch and compiles the kernels (saying so on stderr with notice=True);
+    ``run_epoch(order)`` then runs one epoch over ``X[order]``.  ``SGD`` uses
+    it, and so do the benchmarks and ``fastgd profile``, so they time exactly
+    what training runs.
 
     With ``kernel="auto"`` and more than one thread, the serial and the
     parallel kernel are both candidates: the first epoch times each on a few
