@@ -70,6 +70,15 @@ weight rows in the update (each row adds its examples in the order t = 0, 1,
 ...).  The split changes which thread computes a number, never how: results are
 bit-identical for any thread count and for the serial variant (the same
 function compiled without ``parallel``).
+
+Threads
+-------
+A training kernel opens one parallel region per call (an epoch segment), not
+one per stage of each mini-batch: every thread runs the same loop over the
+stages, takes the pieces of each from a shared counter, and starts the next
+stage once a second counter says every piece of this one is finished
+(``_take``, ``_finish_and_take``, ``_wait_for``: atomic operations, much
+cheaper than starting and joining a region).
 """
 
 import glob
@@ -135,7 +144,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 6
+_CODEGEN_VERSION = 9
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -273,6 +282,19 @@ def _add_groups(nabla, groups, n_groups, p0, p1):
             part[p] = 0
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _apply(params, nabla, step, p0, p1):
+    """params[p0:p1] += step * nabla[p0:p1], and nabla[p0:p1] zeroed for the
+    next mini-batch (loops on unsigned indices, so that both vectorise)."""
+    n = np.uint64(p1 - p0)
+    w = params[p0:p1]
+    g = nabla[p0:p1]
+    for p in range(n):
+        w[p] += step * g[p]
+    for p in range(n):
+        g[p] = 0
+
+
 def _element_pointer(context, builder, signature, args):
     """LLVM pointer to array[i] for an intrinsic called as f(array, i, ...)."""
     arrayty = signature.args[0]
@@ -320,26 +342,77 @@ def _prefetch_row(x, indptr, indices, values, splits):
 
 @intrinsic
 def _fetch_add(typingctx, array, i, value):
-    """old = array[i]; array[i] += value, atomically (LLVM's atomicrmw); returns old."""
+    """old = array[i]; array[i] += value, atomically; returns old.  Acquire-release
+    ordering: what a thread wrote before its addition is seen by a thread that
+    reads the sum after it (``_wait_for``)."""
     if not (isinstance(array, nbtypes.Array) and array.dtype == nbtypes.int64
             and isinstance(i, nbtypes.Integer) and value == nbtypes.int64):
         return None
 
     def codegen(context, builder, signature, args):
         ptr = _element_pointer(context, builder, signature, args)
-        return builder.atomic_rmw("add", ptr, args[2], "monotonic")
+        return builder.atomic_rmw("add", ptr, args[2], "acq_rel")
 
     return nbtypes.int64(array, i, value), codegen
 
 
+@intrinsic
+def _load_acquire(typingctx, array, i):
+    """array[i], read atomically with acquire ordering (the compiler can neither
+    keep it in a register across a loop nor move later reads before it)."""
+    if not (isinstance(array, nbtypes.Array) and array.dtype == nbtypes.int64
+            and isinstance(i, nbtypes.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature, args)
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return nbtypes.int64(array, i), codegen
+
+
+# The work queue of a training kernel: counter[0] counts the pieces handed out,
+# counter[1] the pieces finished.  Pieces are numbered across the stages of the
+# whole run (a stage: the forward and backward passes of a mini-batch, its
+# update, ...), in the order the stages must happen.
+
+
+@njit(cache=True, nogil=True)
+def _work_queue():
+    """(counter, total): a new work queue's counter, [0, 0], and a zero running
+    total of the cost.  Allocated here, out of sight of the parallel kernels:
+    numba's parallel pass reads an element of a np.zeros array made in the
+    kernel as 0 after a prange loop whose called functions wrote to it."""
+    return np.zeros(2, np.int64), np.zeros(1)
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _work_on(counter, n_pieces):
-    """The next piece of work nobody has taken (counter[0] counts the pieces
-    handed out), or -1 when all n_pieces are taken.  Threads take pieces as
-    they become free: a thread the OS preempts delays only the piece it holds,
-    and no thread needs to know how many others there are."""
-    piece = _fetch_add(counter, 0, np.int64(1))
-    return piece if piece < n_pieces else -1
+def _take(counter):
+    """The next piece nobody has taken: threads take pieces as they become free,
+    so a thread the OS preempts delays only the piece it holds, and no thread
+    needs to know how many others there are."""
+    return _fetch_add(counter, 0, np.int64(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finish_and_take(counter):
+    """Count the piece held as finished, and take the next one."""
+    _fetch_add(counter, 1, np.int64(1))
+    return _fetch_add(counter, 0, np.int64(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wait_for(counter, end):
+    """Wait until every piece before `end` is finished (the end of a stage, whose
+    results the next stage reads); returns end, the next stage's first piece.
+
+    A thread waits here holding no piece of the stages it waits for (only,
+    perhaps, one of a later stage), so each of those pieces is held by a thread
+    that is running it: no deadlock, even when the workers run one after
+    another on one thread."""
+    while _load_acquire(counter, 1) < end:
+        pass
+    return end
 
 
 @njit(cache=True, nogil=True)
@@ -456,60 +529,99 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
 
     For each mini-batch X_1..X_m: w -> w - (eta/m) sum_j dC_Xj/dw (likewise b),
     or w -> w - eta sum_j dC_Xj/dw when mean is False.  The last, short
-    mini-batch uses its own length m, as network.py does.
+    mini-batch uses its own length m, as network.py does.  Regularisation is
+    one factor or one sign term per step: each mini-batch's weights (not
+    biases) become decay * w (L2, decay = 1 - eta lmbda / n) or
+    w - shrink * sgn(w) (L1, shrink = eta lmbda / n) after its gradient is
+    computed and before it is applied; decay 1.0 and shrink 0.0 skip it.
+
+    n_workers loops (one per thread) share the work in one parallel region
+    (``_descend``); returns the sum of C_x over the examples, each evaluated
+    with the weights in force when its mini-batch started (the running
+    training cost).
+    """
+    counter, total = _work_queue()
+    for p in range(scratch.nabla.shape[0]):
+        scratch.nabla[p] = 0
+    for _worker in prange(plan.n_workers):
+        _descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
+                 scratch, plan, plan.direct_max, decay, shrink, counter, total)
+    return total[0]
+
+
+def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
+    """nabla = sum_x dC_x/dw (likewise b) over the examples idx[start:stop], in
+    params' layout; returns the sum of their C_x.  Nothing else is changed.
+
+    The summing half of ``_train``'s step for a large mini-batch, for a
+    mini-batch shared between processes (``fastgd.distributed``): groups are
+    counted from ``start``, so that called on a whole mini-batch it gives the
+    bits of the nabla that ``_train`` applies, whatever the chunk, the thread
+    count or the variant.  Only nabla, groups, A, D and costs of the scratch,
+    and group, chunk and n_workers of the plan, are used.
+    """
+    counter, total = _work_queue()
+    for p in range(scratch.nabla.shape[0]):
+        scratch.nabla[p] = 0
+    for _worker in prange(plan.n_workers):
+        _descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
+                 layout, scratch, plan, 0, 1.0, 0.0, counter, total)
+    return total[0]
+
+
+def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, params, layout,
+             scratch, plan, direct_max, decay, shrink, counter, total):
+    """One worker's share of ``_train`` (or, with apply False, of
+    ``_gradient_sum``): every worker runs this same sequence of stages, and
+    takes the pieces of each stage from the shared ``counter`` (``_take``)
+    until they are all taken; a stage starts once the previous one is
+    finished (``_wait_for``).  One parallel region per call, so a thread
+    the OS preempts holds up only the piece it holds, not a region per stage.
 
     A mini-batch of at most direct_max examples is backpropagated in one go
     (all its examples see the same weights) and its update added straight to
-    params, example by example.  A larger one is processed ``chunk`` examples
-    at a time in groups of ``group`` examples: each group's gradient is summed
-    in a buffer of its own (a row of ``groups``, zero on entry and left zero),
-    the buffers are added to nabla in group order, and nabla is applied once
-    at the end.  A and D hold
+    params, example by example; stages: forward and backward passes in blocks
+    of example_block examples, the decay in blocks of DECAY_ROWS weight rows
+    (``_decay_rows``), the update in the blocks of weight rows that splits
+    describes (``row_splits``; spans holds their bounds for the chunk's
+    examples; neither has columns for a single block), each weight adding its
+    examples' terms in the order t = 0, 1, ...
+
+    A larger one is processed ``chunk`` examples at a time in groups of
+    ``group`` examples, counted from the mini-batch's start; stages per chunk:
+    each group's gradient summed in a buffer of its own (a row of ``groups``,
+    zero on entry and left zero), so that each thread adds up the examples
+    whose inputs it has just read; then the buffers added to nabla in group
+    order, in blocks of PARAM_BLOCK parameters (``_add_groups``).  Then the
+    decay, and nabla applied (``_apply``, which leaves it zero again).  With
+    apply False, nabla (zero on entry) keeps the sum instead.  A and D hold
     the activations and errors of max(chunk, direct_max) examples (fewer if
     the mini-batches are smaller); D's padding must be zero on entry.
 
     What decides the order of the additions, and so the bits, depends only on
     the network: direct_max and group.  Nothing else does: not chunk (a
-    multiple of group), nor the pieces the work is cut into.  A direct update
-    runs in the blocks of weight rows that splits describes (``row_splits``;
-    spans holds their bounds for the chunk's examples; neither has columns for
-    a single block), each weight adding its examples' terms in the order
-    t = 0, 1, ...; backpropagation runs in blocks of example_block examples.
-    Large mini-batches split by group instead, so that each thread adds up the
-    examples whose inputs it has just read.
-
-    The cost is chosen when the module is generated (its output error
-    delta^L is written into backward_pass).  Regularisation is one factor
-    or one sign term per step: each mini-batch's weights (not biases)
-    become decay * w (L2, decay = 1 - eta lmbda / n) or w - shrink * sgn(w)
-    (L1, shrink = eta lmbda / n) after its gradient is computed and before
-    it is applied (``_decay_rows``, in blocks of DECAY_ROWS weight rows);
-    decay 1.0 and shrink 0.0 skip it.
-
-    The pieces of each stage are handed out one at a time (``_work_on``) to
-    n_workers loops, one per thread, so that a thread the OS preempts holds up
-    only its piece.
-
-    Returns the sum of C_x over the examples, each evaluated with the weights
-    in force when its mini-batch started (the running training cost).
+    multiple of group), nor the pieces the work is cut into, nor which worker
+    takes which.  The first piece of the stage after a chunk's backward pass
+    adds its costs C_x to total[0], in order.
     """
     indptr, indices, values, labels = examples
     nabla, groups, A, D, costs = scratch
-    splits, spans, direct_max, group, chunk, example_block, n_workers = plan
+    splits, spans, group, chunk, example_block = (plan.splits, plan.spans, plan.group,
+                                                  plan.chunk, plan.example_block)
     sizes = layout.sizes
     n_params = params.shape[0]
     rows_held = A.shape[0] // layout.a_off[-1]
     n_row_blocks = max(1, splits.shape[1] - 1)
     n_pieces = n_row_blocks + sizes.shape[0] - 2
     n_layer_pieces = sizes.shape[0] - 1  # one block of rows for layer 0, then the others
-    counter = np.zeros(1, np.int64)
+    n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
     no_splits = np.empty((0, 0), np.uint64)  # groups update whole rows: no spans to copy
     weights, biases = _layers(params, layout)
     As, Ds = _scratch(A, layout, rows_held), _scratch(D, layout, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     zero = one - one
-    decaying = decay != 1.0 or shrink != 0.0
+    decaying = apply and (decay != 1.0 or shrink != 0.0)
     typed[0] = decay
     scale = typed[0]
     typed[0] = shrink
@@ -517,8 +629,9 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
     n_rows = 0  # weight rows, all layers: the decay's pieces are blocks of them
     for i in range(sizes.shape[0] - 1):
         n_rows += sizes[i]
-    n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS
-    total_cost = 0.0
+    n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS if decaying else 0
+    piece = _take(counter)  # the piece this worker holds
+    base = 0  # the current stage's first piece
     for mb_start in range(start, stop, mini_batch_size):
         mb = min(mini_batch_size, stop - mb_start)
         typed[0] = -eta / mb if mean else -eta
@@ -526,138 +639,68 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
         if mb <= direct_max:
             rows = idx[mb_start:stop]  # beyond mb: prefetched only
             n_blocks = (mb + example_block - 1) // example_block
-            counter[0] = 0
-            for _worker in prange(n_workers):
-                blk = _work_on(counter, n_blocks)
-                while blk >= 0:
-                    t0 = blk * example_block
-                    t1 = min(mb, t0 + example_block)
-                    forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
-                                 biases, As, zero)
-                    backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
-                    blk = _work_on(counter, n_blocks)
-            for t in range(mb):
-                total_cost += costs[t]
-            if decaying:
-                counter[0] = 0
-                for _worker in prange(n_workers):
-                    blk = _work_on(counter, n_decay_pieces)
-                    while blk >= 0:
-                        _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
-                                    scale, sign_term)
-                        blk = _work_on(counter, n_decay_pieces)
-            counter[0] = 0
-            for _worker in prange(n_workers):
-                piece = _work_on(counter, n_pieces)
-                while piece >= 0:
-                    update_rows(piece, n_row_blocks, 0, mb, rows, indptr, indices, values,
-                                spans, step, weights, biases, As, Ds)
-                    piece = _work_on(counter, n_pieces)
+            while piece < base + n_blocks:
+                t0 = (piece - base) * example_block
+                t1 = min(mb, t0 + example_block)
+                forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
+                             biases, As, zero)
+                backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
+                piece = _finish_and_take(counter)
+            base = _wait_for(counter, base + n_blocks)
+            while piece < base + n_decay_pieces:
+                blk = piece - base
+                _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS, scale,
+                            sign_term)
+                piece = _finish_and_take(counter)
+            base = _wait_for(counter, base + n_decay_pieces)
+            while piece < base + n_pieces:
+                if piece == base:
+                    for t in range(mb):
+                        total[0] += costs[t]
+                update_rows(piece - base, n_row_blocks, 0, mb, rows, indptr, indices, values,
+                            spans, step, weights, biases, As, Ds)
+                piece = _finish_and_take(counter)
+            base = _wait_for(counter, base + n_pieces)
             continue
-        for p in range(n_params):
-            nabla[p] = 0
         for first in range(mb_start, mb_start + mb, chunk):
             count = min(chunk, mb_start + mb - first)
             rows = idx[first:stop]
             n_groups = (count + group - 1) // group
-            counter[0] = 0
-            for _worker in prange(n_workers):
-                g = _work_on(counter, n_groups)
-                while g >= 0:
-                    t0 = g * group
-                    t1 = min(count, t0 + group)
-                    forward_pass(t0, t1, rows, indptr, indices, values, no_splits, no_splits,
-                                 weights, biases, As, zero)
-                    backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
-                    group_w, group_b = _layers(groups[g], layout)
-                    for piece in range(n_layer_pieces):
-                        update_rows(piece, 1, t0, t1, rows, indptr, indices, values,
-                                    no_splits, one, group_w, group_b, As, Ds)
-                    g = _work_on(counter, n_groups)
-            for t in range(count):
-                total_cost += costs[t]
-            # nabla += the groups' sums, in group order, split by blocks of
-            # parameters; each buffer is left zero for its next group
-            n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
-            counter[0] = 0
-            for _worker in prange(n_workers):
-                blk = _work_on(counter, n_param_blocks)
-                while blk >= 0:
-                    _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
-                                min(n_params, (blk + 1) * PARAM_BLOCK))
-                    blk = _work_on(counter, n_param_blocks)
-        if decaying:
-            counter[0] = 0
-            for _worker in prange(n_workers):
-                blk = _work_on(counter, n_decay_pieces)
-                while blk >= 0:
-                    _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS,
-                                scale, sign_term)
-                    blk = _work_on(counter, n_decay_pieces)
-        for p in range(n_params):
-            params[p] += step * nabla[p]
-    return total_cost
-
-
-def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
-    """nabla = sum_x dC_x/dw (likewise b) over the examples idx[start:stop], in
-    params' layout; returns the sum of their C_x.  Nothing else is changed.
-
-    The summing half of ``_train``'s step for a large mini-batch, split out so
-    that a mini-batch can be shared between processes (``fastgd.distributed``):
-    the examples are processed ``chunk`` at a time in groups of ``group``
-    examples counted from ``start``, each group's gradient summed in a buffer of
-    its own (a row of ``groups``, zero on entry and left zero), and the buffers
-    added to nabla in group order.  Called on a whole mini-batch it gives the
-    bits of the nabla that ``_train`` applies, whatever the chunk, the thread
-    count or the variant.  Only nabla, groups, A, D and costs of the scratch,
-    and group, chunk and n_workers of the plan, are used.
-    """
-    indptr, indices, values, labels = examples
-    nabla, groups, A, D, costs = scratch
-    group, chunk, n_workers = plan.group, plan.chunk, plan.n_workers
-    sizes = layout.sizes
-    n_params = params.shape[0]
-    rows_held = A.shape[0] // layout.a_off[-1]
-    n_layer_pieces = sizes.shape[0] - 1
-    counter = np.zeros(1, np.int64)
-    no_splits = np.empty((0, 0), np.uint64)
-    weights, biases = _layers(params, layout)
-    As, Ds = _scratch(A, layout, rows_held), _scratch(D, layout, rows_held)
-    one = np.ones(1, params.dtype)[0]
-    zero = one - one
-    total_cost = 0.0
-    for p in range(n_params):
-        nabla[p] = 0
-    for first in range(start, stop, chunk):
-        count = min(chunk, stop - first)
-        rows = idx[first:stop]
-        n_groups = (count + group - 1) // group
-        counter[0] = 0
-        for _worker in prange(n_workers):
-            g = _work_on(counter, n_groups)
-            while g >= 0:
+            while piece < base + n_groups:
+                g = piece - base
                 t0 = g * group
                 t1 = min(count, t0 + group)
                 forward_pass(t0, t1, rows, indptr, indices, values, no_splits, no_splits,
                              weights, biases, As, zero)
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                 group_w, group_b = _layers(groups[g], layout)
-                for piece in range(n_layer_pieces):
-                    update_rows(piece, 1, t0, t1, rows, indptr, indices, values,
+                for layer_piece in range(n_layer_pieces):
+                    update_rows(layer_piece, 1, t0, t1, rows, indptr, indices, values,
                                 no_splits, one, group_w, group_b, As, Ds)
-                g = _work_on(counter, n_groups)
-        for t in range(count):
-            total_cost += costs[t]
-        n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
-        counter[0] = 0
-        for _worker in prange(n_workers):
-            blk = _work_on(counter, n_param_blocks)
-            while blk >= 0:
+                piece = _finish_and_take(counter)
+            base = _wait_for(counter, base + n_groups)
+            while piece < base + n_param_blocks:
+                blk = piece - base
+                if blk == 0:
+                    for t in range(count):
+                        total[0] += costs[t]
                 _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
                             min(n_params, (blk + 1) * PARAM_BLOCK))
-                blk = _work_on(counter, n_param_blocks)
-    return total_cost
+                piece = _finish_and_take(counter)
+            base = _wait_for(counter, base + n_param_blocks)
+        if not apply:
+            continue
+        while piece < base + n_decay_pieces:
+            blk = piece - base
+            _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS, scale,
+                        sign_term)
+            piece = _finish_and_take(counter)
+        base = _wait_for(counter, base + n_decay_pieces)
+        while piece < base + n_param_blocks:
+            blk = piece - base
+            _apply(params, nabla, step, blk * PARAM_BLOCK, min(n_params, (blk + 1) * PARAM_BLOCK))
+            piece = _finish_and_take(counter)
+        base = _wait_for(counter, base + n_param_blocks)
 
 
 def _feedforward(X, params, layout, out, block):
@@ -939,14 +982,17 @@ import numpy as np
 from numba import njit, prange
 
 from fastgd._kernels import (_CE_SMALLEST, _add_groups, _cross_entropy_output_error,
-                             _decay_rows, _flush, _layers, _prefetch_row,
-                             _quadratic_output_error, _scratch, _sigmoid, _work_on,
-                             compile_serial_and_parallel, nonzero_columns)
+                             _apply, _decay_rows, _finish_and_take, _flush, _layers,
+                             _prefetch_row, _quadratic_output_error, _scratch, _sigmoid,
+                             _take, _wait_for, _work_queue, compile_serial_and_parallel,
+                             nonzero_columns)
 
 '''
 
 _FOOTER = '''
 
+# every worker of the kernels below runs it: compiled once, for both variants
+_descend = njit(cache=True, nogil=True, error_model="numpy")(_descend)
 train_serial, train_parallel = compile_serial_and_parallel(_train)
 gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradient_sum)
 '''
@@ -960,8 +1006,8 @@ _SPARSE_FOOTER = (
 # Read once, at import: inspect reads the file on disk, which may change later.
 # The tunables the drivers use are written into the generated source as numbers,
 # so that the source's hash (the cache's key) changes when they do.
-_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _feedforward, _gradients,
-                                                      _gradient_sum)
+_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _gradient_sum, _descend,
+                                                      _feedforward, _gradients)
                        ).replace("PARAM_BLOCK", str(PARAM_BLOCK)
                                  ).replace("DECAY_ROWS", str(DECAY_ROWS))
 

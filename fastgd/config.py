@@ -36,8 +36,8 @@ DENSE_FROM = 0.75
 EXAMPLE_BLOCK = 16
 ROW_BLOCKS_PER_THREAD = 4
 # Examples the parallel kernel backpropagates between two additions of the
-# groups to nabla: more than the serial kernel's, to start fewer parallel
-# regions.
+# groups to nabla: more than the serial kernel's, so that the threads wait for
+# each other (at the end of each stage) less often.
 PARALLEL_CHUNK = 1024
 # An epoch is run in segments of about this many examples (whole mini-batches),
 # so that long epochs can show progress, stop on a signal, and stop early on NaN.
