@@ -172,6 +172,33 @@ def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("m", [1, 4, 11, None])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, threads, m):
+    """The parallel kernel's workers wait for each other between stages: with
+    more workers than threads, some run only after others have finished, and
+    must neither wait forever nor redo work.  Weights and the returned cost
+    (summed by whichever worker takes a stage's first piece) are the serial
+    kernel's to the bit."""
+    monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
+    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
+    sizes, n = [7, 9, 4], 60
+    X, y = random_data(sizes, n, seed=12)
+    order = np.random.default_rng(5).permutation(n)
+    serial = fastgd.Network(sizes, seed=4, dtype="float64")
+    want = fastgd.training.Trainer(serial, (X, y), m, 2.0, kernel="serial").run_epoch(order)
+    net = fastgd.Network(sizes, seed=4, dtype="float64")
+    trainer = fastgd.training.Trainer(net, (X, y), m, 2.0, kernel="parallel", threads=threads)
+    c = trainer.current
+    plan = _kernels.Plan(c.splits, c.spans, trainer.buffers.direct_max, trainer.buffers.group,
+                         c.chunk, c.example_block, 5)
+    with fastgd.training.numba_threads(threads):
+        got = _kernels.call(c.fn, trainer.examples, order, 0, n, m or n, 2.0, True, net.params,
+                            net.layout.arrays, trainer.buffers.scratch, plan, 1.0, 0.0)
+    np.testing.assert_array_equal(net.params, serial.params)
+    assert got == want and want > 0
+
+
 def test_panel_width_changes_no_bit(monkeypatch):
     """Panels (outputs computed together) follow the machine's registers; a
     machine with other registers must still give the same weights."""
