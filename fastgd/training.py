@@ -398,7 +398,10 @@ class Trainer:
         TRIAL_CUTOFF times slower than the fastest there is dropped, so that a
         kernel crippled by a busy machine costs one short trial, not several
         long ones.  The others then train twice on about TRIAL_EXAMPLES
-        examples each, in turn, and the best time of each counts.  When the
+        examples each, in turn, and the slower time of each counts: on a busy
+        machine the parallel kernel's speed swings with where the OS runs the
+        other work (it waits for its slowest thread), and one lucky trial must
+        not choose it.  When the
         epoch has room before ``end``, these are the epoch's own next examples
         (the candidates give the same weights, so nothing is wasted); otherwise
         (a few huge mini-batches) they run on a copy of the weights, which is
@@ -427,16 +430,17 @@ class Trainer:
             if size == scout:
                 fastest = min(seconds[c.name][0] for c in running)
                 running = [c for c in running if seconds[c.name][0] <= TRIAL_CUTOFF * fastest]
-        best = {name: min(times) for name, times in seconds.items()}
+        # a candidate dropped after its scouting trial has that one time only
+        slower = {name: max(times[1:] or times) for name, times in seconds.items()}
         previous = self.current.name if self.calibration else None
-        self.current = next(c for c in self.candidates if c.name == min(best, key=best.get))
-        self._reference = best[self.current.name]
+        self.current = next(c for c in self.candidates if c.name == min(slower, key=slower.get))
+        self._reference = min(seconds[self.current.name][1:] or seconds[self.current.name])
         self._recheck = False
         self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
                                   else RECHECK_EPOCHS * self.n)
         self._trained += start - first
         self._next_recheck = self._trained + self._recheck_interval
-        self.calibration.append({"epoch": epoch, "s_per_example": best,
+        self.calibration.append({"epoch": epoch, "s_per_example": slower,
                                  "chose": self.current.name,
                                  "timed_on": "training" if in_place else "a copy of the weights"})
         return cost, start

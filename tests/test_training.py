@@ -143,6 +143,36 @@ def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
 
 
 @two_threads
+def test_one_slow_trial_out_of_two_is_enough_to_lose(monkeypatch):
+    """On a busy machine the parallel kernel's speed swings with where the OS runs
+    the other work: a candidate counts as fast as its slower full trial, so one
+    lucky trial does not choose it."""
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 400)
+    trials = []
+    run = fastgd.training.Trainer._run
+
+    def parallel_slow_once(self, candidate, order, start, stop, params=None):
+        """The serial kernel a steady 50 us per example in its full trials; the
+        parallel one fast, except in its second full trial (4x slower than that)."""
+        if stop > start and candidate.name == "parallel":
+            trials.append(stop - start)
+            if len(trials) == 3:  # after the scout and the first full trial
+                time.sleep(0.2)
+        elif stop - start == 400:
+            time.sleep(0.02)
+        return run(self, candidate, order, start, stop, params)
+
+    monkeypatch.setattr(fastgd.training.Trainer, "_run", parallel_slow_once)
+    data = random_data([8, 6, 3], 3000, seed=5)
+    net = fastgd.Network([8, 6, 3], seed=0)
+    history = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    first = history.info["calibration"][0]
+    assert trials[:3] == [100, 400, 400]
+    assert first["chose"] == "serial"
+    assert first["s_per_example"]["parallel"] > 0.2 / 400  # the slow trial is the one recorded
+
+
+@two_threads
 def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
     monkeypatch.setattr(fastgd.training, "SEGMENT", 100)
