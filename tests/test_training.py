@@ -116,25 +116,34 @@ def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
     np.testing.assert_array_equal(net.params, reference.params)
 
 
-@two_threads
-def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
-    """On a busy machine the parallel kernel can be a hundred times slower: the
-    calibration then costs it one short trial, not two full ones."""
+def first_calibration_with_delays(monkeypatch, delay):
+    """SGD on a small problem whose calibration's trials are slowed down: TRIAL_EXAMPLES
+    400 and m = 10 (scouting trials of 100 examples, full ones of 400), each trial
+    preceded by delay(name, earlier) seconds of sleep, where earlier lists the sizes
+    of that candidate's earlier trials.  Returns (history, each candidate's trials)."""
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 400)
     trials = {"serial": [], "parallel": []}
     run = fastgd.training.Trainer._run
 
-    def slow_parallel(self, candidate, order, start, stop, params=None):
+    def slowed(self, candidate, order, start, stop, params=None):
         if stop > start:
+            time.sleep(delay(candidate.name, trials[candidate.name]))
             trials[candidate.name].append(stop - start)
-            if candidate.name == "parallel":
-                time.sleep(0.2)  # far more than the serial kernel's whole trial
         return run(self, candidate, order, start, stop, params)
 
-    monkeypatch.setattr(fastgd.training.Trainer, "_run", slow_parallel)
+    monkeypatch.setattr(fastgd.training.Trainer, "_run", slowed)
     data = random_data([8, 6, 3], 3000, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)
-    history = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    return net.SGD(data, 1, 10, 1.0, threads=2, verbose=False), trials
+
+
+@two_threads
+def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
+    """On a busy machine the parallel kernel can be a hundred times slower: the
+    calibration then costs it one short trial, not two full ones."""
+    # 0.2 s: far more than the serial kernel's whole trial
+    history, trials = first_calibration_with_delays(
+        monkeypatch, lambda name, earlier: 0.2 if name == "parallel" else 0.0)
     first = history.info["calibration"][0]
     assert first["chose"] == "serial" and history.info["kernel_in_use"] == "serial"
     assert trials["parallel"] == [100]  # the scouting trial: a quarter of 400, whole mini-batches
@@ -142,38 +151,26 @@ def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
     assert first["s_per_example"]["parallel"] > 2 * first["s_per_example"]["serial"]
 
 
+def _one_slow_parallel_trial(name, earlier):
+    """Sleeps far longer than the kernels take, even on a loaded machine: both
+    scouting trials alike (neither is dropped), the serial kernel's full trials a
+    steady 250 us per example, the parallel kernel's first full trial none (the
+    fastest trial of all) and its second 1 ms per example."""
+    if not earlier:
+        return 0.05
+    if name == "serial":
+        return 0.1
+    return 0.4 if len(earlier) == 2 else 0.0
+
+
 @two_threads
 def test_one_slow_trial_out_of_two_is_enough_to_lose(monkeypatch):
     """On a busy machine the parallel kernel's speed swings with where the OS runs
     the other work: a candidate counts as fast as its slower full trial, so one
     lucky trial does not choose it."""
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 400)
-    trials = []
-    run = fastgd.training.Trainer._run
-
-    def parallel_slow_once(self, candidate, order, start, stop, params=None):
-        """Sleeps far longer than the kernels take, even on a loaded machine: both
-        scouting trials alike (neither is dropped), the serial kernel's full
-        trials a steady 250 us per example, the parallel kernel's first full
-        trial none (it is the fastest trial of all) and its second 1 ms per
-        example."""
-        if stop > start:
-            if stop - start == 100:
-                time.sleep(0.05)
-            elif candidate.name == "serial":
-                time.sleep(0.1)
-            elif len(trials) == 2:  # the parallel kernel's second full trial
-                time.sleep(0.4)
-            if candidate.name == "parallel":
-                trials.append(stop - start)
-        return run(self, candidate, order, start, stop, params)
-
-    monkeypatch.setattr(fastgd.training.Trainer, "_run", parallel_slow_once)
-    data = random_data([8, 6, 3], 3000, seed=5)
-    net = fastgd.Network([8, 6, 3], seed=0)
-    history = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    history, trials = first_calibration_with_delays(monkeypatch, _one_slow_parallel_trial)
     first = history.info["calibration"][0]
-    assert trials[:3] == [100, 400, 400]
+    assert trials["parallel"] == [100, 400, 400]
     assert first["chose"] == "serial"
     assert first["s_per_example"]["parallel"] > 0.4 / 400  # the slow trial is the one recorded
 
