@@ -144,7 +144,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 9
+_CODEGEN_VERSION = 10
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -415,6 +415,20 @@ def _wait_for(counter, end):
     return end
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes, scale,
+                 shrink):
+    """The weight decay of one step as a stage of a training kernel's work queue
+    (``_descend``): n_pieces pieces of rows_per_piece weight rows (``_decay_rows``).
+    Takes the piece the worker holds and the stage's first piece; returns the
+    piece it holds after the stage and the next stage's first piece."""
+    while piece < base + n_pieces:
+        first = (piece - base) * rows_per_piece
+        _decay_rows(weights, sizes, first, first + rows_per_piece, scale, shrink)
+        piece = _finish_and_take(counter)
+    return piece, _wait_for(counter, base + n_pieces)
+
+
 @njit(cache=True, nogil=True)
 def nonzero_columns(X):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
@@ -582,7 +596,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     (all its examples see the same weights) and its update added straight to
     params, example by example; stages: forward and backward passes in blocks
     of example_block examples, the decay in blocks of DECAY_ROWS weight rows
-    (``_decay_rows``), the update in the blocks of weight rows that splits
+    (``_decay_stage``), the update in the blocks of weight rows that splits
     describes (``row_splits``; spans holds their bounds for the chunk's
     examples; neither has columns for a single block), each weight adding its
     examples' terms in the order t = 0, 1, ...
@@ -647,12 +661,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                 piece = _finish_and_take(counter)
             base = _wait_for(counter, base + n_blocks)
-            while piece < base + n_decay_pieces:
-                blk = piece - base
-                _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS, scale,
-                            sign_term)
-                piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_decay_pieces)
+            piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
+                                       sizes, scale, sign_term)
             while piece < base + n_pieces:
                 if piece == base:
                     for t in range(mb):
@@ -690,12 +700,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
             base = _wait_for(counter, base + n_param_blocks)
         if not apply:
             continue
-        while piece < base + n_decay_pieces:
-            blk = piece - base
-            _decay_rows(weights, sizes, blk * DECAY_ROWS, (blk + 1) * DECAY_ROWS, scale,
-                        sign_term)
-            piece = _finish_and_take(counter)
-        base = _wait_for(counter, base + n_decay_pieces)
+        piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
+                                   sizes, scale, sign_term)
         while piece < base + n_param_blocks:
             blk = piece - base
             _apply(params, nabla, step, blk * PARAM_BLOCK, min(n_params, (blk + 1) * PARAM_BLOCK))
@@ -981,11 +987,10 @@ and cached by numba.  Do not edit."""
 import numpy as np
 from numba import njit, prange
 
-from fastgd._kernels import (_CE_SMALLEST, _add_groups, _cross_entropy_output_error,
-                             _apply, _decay_rows, _finish_and_take, _flush, _layers,
-                             _prefetch_row, _quadratic_output_error, _scratch, _sigmoid,
-                             _take, _wait_for, _work_queue, compile_serial_and_parallel,
-                             nonzero_columns)
+from fastgd._kernels import (_CE_SMALLEST, _add_groups, _apply, _cross_entropy_output_error,
+                             _decay_stage, _finish_and_take, _flush, _layers, _prefetch_row,
+                             _quadratic_output_error, _scratch, _sigmoid, _take, _wait_for,
+                             _work_queue, compile_serial_and_parallel, nonzero_columns)
 
 '''
 
