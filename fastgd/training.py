@@ -446,13 +446,19 @@ class Trainer:
         return cost, start
 
     def _watch(self, s_per_example, examples):
-        """Ask for new timings when a long enough segment's speed drifts, or when
-        the current choice is due to be checked again."""
+        """Ask for new timings when a long enough segment's speed drifts in the
+        direction that can change the choice, or when the current choice is due
+        to be checked again.  A load that comes slows the parallel kernel most
+        (it waits for its slowest thread), so the parallel kernel is timed again
+        when it slows down, and the serial one when it speeds up (the load has
+        gone); the serial kernel slowing down, under load, would only time a
+        parallel kernel slower still, at that cost on every segment."""
         if self._reference is None:
             return
         due = self._trained + examples >= self._next_recheck
-        drifted = (examples >= TRIAL_EXAMPLES
-                   and abs(s_per_example / self._reference - 1.0) > DRIFT)
+        ratio = s_per_example / self._reference
+        drifted = examples >= TRIAL_EXAMPLES and (
+            ratio > 1.0 + DRIFT if self.current.threads > 1 else ratio < 1.0 - DRIFT)
         self._recheck = due or drifted
 
 

@@ -44,7 +44,7 @@ def test_auto_gives_the_serial_bits_while_it_switches_kernels(data, mode, dtype,
     after every segment): a choice made at run time never changes the weights."""
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 50)
     monkeypatch.setattr(fastgd.training, "SEGMENT", 300)
-    monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
+    monkeypatch.setattr(fastgd.training, "DRIFT", -10.0)  # every segment counts as drifted
     m = MODES[mode]
     serial = train(data, m, dtype, kernel="serial")
     net = fastgd.Network([784, 30, 10], seed=7, dtype=dtype)

@@ -176,10 +176,32 @@ def test_one_slow_trial_out_of_two_is_enough_to_lose(monkeypatch):
 
 
 @two_threads
+def test_only_a_drift_that_can_change_the_choice_times_the_kernels_again():
+    """A load that comes slows the parallel kernel most: the parallel kernel is
+    timed again when it slows down, the serial one when it speeds up (the load
+    went away), and neither the other way round (under load, timing a serial
+    kernel that slowed would cost a slower parallel trial on every segment)."""
+    data = random_data([8, 6, 3], 600, seed=5)
+    trainer = fastgd.training.Trainer(fastgd.Network([8, 6, 3], seed=0), data, 10, 1.0,
+                                      threads=2)
+    trainer._calibrate(np.arange(600), 0, 0, 600)  # chooses, and sets the next recheck
+    long = fastgd.training.TRIAL_EXAMPLES
+    for name, slower, faster in (("serial", False, True), ("parallel", True, False)):
+        trainer.current = next(c for c in trainer.candidates if c.name == name)
+        trainer._reference = 1e-6
+        trainer._trained = 0
+        for s_per_example, expected in ((2e-6, slower), (1e-6, False), (0.5e-6, faster)):
+            trainer._watch(s_per_example, long)
+            assert trainer._recheck is expected, (name, s_per_example)
+        trainer._watch(0.5e-6, long - 1)  # too short a segment to judge
+        assert trainer._recheck is False
+
+
+@two_threads
 def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
     monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
     monkeypatch.setattr(fastgd.training, "SEGMENT", 100)
-    monkeypatch.setattr(fastgd.training, "DRIFT", -1.0)  # every segment counts as drifted
+    monkeypatch.setattr(fastgd.training, "DRIFT", -10.0)  # every segment counts as drifted
     data = random_data([8, 6, 3], 600, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
