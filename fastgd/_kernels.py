@@ -589,8 +589,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     ``_gradient_sum``): every worker runs this same sequence of stages, and
     takes the pieces of each stage from the shared ``counter`` (``_take``)
     until they are all taken; a stage starts once the previous one is
-    finished (``_wait_for``).  One parallel region per call, so a thread
-    the OS preempts holds up only the piece it holds, not a region per stage.
+    finished (``_wait_for``).  So a call is one parallel region, and the end
+    of a stage costs a wait on a counter instead of a join and a new fork.
 
     A mini-batch of at most direct_max examples is backpropagated in one go
     (all its examples see the same weights) and its update added straight to
