@@ -102,7 +102,8 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .config import CHAINS, DECAY_ROWS, DENSE_FROM, PANEL, PARAM_BLOCK, PREFETCH_AHEAD
+from .config import (CHAINS, DECAY_ROWS, DENSE_FROM, PANEL, PARAM_BLOCK, PREFETCH_AHEAD,
+                     SPINS_BEFORE_YIELD)
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
@@ -144,7 +145,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 10
+_CODEGEN_VERSION = 12
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -386,6 +387,17 @@ def _work_queue():
     return np.zeros(2, np.int64), np.zeros(1)
 
 
+if sys.platform == "win32":
+    @njit(cache=True, nogil=True)
+    def _yield_cpu():
+        """Nothing (Windows has no sched_yield): the wait spins."""
+        return 0
+else:
+    # POSIX sched_yield, called by its name: numba links it from the C library the
+    # process has loaded (no address in the compiled code, so it caches)
+    _yield_cpu = nbtypes.ExternalFunction("sched_yield", nbtypes.int32())
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _take(counter):
     """The next piece nobody has taken: threads take pieces as they become free,
@@ -402,22 +414,30 @@ def _finish_and_take(counter):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _wait_for(counter, end):
+def _wait_for(counter, end, patience):
     """Wait until every piece before `end` is finished (the end of a stage, whose
     results the next stage reads); returns end, the next stage's first piece.
 
     A thread waits here holding no piece of the stages it waits for (only,
     perhaps, one of a later stage), so each of those pieces is held by a thread
     that is running it: no deadlock, even when the workers run one after
-    another on one thread."""
+    another on one thread.
+
+    After `patience` turns of the loop the thread gives its CPU away at every
+    turn (``_yield_cpu``): with more threads than CPUs, the thread it waits
+    for may be waiting for a CPU, and a spinning thread would hold one for
+    its whole time slice.  On an idle machine a stage's end comes sooner."""
+    spins = 0
     while _load_acquire(counter, 1) < end:
-        pass
+        spins += 1
+        if spins > patience:
+            _yield_cpu()
     return end
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes, scale,
-                 shrink):
+                 shrink, patience):
     """The weight decay of one step as a stage of a training kernel's work queue
     (``_descend``): n_pieces pieces of rows_per_piece weight rows (``_decay_rows``).
     Takes the piece the worker holds and the stage's first piece; returns the
@@ -426,7 +446,7 @@ def _decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes,
         first = (piece - base) * rows_per_piece
         _decay_rows(weights, sizes, first, first + rows_per_piece, scale, shrink)
         piece = _finish_and_take(counter)
-    return piece, _wait_for(counter, base + n_pieces)
+    return piece, _wait_for(counter, base + n_pieces, patience)
 
 
 @njit(cache=True, nogil=True)
@@ -644,6 +664,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     for i in range(sizes.shape[0] - 1):
         n_rows += sizes[i]
     n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS if decaying else 0
+    patience = SPINS_BEFORE_YIELD  # turns of a wait before it yields the CPU
     piece = _take(counter)  # the piece this worker holds
     base = 0  # the current stage's first piece
     for mb_start in range(start, stop, mini_batch_size):
@@ -660,9 +681,9 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                              biases, As, zero)
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs)
                 piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_blocks)
+            base = _wait_for(counter, base + n_blocks, patience)
             piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
-                                       sizes, scale, sign_term)
+                                       sizes, scale, sign_term, patience)
             while piece < base + n_pieces:
                 if piece == base:
                     for t in range(mb):
@@ -670,7 +691,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 update_rows(piece - base, n_row_blocks, 0, mb, rows, indptr, indices, values,
                             spans, step, weights, biases, As, Ds)
                 piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_pieces)
+            base = _wait_for(counter, base + n_pieces, patience)
             continue
         for first in range(mb_start, mb_start + mb, chunk):
             count = min(chunk, mb_start + mb - first)
@@ -688,7 +709,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                     update_rows(layer_piece, 1, t0, t1, rows, indptr, indices, values,
                                 no_splits, one, group_w, group_b, As, Ds)
                 piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_groups)
+            base = _wait_for(counter, base + n_groups, patience)
             while piece < base + n_param_blocks:
                 blk = piece - base
                 if blk == 0:
@@ -697,16 +718,16 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
                             min(n_params, (blk + 1) * PARAM_BLOCK))
                 piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_param_blocks)
+            base = _wait_for(counter, base + n_param_blocks, patience)
         if not apply:
             continue
         piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
-                                   sizes, scale, sign_term)
+                                   sizes, scale, sign_term, patience)
         while piece < base + n_param_blocks:
             blk = piece - base
             _apply(params, nabla, step, blk * PARAM_BLOCK, min(n_params, (blk + 1) * PARAM_BLOCK))
             piece = _finish_and_take(counter)
-        base = _wait_for(counter, base + n_param_blocks)
+        base = _wait_for(counter, base + n_param_blocks, patience)
 
 
 def _feedforward(X, params, layout, out, block):
@@ -1014,7 +1035,8 @@ _SPARSE_FOOTER = (
 _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _gradient_sum, _descend,
                                                       _feedforward, _gradients)
                        ).replace("PARAM_BLOCK", str(PARAM_BLOCK)
-                                 ).replace("DECAY_ROWS", str(DECAY_ROWS))
+                                 ).replace("DECAY_ROWS", str(DECAY_ROWS)
+                                 ).replace("SPINS_BEFORE_YIELD", str(SPINS_BEFORE_YIELD))
 
 
 def module_source(widths, panel, cost="quadratic", dense=False):

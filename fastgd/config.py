@@ -20,6 +20,11 @@ CHAINS = 2
 PARAM_BLOCK = 4096
 # Weight rows per piece of the weight decay (pieces are shared among threads).
 DECAY_ROWS = 64
+# Turns of the wait loop before a thread waiting for the end of a stage gives its
+# CPU away (sched_yield) at every turn: long enough for a stage to end on an idle
+# machine, short enough that, with more threads than CPUs, the thread it waits
+# for soon gets a CPU (both measured in BENCHMARKS.md).
+SPINS_BEFORE_YIELD = 20_000
 # Training data with at least this fraction of nonzero inputs take the dense input
 # path (every input read in order, no column indices); sparser data skip their zeros.
 # The two cost the same near the middle of the range where they cross (BENCHMARKS.md),
