@@ -401,11 +401,10 @@ class Trainer:
         examples each, in turn, and the slower time of each counts: on a busy
         machine the parallel kernel's speed swings with where the OS runs the
         other work (it waits for its slowest thread), and one lucky trial must
-        not choose it.  When the
-        epoch has room before ``end``, these are the epoch's own next examples
-        (the candidates give the same weights, so nothing is wasted); otherwise
-        (a few huge mini-batches) they run on a copy of the weights, which is
-        thrown away."""
+        not choose it.  When the epoch has room before ``end``, these are the
+        epoch's own next examples (the candidates give the same weights, so
+        nothing is wasted); otherwise (a few huge mini-batches) they run on a
+        copy of the weights, which is thrown away."""
         m = self.mini_batch_size
         scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
