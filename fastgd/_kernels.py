@@ -53,8 +53,9 @@ BENCHMARKS.md):
 * inner loops index with unsigned or constant indices only: numba inserts a
   wrap-around check for any index it cannot prove non-negative, which stops
   vectorisation;
-* the next examples' nonzero inputs are prefetched (``_prefetch_row``):
-  examples come shuffled, from anywhere in memory;
+* the next examples' nonzero inputs are prefetched, in two steps: into L2
+  well ahead, into L1 a few examples ahead (``_prefetch_row_outer``,
+  ``_prefetch_row``): examples come shuffled, from anywhere in memory;
 * errors delta smaller than tiny/eps of the dtype (1e-31 in float32, 2e-292
   in float64) are flushed to zero (``_flush``), so that neither they nor their
   products in the update are denormal numbers, ~100 times slower on x86.
@@ -103,7 +104,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .config import (CHAINS, DECAY_ROWS, DENSE_FROM, PANEL, PARAM_BLOCK, PREFETCH_AHEAD,
-                     SPINS_BEFORE_YIELD)
+                     PREFETCH_OUTER, SPINS_BEFORE_YIELD, TRANSPOSE_FROM)
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
@@ -145,7 +146,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 12
+_CODEGEN_VERSION = 13
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -306,24 +307,37 @@ def _element_pointer(context, builder, signature, args):
                                      arrayty.layout, [args[1]])
 
 
-@intrinsic
-def _prefetch(typingctx, array, i):
-    """Ask the CPU to start loading the cache line of array[i] (LLVM's prefetch
-    hint: it changes no result, only when the data arrive)."""
-    if not isinstance(array, nbtypes.Array) or not isinstance(i, nbtypes.Integer):
-        return None
+def _prefetch_intrinsic(name, locality, doc):
+    """An intrinsic name(array, i) that asks the CPU to start loading the cache
+    line of array[i] (LLVM's prefetch hint, for reading data) into the cache
+    levels that `locality` names: 3 all of them, down to L1; 1 the outer ones
+    (L2 on x86).  A hint changes no result, only when the data arrive."""
+    def prefetch(typingctx, array, i):
+        if not isinstance(array, nbtypes.Array) or not isinstance(i, nbtypes.Integer):
+            return None
 
-    def codegen(context, builder, signature, args):
-        ptr = _element_pointer(context, builder, signature, args)
-        byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        # read, keep in all cache levels, data
-        builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            ptr = _element_pointer(context, builder, signature, args)
+            byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+                "llvm.prefetch.p0")
+            # read, locality, data
+            builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(0), i32(locality), i32(1)])
+            return context.get_dummy_value()
 
-    return nbtypes.void(array, i), codegen
+        return nbtypes.void(array, i), codegen
+
+    prefetch.__name__ = prefetch.__qualname__ = name
+    prefetch.__doc__ = doc
+    return intrinsic(prefetch)
+
+
+_prefetch = _prefetch_intrinsic("_prefetch", 3, "Start loading array[i] into every cache level.")
+_prefetch_outer = _prefetch_intrinsic(
+    "_prefetch_outer", 1,
+    "Start loading array[i] into the outer cache levels (L2), not L1: for data "
+    "needed later, which would only push out of L1 what is needed now.")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -339,6 +353,19 @@ def _prefetch_row(x, indptr, indices, values, splits):
     if splits.shape[0] > 0:
         _prefetch(splits[x], 0)
         _prefetch(splits[x], splits.shape[1] - 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_row_outer(x, indptr, indices, values):
+    """Start loading row x of the CSR arrays into L2 only: the first of two
+    steps, many examples ahead (``_prefetch_row``, into L1, is the second,
+    nearer the row's use), so that the wait for memory overlaps more examples'
+    work without filling L1."""
+    if indices.shape[0] > 0:
+        for p in range(indptr[x], indptr[x + 1], np.uint64(64 // indices.itemsize)):
+            _prefetch_outer(indices, p)
+    for p in range(indptr[x], indptr[x + 1], np.uint64(64 // values.itemsize)):
+        _prefetch_outer(values, p)
 
 
 @intrinsic
@@ -810,7 +837,8 @@ def _forward_code(widths, panel, dense=False):
     Layer 0 walks the nonzero inputs (with dense, all of them: the column of
     values[p] is then p - p0, not indices[p]); later layers all their inputs; zero is 0
     in A's dtype (where the second chains start).  The inputs
-    of rows[t + PREFETCH_AHEAD] are prefetched, if rows goes on that far.
+    of rows[t + PREFETCH_AHEAD] are prefetched into L1, and those of
+    rows[t + PREFETCH_OUTER] into L2, if rows goes on that far.
     splits[x] is copied to spans[t] for the update (see update_rows): the
     update then reads it in order instead of from anywhere in memory.
 
@@ -834,6 +862,9 @@ def _forward_code(widths, panel, dense=False):
               f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
               f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, "
               "splits)",
+              f"        if t + {PREFETCH_OUTER} < rows.shape[0]:",
+              f"            _prefetch_row_outer(rows[t + {PREFETCH_OUTER}], indptr, indices, "
+              "values)",
               "        for r in range(spans.shape[1]):",
               "            spans[t, r] = splits[x, r]",
               "        p0, p1 = indptr[x], indptr[x + 1]",
@@ -883,12 +914,13 @@ def _forward_code(widths, panel, dense=False):
     return lines
 
 
-def _dot_terms(width, w, d):
-    """sum_j w[j] d[j] as four partial sums over j mod 4, then (s0 + s1) + (s2 + s3):
-    a fixed order (the same bits every time), four independent chains."""
+def _dot_terms(width, term):
+    """sum_j term_j for j < width, as four partial sums over j mod 4, then
+    (s0 + s1) + (s2 + s3): a fixed order (the same bits every time), four
+    independent chains.  term is the source of a product, with {j} for j."""
     sums = []
     for lane in range(4):
-        terms = [f"{w}{j}] * {d}{j}" for j in range(lane, width, 4)]
+        terms = [term.format(j=j) for j in range(lane, width, 4)]
         sums.append(" + ".join(terms) if terms else "0.0")
     return f"(({sums[0]}) + ({sums[1]})) + (({sums[2]}) + ({sums[3]}))"
 
@@ -903,11 +935,28 @@ def _backward_code(widths, cost="quadratic"):
     cross-entropy cost; delta^l = ((w^(l+1))^T delta^(l+1)) * sigma'(z^l), with
     sigma'(z) = a (1 - a).  costs[t] = C_x: ||y - a^L||^2 / 2, or
     -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] (see _CE_SMALLEST).
-    D's padding columns must be zero on entry; they are left so."""
+    D's padding columns must be zero on entry; they are left so.
+
+    (w^(l+1))^T delta^(l+1) sums, for each input k, the k-th row of w^(l+1)'s
+    stored block (one weight per output j) times delta^(l+1): a short dot
+    product per k, which does not vectorise.  With TRANSPOSE_FROM examples or
+    more, the call first copies each block transposed (T[j, k] = w_jk) so that
+    the loop over k reads T's rows in order and computes several k at once;
+    each k's sum has the same terms in the same order either way, so the bits
+    do not depend on it."""
     L = len(widths) - 1
     lines = ["def backward_pass(t0, t1, rows, labels, weights, A, D, costs):",
              "    tiny = np.finfo(D[0].dtype).tiny / np.finfo(D[0].dtype).eps"]
     lines += [f"    W{i}, A{i}, D{i} = weights[{i}], A[{i}], D[{i}]" for i in range(L + 1)]
+    lines += [f"    transposed = t1 - t0 >= {TRANSPOSE_FROM}"]
+    for i in range(L - 1, -1, -1):
+        stride = padded(widths[i + 1])
+        lines += [f"    T{i + 1} = np.empty(({stride} if transposed else 0, {widths[i]}),"
+                  f" W{i + 1}.dtype)",
+                  "    if transposed:",
+                  f"        for k in range({widths[i]}):",
+                  f"            for j in range({stride}):",
+                  f"                T{i + 1}[j, k] = W{i + 1}[k, j]"]
     lines += ["    for t in range(t0, t1):",
               "        label = labels[rows[t]]"]
     if cost == "quadratic":
@@ -935,10 +984,13 @@ def _backward_code(widths, cost="quadratic"):
         stride = padded(widths[i + 1])
         lines += [f"        # layer {i}: back through the {widths[i + 1]} x {widths[i]} weights"]
         lines += [f"        d{j} = D{i + 1}[t, {j}]" for j in range(stride)]
-        lines += [f"        for k in range({widths[i]}):",
-                  f"            s = {_dot_terms(stride, f'W{i + 1}[k, ', 'd')}",
-                  f"            ak = A{i}[t, k]",
-                  f"            D{i}[t, k] = _flush(s * ak * (1.0 - ak), tiny)"]
+        for path, term in (("if transposed", f"T{i + 1}[{{j}}, k] * d{{j}}"),
+                           ("else", f"W{i + 1}[k, {{j}}] * d{{j}}")):
+            lines += [f"        {path}:",
+                      f"            for k in range({widths[i]}):",
+                      f"                s = {_dot_terms(stride, term)}",
+                      f"                ak = A{i}[t, k]",
+                      f"                D{i}[t, k] = _flush(s * ak * (1.0 - ak), tiny)"]
     return lines
 
 
@@ -1010,6 +1062,7 @@ from numba import njit, prange
 
 from fastgd._kernels import (_CE_SMALLEST, _add_groups, _apply, _cross_entropy_output_error,
                              _decay_stage, _finish_and_take, _flush, _layers, _prefetch_row,
+                             _prefetch_row_outer,
                              _quadratic_output_error, _scratch, _sigmoid, _take, _wait_for,
                              _work_queue, compile_serial_and_parallel, nonzero_columns)
 

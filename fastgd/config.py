@@ -12,8 +12,15 @@ setting is worth on the machines measured is in BENCHMARKS.md.
 # Outputs computed together in registers (wider layers are done in panels):
 # None means as many as the machine's vector registers hold (``panel_width``).
 PANEL = None
-# How many examples ahead the forward pass asks for the nonzero inputs.
+# How many examples ahead the forward pass asks for the nonzero inputs: into L1
+# (PREFETCH_AHEAD), and earlier into L2 (PREFETCH_OUTER), so that more of the wait
+# for memory overlaps work without pushing out of L1 what is in use.
 PREFETCH_AHEAD = 4
+PREFETCH_OUTER = 12
+# Calls of the backward pass with at least this many examples first make transposed
+# copies of the weights after layer 0 (see _backward_code); fewer examples use the
+# weights as they are.  Both give the same bits.
+TRANSPOSE_FROM = 8
 # Independent chains each z_j is summed in (see _forward_code).
 CHAINS = 2
 # Parameters per piece when a large mini-batch's group sums are added to nabla.

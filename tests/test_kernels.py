@@ -214,6 +214,39 @@ def test_panel_width_changes_no_bit(monkeypatch):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sizes", [[7, 9, 4], [20, 17, 33, 9, 5]], ids=str)
+def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype):
+    """A call of the backward pass on TRANSPOSE_FROM examples or more first
+    transposes the weights after layer 0; one on fewer uses them as stored.
+    Each error delta must come out the same to the bit either way."""
+    n = 2 * _kernels.TRANSPOSE_FROM + 3
+    net = fastgd.Network(sizes, seed=6, dtype=dtype)
+    X, y = random_data(sizes, n, seed=8)
+    module = _kernels.kernels(sizes, dtype)
+    layout = net.layout.arrays
+    indptr, indices, values = _kernels.nonzero_columns(X.astype(dtype))
+    rows = np.random.default_rng(1).permutation(n)
+    weights, biases = (tuple(part) for part in _kernels._layers(net.params, layout))
+    A = np.zeros(n * layout.a_off[-1], dtype)
+    As = tuple(_kernels._scratch(A, layout, n))
+    no_splits = np.empty((0, 0), np.uint64)
+    _kernels.call(module.forward_pass, 0, n, rows, indptr, indices, values, no_splits,
+                  no_splits, weights, biases, As, np.zeros(1, dtype)[0])
+    deltas, costs = [], []
+    for calls in ([(0, n)], [(t, t + 1) for t in range(n)]):
+        D = np.zeros_like(A)
+        cost = np.full(n, np.nan)
+        for t0, t1 in calls:
+            _kernels.call(module.backward_pass, t0, t1, rows, y, weights, As,
+                          tuple(_kernels._scratch(D, layout, n)), cost)
+        deltas.append(D)
+        costs.append(cost)
+    assert np.count_nonzero(deltas[0]) > n  # errors were computed
+    np.testing.assert_array_equal(deltas[0], deltas[1])
+    np.testing.assert_array_equal(costs[0], costs[1])
+
+
 def test_exp_is_within_an_ulp_of_numpy():
     """The kernels' own e^x (it vectorises; np.exp is a C call per number)."""
     from numba import njit
