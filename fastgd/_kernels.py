@@ -124,9 +124,12 @@ Examples.__doc__ = """The training examples: their nonzero inputs as a CSR index
 
 Scratch = namedtuple("Scratch", "nabla groups A D costs")
 Scratch.__doc__ = """Buffers a training kernel writes: ``nabla`` (n_params, or empty when
-every mini-batch is direct), ``groups`` (one zeroed row of n_params per group of a
-large mini-batch's chunk), ``A`` and ``D`` (activations and errors of the rows held,
-layer-major; D's padding zero), ``costs`` (C_x of each row held, float64)."""
+every mini-batch is direct), ``groups`` (one zeroed row of at least n_params per group
+of a large mini-batch's chunk; columns beyond n_params unused), ``A`` and ``D``
+(activations and errors of the rows held, layer-major; D's padding zero), ``costs``
+(C_x of each row held, float64).  All but costs should start on a cache line, and
+so should each row of groups (``aligned_zeros``, ``aligned_rows``): the kernels
+give the same results otherwise, more slowly."""
 
 Plan = namedtuple("Plan", "splits spans direct_max group chunk example_block n_workers")
 Plan.__doc__ = """How a training kernel cuts its work (no effect on the result except
@@ -139,6 +142,42 @@ def padded(width):
     """Row length in memory: width rounded up to a multiple of PAD (vector
     registers fit whole rows; the generated code also relies on it)."""
     return -(-width // PAD) * PAD
+
+
+# Bytes in a cache line: where arrays the kernels read by rows must start.
+CACHE_LINE = 64
+
+
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype) whose data start on a cache line (CACHE_LINE bytes).
+
+    NumPy only promises 16 bytes, so the rows of params, of the scratch
+    buffers and of the group sums would start wherever the allocator put the
+    array: a row of 32 float32 (128 bytes, two cache lines) then spans three,
+    and its vector loads and stores straddle two lines.  That costs a fifth
+    of an epoch or more (BENCHMARKS.md), and it changed from one process to
+    the next.  The result owns a slightly larger buffer (its ``base``)."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    buffer = np.zeros(count * dtype.itemsize + CACHE_LINE, np.uint8)
+    start = -buffer.ctypes.data % CACHE_LINE
+    return buffer[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def aligned_copy(array):
+    """A copy of array that starts on a cache line (``aligned_zeros``)."""
+    out = aligned_zeros(array.shape, array.dtype)
+    out[...] = array
+    return out
+
+
+def aligned_rows(n_rows, row_length, dtype):
+    """aligned_zeros((n_rows, length)) with length >= row_length chosen so that
+    every row starts on a cache line; the extra columns are never used."""
+    itemsize = np.dtype(dtype).itemsize
+    per_line = max(1, CACHE_LINE // itemsize)
+    length = -(-row_length // per_line) * per_line
+    return aligned_zeros((n_rows, length), dtype)
 # Every generated kernel's numba options.  error_model="numpy": a float division
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).

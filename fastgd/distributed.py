@@ -363,11 +363,11 @@ class Run:
                 self.threads)))
         rows = min(largest, max(plan.chunk for _, _, plan in candidates))
         per_example = int(layout.a_off[-1])
-        self.nabla = np.zeros(layout.n_params, net.dtype)
+        self.nabla = _kernels.aligned_zeros(layout.n_params, net.dtype)
         self.scratch = _kernels.Scratch(
-            self.nabla, np.zeros((-(-rows // group), layout.n_params), net.dtype),
-            np.zeros(rows * per_example, net.dtype), np.zeros(rows * per_example, net.dtype),
-            np.empty(rows, np.float64))
+            self.nabla, _kernels.aligned_rows(-(-rows // group), layout.n_params, net.dtype),
+            _kernels.aligned_zeros(rows * per_example, net.dtype),
+            _kernels.aligned_zeros(rows * per_example, net.dtype), np.empty(rows, np.float64))
         self.total = np.zeros(layout.n_params, net.dtype)
         self.gathered = (np.zeros((P, layout.n_params), net.dtype)
                          if self.group.comm is not None and self.reduce == "ordered" else None)

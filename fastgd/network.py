@@ -174,7 +174,7 @@ class Network:
                              f"parameters needs {needed / 2**30:.1f} GiB, more than this "
                              f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
         try:
-            self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
+            self.params = _kernels.aligned_zeros(self.layout.n_params, self.dtype)
         except MemoryError:
             raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
                              f"{self.layout.n_params:,} parameters ({needed / 2**30:.1f} "

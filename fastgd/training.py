@@ -422,7 +422,7 @@ class Trainer:
                     start += size
                 else:  # part of one mini-batch, as many examples as a trial
                     n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
-                    scratch = self.net.params.copy()
+                    scratch = _kernels.aligned_copy(self.net.params)
                     began = time.perf_counter()
                     self._run(candidate, order, 0, n_trial, params=scratch)
                     seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
@@ -1029,13 +1029,15 @@ class _Buffers:
         self.direct_max = chunk_size(layout)
         self.group = group
         per_example = int(layout.a_off[-1])
-        self.A = np.zeros(rows * per_example, net.dtype)
-        self.D = np.zeros(rows * per_example, net.dtype)  # padding must stay zero
+        # on cache lines, as params is (_kernels.aligned_zeros)
+        self.A = _kernels.aligned_zeros(rows * per_example, net.dtype)
+        self.D = _kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
         self.costs = np.empty(rows, np.float64)
         large = m > self.direct_max
-        self.nabla = np.empty(layout.n_params if large else 0, net.dtype)
+        self.nabla = _kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
         # zero between uses: the kernel zeroes each buffer as it adds it to nabla
-        self.groups = np.zeros((-(-rows // group) if large else 0, layout.n_params), net.dtype)
+        self.groups = _kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
+                                            net.dtype)
         self.layout = layout
 
     @property

@@ -385,3 +385,24 @@ def test_updates_cut_into_blocks_of_rows_match_naive(sizes, n, blocks, kernel):
         ref_w, ref_b = naive.train_epoch(weights, biases, X, y, np.arange(n), m or n, 2.0)
         for got, want in zip(net.weights + net.biases, ref_w + ref_b):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_arrays_the_kernels_read_by_rows_start_on_cache_lines(tmp_path, dtype):
+    """A row of weights that straddles cache lines costs a fifth of an epoch
+    (BENCHMARKS.md): params, the scratch buffers and each group sum's row
+    must start on a cache line, also for a network read back from a file."""
+    line = _kernels.CACHE_LINE
+    sizes = [4, 3, 2]  # 72 parameters: in float32 not a whole number of lines
+    net = fastgd.Network(sizes, seed=1, dtype=dtype)
+    net.save(tmp_path / "net.npz")
+    buffers = fastgd.training._Buffers(net, 600, 600, 256)  # what a Trainer allocates
+    if dtype == "float32":  # group rows need padding to start on lines
+        assert net.layout.n_params * 4 % line and buffers.groups.shape[1] > net.layout.n_params
+    assert len(buffers.groups) >= 2 and buffers.groups.shape[1] >= net.layout.n_params
+    arrays = [net.params, fastgd.Network.load(tmp_path / "net.npz").params, buffers.A,
+              buffers.D, buffers.nabla, *buffers.groups]
+    assert [a.ctypes.data % line for a in arrays] == [0] * len(arrays)
+    assert all(a.dtype == dtype for a in arrays) and not buffers.groups.any()
+    copy = _kernels.aligned_copy(net.params[1:])
+    assert copy.ctypes.data % line == 0 and np.array_equal(copy, net.params[1:])
