@@ -127,9 +127,10 @@ Scratch.__doc__ = """Buffers a training kernel writes: ``nabla`` (n_params, or e
 every mini-batch is direct), ``groups`` (one zeroed row of at least n_params per group
 of a large mini-batch's chunk; columns beyond n_params unused), ``A`` and ``D``
 (activations and errors of the rows held, layer-major; D's padding zero), ``costs``
-(C_x of each row held, float64).  All but costs should start on a cache line, and
-so should each row of groups (``aligned_zeros``, ``aligned_rows``): the kernels
-give the same results otherwise, more slowly."""
+(C_x of each row held, float64).  Each should start on a cache line, and so
+should each row of groups (``aligned_zeros``, ``aligned_rows``): the kernels give
+the same results otherwise, more slowly (and threads writing neighbouring rows
+would share a line)."""
 
 Plan = namedtuple("Plan", "splits spans direct_max group chunk example_block n_workers")
 Plan.__doc__ = """How a training kernel cuts its work (no effect on the result except

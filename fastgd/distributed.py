@@ -367,7 +367,8 @@ class Run:
         self.scratch = _kernels.Scratch(
             self.nabla, _kernels.aligned_rows(-(-rows // group), layout.n_params, net.dtype),
             _kernels.aligned_zeros(rows * per_example, net.dtype),
-            _kernels.aligned_zeros(rows * per_example, net.dtype), np.empty(rows, np.float64))
+            _kernels.aligned_zeros(rows * per_example, net.dtype),
+            _kernels.aligned_zeros(rows, np.float64))
         self.total = np.zeros(layout.n_params, net.dtype)
         self.gathered = (np.zeros((P, layout.n_params), net.dtype)
                          if self.group.comm is not None and self.reduce == "ordered" else None)

@@ -1032,7 +1032,7 @@ class _Buffers:
         # on cache lines, as params is (_kernels.aligned_zeros)
         self.A = _kernels.aligned_zeros(rows * per_example, net.dtype)
         self.D = _kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
-        self.costs = np.empty(rows, np.float64)
+        self.costs = _kernels.aligned_zeros(rows, np.float64)  # written by every thread
         large = m > self.direct_max
         self.nabla = _kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
         # zero between uses: the kernel zeroes each buffer as it adds it to nabla
