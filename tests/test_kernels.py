@@ -214,8 +214,9 @@ def test_panel_width_changes_no_bit(monkeypatch):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("sizes", [[7, 9, 4], [20, 17, 33, 9, 5]], ids=str)
+# each case compiles the two passes anew: one shape per dtype keeps CI short
+@pytest.mark.parametrize("sizes, dtype", [([7, 9, 4], "float64"),
+                                          ([20, 17, 33, 9, 5], "float32")], ids=str)
 def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype):
     """A call of the backward pass on TRANSPOSE_FROM examples or more first
     transposes the weights after layer 0; one on fewer uses them as stored.
