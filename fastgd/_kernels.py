@@ -186,7 +186,7 @@ _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 # Version of the generated code: part of the generated file's hash.  Raise it
 # whenever a helper the generated code calls changes: numba's cache of a
 # generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 13
+_CODEGEN_VERSION = 14
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -991,12 +991,15 @@ def _backward_code(widths, cost="quadratic"):
     lines += [f"    transposed = t1 - t0 >= {TRANSPOSE_FROM}"]
     for i in range(L - 1, -1, -1):
         stride = padded(widths[i + 1])
-        lines += [f"    T{i + 1} = np.empty(({stride} if transposed else 0, {widths[i]}),"
-                  f" W{i + 1}.dtype)",
-                  "    if transposed:",
+        # without the copy T is W itself, never read: nothing allocated per call
+        # (an online epoch calls this once per example)
+        lines += ["    if transposed:",
+                  f"        T{i + 1} = np.empty(({stride}, {widths[i]}), W{i + 1}.dtype)",
                   f"        for k in range({widths[i]}):",
                   f"            for j in range({stride}):",
-                  f"                T{i + 1}[j, k] = W{i + 1}[k, j]"]
+                  f"                T{i + 1}[j, k] = W{i + 1}[k, j]",
+                  "    else:",
+                  f"        T{i + 1} = W{i + 1}"]
     lines += ["    for t in range(t0, t1):",
               "        label = labels[rows[t]]"]
     if cost == "quadratic":
