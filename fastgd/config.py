@@ -7,6 +7,8 @@ the order of the additions, belong to the kernels' contract instead:
 setting is worth on the machines measured is in BENCHMARKS.md.
 """
 
+import os
+
 # -- the generated kernels (fastgd._kernels) ----------------------------------------------
 
 # Outputs computed together in registers (wider layers are done in panels):
@@ -39,6 +41,17 @@ SPINS_BEFORE_YIELD = 20_000
 # chains pair other terms), so it is chosen from the data alone, never timed: a run
 # gives the same bits on any machine.
 DENSE_FROM = 0.75
+
+# -- compiling (fastgd.training.Trainer) --------------------------------------------------
+
+# A network shape whose specialised kernels are not compiled yet trains on the generic
+# kernels (the same bits, compiled once for every shape) while a background thread
+# compiles the specialised ones, and switches to them at a segment boundary once they
+# are ready ("background"); "now" compiles them first and waits; "never" keeps the
+# generic kernels.  Read whenever a Trainer starts; $FASTGD_SPECIALIZE sets it for a
+# process and its children (the test suite runs on the generic kernels this way, and
+# tests the specialised ones where it says so).
+SPECIALIZE = os.environ.get("FASTGD_SPECIALIZE", "background")
 
 # -- cutting the work into pieces (fastgd.training) ---------------------------------------
 

@@ -269,8 +269,11 @@ class Network:
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         parallel = numba.get_num_threads() > 1 and X.shape[0] > EVAL_BLOCK
-        module = _kernels.kernels(self.sizes, self.dtype)
-        kernel = module.feedforward_parallel if parallel else module.feedforward_serial
+        name = "feedforward_parallel" if parallel else "feedforward_serial"
+        module = _kernels.usable_kernels(self.sizes, self.dtype, self.cost_function, [name])
+        if module.generic:  # compiled serial only (``warm_up``): the stopgap is not timed
+            name = "feedforward_serial"
+        kernel = getattr(module, name)
         _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
         return out
 
@@ -360,11 +363,17 @@ class Network:
         return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned,
                           self.cost_function)
 
-    def warm_up(self):
+    def warm_up(self, generic=False):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
-        so that no later timing counts it."""
-        module = _kernels.kernels(self.sizes, self.dtype)
-        for kernel in (module.feedforward_serial, module.feedforward_parallel):
+        so that no later timing counts it; with generic, the generic kernels'
+        serial one instead (``_kernels.generic_kernels``)."""
+        if generic:
+            module = _kernels.generic_kernels(self.sizes, self.cost_function)
+            kernels = (module.feedforward_serial,)
+        else:
+            module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
+            kernels = (module.feedforward_serial, module.feedforward_parallel)
+        for kernel in kernels:
             _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
                           EVAL_BLOCK)
@@ -392,9 +401,10 @@ class Network:
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
-        kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
-                  else module.gradients_serial)
+        name = ("gradients_parallel" if X.shape[0] > 1 and numba.get_num_threads() > 1
+                else "gradients_serial")
+        kernel = getattr(_kernels.usable_kernels(self.sizes, self.dtype, self.cost_function,
+                                                 [name]), name)
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _kernels, config
 from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
@@ -42,6 +42,19 @@ STALL_TOLERANCE = 0.01
 SATURATION_SAMPLE = 1000
 
 CHECKPOINT_FORMAT = "fastgd-checkpoint-1"
+
+# config.SPECIALIZE: when a Trainer whose specialised kernels are not compiled yet
+# gets them (see Trainer): compiled in a background thread while it trains on
+# the generic kernels, compiled first ("now"), or not at all ("never").
+SPECIALIZE_MODES = ("background", "now", "never")
+
+
+def check_choice(value, name, choices):
+    """value if it is one of choices, else ValueError naming the argument."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value
 
 
 
@@ -226,41 +239,91 @@ class Trainer:
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
         self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
+        self.module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
-        self.candidates = []
+        # (name, threads, row blocks of a direct update, chunk, example block)
+        self._plans = []
         if self.kernel_name in ("serial", "auto"):
-            self.candidates.append(_Candidate("serial", module.train_serial, 1, self._splits(1),
-                                              _chunk(m, direct_max, group), direct_max))
+            self._plans.append(("serial", 1, 1, _chunk(m, direct_max, group), direct_max))
         if self.kernel_name in ("parallel", "auto"):
-            self.candidates.append(_Candidate(
-                "parallel", module.train_parallel, n_threads,
+            self._plans.append((
+                "parallel", n_threads,
                 # only direct mini-batches split their update by weight rows
-                self._splits(ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1),
+                ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1,
                 _chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
                 EXAMPLE_BLOCK))
         self.buffers = _Buffers(net, m, max(min(m, direct_max),
-                                            max(c.chunk for c in self.candidates)), group)
-        for c in self.candidates:
-            c.spans = np.zeros((len(self.buffers.costs) if c.splits.size else 0,
-                                c.splits.shape[1]), np.uint64)
-        self.current = self.candidates[0]
+                                            max(plan[3] for plan in self._plans)), group)
         self.calibration = []
         self._reference = None  # s/example the current candidate was timed at
-        self._recheck = len(self.candidates) > 1
         self._trained = 0  # examples trained so far
         self._recheck_interval = RECHECK_EPOCHS * n
         self._next_recheck = None
         self.segment = max(1, SEGMENT // m) * m
         self.position = 0
         self.rng_before = None
+        self.notice = notice
+        self.specialized = None  # the background compile of the specialised kernels
+        mode = check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
+        names = [f"train_{plan[0]}" for plan in self._plans]
+        if mode == "never" or (mode == "background"
+                               and not _kernels.ready(self.module, names, net.dtype)):
+            # Train on the generic kernels now (compiled once for every shape)
+            # and, unless asked not to, switch to the specialised ones at a
+            # segment boundary once a background thread has compiled them.
+            generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+            self._use([self._candidate(generic, self._plans[0])])
+            with compile_notice(net, notice, dense=self.dense, generic=True):
+                self._run(self.current, np.arange(0), 0, 0)
+                # evaluation between epochs must not wait for numba's compiler lock,
+                # which the background compile holds for tens of seconds at a time
+                net.warm_up(generic=True)
+            if mode == "background":
+                self.specialized = _Specialization(self)
+            return
+        self._use([self._candidate(self.module, plan) for plan in self._plans])
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
         # user is told when that means compiling (``compile_notice``).
         with compile_notice(net, notice, dense=self.dense):
             for candidate in self.candidates:
                 self._run(candidate, np.arange(0), 0, 0)
+
+    def _candidate(self, module, plan, rows=None):
+        """The _Candidate that runs `plan` (an entry of ``_plans``) with module's
+        kernels, its spans sized for `rows` examples (the buffers' by default)."""
+        name, threads, row_blocks, chunk, example_block = plan
+        candidate = _Candidate(name, getattr(module, f"train_{name}"), threads,
+                               self._splits(row_blocks), chunk, example_block)
+        rows = len(self.buffers.costs) if rows is None else rows
+        candidate.spans = np.zeros((rows if candidate.splits.size else 0,
+                                    candidate.splits.shape[1]), np.uint64)
+        return candidate
+
+    def _use(self, candidates):
+        """Train with these candidates from now on (timing them if there are several)."""
+        self.candidates = candidates
+        self.current = candidates[0]
+        self._reference = None
+        self._recheck = len(candidates) > 1
+
+    def _maybe_specialize(self):
+        """At a segment boundary: switch to the specialised kernels if the
+        background compile has finished (they give the same bits)."""
+        if self.specialized is None or not self.specialized.done():
+            return
+        job, self.specialized = self.specialized, None
+        if job.error is not None:
+            warnings.warn(f"fastgd could not compile the specialised kernels for "
+                          f"{self.net.sizes} ({job.error!r}); training goes on with the "
+                          "generic kernels (the same results, more slowly)", RuntimeWarning,
+                          stacklevel=stacklevel_outside_package())
+            return
+        self._use(job.candidates)
+        if self.notice:
+            print(f"  specialised kernels compiled in the background in {job.seconds:.1f} s; "
+                  "training goes on with them", file=sys.stderr, flush=True)
 
     @property
     def kernel(self):
@@ -280,6 +343,15 @@ class Trainer:
             return self.examples.indptr[:-1, None] + bounds[None, :]
         bounds = _kernels.balanced_bounds(self.examples.indices, n_in, n_blocks)
         return _kernels.row_splits(self.examples.indptr, self.examples.indices, bounds)
+
+    def wait_for_specialized(self, timeout=None):
+        """Block until the background compile (if any) has finished, and switch
+        to its kernels; returns True if the specialised kernels are in use."""
+        if self.specialized is not None:
+            self.specialized.thread.join(timeout)
+            self._maybe_specialize()
+        return self.specialized is None and self.current.fn is getattr(
+            self.module, f"train_{self.current.name}")
 
     def info(self):
         """The run's settings, as recorded in a History."""
@@ -306,6 +378,7 @@ class Trainer:
         total_cost = cost
         end = self.n if stop is None else stop
         while start < end:
+            self._maybe_specialize()
             if self._recheck:
                 cost, start = self._calibrate(order, start, epoch, end)
                 total_cost += cost
@@ -380,15 +453,16 @@ class Trainer:
         rate = self.eta * self.lmbda / self.n
         return (1.0 - rate, 0.0) if self.regularization == "L2" else (1.0, rate)
 
-    def _run(self, candidate, order, start, stop, params=None):
-        plan = _kernels.Plan(candidate.splits, candidate.spans, self.buffers.direct_max,
-                             self.buffers.group, candidate.chunk, candidate.example_block,
+    def _run(self, candidate, order, start, stop, params=None, buffers=None):
+        buffers = self.buffers if buffers is None else buffers
+        plan = _kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
+                             buffers.group, candidate.chunk, candidate.example_block,
                              candidate.threads)
         with numba_threads(candidate.threads):
             return _kernels.call(
                 candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
                 self.eta, self.mean, self.net.params if params is None else params,
-                self.net.layout.arrays, self.buffers.scratch, plan, *self.decay())
+                self.net.layout.arrays, buffers.scratch, plan, *self.decay())
 
     def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
@@ -856,6 +930,42 @@ def data_fingerprint(X, y):
     return digest.hexdigest()
 
 
+class _Specialization:
+    """The specialised kernels of a Trainer that started on the generic ones,
+    compiled in a background thread (numba's compiled code releases the GIL,
+    and so does LLVM while it optimises): the trainer's candidates, each run
+    once on an empty range with scratch of its own (the trainer's buffers are
+    in use), and the evaluation kernels.  ``done()`` says when they are ready;
+    ``candidates`` then holds them, or ``error`` what went wrong."""
+
+    def __init__(self, trainer):
+        self.candidates, self.error, self.seconds = None, None, None
+        self.thread = threading.Thread(target=self._compile, args=(trainer,), daemon=True,
+                                       name="fastgd-specialize")
+        self.thread.start()
+
+    def done(self):
+        return not self.thread.is_alive()
+
+    def _compile(self, trainer):
+        started = time.perf_counter()
+        try:
+            net = trainer.net
+            candidates = [trainer._candidate(trainer.module, plan) for plan in trainer._plans]
+            # an empty run compiles a kernel: on scratch and weights of its own,
+            # of the same types, since the trainer's are in use meanwhile
+            scratch = _Buffers(net, trainer.mini_batch_size, 1, trainer.buffers.group)
+            params = _kernels.aligned_copy(net.params)
+            for candidate in candidates:
+                trainer._run(candidate, np.arange(0), 0, 0, params=params, buffers=scratch)
+            net.warm_up()
+            self.candidates = candidates
+            _record_compile_seconds(net, time.perf_counter() - started)
+        except Exception as e:  # reported by the trainer, which goes on with the generic kernels
+            self.error = e
+        self.seconds = time.perf_counter() - started
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -904,19 +1014,27 @@ def _signal_name(signum):
 
 
 @contextmanager
-def compile_notice(net, enabled=True, stream=None, dense=False):
+def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
-    being compiled for this network's shape and input path, with the time the
-    last compile took here and the seconds so far; nothing if they are in
-    numba's disk cache."""
-    if not enabled or not compiling_needed(net, dense):
+    being compiled for this network's shape and input path (with generic, the
+    generic kernels, compiled once for every shape), with an estimate from
+    this machine's own past compiles and the seconds so far; nothing if they
+    are in numba's disk cache."""
+    module = (_kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
+              else _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
+    names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
+    if not enabled or _kernels.ready(module, names, net.dtype):
         yield
         return
     stream = sys.stderr if stream is None else stream
-    last = _last_compile_seconds()
-    about = f"about {last:.0f} s" if last else "10-30 s"
-    print(f"Compiling fastgd's kernels for a {net.sizes} network (first run of this shape "
-          f"only: numba keeps them on disk; {about})...", file=stream, flush=True)
+    kind = "generic" if generic else "specialised"
+    estimate = compile_estimate(net, kind)
+    about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
+        "a first estimate: 10-60 s")
+    what = ("fastgd's generic kernels (first run of fastgd only; the kernels specialised "
+            f"for a {net.sizes} network follow in the background)" if generic else
+            f"fastgd's kernels for a {net.sizes} network (first run of this shape only)")
+    print(f"Compiling {what}: numba keeps them on disk; {about}...", file=stream, flush=True)
     started = time.perf_counter()
     finished = threading.Event()
 
@@ -938,7 +1056,7 @@ def compile_notice(net, enabled=True, stream=None, dense=False):
     ticker.join()
     seconds = time.perf_counter() - started
     print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
-    _record_compile_seconds(seconds)
+    _record_compile_seconds(net, seconds, kind)
 
 
 def compile_kernels(sizes, dtype="float32", verbose=True):
@@ -948,24 +1066,67 @@ def compile_kernels(sizes, dtype="float32", verbose=True):
     net = Network(sizes, seed=0, dtype=dtype)
     with compile_notice(net, verbose):
         X = np.zeros((1, net.sizes[0]), net.dtype)
-        Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel="auto")
+        with _specialize("now"):
+            Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel="auto")
         net.warm_up()
 
 
-def _last_compile_seconds():
+@contextmanager
+def _specialize(mode):
+    """config.SPECIALIZE set to mode while the block runs."""
+    before, config.SPECIALIZE = config.SPECIALIZE, mode
     try:
-        with open(os.path.join(_kernels.cache_dir(), "compile-seconds")) as f:
-            return float(f.read())
-    except (OSError, ValueError):
+        yield
+    finally:
+        config.SPECIALIZE = before
+
+
+# Past compiles kept per kind for the estimate, the most recent last.
+_COMPILES_KEPT = 8
+
+
+def _compile_units(net, kind):
+    """What a compile's time grows with: the generic kernels' code is the same
+    for every shape; the specialised kernels' grows with the outputs written
+    out (the padded widths of the layers after the input)."""
+    return 1.0 if kind == "generic" else float(sum(_kernels.padded(w) for w in net.sizes[1:]))
+
+
+def _compile_record_path():
+    return os.path.join(_kernels.cache_dir(), "compile-seconds.json")
+
+
+def _compile_records():
+    try:
+        with open(_compile_record_path()) as f:
+            records = json.load(f)
+        return {kind: [float(v) for v in values][-_COMPILES_KEPT:]
+                for kind, values in records.items() if isinstance(values, list)}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def compile_estimate(net, kind="specialised"):
+    """Seconds compiling `kind` ("generic" or "specialised") kernels for this
+    network should take here: the median of this machine's past compiles, per
+    unit of ``_compile_units``; None before the first."""
+    seconds_per_unit = _compile_records().get(kind)
+    if not seconds_per_unit:
         return None
+    return float(np.median(seconds_per_unit)) * _compile_units(net, kind)
 
 
-def _record_compile_seconds(seconds):
-    """Keep how long compiling took, for the next notice's estimate (best effort)."""
+def _record_compile_seconds(net, seconds, kind="specialised"):
+    """Keep how long compiling took, for the next estimate (best effort: a cache
+    folder that cannot be written only costs the estimate)."""
+    records = _compile_records()
+    values = records.setdefault(kind, [])
+    values.append(seconds / _compile_units(net, kind))
+    records[kind] = values[-_COMPILES_KEPT:]
     try:
         os.makedirs(_kernels.cache_dir(), exist_ok=True)
-        atomic_write(os.path.join(_kernels.cache_dir(), "compile-seconds"),
-                     lambda f: f.write(f"{seconds:.1f}\n"), overwrite=True, binary=False)
+        atomic_write(_compile_record_path(), lambda f: f.write(json.dumps(records)),
+                     overwrite=True, binary=False)
     except OSError:
         pass
 
@@ -997,8 +1158,7 @@ def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
     module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
-    return any(_kernels.on_disk(k) is False
-               for k in (module.train_serial, module.train_parallel))
+    return not _kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)
 
 
 class _ProgressLine:
