@@ -318,11 +318,13 @@ class Removed:
 
 
 def _remove(folder, groups):
-    """Remove the files of each (module, files) in groups; another process
-    removing them first is no failure."""
+    """Remove the files of each (module, files) in groups; a module counts as
+    removed once none of its files is left.  Another process removing a file
+    first is no failure."""
     modules, removed, failed = [], [], []
     freed = 0
     for module, files in groups:
+        failures = len(failed)
         for path, size, _ in files:
             try:
                 os.remove(path)
@@ -333,7 +335,7 @@ def _remove(folder, groups):
                 continue
             removed.append(path)
             freed += size
-        if module is not None:
+        if module is not None and len(failed) == failures:
             modules.append(module)
     return Removed(folder, tuple(modules), tuple(removed), freed, tuple(failed))
 

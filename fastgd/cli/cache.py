@@ -75,25 +75,30 @@ def _megabytes(n):
     return f"{n / 1e6:.1f} MB"
 
 
+def _plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def cache_command(args):
     if args.clear:
         removed = fastgd.clear_cache()
-        print(f"Removed {len(removed.modules)} modules ({len(removed.files)} files, "
-              f"{_megabytes(removed.bytes)}) from {removed.folder}")
+        print(f"Removed {_plural(len(removed.modules), 'module')} "
+              f"({_plural(len(removed.files), 'file')}, {_megabytes(removed.bytes)}) "
+              f"from {removed.folder}")
         if removed.failed:
             path, reason = removed.failed[0]
-            raise OSError(f"could not remove {len(removed.failed)} files, such as {path}: "
-                          f"{reason}")
+            raise OSError(f"could not remove {_plural(len(removed.failed), 'file')}, such as "
+                          f"{path}: {reason}")
         return 0
     info = fastgd.cache_info()
     stale = sum(not e.current for e in info.entries)
-    print(f"Kernel cache {info.folder}: {len(info.entries)} modules"
+    print(f"Kernel cache {info.folder}: {_plural(len(info.entries), 'module')}"
           + (f" ({stale} stale)" if stale else "") + f", {_megabytes(info.bytes)}")
     for folder in info.numba_folders:
         print(f"  compiled code and bytecode in {folder}")
     for e in info.entries:
         facts = [f"sizes *,{','.join(map(str, e.widths))}", f"{e.inputs} inputs",
-                 f"{e.cost} cost" if e.cost else "source missing",
+                 f"{e.cost} cost" if e.cost else "cost unknown",
                  "compiled" if e.compiled else "not compiled",
                  _megabytes(e.bytes)]
         if not e.current:
