@@ -248,19 +248,30 @@ def _header(path):
     return (match["cost"], int(match["panel"])) if match else (None, None)
 
 
+def _dtype_of(panel):
+    """The dtype whose kernels this machine generates with this panel width, if
+    exactly one does (the module name does not say: its panel does)."""
+    from ._kernels import panel_width  # not at import: _kernels imports this module
+    names = [name for name, itemsize in (("float32", 4), ("float64", 8))
+             if panel is not None and panel_width(itemsize) == panel]
+    return names[0] if len(names) == 1 else None
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """One generated module: ``widths`` (sizes[1:] of its networks), ``inputs``
     ("sparse" or "dense"), ``cost`` and ``panel`` (None when its source file is
-    missing), ``current`` (built from this installation's sources; False: stale,
-    removed once ``STALE_AFTER`` has passed), ``compiled`` (numba's compiled
-    code is on disk), ``bytes`` and ``files`` (its source, compiled code and
-    bytecode)."""
+    missing or unreadable), ``dtype`` (the one whose panel on this machine is
+    ``panel``; None if none or both), ``current`` (built from this
+    installation's sources; False: stale, removed once ``STALE_AFTER`` has
+    passed), ``compiled`` (numba's compiled code is on disk), ``bytes`` and
+    ``files`` (its source, compiled code and bytecode)."""
     module: str
     widths: tuple
     inputs: str
     cost: str | None
     panel: int | None
+    dtype: str | None
     current: bool
     compiled: bool
     bytes: int
@@ -297,7 +308,8 @@ def cache_info():
         cost, panel = _header(py) if py in paths else (None, None)
         entries.append(CacheEntry(
             module, name.widths, "dense" if name.dense else "sparse", cost, panel,
-            name.sources == current, any(p.endswith(".nbc") for p in paths), size, paths))
+            _dtype_of(panel), name.sources == current,
+            any(p.endswith(".nbc") for p in paths), size, paths))
     entries.sort(key=lambda e: (not e.current, e.widths, e.inputs, e.module))
     return CacheInfo(folder, tuple(d for d in numba_folders(folder) if os.path.isdir(d)),
                      total, tuple(entries))

@@ -97,7 +97,9 @@ def cache_command(args):
     for folder in info.numba_folders:
         print(f"  compiled code and bytecode in {folder}")
     for e in info.entries:
-        facts = [f"sizes *,{','.join(map(str, e.widths))}", f"{e.inputs} inputs",
+        facts = [f"sizes *,{','.join(map(str, e.widths))}",
+                 e.dtype or (f"panel {e.panel}" if e.panel else "dtype unknown"),
+                 f"{e.inputs} inputs",
                  f"{e.cost} cost" if e.cost else "cost unknown",
                  "compiled" if e.compiled else "not compiled",
                  _megabytes(e.bytes)]
