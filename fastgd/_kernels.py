@@ -83,12 +83,10 @@ cheaper than starting and joining a region).
 """
 
 import glob
-import hashlib
 import importlib.util
 import inspect
 import os
 import sys
-import tempfile
 import threading
 import types
 from collections import namedtuple
@@ -103,8 +101,10 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import kernel_cache
 from .config import (CHAINS, DECAY_ROWS, DENSE_FROM, PANEL, PARAM_BLOCK, PREFETCH_AHEAD,
                      PREFETCH_OUTER, SPINS_BEFORE_YIELD, TRANSPOSE_FROM)
+from .kernel_cache import cache_dir  # noqa: F401  (callers know it as _kernels.cache_dir)
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8
@@ -183,10 +183,6 @@ def aligned_rows(n_rows, row_length, dtype):
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).
 _OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
-# Version of the generated code: part of the generated file's hash.  Raise it
-# whenever a helper the generated code calls changes: numba's cache of a
-# generated module compiles its callees in and does not notice their change.
-_CODEGEN_VERSION = 14
 
 
 # ------------------------------------------------------------ hand-written helpers
@@ -1355,40 +1351,24 @@ def compile_serial_and_parallel(impl):
     return tuple(variants)
 
 
-def cache_dir():
-    """Where generated kernel modules are written: $FASTGD_CACHE_DIR, else a
-    fastgd folder in numba's cache dir ($NUMBA_CACHE_DIR) or the user's cache
-    dir, else the temporary directory."""
-    base = os.environ.get("FASTGD_CACHE_DIR")
-    if base:
-        return base
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return os.path.join(os.environ["NUMBA_CACHE_DIR"], "fastgd")
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "fastgd")
-
-
+# Hash of the sources the generated modules depend on, part of every module's
+# name (``kernel_cache``): read at import, as _DRIVERS is, so that it describes
+# the code this process runs even if the files change later.
+_SOURCES = kernel_cache.source_hash()
 _modules = {}
 _modules_lock = threading.Lock()
-
-
-def _writable_dir(path):
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
-        return True
-    except OSError:
-        return False
 
 
 def _module_for(widths, panel, cost="quadratic", dense=False, generic=False):
     """The generated module (a Python module object) for these layer widths, cost
     and input path.
 
-    Written to ``cache_dir()`` under a name that carries a hash of its source,
-    atomically (another process may write the same file at the same time), and
-    imported from there, so numba caches its compiled code beside it.
+    Written to ``kernel_cache.module_folder()`` under a name that carries the
+    hash of fastgd's sources and of its own source (``kernel_cache.module_name``;
+    a file there holding anything else is written again first), and imported
+    from there, so numba caches its compiled code beside it.  The first call in
+    a process also removes the modules of other sources from the folder
+    (``kernel_cache.remove_stale_once``).
     """
     if cost not in COSTS:
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
@@ -1397,19 +1377,10 @@ def _module_for(widths, panel, cost="quadratic", dense=False, generic=False):
         if key in _modules:
             return _modules[key]
         source = module_source(*key)
-        digest = hashlib.sha256(f"{_CODEGEN_VERSION}\n{source}".encode()).hexdigest()[:16]
-        stem = "generic" if generic else "_".join(map(str, widths))
-        name = f"fastgd_kernels_{stem}_{'dense_' if dense else ''}{digest}"
-        folder = cache_dir()
-        if not _writable_dir(folder):
-            folder = os.path.join(tempfile.gettempdir(), f"fastgd-{os.getuid()}")
-            os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, name + ".py")
-        if not os.path.exists(path):
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gen-", suffix=".py")
-            with os.fdopen(fd, "w") as f:
-                f.write(source)
-            os.replace(tmp, path)
+        folder = kernel_cache.module_folder()
+        kernel_cache.remove_stale_once(folder)
+        name = kernel_cache.module_name(() if generic else key[0], key[3], _SOURCES, source)
+        path = kernel_cache.write_module(folder, name, source)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -1,5 +1,5 @@
 """The command line: ``fastgd train``, ``evaluate``, ``profile``, ``predict``, ``valley``,
-``noise``, ``compare``, ``sweep``.
+``noise``, ``compare``, ``sweep``, ``compile``, ``cache``.
 
     fastgd train                          # the book's run: [784, 30, 10], 30 epochs, m 10, eta 3.0
     fastgd train --epochs 5 --save net.npz --history net.json
@@ -22,7 +22,7 @@ import threading
 def build_parser():
     import fastgd
 
-    from . import compare, noise, predict, sweep, train, valley
+    from . import cache, compare, noise, predict, sweep, train, valley
     parser = argparse.ArgumentParser(
         prog="fastgd",
         description="Learning with gradient descent (Nielsen, \"Neural Networks and Deep "
@@ -37,6 +37,8 @@ def build_parser():
     noise.add_parsers(commands)
     compare.add_parsers(commands)
     sweep.add_parsers(commands)
+    # The kernel cache: filled ahead of time, shown, cleared.
+    cache.add_parsers(commands)
     return parser
 
 

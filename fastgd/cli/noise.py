@@ -110,7 +110,8 @@ def noise_command(args):
 
     from fastgd.training import compile_kernels
     if args.train_epochs:
-        compile_kernels(args.sizes, args.dtype)  # training between the two measurements
+        # training between the two measurements: compile first, and say so
+        compile_kernels(args.sizes, args.dtype, verbose=True)
     net = Network(args.sizes, seed=seed, dtype=args.dtype)
     measure = dict(batch_sizes=args.batch_sizes, n_batches=args.batches, seed=seed,
                    max_bytes=args.max_mb * 2**20)

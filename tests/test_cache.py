@@ -1,0 +1,386 @@
+"""The kernel cache (fastgd.kernel_cache): module names keyed by fastgd's sources,
+files checked before import, stale modules removed, cache_info and clear_cache,
+compile_kernels, and the commands fastgd compile and fastgd cache.
+
+Most tests only generate and import modules (no compiling: numba compiles on a
+kernel's first call) in a temporary folder, with numba's cache folder there too."""
+
+import os
+import re
+import shutil
+import time
+
+import numba
+import pytest
+
+import fastgd
+import fastgd.training
+from fastgd import _kernels, kernel_cache
+from fastgd.cli import main
+
+OTHER_SOURCES = "0123456789ab"  # a source hash that is not this installation's
+OLD = time.time() - kernel_cache.STALE_AFTER - 60  # an mtime old enough to be stale
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A fresh, empty kernel cache folder, numba's cache folder beside it, and no
+    generated module remembered by this process."""
+    monkeypatch.setenv("FASTGD_CACHE_DIR", str(tmp_path / "fastgd"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    monkeypatch.setattr(_kernels, "_modules", {})
+    monkeypatch.setattr(kernel_cache, "_swept", set())
+    return tmp_path / "fastgd"
+
+
+def numba_folder(folder):
+    """Where numba puts the compiled code of the modules in folder (with the
+    fixture's numba.config.CACHE_DIR)."""
+    path = kernel_cache.numba_folders(folder)[1]
+    assert path.startswith(numba.config.CACHE_DIR)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def fake_module(folder, name, mtime=None):
+    """A generated module's files as numba and Python leave them: its source,
+    compiled code and bytecode; returns their paths."""
+    os.makedirs(folder / "__pycache__", exist_ok=True)
+    paths = [folder / f"{name}.py",
+             os.path.join(numba_folder(folder), f"{name}._train_serial-575.py311.nbi"),
+             os.path.join(numba_folder(folder), f"{name}._train_serial-575.py311.1.nbc"),
+             folder / "__pycache__" / f"{name}.cpython-311.pyc"]
+    for path in paths:
+        with open(path, "w") as f:
+            f.write("x = 1\n")
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+    return [str(p) for p in paths]
+
+
+def foreign_files(folder):
+    """Files in the cache folders that are not fastgd's: none may ever be removed."""
+    os.makedirs(folder / "__pycache__", exist_ok=True)
+    paths = [folder / "notes.txt", folder / "fastgd_kernels_notes.py",
+             folder / "fastgd_kernels_30_10_xyz.py", folder / "compile-seconds",
+             folder / "__pycache__" / "helper.cpython-311.pyc",
+             os.path.join(numba_folder(folder), "helper.f-3.py311.nbi")]
+    for path in paths:
+        with open(path, "w") as f:
+            f.write("not fastgd's\n")
+        os.utime(path, (OLD, OLD))
+    return [str(p) for p in paths]
+
+
+# -- names and the source hash -------------------------------------------------------------
+
+def test_module_names_say_widths_path_and_sources():
+    name = kernel_cache.module_name([30, 10], True, "abcdef012345", "source text")
+    assert re.fullmatch(r"fastgd_kernels_30_10_dense_abcdef012345_[0-9a-f]{16}", name)
+    assert kernel_cache.parse_name(name) == kernel_cache.ModuleName((30, 10), True,
+                                                                     "abcdef012345")
+    other = kernel_cache.module_name([30, 10], True, "abcdef012345", "other text")
+    assert other != name  # the digest is the source's
+    # fastgd 0.1.0's names (no source hash) are fastgd's, of unknown sources
+    assert kernel_cache.parse_name("fastgd_kernels_30_10_9758b29c82c0fd68") == \
+        kernel_cache.ModuleName((30, 10), False, None)
+    for foreign in ("fastgd_kernels_notes", "fastgd_kernels_30_10_xyz", "numpy",
+                    "fastgd_kernels_30_10_9758B29C82C0FD68", "fastgd_kernels__9758b29c82c0fd68"):
+        assert kernel_cache.parse_name(foreign) is None
+
+
+def test_a_generated_module_is_named_with_this_installations_source_hash(folder):
+    module = _kernels.kernels([4, 3, 2], "float32")
+    name = kernel_cache.parse_name(module.__name__)
+    assert name == kernel_cache.ModuleName((3, 2), False, kernel_cache.source_hash())
+    assert os.path.dirname(module.__file__) == str(folder)
+
+
+def test_the_source_hash_follows_every_source_file(tmp_path, monkeypatch):
+    here = os.path.dirname(kernel_cache.__file__)
+    for name in kernel_cache.SOURCES:
+        shutil.copy(os.path.join(here, name), tmp_path / name)
+    monkeypatch.setattr(kernel_cache, "__file__", str(tmp_path / "kernel_cache.py"))
+    unchanged = kernel_cache.source_hash.__wrapped__()
+    assert unchanged == kernel_cache.source_hash()
+    for name in kernel_cache.SOURCES:
+        text = (tmp_path / name).read_text()
+        (tmp_path / name).write_text(text + "\n# an edit\n")
+        assert kernel_cache.source_hash.__wrapped__() != unchanged, name
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(numba, "__version__", "0.0.1")
+    assert kernel_cache.source_hash.__wrapped__() != unchanged
+
+
+def test_sources_are_every_fastgd_file_the_generated_code_depends_on():
+    """The generated modules import only fastgd._kernels, which imports only
+    fastgd.config and this module (no compiled code), which import nothing of
+    fastgd's but _files: a new import must be added to SOURCES (or here)."""
+    source = _kernels.module_source([3, 2], 16)
+    assert set(re.findall(r"^from (fastgd\.\w+)", source, re.M)) == {"fastgd._kernels"}
+    here = os.path.dirname(kernel_cache.__file__)
+
+    def imports(name):  # the X of "from .X import" and "from . import X"
+        with open(os.path.join(here, name)) as f:
+            return {module or item for module, item
+                    in re.findall(r"^from \.(\w*) import \(?(\w+)", f.read(), re.M)}
+
+    assert imports("_kernels.py") == {"config", "kernel_cache"}
+    assert imports("config.py") == set()
+    assert imports("kernel_cache.py") == {"_files"}
+    assert set(kernel_cache.SOURCES) == {"_kernels.py", "config.py"}
+
+
+# -- files checked before import -----------------------------------------------------------
+
+def test_a_tampered_module_is_rewritten_before_it_is_imported(folder, monkeypatch):
+    path = _kernels.kernels([4, 3, 2], "float32").__file__
+    expected = _kernels.module_source([3, 2], _kernels.panel_width(4))
+    with open(path) as f:
+        assert f.read() == expected
+    with open(path, "a") as f:
+        f.write("\nraise RuntimeError('tampered')\n")
+    monkeypatch.setattr(_kernels, "_modules", {})  # as a new process would
+    module = _kernels.kernels([4, 3, 2], "float32")
+    assert module.__file__ == path
+    with open(path) as f:
+        assert f.read() == expected
+    assert [p for p in os.listdir(folder) if p.endswith(".tmp")] == []
+
+
+def test_an_intact_module_is_not_written_again(folder, monkeypatch):
+    path = _kernels.kernels([4, 3, 2], "float32").__file__
+    old = int(OLD) * 10**9
+    os.utime(path, ns=(old, old))  # numba's older versions go by the mtime: keep it
+    monkeypatch.setattr(_kernels, "_modules", {})
+    _kernels.kernels([4, 3, 2], "float32")
+    assert os.stat(path).st_mtime_ns == old
+
+
+# -- stale modules -------------------------------------------------------------------------
+
+def test_stale_modules_are_removed_once_left_alone(folder):
+    _kernels.kernels([4, 3, 2], "float32")  # the current module, and the folder swept once
+    current = _kernels.kernels([4, 3, 2], "float32").__name__
+    for path in kernel_cache._files_by_module(str(folder))[current]:
+        os.utime(path[0], (OLD, OLD))  # old, but of these sources: stays
+    stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"),
+                        mtime=OLD)
+    written_just_now = fake_module(
+        folder, kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "b"))
+    old_name = fake_module(folder, "fastgd_kernels_30_10_9758b29c82c0fd68", mtime=OLD)
+    old_temporary = folder / ".gen-k2x_9a.py"
+    old_temporary.write_text("")
+    os.utime(old_temporary, (OLD, OLD))
+    foreign = foreign_files(folder)
+
+    removed = kernel_cache.remove_stale(str(folder))
+
+    assert sorted(removed.files) == sorted(stale + old_name + [str(old_temporary)])
+    assert removed.bytes == 6 * len(stale + old_name)
+    assert removed.failed == ()
+    for path in written_just_now + foreign:
+        assert os.path.exists(path), path
+    assert os.path.exists(folder / f"{current}.py")
+
+
+def test_the_first_use_of_the_folder_in_a_process_removes_stale_modules(folder):
+    stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"),
+                        mtime=OLD)
+    foreign = foreign_files(folder)
+    _kernels.kernels([4, 3, 2], "float32")
+    assert not any(os.path.exists(p) for p in stale)
+    assert all(os.path.exists(p) for p in foreign)
+    # once per process: a stale module appearing later waits for the next process
+    later = fake_module(folder, kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "b"),
+                        mtime=OLD)
+    _kernels.kernels([4, 3, 2], "float64")
+    assert all(os.path.exists(p) for p in later)
+
+
+def test_a_file_another_process_removed_first_is_no_failure(folder):
+    os.makedirs(folder)
+    here = folder / "here.py"
+    here.write_text("12345")
+    removed = kernel_cache._remove(str(folder), [
+        ("fastgd_kernels_3_2_9758b29c82c0fd68",
+         [(str(folder / "gone.py"), 10, OLD), (str(here), 5, OLD)])])
+    assert removed.files == (str(here),) and removed.bytes == 5 and removed.failed == ()
+
+
+# -- cache_info and clear_cache ------------------------------------------------------------
+
+def test_cache_info_of_an_empty_folder_creates_nothing(folder):
+    info = fastgd.cache_info()
+    assert info.folder == str(folder)
+    assert info.entries == () and info.bytes == 0 and info.numba_folders == ()
+    assert not os.path.exists(folder)
+
+
+def test_cache_info_lists_each_module(folder):
+    sparse = _kernels.kernels([4, 3, 2], "float32").__name__
+    dense = _kernels.kernels([5, 4], "float64", "cross-entropy", dense=True).__name__
+    stale = kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a")
+    fake_module(folder, stale)
+    compiled = os.path.join(numba_folder(folder), f"{sparse}._train_serial-575.py311.1.nbc")
+    with open(compiled, "wb") as f:
+        f.write(b"\0" * 1000)
+    foreign_files(folder)
+
+    info = fastgd.cache_info()
+
+    assert [e.module for e in info.entries] == [sparse, dense, stale]  # current ones first
+    first, second, third = info.entries
+    assert (first.widths, first.inputs, first.cost, first.panel, first.current,
+            first.compiled) == ((3, 2), "sparse", "quadratic", _kernels.panel_width(4), True, True)
+    assert (second.widths, second.inputs, second.cost, second.panel, second.current,
+            second.compiled) == ((4,), "dense", "cross-entropy", _kernels.panel_width(8), True,
+                                 False)
+    if _kernels.panel_width(4) != _kernels.panel_width(8):
+        assert (first.dtype, second.dtype) == ("float32", "float64")
+    assert (third.current, third.compiled, third.cost, third.dtype) == (False, True, None, None)
+    assert first.bytes == os.path.getsize(folder / f"{sparse}.py") + 1000
+    assert compiled in first.files
+    assert info.bytes == sum(e.bytes for e in info.entries)
+    assert numba_folder(folder) in info.numba_folders
+
+
+def test_clear_cache_removes_fastgds_modules_and_nothing_else(folder):
+    module = _kernels.kernels([4, 3, 2], "float32").__name__
+    stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"))
+    foreign = foreign_files(folder)
+    before = fastgd.cache_info()
+
+    removed = fastgd.clear_cache()
+
+    assert sorted(removed.modules) == sorted(e.module for e in before.entries)
+    assert module in removed.modules
+    assert set(stale) <= set(removed.files)
+    assert removed.bytes == before.bytes and removed.failed == ()
+    assert fastgd.cache_info().entries == ()
+    for path in foreign:
+        assert os.path.exists(path), path
+
+
+def test_a_module_whose_files_were_cleared_is_written_again(folder, monkeypatch):
+    path = _kernels.kernels([4, 3, 2], "float32").__file__
+    fastgd.clear_cache()
+    monkeypatch.setattr(_kernels, "_modules", {})
+    assert _kernels.kernels([4, 3, 2], "float32").__file__ == path
+    assert os.path.exists(path)
+
+
+# -- compile_kernels ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(sizes=[4]), ValueError, "sizes must list at least two layers"),
+    (dict(sizes="4,3,2"), ValueError, "sizes must be positive integers"),
+    (dict(sizes=[4, 3, 2], dtype="float16"), ValueError, "dtype must be 'float32' or 'float64'"),
+    (dict(sizes=[4, 3, 2], cost="hinge"), ValueError,
+     "cost must be one of 'quadratic', 'cross-entropy', got 'hinge'"),
+    (dict(sizes=[4, 3, 2], inputs="all"), ValueError,
+     "inputs must be one of 'sparse', 'dense', 'both', got 'all'"),
+])
+def test_compile_kernels_refuses_bad_arguments_before_compiling(kwargs, error, message,
+                                                                 monkeypatch):
+    monkeypatch.setattr(fastgd.training, "_compile_step", None)  # nothing may be compiled
+    with pytest.raises(error, match=re.escape(message)):
+        fastgd.compile_kernels(**kwargs)
+
+
+@pytest.mark.slow  # [4, 3, 2] in float64 on both input paths: about a minute, cold
+def test_compile_kernels_leaves_every_kernel_on_disk():
+    def compile_all():
+        return fastgd.compile_kernels([4, 3, 2], "float64", inputs="both", distributed=True)
+
+    first = compile_all()
+    assert (first.sizes, first.dtype, first.cost, first.inputs) == (
+        [4, 3, 2], "float64", "quadratic", "both")
+    assert [(k.kernel, k.inputs) for k in first.kernels] == [
+        (f"{kind}_{variant}", inputs) for inputs in ("sparse", "dense")
+        for kind in ("train", "gradient_sum") for variant in ("serial", "parallel")
+    ] + [("feedforward", None)]
+    assert first.seconds >= sum(k.seconds for k in first.kernels)
+    for dense in (False, True):
+        module = _kernels.kernels([4, 3, 2], "float64", dense=dense)
+        for name in ("train_serial", "train_parallel", "gradient_sum_serial",
+                     "gradient_sum_parallel"):
+            assert _kernels.on_disk(getattr(module, name)) is True, (dense, name)
+    again = compile_all()
+    assert all(k.cached for k in again.kernels) and again.compiled == ()
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+@pytest.mark.slow  # [4, 3, 2] in float64 unless test_compile_kernels_... compiled it
+def test_compile_command_says_what_it_compiled(capsys):
+    assert main(["compile", "--sizes", "4,3,2", "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert re.match(r"Kernels for a \[4, 3, 2\] network, float64, quadratic cost, sparse "
+                    r"inputs: (\d) compiled, (\d) already on disk, [\d.]+ s; cache ", out)
+    counts = re.match(r".*: (\d) compiled, (\d) already", out)
+    assert int(counts[1]) + int(counts[2]) == 3
+    for kernel in ("train_serial (sparse)", "train_parallel (sparse)", "feedforward"):
+        assert re.search(rf"^  {re.escape(kernel)} +(on disk|compiled) +[\d.]+ s$", out, re.M)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compile", "--sizes", "4"], "needs at least two layers"),
+    (["compile", "--sizes", "4,3,2", "--inputs", "all"], "invalid choice: 'all'"),
+    (["compile", "--sizes", "4,3,2", "--cost", "hinge"], "invalid choice: 'hinge'"),
+    (["compile", "--dtype", "float16"], "invalid choice: 'float16'"),
+    (["cache", "--clean"], "unrecognized arguments: --clean"),
+])
+def test_commands_refuse_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cache_command_shows_the_folder_and_each_module(folder, capsys):
+    module = _kernels.kernels([4, 3, 2], "float32").__name__
+    stale = kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "a")
+    fake_module(folder, stale)
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert re.match(rf"Kernel cache {re.escape(str(folder))}: 2 modules \(1 stale\), "
+                    r"[\d.]+ MB\n", out)
+    dtype = "float32" if _kernels.panel_width(4) != _kernels.panel_width(8) else r"panel \d+"
+    assert re.search(rf"^  {module}: sizes \*,3,2, {dtype}, sparse inputs, quadratic cost, "
+                     r"not compiled, [\d.]+ MB$", out, re.M)
+    assert re.search(rf"^  {stale}: sizes \*,3,2, dtype unknown, dense inputs, cost unknown, "
+                     r"compiled, [\d.]+ MB, stale$", out, re.M)
+
+
+def test_cache_clear_command_removes_the_modules_and_says_so(folder, capsys):
+    _kernels.kernels([4, 3, 2], "float32")
+    fake_module(folder, kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "a"))
+    foreign = foreign_files(folder)
+    assert main(["cache", "--clear"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(rf"Removed 2 modules \(\d+ files, [\d.]+ MB\) from "
+                        rf"{re.escape(str(folder))}\n", out)
+    assert all(os.path.exists(p) for p in foreign)
+    assert main(["cache"]) == 0
+    assert ": 0 modules, 0.0 MB" in capsys.readouterr().out
+
+
+def test_cache_clear_command_fails_when_a_file_stays(folder, capsys, monkeypatch):
+    _kernels.kernels([4, 3, 2], "float32")
+    remove = os.remove
+
+    def refuse(path):
+        if str(path).endswith(".py"):
+            raise PermissionError(13, "Permission denied", path)
+        remove(path)
+
+    monkeypatch.setattr(kernel_cache.os, "remove", refuse)
+    assert main(["cache", "--clear"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Removed 0 modules (0 files")  # the .py stays
+    assert re.search(r"^fastgd cache: error: could not remove 1 file, such as .*\.py: "
+                     r"Permission denied$", captured.err, re.M)
+
+
+def test_compile_kernels_is_exported():
+    assert fastgd.compile_kernels is fastgd.training.compile_kernels
+    assert {"compile_kernels", "cache_info", "clear_cache"} <= set(fastgd.__all__)
