@@ -35,7 +35,7 @@ def make_driver(module):
 
     @njit(nogil=True, error_model="numpy")
     def drive(parts, order, examples, chunk, weights, biases, target_w, target_b, A, D, costs,
-              zero, one):
+              zero, one, n_out):
         indptr, indices, values, labels = examples
         no_splits = np.empty((0, 0), np.uint64)
         n_layers = len(weights)
@@ -45,7 +45,7 @@ def make_driver(module):
             forward_pass(0, count, rows, indptr, indices, values, no_splits, no_splits,
                          weights, biases, A, zero)
             if parts >= 2:
-                backward_pass(0, count, rows, labels, weights, A, D, costs)
+                backward_pass(0, count, rows, labels, weights, A, D, costs, n_out)
             if parts >= 3:
                 for piece in range(n_layers):
                     update_rows(piece, 1, 0, count, rows, indptr, indices, values, no_splits,
@@ -86,7 +86,7 @@ def main():
     for name, order in orders.items():
         for parts in (1, 2, 3):
             call = (parts, order, examples, args.chunk, weights, biases, target_w, target_b,
-                    *scratch, costs, one - one, one)
+                    *scratch, costs, one - one, one, net.sizes[-1])
             _kernels.call(drive, *call)  # compiles once, then warms the caches
             seconds = []
             for _ in range(args.rounds):

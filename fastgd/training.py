@@ -270,26 +270,25 @@ class Trainer:
         self.specialized = None  # the background compile of the specialised kernels
         mode = check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
         names = [f"train_{plan[0]}" for plan in self._plans]
-        if mode == "never" or (mode == "background"
-                               and not _kernels.ready(self.module, names, net.dtype)):
-            # Train on the generic kernels now (compiled once for every shape)
-            # and, unless asked not to, switch to the specialised ones at a
+        generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+        if mode == "background" and not _kernels.ready(self.module, names, net.dtype):
+            # Train on the generic kernels now (compiled once for every shape),
+            # the first plan only, and switch to the specialised ones at a
             # segment boundary once a background thread has compiled them.
-            generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
             self._use([self._candidate(generic, self._plans[0])])
-            with compile_notice(net, notice, dense=self.dense, generic=True):
+            with compile_notice(net, notice, dense=self.dense, generic="background"):
                 self._run(self.current, np.arange(0), 0, 0)
                 # evaluation between epochs must not wait for numba's compiler lock,
                 # which the background compile holds for tens of seconds at a time
                 net.warm_up(generic=True)
-            if mode == "background":
-                self.specialized = _Specialization(self)
+            self.specialized = _Specialization(self)
             return
-        self._use([self._candidate(self.module, plan) for plan in self._plans])
+        module = generic if mode == "never" else self.module
+        self._use([self._candidate(module, plan) for plan in self._plans])
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
         # user is told when that means compiling (``compile_notice``).
-        with compile_notice(net, notice, dense=self.dense):
+        with compile_notice(net, notice, dense=self.dense, generic=mode == "never"):
             for candidate in self.candidates:
                 self._run(candidate, np.arange(0), 0, 0)
 
@@ -1020,9 +1019,10 @@ def _signal_name(signum):
 def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
     being compiled for this network's shape and input path (with generic, the
-    generic kernels, compiled once for every shape), with an estimate from
-    this machine's own past compiles and the seconds so far; nothing if they
-    are in numba's disk cache."""
+    generic kernels, compiled once for every shape; "background": while the
+    specialised ones follow in the background), with an estimate from this
+    machine's own past compiles and the seconds so far; nothing if they are in
+    numba's disk cache."""
     module = (_kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
               else _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
@@ -1034,9 +1034,13 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     estimate = compile_estimate(net, kind)
     about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
         "a first estimate: 10-60 s")
-    what = ("fastgd's generic kernels (first run of fastgd only; the kernels specialised "
-            f"for a {net.sizes} network follow in the background)" if generic else
-            f"fastgd's kernels for a {net.sizes} network (first run of this shape only)")
+    if generic == "background":
+        what = ("fastgd's generic kernels (first run of fastgd only; the kernels specialised "
+                f"for a {net.sizes} network follow in the background)")
+    elif generic:
+        what = "fastgd's generic kernels (once for every network shape)"
+    else:
+        what = f"fastgd's kernels for a {net.sizes} network (first run of this shape only)"
     print(f"Compiling {what}: numba keeps them on disk; {about}...", file=stream, flush=True)
     started = time.perf_counter()
     finished = threading.Event()

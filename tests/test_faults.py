@@ -397,7 +397,7 @@ def test_ctrl_c_while_compiling_is_one_line(tmp_path):
                NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     process = fastgd_process(RUN + ["--epochs", "1", "--sizes", "784,11,10"], tmp_path, env=env)
     line = process.stderr.readline()
-    assert line.startswith("Compiling fastgd's kernels for a [784, 11, 10] network"), line
+    assert line.startswith("Compiling fastgd's"), line
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130

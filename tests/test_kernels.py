@@ -6,10 +6,18 @@ import pytest
 
 import fastgd
 import fastgd.training
-from fastgd import _kernels
+from fastgd import _kernels, config
 
 import naive
 from helpers import book_weights, random_data
+
+@pytest.fixture(autouse=True, params=["now", "never"])
+def specialize(request, monkeypatch):
+    """Every test here runs the specialised kernels ("now") and the generic ones
+    ("never", the rest of the suite's default)."""
+    monkeypatch.setattr(config, "SPECIALIZE", request.param)
+    return request.param
+
 
 # Odd widths exercise the tails of the two-chain sums, [10, 100, 3] the panels
 # of a layer wider than _kernels.PANEL.
@@ -240,7 +248,7 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype)
         cost = np.full(n, np.nan)
         for t0, t1 in calls:
             _kernels.call(module.backward_pass, t0, t1, rows, y, weights, As,
-                          tuple(_kernels._scratch(D, layout, n)), cost)
+                          tuple(_kernels._scratch(D, layout, n)), cost, sizes[-1])
         deltas.append(D)
         costs.append(cost)
     assert np.count_nonzero(deltas[0]) > n  # errors were computed
