@@ -729,6 +729,10 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
         n_rows += sizes[i]
     n_decay_pieces = (n_rows + DECAY_ROWS - 1) // DECAY_ROWS if decaying else 0
     patience = SPINS_BEFORE_YIELD  # turns of a wait before it yields the CPU
+    # Integer arguments as int64 values, not constants: numba compiles a callee
+    # anew for each constant argument (a Literal type), and the drivers below
+    # call the passes with these where others pass variables.
+    no_offset, one_block = np.int64(0), np.int64(1)
     piece = _take(counter)  # the piece this worker holds
     base = 0  # the current stage's first piece
     for mb_start in range(start, stop, mini_batch_size):
@@ -752,8 +756,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 if piece == base:
                     for t in range(mb):
                         total[0] += costs[t]
-                update_rows(piece - base, n_row_blocks, 0, mb, rows, indptr, indices, values,
-                            spans, step, weights, biases, As, Ds)
+                update_rows(piece - base, n_row_blocks, no_offset, mb, rows, indptr, indices,
+                            values, spans, step, weights, biases, As, Ds)
                 piece = _finish_and_take(counter)
             base = _wait_for(counter, base + n_pieces, patience)
             continue
@@ -770,7 +774,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs, n_out)
                 group_w, group_b = _layers(groups[g], layout)
                 for layer_piece in range(n_layer_pieces):
-                    update_rows(layer_piece, 1, t0, t1, rows, indptr, indices, values,
+                    update_rows(layer_piece, one_block, t0, t1, rows, indptr, indices, values,
                                 no_splits, one, group_w, group_b, As, Ds)
                 piece = _finish_and_take(counter)
             base = _wait_for(counter, base + n_groups, patience)
@@ -796,7 +800,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
 
 def _feedforward(X, params, layout, out, block):
     """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
-    (naive.feedforward)."""
+    (naive.feedforward).  (The passes' integer arguments are int64 values, not
+    constants, so that they reuse the training kernels' compiled passes.)"""
     n = X.shape[0]
     sizes, a_off = layout.sizes, layout.a_off
     last = sizes.shape[0] - 2
@@ -807,8 +812,8 @@ def _feedforward(X, params, layout, out, block):
         indptr, indices, values = nonzero_columns(X[x0:x1])
         As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
-        forward_pass(0, x1 - x0, np.arange(x1 - x0), indptr, indices, values, no_splits,
-                     no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
+        forward_pass(np.int64(0), x1 - x0, np.arange(x1 - x0), indptr, indices, values,
+                     no_splits, no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
         for t in range(x1 - x0):
             for j in range(sizes[last + 1]):
                 out[x0 + t, j] = As[last][t, j]
@@ -829,10 +834,10 @@ def _gradients(X, labels, params, layout, nabla):
         cost = np.empty(1)
         first_row = np.zeros(1, np.int64)
         no_splits = np.empty((0, 0), np.uint64)
-        forward_pass(0, 1, first_row, indptr, indices, values, no_splits, no_splits, weights,
-                     biases, As, np.zeros(1, params.dtype)[0])
-        backward_pass(0, 1, first_row, labels[x:x + 1], weights, As, Ds, cost,
-                      sizes[n_layers])
+        forward_pass(np.int64(0), np.int64(1), first_row, indptr, indices, values, no_splits,
+                     no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
+        backward_pass(np.int64(0), np.int64(1), first_row, labels[x:x + 1], weights, As, Ds,
+                      cost, sizes[n_layers])
         g = nabla[x]
         g[:] = 0
         nabla_w, nabla_b = _layers(g, layout)
