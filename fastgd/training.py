@@ -26,7 +26,8 @@ from . import _kernels
 from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
-from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
+from ._validation import check_int, check_positive_float, stacklevel_outside_package
+from .dataset import FINGERPRINT_ALGORITHM, prepare
 from .network import check_regularization, read_network, write_network
 
 # Failure verdicts (see diagnose): epochs the cost must stay more than
@@ -206,8 +207,10 @@ class Trainer:
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
         self.net = net
-        self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                    "training_data")
+        # checked and indexed once per data set (see fastgd.dataset)
+        self.data = prepare(training_data, net.sizes[0], net.sizes[-1], net.dtype,
+                            "training_data")
+        self.X, self.y = self.data.X, self.data.y
         self.n = n = self.X.shape[0]
         if n == 0:
             raise ValueError("training_data must hold at least one example")
@@ -224,8 +227,8 @@ class Trainer:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
-        self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
-        self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
+        self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
+        self.examples = self.data.examples
         module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
@@ -278,8 +281,7 @@ class Trainer:
             bounds = np.arange(n_blocks + 1, dtype=np.uint64) * np.uint64(n_in) // np.uint64(
                 n_blocks)
             return self.examples.indptr[:-1, None] + bounds[None, :]
-        bounds = _kernels.balanced_bounds(self.examples.indices, n_in, n_blocks)
-        return _kernels.row_splits(self.examples.indptr, self.examples.indices, bounds)
+        return self.data.row_splits(n_blocks)
 
     def info(self):
         """The run's settings, as recorded in a History."""
@@ -626,13 +628,12 @@ class _Run:
                                regularization=o["regularization"], notice=o["verbose"])
         self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
         self.test = None
+        self.data = {"training_data": self.trainer.data, "test_data": None}
         if test_data is not None:
-            self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                   "test_data")
-        X, y = self.trainer.X, self.trainer.y
-        self.fingerprint = {"training_data": data_fingerprint(X, y),
-                            "test_data": None if self.test is None
-                            else data_fingerprint(*self.test)}
+            self.data["test_data"] = prepare(test_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                             "test_data")
+            self.test = self.data["test_data"].X, self.data["test_data"].y
+        self._fingerprint = None  # computed when a checkpoint needs it
         self.definition = dict(
             epochs=self.epochs, mini_batch_size=self.trainer.mini_batch_size,
             eta=self.trainer.eta, reduction=o["reduction"], shuffle=bool(o["shuffle"]),
@@ -745,13 +746,23 @@ class _Run:
 
     # -- checkpoints ----------------------------------------------------------------
 
+    @property
+    def fingerprint(self):
+        """The fingerprints (``FINGERPRINT_ALGORITHM``) of the training and test
+        data, computed on first use: only a checkpoint needs them."""
+        if self._fingerprint is None:
+            self._fingerprint = {key: None if data is None else data.fingerprint()
+                                 for key, data in self.data.items()}
+        return self._fingerprint
+
     def _write_checkpoint(self):
         """Write the checkpoint, if asked for and the weights are finite (a diverged
         network never replaces the last good checkpoint); returns its path or None."""
         path = self.paths.get("checkpoint")
         if path is None or not np.isfinite(self.net.params).all():
             return None
-        state = {"fingerprint": self.fingerprint, "definition": self.definition,
+        state = {"fingerprint": self.fingerprint,
+                 "fingerprint_algorithm": FINGERPRINT_ALGORITHM, "definition": self.definition,
                  "seed": self.net.seed, "dtype": self.net.dtype.name,
                  "epoch": self.epoch, "position": self.position,
                  "partial_cost": self.partial_cost,
@@ -767,9 +778,20 @@ class _Run:
         return path
 
     def _restore(self, state):
+        # checkpoints written before the algorithm was tagged hold SHA-256 fingerprints
+        algorithm = state.get("fingerprint_algorithm", "sha256")
+        if algorithm == "sha256":
+            fingerprint = {key: None if data is None else data_fingerprint(data.X, data.y)
+                           for key, data in self.data.items()}
+        elif algorithm == FINGERPRINT_ALGORITHM:
+            fingerprint = self.fingerprint
+        else:
+            raise ValueError(f"the checkpoint {state['path']} fingerprints its data with "
+                             f"{str(algorithm)[:40]!r}, which this fastgd does not know "
+                             "(written by a newer version?)")
         for key in ("training_data", "test_data"):
-            if state["fingerprint"][key] != self.fingerprint[key]:
-                what = "no" if self.fingerprint[key] is None else "different"
+            if state["fingerprint"][key] != fingerprint[key]:
+                what = "no" if fingerprint[key] is None else "different"
                 raise ValueError(f"the checkpoint {state['path']} was written for other "
                                  f"{key}: this call gives {what} {key} "
                                  f"({key} must be the same to resume the run)")
@@ -797,8 +819,9 @@ def resume(path, training_data, test_data=None, *, epochs=None, threads=None, ke
     The network, the epoch (and position within it), the generator's state, the
     History and the options that define the run (mini-batch size, eta, ...) come
     from the checkpoint, so a run of 6 epochs and a run of 3 epochs resumed for
-    3 more give bit-identical weights.  ``training_data`` and ``test_data`` must
-    be the data the checkpoint was written for (checked by SHA-256).  ``epochs``
+    3 more give bit-identical weights.  ``training_data`` and ``test_data`` (pairs
+    (X, y) or ``Dataset`` objects) must be the data the checkpoint was written for
+    (checked by their fingerprints, ``Dataset.fingerprint``).  ``epochs``
     is the total to reach (default: the run's own); ``checkpoint`` defaults to
     ``path``, which is updated as the run goes on.
     """
@@ -848,7 +871,9 @@ def read_checkpoint(path):
 
 
 def data_fingerprint(X, y):
-    """SHA-256 of a data set as the network sees it (inputs in its dtype, labels)."""
+    """SHA-256 of a data set as the network sees it (inputs in its dtype, labels):
+    the fingerprint of checkpoints written before ``FINGERPRINT_ALGORITHM``
+    (0.1 s on MNIST), computed only to resume one of them."""
     digest = hashlib.sha256()
     digest.update(repr((X.shape, X.dtype.str)).encode())
     digest.update(np.ascontiguousarray(X).data)
