@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import namedtuple
 from contextlib import contextmanager
 
@@ -175,6 +176,10 @@ class EpochStep(namedtuple("EpochStep", "epoch position cost seconds shuffle_sec
     not finite)."""
 
 
+# Each network's last calibration per settings (Trainer._remember_calibration).
+_LAST_CALIBRATION = weakref.WeakKeyDictionary()
+
+
 class _Candidate:
     """One way to run the training kernel: which compiled variant, on how many
     threads, with how the work is cut into pieces.  All give the same bits."""
@@ -258,6 +263,7 @@ class Trainer:
         self.segment = max(1, SEGMENT // m) * m
         self.position = 0
         self.rng_before = None
+        self._start_from_last_calibration()
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
         # user is told when that means compiling (``compile_notice``).
@@ -444,6 +450,7 @@ class Trainer:
         self.calibration.append({"epoch": epoch, "s_per_example": slower,
                                  "chose": self.current.name,
                                  "timed_on": "training" if in_place else "a copy of the weights"})
+        self._remember_calibration()
         return cost, start
 
     def _watch(self, s_per_example, examples):
@@ -461,6 +468,45 @@ class Trainer:
         drifted = examples >= TRIAL_EXAMPLES and (
             ratio > 1.0 + DRIFT if self.current.threads > 1 else ratio < 1.0 - DRIFT)
         self._recheck = due or drifted
+        self._remember_calibration(examples)  # not yet counted in _trained
+
+    # -- the last calibration, for the network's next call ------------------------------
+
+    def _calibration_key(self):
+        """What a calibration is remembered under, for its network: the settings
+        that change the kernels' speeds or the recheck schedule."""
+        return (self.mini_batch_size, self.threads, self.dense, self.n,
+                tuple(c.name for c in self.candidates))
+
+    def _remember_calibration(self, examples=0):
+        """Keep the choice, what it was timed at and the examples left until it
+        is due to be checked (``examples`` more having been trained), for the
+        network's next call with these settings."""
+        if self._reference is None or self._next_recheck is None:
+            return
+        remembered = _LAST_CALIBRATION.setdefault(self.net, {})
+        remembered[self._calibration_key()] = dict(
+            self.calibration[-1], reference=self._reference, interval=self._recheck_interval,
+            left=self._next_recheck - self._trained - examples, recheck=self._recheck)
+
+    def _start_from_last_calibration(self):
+        """Start from the network's last calibration with these settings, if there is
+        one: a series of short calls (1 epoch each, say) then times the kernels as
+        often as one long call does, not at the start of every call.  The kernels
+        give the same bits, so this changes only the speed; the drift rule and
+        the recheck schedule go on from where the last call left them."""
+        if len(self.candidates) < 2:
+            return
+        last = _LAST_CALIBRATION.get(self.net, {}).get(self._calibration_key())
+        if last is None:
+            return
+        self.current = next(c for c in self.candidates if c.name == last["chose"])
+        self._reference = last["reference"]
+        self._recheck_interval = last["interval"]
+        self._next_recheck = self._trained + last["left"]
+        self._recheck = last["recheck"] or last["left"] <= 0
+        self.calibration.append({"epoch": None, "s_per_example": last["s_per_example"],
+                                 "chose": last["chose"], "timed_on": "an earlier call"})
 
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
