@@ -119,6 +119,9 @@ class Dataset:
         return (f"Dataset({X.shape[0]} examples of {X.shape[1]} inputs, "
                 f"dtype={self.dtype.name!r})")
 
+    def __reduce__(self):  # pickled (to another process) as its arrays
+        return _unpickle, (self._prepared.X, self._prepared.y)
+
     def fingerprint(self):
         """The data's fingerprint as a network of this dtype sees them (what a
         checkpoint keeps to recognise its data); computed once."""
@@ -168,6 +171,10 @@ class Dataset:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{os.fspath(path)} is not a valid fastgd dataset file "
                              f"({e})") from None
+
+
+def _unpickle(X, y):
+    return Dataset._own(X, y)  # arrays just unpickled: nobody else holds them
 
 
 def data_pair(X, y):

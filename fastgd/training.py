@@ -521,8 +521,10 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
 
     Parameters
     ----------
-    training_data : (X, y)
-        X of shape (n, sizes[0]), y integer labels of shape (n,).
+    training_data : (X, y) or Dataset
+        X of shape (n, sizes[0]), y integer labels of shape (n,).  Checked and
+        indexed for the kernels once: a ``fastgd.Dataset`` keeps that work, and
+        plain arrays given again unchanged (compared in one pass) reuse it.
     epochs : int >= 0
     mini_batch_size : int in 1..n, or None
         m examples per step: 1 is online learning, None (or n) full batch.
@@ -530,7 +532,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         shorter and its step uses its own length (as network.py does).
     eta : float > 0
         The learning rate.
-    test_data : (X, y), optional
+    test_data : (X, y) or Dataset, optional
         Evaluated after each epoch: ``Epoch 0: 9129 / 10000`` is printed.
     reduction : "mean" (default) or "sum"
         "mean": w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule; "sum"

@@ -301,3 +301,13 @@ def test_load_mnist_can_give_datasets(mnist):
     np.testing.assert_array_equal(datasets[0].X[:50_000], X)
     np.testing.assert_array_equal(datasets[2].y, test_y)
     assert type(fastgd.load_mnist()[0]) is tuple  # the default is unchanged
+
+
+def test_a_dataset_pickles_as_its_arrays():
+    """For other processes (dask, multiprocessing): checked and indexed again there."""
+    import pickle
+    X, y = random_data(SIZES, 12, seed=11)
+    data = fastgd.Dataset(X, y)
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy.X.tobytes() == data.X.tobytes() and copy.fingerprint() == data.fingerprint()
+    assert not copy.X.flags.writeable
