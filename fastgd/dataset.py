@@ -12,8 +12,8 @@ second, more than an epoch takes, so doing it on every call of ``SGD`` makes a
   checked when it is made, and builds the index and the fingerprint the first
   time a network needs them (one per dtype), for every later call and network.
 
-* Plain ``(X, y)`` arrays are recognised when given again (``prepare``): what
-  was built for them is kept while X lives, and reused after one pass that
+* Plain ``(X, y)`` arrays are recognised when given again (``prepare``): the
+  index built for them is kept while X lives, and reused after one pass that
   compares X and y with it exactly (X with the index of its nonzero inputs,
   y with a copy), so that arrays changed in place are never mistaken for the
   ones indexed: those are checked and indexed again.
@@ -321,10 +321,12 @@ def prepare(data, n_inputs, n_classes, dtype, name):
     """``data`` (a Dataset, or a pair (X, y)) checked as ``check_data`` does and
     ready for the kernels: a ``Prepared``.
 
-    A plain X that is a C-contiguous array of the network's dtype is
-    remembered: given again, with the same contents, it is not checked or
-    indexed again.  The contents are compared exactly (``_same_inputs``, one
-    pass over X; labels by value), never trusted."""
+    A plain X that is a C-contiguous array of the network's dtype, on the
+    sparse input path, is remembered (its index, while X lives): given again,
+    with the same contents, it is not checked or indexed again.  The contents
+    are compared exactly (``same_inputs``, one pass over X; labels by value),
+    never trusted.  Dense data are prepared on every call (no index to build,
+    but checked each time): a Dataset keeps them."""
     if isinstance(data, Dataset):
         return data.prepared(n_inputs, n_classes, dtype, name)
     dtype = np.dtype(dtype)
@@ -343,17 +345,15 @@ def prepare(data, n_inputs, n_classes, dtype, name):
             warn_input_scale(f"{name}[0] (X)", index.largest_input)
             return Prepared(X, entry.labels, index)
     X, y = check_data(data, n_inputs, n_classes, dtype, name)
-    if not cacheable:
-        return Prepared(X, y, _Index.of(X, y))
-    given_y = np.array(data[1], copy=True)
+    index = _Index.of(X, y)
+    if not cacheable or index.dense:
+        # the dense path reads X itself, so a later call would have to compare X
+        # with a copy of it: twice the memory, kept between calls; not worth it
+        return Prepared(X, y, index)
     labels = y.copy() if np.may_share_memory(y, data[1]) else y
-    index = _Index.of(X, labels)
-    # the index is what a later call compares X with: on the dense path the
-    # kernels read X itself, so it gets a private copy
-    index.examples = _kernels.Examples(
-        *_kernels.input_columns(X.copy() if index.dense else X, index.dense), labels)
+    index.examples = _kernels.Examples(*_kernels.nonzero_columns(X), labels)
     with _entries_lock:
-        _entries[id(X)] = _Entry(X, given_y, labels, index)
+        _entries[id(X)] = _Entry(X, np.array(data[1], copy=True), labels, index)
         _entries.move_to_end(id(X))
         while len(_entries) > CACHE_ENTRIES:
             _entries.popitem(last=False)
@@ -376,13 +376,11 @@ def _lookup(X, y):
 
 
 def same_inputs(X, examples):
-    """True if X holds, bit for bit, the inputs ``examples`` was built from."""
+    """True if X holds, bit for bit, the inputs the CSR index ``examples`` was
+    built from."""
     words = np.uint32 if X.dtype.itemsize == 4 else np.uint64
-    bits = X.view(words)
-    values = examples.values.view(words)
-    if examples.indices.size == 0 and values.size == bits.size:  # the dense path
-        return bool(_kernels.call(_same_words, bits.reshape(-1), values))
-    return bool(_kernels.call(_same_rows, bits, examples.indptr, examples.indices, values))
+    return bool(_kernels.call(_same_rows, X.view(words), examples.indptr, examples.indices,
+                              examples.values.view(words)))
 
 
 @njit(cache=True, nogil=True)
@@ -405,15 +403,6 @@ def _same_rows(bits, indptr, indices, values):
         if differ or count != indptr[x + 1] - indptr[x]:
             return False
     return True
-
-
-@njit(cache=True, nogil=True)
-def _same_words(a, b):
-    """Whether two equally long arrays hold the same numbers."""
-    differ = False
-    for i in range(a.shape[0]):
-        differ |= a[i] != b[i]
-    return not differ
 
 
 # -- the fingerprint ---------------------------------------------------------------

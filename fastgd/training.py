@@ -193,8 +193,10 @@ class Trainer:
     """What SGD prepares once for a training run, and one epoch of it.
 
     Checks the data and options, converts X to the network's dtype (a copy
-    only if needed), indexes its nonzero inputs, picks the kernel, allocates
-    scratch and compiles the kernels (saying so on stderr with notice=True);
+    only if needed), indexes its nonzero inputs (``dataset.prepare``: once per
+    Dataset, and once per plain X while it holds the same numbers), picks the
+    kernel, allocates scratch and compiles the kernels (saying so on stderr
+    with notice=True);
     ``run_epoch(order)`` then runs one epoch over ``X[order]``.  ``SGD`` uses
     it, and so do the benchmarks and ``fastgd profile``, so they time exactly
     what training runs.
