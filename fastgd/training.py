@@ -265,7 +265,6 @@ class Trainer:
         self.segment = max(1, SEGMENT // m) * m
         self.position = 0
         self.rng_before = None
-        self._start_from_last_calibration()
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
         # user is told when that means compiling (``compile_notice``).
@@ -483,7 +482,8 @@ class Trainer:
     def _remember_calibration(self, examples=0):
         """Keep the choice, what it was timed at and the examples left until it
         is due to be checked (``examples`` more having been trained), for the
-        network's next call with these settings."""
+        network's next SGD call with these settings
+        (``start_from_last_calibration``)."""
         if self._reference is None or self._next_recheck is None:
             return
         remembered = _LAST_CALIBRATION.setdefault(self.net, {})
@@ -491,7 +491,7 @@ class Trainer:
             self.calibration[-1], reference=self._reference, interval=self._recheck_interval,
             left=self._next_recheck - self._trained - examples, recheck=self._recheck)
 
-    def _start_from_last_calibration(self):
+    def start_from_last_calibration(self):
         """Start from the network's last calibration with these settings, if there is
         one: a series of short calls (1 epoch each, say) then times the kernels as
         often as one long call does, not at the start of every call.  The kernels
@@ -676,6 +676,9 @@ class _Run:
                                reduction=o["reduction"], threads=o["threads"],
                                kernel=o["kernel"], lmbda=o["lmbda"],
                                regularization=o["regularization"], notice=o["verbose"])
+        # SGD's calls on one network go on from each other's calibration (not
+        # fastgd profile's or the benchmarks' Trainers, which time the kernels)
+        self.trainer.start_from_last_calibration()
         self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
         self.test = None
         self.data = {"training_data": self.trainer.data, "test_data": None}
