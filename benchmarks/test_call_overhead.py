@@ -4,15 +4,18 @@ already used, against the epoch inside a 5-epoch call (History's ``seconds``).
     python benchmarks/test_call_overhead.py [--rounds 5] [--threads 1 2]
 
 prints, for m = 1, 10, 100, 1000 and full batch on MNIST's 50,000 training
-images ([784, 30, 10], float32, eta 3.0, no test data), the median epoch of a
-5-epoch call, then medians of ``--rounds`` 1-epoch calls with the same plain
-arrays (after a first call that prepares them) and with a ``fastgd.Dataset``,
-each over that epoch.  Under pytest (``pytest benchmarks/test_call_overhead.py``)
-each 1-epoch call is a benchmark, the epoch of its 5-epoch call in extra_info.
+images ([784, 30, 10], float32, eta 3.0, no test data), the median epoch of
+``--rounds`` 5-epoch calls, and medians of as many 1-epoch calls with the same
+plain arrays (after a first call that prepares them) and with a
+``fastgd.Dataset``, each over that epoch; the three kinds of call take turns, so
+that a change in the machine's load touches all three.  Under pytest
+(``pytest benchmarks/test_call_overhead.py``) each 1-epoch call is a benchmark,
+the epoch of its 5-epoch call in extra_info.
 Neither is a test of speed: the numbers depend on the machine and its load.
 """
 
 import argparse
+import os
 import time
 
 import numba
@@ -72,13 +75,11 @@ def test_one_epoch_call(benchmark, machine, mnist_training, mode, threads, kind)
         benchmark.extra_info["call_over_epoch"] = stats.stats.median / epoch
 
 
-def median_seconds(call, rounds):
-    seconds = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - began)
-    return float(np.median(seconds))
+def seconds(call):
+    """(seconds the call took, its History's epoch seconds)."""
+    began = time.perf_counter()
+    history = call()
+    return time.perf_counter() - began, history[0]["seconds"]
 
 
 def main():
@@ -90,29 +91,40 @@ def main():
     import warnings
     warnings.simplefilter("ignore", fastgd.DivergenceWarning)  # eta 3.0 for 5 epochs
     (X, y), _, _ = fastgd.load_mnist()
-    print(f"{BOOK} float32, {len(y):,} examples, eta {ETA}; medians of {args.rounds} calls "
-          "(seconds)\n")
+    print(f"{BOOK} float32, {len(y):,} examples, eta {ETA}; medians of {args.rounds} rounds, "
+          "each a 5-epoch call and a 1-epoch call of each kind, in turn (seconds); "
+          "'beyond' is a 1-epoch call's time beyond its own epoch (ms), which a change in "
+          f"the machine's load moves less than the ratios; load average {os.getloadavg()[0]:.1f}"
+          "\n")
     print("| m | threads | epoch in a 5-epoch call | first call, plain arrays | "
-          "1-epoch call, plain arrays | ratio | Dataset(X, y) | 1-epoch call, Dataset | ratio |")
-    print("| --- |" + " --- |" * 8)
+          "1-epoch call, plain arrays | ratio | beyond | Dataset(X, y) | "
+          "1-epoch call, Dataset | ratio | beyond |")
+    print("| --- |" + " --- |" * 10)
     for threads in args.threads:
         for mode in MODES:
             m = batch_size(mode, len(y))
             epoch_in_a_longer_call(X, y, m, threads, epochs=1)  # compiles, if need be
-            epoch = epoch_in_a_longer_call(X, y, m, threads)
-            cells = [mode, str(threads), f"{epoch:.3f}"]
-            X_copy = X.copy()  # new arrays: the first call prepares them
-            net = fastgd.Network(BOOK, seed=SEED)
-            cells.append(f"{median_seconds(one_epoch_call(net, (X_copy, y), m, threads), 1):.3f}")
-            call = median_seconds(one_epoch_call(net, (X_copy, y), m, threads), args.rounds)
-            cells += [f"{call:.3f}", f"{call / epoch:.2f}"]
+            plain_net, kept_net = (fastgd.Network(BOOK, seed=SEED) for _ in range(2))
+            plain = one_epoch_call(plain_net, (X.copy(), y), m, threads)  # new arrays
+            first = seconds(plain)[0]  # prepares them
             began = time.perf_counter()
             data = fastgd.Dataset(X, y)
-            cells.append(f"{time.perf_counter() - began:.3f}")
-            net = fastgd.Network(BOOK, seed=SEED)
-            one_epoch_call(net, data, m, threads)()  # builds the index
-            call = median_seconds(one_epoch_call(net, data, m, threads), args.rounds)
-            cells += [f"{call:.3f}", f"{call / epoch:.2f}"]
+            made = time.perf_counter() - began
+            kept = one_epoch_call(kept_net, data, m, threads)
+            kept()  # builds the index
+            epochs, plains, kepts = [], [], []
+            for _ in range(args.rounds):  # in turn, so that a change of load hits all three
+                epochs.append(epoch_in_a_longer_call(X, y, m, threads))
+                plains.append(seconds(plain))
+                kepts.append(seconds(kept))
+            epoch = float(np.median(epochs))
+            cells = [mode, str(threads), f"{epoch:.3f}", f"{first:.3f}"]
+            for calls in (plains, kepts):
+                call = float(np.median([c for c, _ in calls]))
+                beyond = float(np.median([c - e for c, e in calls]))
+                cells += [f"{call:.3f}", f"{call / epoch:.2f}", f"{beyond * 1e3:.0f}"]
+                if calls is plains:
+                    cells.append(f"{made:.3f}")
             print("| " + " | ".join(cells) + " |", flush=True)
 
 
