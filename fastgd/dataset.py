@@ -307,7 +307,9 @@ class _Entry:
 
 
 _entries = collections.OrderedDict()  # id(X) -> _Entry, most recently used last
-_entries_lock = threading.Lock()
+# reentrant: an X freed by the garbage collector while a thread holds the lock
+# calls _forget_entry in that thread
+_entries_lock = threading.RLock()
 
 
 def _forget_entry(ref):
