@@ -311,3 +311,15 @@ def test_a_dataset_pickles_as_its_arrays():
     copy = pickle.loads(pickle.dumps(data))
     assert copy.X.tobytes() == data.X.tobytes() and copy.fingerprint() == data.fingerprint()
     assert not copy.X.flags.writeable
+
+
+def test_distributed_training_takes_a_dataset(mnist):
+    """fastgd.distributed (here its in-process shards) checks data with check_data."""
+    (X, y), _, _ = mnist
+    X, y = X[:1500], y[:1500]
+    plain, kept = (fastgd.Network([784, 10, 10], seed=1) for _ in range(2))
+    expected = plain.SGD((X, y), 1, 500, 3.0, shards=2, verbose=False, test_data=(X, y))
+    history = kept.SGD(fastgd.Dataset(X, y), 1, 500, 3.0, shards=2, verbose=False,
+                       test_data=fastgd.Dataset(X, y))
+    assert kept.params.tobytes() == plain.params.tobytes()
+    assert without_seconds(history) == without_seconds(expected)
