@@ -323,3 +323,18 @@ def test_distributed_training_takes_a_dataset(mnist):
                        test_data=fastgd.Dataset(X, y))
     assert kept.params.tobytes() == plain.params.tobytes()
     assert without_seconds(history) == without_seconds(expected)
+
+
+def test_the_fingerprint_is_computed_only_for_a_checkpoint(tmp_path, monkeypatch):
+    calls = []
+    original = dataset.Prepared.fingerprint
+    monkeypatch.setattr(dataset.Prepared, "fingerprint",
+                        lambda self: calls.append(1) or original(self))
+    monkeypatch.setattr(fastgd.training, "data_fingerprint",  # old checkpoints' only
+                        lambda X, y: pytest.fail("SHA-256 of the data computed"))
+    data, test = tiny_data(), tiny_data(60, seed=1)
+    fastgd.Network(SIZES, seed=5).SGD(data, 2, 7, 2.0, test_data=test, verbose=False)
+    assert calls == []
+    fastgd.Network(SIZES, seed=5).SGD(data, 2, 7, 2.0, test_data=test, verbose=False,
+                                      checkpoint=tmp_path / "run.ckpt")
+    assert len(calls) == 2  # training and test data, once each for the run
