@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # Names are imported on first use, so that ``import fastgd.cli`` is quick and a
 # Ctrl-C while numba loads reaches the command line's handler, not a traceback.
 _HOMES = {
-    "Network": "network", "Evaluation": "network",
+    "Network": "network", "Evaluation": "network", "Dataset": "dataset",
     "SGD": "training", "resume": "training", "Trainer": "training", "History": "training",
     "DivergenceError": "training", "DivergenceWarning": "training",
     "TrainingInterrupted": "training",

@@ -72,13 +72,21 @@ def check_sizes(sizes):
     return [int(size) for size in sizes]
 
 
-def check_inputs(X, n_inputs, dtype, name="X"):
-    """A 2-D array of finite numbers with one row per example of n_inputs values.
+def check_inputs(X, n_inputs, dtype, name="X", *, warn=True):
+    """A 2-D array of finite numbers with one row per example of n_inputs values
+    (any number of values if n_inputs is None).
 
     Returns a C-contiguous array of the network's dtype (a copy only if needed).
+    With ``warn``, inputs larger than 1 give an ``InputScaleWarning``.
     """
     X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != n_inputs:
+    if not X.flags.writeable:  # a Dataset's X: its private array (see dataset.writeable_twin)
+        from .dataset import writeable_twin
+        X = writeable_twin(X)
+    if n_inputs is None and X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, one row of inputs per example, "
+                         f"got shape {X.shape}")
+    if X.ndim != 2 or (n_inputs is not None and X.shape[1] != n_inputs):
         raise ValueError(f"{name} must have shape (n, {n_inputs}) for this network "
                          f"(one row per example), got shape {X.shape}")
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
@@ -88,16 +96,23 @@ def check_inputs(X, n_inputs, dtype, name="X"):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{name} must be finite, but {name}[{bad[0]}, {bad[1]}] "
                          f"is {X[bad[0], bad[1]]}")
-    if X.size and X.max() > 1:
-        warnings.warn(f"{name} has values up to {X.max():g}, but the network expects inputs in "
-                      "[0, 1]: the book scales each pixel as pixel/256 (fastgd.load_mnist does); "
-                      "unscaled inputs saturate the sigmoids and train to a worse result",
-                      InputScaleWarning, stacklevel=stacklevel_outside_package())
+    if warn and X.size:
+        warn_input_scale(name, X.max())
     return X
 
 
+def warn_input_scale(name, largest):
+    """InputScaleWarning if the largest input is above 1 (pixels not scaled)."""
+    if largest > 1:
+        warnings.warn(f"{name} has values up to {largest:g}, but the network expects inputs "
+                      "in [0, 1]: the book scales each pixel as pixel/256 (fastgd.load_mnist "
+                      "does); unscaled inputs saturate the sigmoids and train to a worse "
+                      "result", InputScaleWarning, stacklevel=stacklevel_outside_package())
+
+
 def check_labels(y, n, n_classes, name="y"):
-    """n integer class labels in 0..n_classes-1 (the digit each input shows)."""
+    """n integer class labels in 0..n_classes-1 (the digit each input shows);
+    with n_classes None, any class numbers >= 0."""
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must be a 1-D array of {n} labels (one per row of X), "
@@ -107,19 +122,31 @@ def check_labels(y, n, n_classes, name="y"):
             raise TypeError(f"{name} must hold integer labels, got dtype {y.dtype}")
     if n:
         # checked before the cast to int64, which would wrap 1e20 to a negative number
-        outside = (y < 0) | (y >= n_classes)
+        outside = (y < 0) if n_classes is None else (y < 0) | (y >= n_classes)
         if outside.any():
             bad = int(np.flatnonzero(outside)[0])
-            raise ValueError(f"{name} labels must be in 0..{n_classes - 1} (one per output "
-                             f"neuron), but {name}[{bad}] is {y[bad].item()!r}")
+            expected = ("class numbers >= 0" if n_classes is None else
+                        f"in 0..{n_classes - 1} (one per output neuron)")
+            raise ValueError(f"{name} labels must be {expected}, but {name}[{bad}] is "
+                             f"{y[bad].item()!r}")
+        if n_classes is None and y.max() > np.iinfo(np.int64).max:
+            bad = int(np.argmax(y))
+            raise ValueError(f"{name} labels must be class numbers that fit in int64, but "
+                             f"{name}[{bad}] is {y[bad].item()!r}")
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
 def check_data(data, n_inputs, n_classes, dtype, name):
-    """A data set given as a pair (X, y); returns validated arrays."""
+    """A data set given as a pair (X, y), or a ``fastgd.Dataset``; returns
+    validated arrays (a Dataset's own, checked when it was made: only what
+    depends on the network is checked here)."""
+    from .dataset import Dataset  # here: numba loads with it, and the CLI starts without
+    if isinstance(data, Dataset):
+        prepared = data.prepared(n_inputs, n_classes, dtype, name)
+        return prepared.X, prepared.y
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be a pair (X, y) of inputs and integer labels, "
-                        f"got {type(data).__name__}")
+                        f"or a fastgd.Dataset, got {type(data).__name__}")
     X = check_inputs(data[0], n_inputs, dtype, name=f"{name}[0] (X)")
     y = check_labels(data[1], X.shape[0], n_classes, name=f"{name}[1] (y)")
     return X, y

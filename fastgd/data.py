@@ -248,7 +248,7 @@ def load_idx_dataset(path=None, *, verify: bool | None = None):
 
 
 def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
-               verify: bool | None = None):
+               verify: bool | None = None, as_dataset: bool = False):
     """Return ``(training_data, validation_data, test_data)`` as in the book.
 
     Each is a tuple ``(X, y)``: ``X`` a fresh, writable ``dtype`` array of shape
@@ -261,6 +261,10 @@ def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
     ``path`` and ``verify`` are as in :func:`load_idx_dataset`: the bundled
     MNIST by default, or a directory of files with the MNIST names (e.g.
     Fashion-MNIST).
+
+    ``as_dataset=True`` gives each as a :class:`fastgd.Dataset` instead: the
+    same arrays, checked and kept read-only once, so that training calls do
+    not prepare them again.
     """
     dtype = check_dtype(dtype)
     if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
@@ -279,6 +283,9 @@ def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
         pixels = images.shape[1] * images.shape[2]
         X = images.reshape(len(images), pixels).astype(dtype)  # a new array
         X *= dtype(1 / 256)  # a power of two: exact
+        if as_dataset:
+            from .dataset import Dataset
+            return Dataset._own(X, labels.astype(np.int64))  # new arrays: no copy needed
         return X, labels.astype(np.int64)
 
     return (pair(train_images[:split], train_labels[:split]),

@@ -18,6 +18,7 @@ from numpy.lib import format as npy_format
 from . import _kernels
 from ._files import atomic_write
 from .config import EVAL_BLOCK
+from .dataset import Dataset, data_pair
 from ._validation import (check_data, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
@@ -277,9 +278,9 @@ class Network:
         _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
         return out
 
-    def evaluate(self, X, y):
+    def evaluate(self, X, y=None):
         """The number of inputs for which the network's output neuron with the
-        highest activation is the label.
+        highest activation is the label.  ``X`` may be a ``Dataset`` (then no y).
 
         ValueError if any output is NaN or infinite (the weights have
         diverged): such an output has no highest neuron to count.
@@ -293,10 +294,13 @@ class Network:
         activation, argmax_j a^L_j (the digit, for MNIST).
 
         X is one input of shape (sizes[0],), for which an int is returned, or a
-        batch of shape (n, sizes[0]), for which an int64 array of shape (n,) is.
+        batch of shape (n, sizes[0]) (or a ``Dataset``, whose labels are not
+        used), for which an int64 array of shape (n,) is.
         Raises ValueError if any output is not finite (weights that diverged):
         argmax would read NaN as the answer 0.
         """
+        if isinstance(X, Dataset):
+            X = X.X
         single = np.ndim(X) == 1
         X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
         if X.shape[0] == 0:
@@ -310,21 +314,23 @@ class Network:
         labels = np.argmax(out, axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
-    def cost(self, X, y, lmbda=0.0, regularization="L2"):
+    def cost(self, X, y=None, lmbda=0.0, regularization="L2"):
         """The network's cost over the inputs X with labels y (y(x) the one-hot
         vector of the label): quadratic, C = 1/(2n) sum_x ||y(x) - a||^2, or
         cross-entropy, C = -(1/n) sum_x sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)].
+        ``X`` may be a ``Dataset`` (then no y).
 
         With ``lmbda`` > 0, the regularization term training with that lmbda
         adds, n being the number of inputs here: (lmbda/2n) sum_w w^2 for "L2",
         (lmbda/n) sum_w |w| for "L1" (weights only, not biases)."""
         check_regularization(lmbda, regularization)
-        cost = self.evaluation(X, y).cost
-        if lmbda == 0.0 or not np.isfinite(cost):
-            return cost
-        return cost + regularization_term(self.weights, lmbda, regularization, len(y))
+        result = self.evaluation(X, y)
+        if lmbda == 0.0 or not np.isfinite(result.cost):
+            return result.cost
+        return result.cost + regularization_term(self.weights, lmbda, regularization,
+                                                 result.total)
 
-    def evaluation(self, X, y, *, name="data"):
+    def evaluation(self, X, y=None, *, name="data"):
         """Everything one forward pass over (X, y) tells: an ``Evaluation`` with the
         number correct, the network's cost, the inputs whose outputs are not finite,
         and the output neurons pinned at 0 or 1 whatever the input (saturated).
@@ -334,8 +340,8 @@ class Network:
         network2.py's np.nan_to_num does); an output rounded to exactly 0 or 1
         against its desired value counts as -ln of the smallest float64
         (about 708) instead of infinity, so that a saturated output does not
-        read as a diverged network."""
-        X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, name)
+        read as a diverged network.  ``X`` may be a ``Dataset`` (then no y)."""
+        X, y = check_data(data_pair(X, y), self.sizes[0], self.sizes[-1], self.dtype, name)
         return self._evaluation(X, y)
 
     def _evaluation(self, X, y):

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from . import _kernels, config, kernel_cache
 from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
-from ._validation import (check_data, check_dtype, check_int, check_positive_float, check_sizes,
+from ._validation import (check_dtype, check_int, check_positive_float, check_sizes,
                           stacklevel_outside_package)
+from .dataset import FINGERPRINT_ALGORITHM, prepare
 from .network import check_regularization, read_network, write_network
 
 # Failure verdicts (see diagnose): epochs the cost must stay more than
@@ -190,6 +192,10 @@ class EpochStep(namedtuple("EpochStep", "epoch position cost seconds shuffle_sec
     not finite)."""
 
 
+# Each network's last calibration per settings (Trainer._remember_calibration).
+_LAST_CALIBRATION = weakref.WeakKeyDictionary()
+
+
 class _Candidate:
     """One way to run the training kernel: which compiled variant, on how many
     threads, with how the work is cut into pieces.  All give the same bits."""
@@ -203,8 +209,10 @@ class Trainer:
     """What SGD prepares once for a training run, and one epoch of it.
 
     Checks the data and options, converts X to the network's dtype (a copy
-    only if needed), indexes its nonzero inputs, picks the kernel, allocates
-    scratch and compiles the kernels (saying so on stderr with notice=True);
+    only if needed), indexes its nonzero inputs (``dataset.prepare``: once per
+    Dataset, and once per plain X while it holds the same numbers), picks the
+    kernel, allocates scratch and compiles the kernels (saying so on stderr
+    with notice=True);
     ``run_epoch(order)`` then runs one epoch over ``X[order]``.  ``SGD`` uses
     it, and so do the benchmarks and ``fastgd profile``, so they time exactly
     what training runs.
@@ -222,8 +230,10 @@ class Trainer:
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
         self.net = net
-        self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                    "training_data")
+        # checked and indexed once per data set (see fastgd.dataset)
+        self.data = prepare(training_data, net.sizes[0], net.sizes[-1], net.dtype,
+                            "training_data")
+        self.X, self.y = self.data.X, self.data.y
         self.n = n = self.X.shape[0]
         if n == 0:
             raise ValueError("training_data must hold at least one example")
@@ -240,8 +250,8 @@ class Trainer:
             self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
-        self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
-        self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
+        self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
+        self.examples = self.data.examples
         self.module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
@@ -343,8 +353,7 @@ class Trainer:
             bounds = np.arange(n_blocks + 1, dtype=np.uint64) * np.uint64(n_in) // np.uint64(
                 n_blocks)
             return self.examples.indptr[:-1, None] + bounds[None, :]
-        bounds = _kernels.balanced_bounds(self.examples.indices, n_in, n_blocks)
-        return _kernels.row_splits(self.examples.indptr, self.examples.indices, bounds)
+        return self.data.row_splits(n_blocks)
 
     def wait_for_specialized(self, timeout=None):
         """Block until the background compile (if any) has finished, and switch
@@ -518,6 +527,7 @@ class Trainer:
         self.calibration.append({"epoch": epoch, "s_per_example": slower,
                                  "chose": self.current.name,
                                  "timed_on": "training" if in_place else "a copy of the weights"})
+        self._remember_calibration()
         return cost, start
 
     def _watch(self, s_per_example, examples):
@@ -535,6 +545,46 @@ class Trainer:
         drifted = examples >= TRIAL_EXAMPLES and (
             ratio > 1.0 + DRIFT if self.current.threads > 1 else ratio < 1.0 - DRIFT)
         self._recheck = due or drifted
+        self._remember_calibration(examples)  # not yet counted in _trained
+
+    # -- the last calibration, for the network's next call ------------------------------
+
+    def _calibration_key(self):
+        """What a calibration is remembered under, for its network: the settings
+        that change the kernels' speeds or the recheck schedule."""
+        return (self.mini_batch_size, self.threads, self.dense, self.n,
+                tuple(c.name for c in self.candidates))
+
+    def _remember_calibration(self, examples=0):
+        """Keep the choice, what it was timed at and the examples left until it
+        is due to be checked (``examples`` more having been trained), for the
+        network's next SGD call with these settings
+        (``start_from_last_calibration``)."""
+        if self._reference is None or self._next_recheck is None:
+            return
+        remembered = _LAST_CALIBRATION.setdefault(self.net, {})
+        remembered[self._calibration_key()] = dict(
+            self.calibration[-1], reference=self._reference, interval=self._recheck_interval,
+            left=self._next_recheck - self._trained - examples, recheck=self._recheck)
+
+    def start_from_last_calibration(self):
+        """Start from the network's last calibration with these settings, if there is
+        one: a series of short calls (1 epoch each, say) then times the kernels as
+        often as one long call does, not at the start of every call.  The kernels
+        give the same bits, so this changes only the speed; the drift rule and
+        the recheck schedule go on from where the last call left them."""
+        if len(self.candidates) < 2:
+            return
+        last = _LAST_CALIBRATION.get(self.net, {}).get(self._calibration_key())
+        if last is None:
+            return
+        self.current = next(c for c in self.candidates if c.name == last["chose"])
+        self._reference = last["reference"]
+        self._recheck_interval = last["interval"]
+        self._next_recheck = self._trained + last["left"]
+        self._recheck = last["recheck"] or last["left"] <= 0
+        self.calibration.append({"epoch": None, "s_per_example": last["s_per_example"],
+                                 "chose": last["chose"], "timed_on": "an earlier call"})
 
 
 def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
@@ -549,8 +599,10 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
 
     Parameters
     ----------
-    training_data : (X, y)
-        X of shape (n, sizes[0]), y integer labels of shape (n,).
+    training_data : (X, y) or Dataset
+        X of shape (n, sizes[0]), y integer labels of shape (n,).  Checked and
+        indexed for the kernels once: a ``fastgd.Dataset`` keeps that work, and
+        plain arrays given again unchanged (compared in one pass) reuse it.
     epochs : int >= 0
     mini_batch_size : int in 1..n, or None
         m examples per step: 1 is online learning, None (or n) full batch.
@@ -558,7 +610,7 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         shorter and its step uses its own length (as network.py does).
     eta : float > 0
         The learning rate.
-    test_data : (X, y), optional
+    test_data : (X, y) or Dataset, optional
         Evaluated after each epoch: ``Epoch 0: 9129 / 10000`` is printed.
     reduction : "mean" (default) or "sum"
         "mean": w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule; "sum"
@@ -700,15 +752,17 @@ class _Run:
                                reduction=o["reduction"], threads=o["threads"],
                                kernel=o["kernel"], lmbda=o["lmbda"],
                                regularization=o["regularization"], notice=o["verbose"])
+        # SGD's calls on one network go on from each other's calibration (not
+        # fastgd profile's or the benchmarks' Trainers, which time the kernels)
+        self.trainer.start_from_last_calibration()
         self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
         self.test = None
+        self.data = {"training_data": self.trainer.data, "test_data": None}
         if test_data is not None:
-            self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                   "test_data")
-        X, y = self.trainer.X, self.trainer.y
-        self.fingerprint = {"training_data": data_fingerprint(X, y),
-                            "test_data": None if self.test is None
-                            else data_fingerprint(*self.test)}
+            self.data["test_data"] = prepare(test_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                             "test_data")
+            self.test = self.data["test_data"].X, self.data["test_data"].y
+        self._fingerprint = None  # computed when a checkpoint needs it
         self.definition = dict(
             epochs=self.epochs, mini_batch_size=self.trainer.mini_batch_size,
             eta=self.trainer.eta, reduction=o["reduction"], shuffle=bool(o["shuffle"]),
@@ -821,13 +875,23 @@ class _Run:
 
     # -- checkpoints ----------------------------------------------------------------
 
+    @property
+    def fingerprint(self):
+        """The fingerprints (``FINGERPRINT_ALGORITHM``) of the training and test
+        data, computed on first use: only a checkpoint needs them."""
+        if self._fingerprint is None:
+            self._fingerprint = {key: None if data is None else data.fingerprint()
+                                 for key, data in self.data.items()}
+        return self._fingerprint
+
     def _write_checkpoint(self):
         """Write the checkpoint, if asked for and the weights are finite (a diverged
         network never replaces the last good checkpoint); returns its path or None."""
         path = self.paths.get("checkpoint")
         if path is None or not np.isfinite(self.net.params).all():
             return None
-        state = {"fingerprint": self.fingerprint, "definition": self.definition,
+        state = {"fingerprint": self.fingerprint,
+                 "fingerprint_algorithm": FINGERPRINT_ALGORITHM, "definition": self.definition,
                  "seed": self.net.seed, "dtype": self.net.dtype.name,
                  "epoch": self.epoch, "position": self.position,
                  "partial_cost": self.partial_cost,
@@ -843,9 +907,20 @@ class _Run:
         return path
 
     def _restore(self, state):
+        # checkpoints written before the algorithm was tagged hold SHA-256 fingerprints
+        algorithm = state.get("fingerprint_algorithm", "sha256")
+        if algorithm == "sha256":
+            fingerprint = {key: None if data is None else data_fingerprint(data.X, data.y)
+                           for key, data in self.data.items()}
+        elif algorithm == FINGERPRINT_ALGORITHM:
+            fingerprint = self.fingerprint
+        else:
+            raise ValueError(f"the checkpoint {state['path']} fingerprints its data with "
+                             f"{str(algorithm)[:40]!r}, which this fastgd does not know "
+                             "(written by a newer version?)")
         for key in ("training_data", "test_data"):
-            if state["fingerprint"][key] != self.fingerprint[key]:
-                what = "no" if self.fingerprint[key] is None else "different"
+            if state["fingerprint"][key] != fingerprint[key]:
+                what = "no" if fingerprint[key] is None else "different"
                 raise ValueError(f"the checkpoint {state['path']} was written for other "
                                  f"{key}: this call gives {what} {key} "
                                  f"({key} must be the same to resume the run)")
@@ -873,8 +948,9 @@ def resume(path, training_data, test_data=None, *, epochs=None, threads=None, ke
     The network, the epoch (and position within it), the generator's state, the
     History and the options that define the run (mini-batch size, eta, ...) come
     from the checkpoint, so a run of 6 epochs and a run of 3 epochs resumed for
-    3 more give bit-identical weights.  ``training_data`` and ``test_data`` must
-    be the data the checkpoint was written for (checked by SHA-256).  ``epochs``
+    3 more give bit-identical weights.  ``training_data`` and ``test_data`` (pairs
+    (X, y) or ``Dataset`` objects) must be the data the checkpoint was written for
+    (checked by their fingerprints, ``Dataset.fingerprint``).  ``epochs``
     is the total to reach (default: the run's own); ``checkpoint`` defaults to
     ``path``, which is updated as the run goes on.
     """
@@ -924,7 +1000,9 @@ def read_checkpoint(path):
 
 
 def data_fingerprint(X, y):
-    """SHA-256 of a data set as the network sees it (inputs in its dtype, labels)."""
+    """SHA-256 of a data set as the network sees it (inputs in its dtype, labels):
+    the fingerprint of checkpoints written before ``FINGERPRINT_ALGORITHM``
+    (0.1 s on MNIST), computed only to resume one of them."""
     digest = hashlib.sha256()
     digest.update(repr((X.shape, X.dtype.str)).encode())
     digest.update(np.ascontiguousarray(X).data)

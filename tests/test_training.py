@@ -340,3 +340,27 @@ def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch):
     monkeypatch.setattr(kernels, "on_disk", lambda kernel: False)
     net.SGD(data, 1, 5, 1.0)
     assert "Compiling fastgd's kernels for a [8, 6, 3] network" in capsys.readouterr().err
+
+
+@two_threads
+def test_a_networks_next_call_starts_from_its_last_calibration(monkeypatch):
+    """auto times the kernels once for a series of 1-epoch calls, not once per call,
+    and a network with other settings (or another network) is timed afresh."""
+    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 40)
+    monkeypatch.setattr(fastgd.training, "DRIFT", 1e9)  # timed again only when due
+    data = random_data([8, 6, 3], 600, seed=5)
+    net, serial = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
+    first = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    second = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
+    assert [c["timed_on"] for c in first.info["calibration"]] == ["training"]
+    assert [c["timed_on"] for c in second.info["calibration"]] == ["an earlier call"]
+    assert second.info["calibration"][0]["chose"] == first.info["calibration"][-1]["chose"]
+    for _ in range(2):
+        serial.SGD(data, 1, 10, 1.0, kernel="serial", verbose=False)
+    assert net.params.tobytes() == serial.params.tobytes()
+    other_m = net.SGD(data, 1, 20, 1.0, threads=2, verbose=False)
+    assert other_m.info["calibration"][0]["timed_on"] == "training"
+    # the recheck schedule goes on across calls: RECHECK_EPOCHS epochs after the first timing
+    timings = [net.SGD(data, 1, 10, 1.0, threads=2, verbose=False).info["calibration"]
+               for _ in range(fastgd.training.RECHECK_EPOCHS)]
+    assert any(entry["timed_on"] == "training" for calls in timings for entry in calls)

@@ -1,0 +1,494 @@
+"""Data sets prepared once: ``Dataset``, and the cache that spares plain arrays
+given again the work of preparing them.
+
+Before an epoch can run, its data must be checked (finite inputs, labels in
+range), put in the network's dtype, told dense or sparse and indexed for the
+kernels (``_kernels.uses_dense_path``, ``_kernels.input_columns``); a
+checkpoint also needs their fingerprint.  On MNIST that is a few tenths of a
+second, more than an epoch takes, so doing it on every call of ``SGD`` makes a
+1-epoch call cost several epochs.
+
+* A ``Dataset`` does it once: it keeps a private, read-only copy of X and y,
+  checked when it is made, and builds the index and the fingerprint the first
+  time a network needs them (one per dtype), for every later call and network.
+
+* Plain ``(X, y)`` arrays are recognised when given again (``prepare``): the
+  index built for them is kept while X lives, and reused after one pass that
+  compares X and y with it exactly (X with the index of its nonzero inputs,
+  y with a copy), so that arrays changed in place are never mistaken for the
+  ones indexed: those are checked and indexed again.
+
+The fingerprint (``Prepared.fingerprint``) identifies a data set as the
+network sees it: its shape, dtype, the index the kernels read and the labels,
+hashed by 8 lanes of xxh64-style rounds in a numba loop (a few ms on MNIST,
+where SHA-256 of X took 0.1 s), the lanes then by SHA-256.
+"""
+
+import collections
+import hashlib
+import os
+import stat
+import threading
+import weakref
+import zipfile
+
+import numpy as np
+from numba import njit
+
+from . import _kernels
+from ._files import atomic_write
+from ._validation import (check_data, check_dtype, check_inputs, check_labels,
+                          warn_input_scale)
+
+FILE_FORMAT = "fastgd-dataset-1"
+# Tags the fingerprints a checkpoint holds; checkpoints without a tag hold
+# SHA-256 fingerprints of X and y (training.data_fingerprint), still accepted.
+FINGERPRINT_ALGORITHM = "fastgd-lanes-1"
+# Plain arrays whose preparation is kept at once (each entry is dropped as soon
+# as its X is freed; MNIST's training set keeps 60 MB of index).
+CACHE_ENTRIES = 4
+
+
+class Dataset:
+    """Inputs X and integer labels y, checked once and kept read-only, for any
+    number of training calls, evaluations and networks.
+
+    Parameters
+    ----------
+    X : array of shape (n, inputs)
+        Finite numbers, one row per example (pixels scaled to [0, 1]).
+    y : array of shape (n,)
+        Integer class labels >= 0 (each must also be below the number of
+        output neurons of the network it is used with).
+    dtype : "float32" (default) or "float64"
+        The dtype X is kept in.  A network of the other dtype converts it
+        once (and keeps the conversion), as it would plain arrays.
+
+    X and y are copied (so a caller changing their arrays changes nothing
+    here) and exposed read-only.  Every fastgd function that takes a pair
+    ``(X, y)`` takes a Dataset in its place; a Dataset also unpacks as one
+    (``X, y = data``).  ``save`` and ``load`` keep it in an ``.npz`` file.
+    """
+
+    def __init__(self, X, y, *, dtype="float32"):
+        dtype = np.dtype(check_dtype(dtype))
+        given_X, given_y = np.asarray(X), np.asarray(y)
+        X = check_inputs(given_X, None, dtype, name="X", warn=False)
+        y = check_labels(given_y, X.shape[0], None, name="y")
+        # private copies: nobody else may hold a reference to what is trained on
+        if np.may_share_memory(X, given_X):
+            X = X.copy()
+        if np.may_share_memory(y, given_y):
+            y = y.copy()
+        self._setup(X, y)
+
+    @classmethod
+    def _own(cls, X, y):
+        """A Dataset of arrays the caller made for it and gives away (load_mnist's):
+        checked, not copied."""
+        data = cls.__new__(cls)
+        X = check_inputs(X, None, X.dtype, name="X", warn=False)
+        data._setup(X, check_labels(y, X.shape[0], None, name="y"))
+        return data
+
+    def _setup(self, X, y):
+        self.dtype = X.dtype
+        self._prepared = Prepared(X, y, _Index.of(X, y))
+        self._converted = {}  # the data in the other dtype, made when a network asks
+        self._lock = threading.Lock()
+        self._public = (_read_only(X), _read_only(y))
+
+    @property
+    def X(self):
+        """The inputs, (n, inputs), read-only."""
+        return self._public[0]
+
+    @property
+    def y(self):
+        """The labels, (n,) int64, read-only."""
+        return self._public[1]
+
+    def __len__(self):
+        return self._prepared.X.shape[0]
+
+    def __iter__(self):
+        return iter(self._public)
+
+    def __repr__(self):
+        X = self._prepared.X
+        return (f"Dataset({X.shape[0]} examples of {X.shape[1]} inputs, "
+                f"dtype={self.dtype.name!r})")
+
+    def __reduce__(self):  # pickled (to another process) as its arrays
+        return _unpickle, (self._prepared.X, self._prepared.y)
+
+    def fingerprint(self):
+        """The data's fingerprint as a network of this dtype sees them (what a
+        checkpoint keeps to recognise its data); computed once."""
+        return self._prepared.fingerprint()
+
+    def prepared(self, n_inputs, n_classes, dtype, name):
+        """The ``Prepared`` data for a network with n_inputs inputs, n_classes
+        outputs and this dtype; the errors (and input-scale warning) are those
+        ``check_data`` gives plain arrays named ``name``."""
+        X = self._prepared.X
+        if X.shape[1] != n_inputs:
+            check_inputs(X, n_inputs, X.dtype, name=f"{name}[0] (X)")  # raises
+        if self._prepared.index.largest_label >= n_classes:
+            check_labels(self._prepared.y, X.shape[0], n_classes, name=f"{name}[1] (y)")
+        prepared = self._prepared
+        if np.dtype(dtype) != self.dtype:
+            with self._lock:
+                if np.dtype(dtype) not in self._converted:
+                    # checked again: 1e39 is finite in float64, inf in float32
+                    converted = check_inputs(X, n_inputs, dtype, name=f"{name}[0] (X)",
+                                             warn=False)
+                    self._converted[np.dtype(dtype)] = Prepared(
+                        converted, prepared.y, _Index.of(converted, prepared.y))
+                prepared = self._converted[np.dtype(dtype)]
+        warn_input_scale(f"{name}[0] (X)", prepared.index.largest_input)
+        return prepared
+
+    def save(self, path, *, overwrite=False):
+        """Write X and y to an ``.npz`` file (no pickle inside), atomically;
+        FileExistsError if ``path`` exists, unless ``overwrite``."""
+        path = os.fspath(path)
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        X, y = self._prepared.X, self._prepared.y
+        atomic_write(path, lambda f: np.savez(f, format=np.array(FILE_FORMAT), X=X, y=y),
+                     overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path):
+        """Read a Dataset written by ``save``.  The file is untrusted input: its
+        members and their headers (dtype, shape, size) are checked before any
+        data are read, and the data as a new Dataset's are; every problem is
+        one ValueError naming the file."""
+        X, y = _read_file(os.fspath(path))
+        try:
+            return cls._own(X, y)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{os.fspath(path)} is not a valid fastgd dataset file "
+                             f"({e})") from None
+
+
+def _unpickle(X, y):
+    return Dataset._own(X, y)  # arrays just unpickled: nobody else holds them
+
+
+def data_pair(X, y):
+    """What functions taking ``X, y`` pass on to ``check_data``: a Dataset given
+    as X (y omitted), or the pair (X, y)."""
+    if isinstance(X, Dataset):
+        if y is not None:
+            raise TypeError("give a Dataset alone, without y: it holds its labels")
+        return X
+    if y is None:
+        raise TypeError("y (the labels of X) is missing; give X and y, or a fastgd.Dataset")
+    return X, y
+
+
+def _read_only(array):
+    """A view of ``array`` that cannot be written, nor made writable again (its
+    memory is reached through a read-only buffer)."""
+    view = np.frombuffer(memoryview(array).toreadonly(), dtype=array.dtype)
+    view = view.reshape(array.shape)
+    _twins[id(view)] = (weakref.ref(view, _forget_twin), array)
+    return view
+
+
+# Each Dataset's read-only X, by id, with the private array it shows: given
+# to the kernels in its place, since numba compiles its kernels again for
+# read-only arrays (a distinct type).
+_twins = {}
+
+
+def _forget_twin(ref):
+    for key, (view_ref, _) in list(_twins.items()):
+        if view_ref is ref:
+            del _twins[key]
+
+
+def writeable_twin(X):
+    """The private array of a Dataset's read-only X (``net.predict(data.X)``),
+    or X itself."""
+    entry = _twins.get(id(X))
+    if entry is not None and entry[0]() is X:
+        return entry[1]
+    return X
+
+
+class _Index:
+    """What a data set's content decides, built once: the input path (dense or
+    sparse), its largest input and label, and, on first use, the kernels'
+    ``Examples``, the fingerprint and the row splits of the parallel update."""
+
+    def __init__(self, dense, nonzero_fraction, largest_input, largest_label, examples=None):
+        self.dense, self.nonzero_fraction = dense, nonzero_fraction
+        self.largest_input, self.largest_label = largest_input, largest_label
+        self.examples = examples
+        self.fingerprint = None
+        self.splits = {}
+        self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, X, y, examples=None):
+        dense, fraction = _kernels.uses_dense_path(X)
+        return cls(dense, fraction, float(X.max()) if X.size else 0.0,
+                   int(y.max()) if y.size else -1, examples)
+
+
+class Prepared:
+    """Data checked for a network: ``X`` (C-contiguous, in its dtype) and ``y``
+    (int64), with what ``_Index`` keeps for them."""
+
+    __slots__ = ("X", "y", "index")
+
+    def __init__(self, X, y, index):
+        self.X, self.y, self.index = X, y, index
+
+    @property
+    def dense(self):
+        """Whether the kernels take the dense input path (``uses_dense_path``)."""
+        return self.index.dense
+
+    @property
+    def nonzero_fraction(self):
+        return self.index.nonzero_fraction
+
+    @property
+    def examples(self):
+        """The kernels' ``Examples`` (``input_columns`` and labels), built once."""
+        index = self.index
+        with index.lock:
+            if index.examples is None:
+                index.examples = _kernels.Examples(
+                    *_kernels.input_columns(self.X, index.dense), self.y)
+            return index.examples
+
+    def row_splits(self, n_blocks):
+        """``_kernels.row_splits`` for n_blocks blocks of layer 0's weight rows,
+        balanced by their nonzero inputs (the sparse path), built once."""
+        examples = self.examples
+        index = self.index
+        with index.lock:
+            if n_blocks not in index.splits:
+                bounds = _kernels.balanced_bounds(examples.indices, self.X.shape[1], n_blocks)
+                index.splits[n_blocks] = _kernels.row_splits(examples.indptr,
+                                                             examples.indices, bounds)
+            return index.splits[n_blocks]
+
+    def fingerprint(self):
+        """The data as the network sees them (shape, dtype, the kernels' index
+        and labels), hashed: ``FINGERPRINT_ALGORITHM``; computed once."""
+        examples = self.examples
+        index = self.index
+        with index.lock:
+            if index.fingerprint is None:
+                digest = hashlib.sha256(FINGERPRINT_ALGORITHM.encode())
+                digest.update(repr((self.X.shape, self.X.dtype.str)).encode())
+                for part in (examples.indptr, examples.indices, examples.values, self.y):
+                    digest.update(_summary(part))
+                index.fingerprint = digest.hexdigest()
+            return index.fingerprint
+
+
+# -- plain arrays given again --------------------------------------------------------
+
+class _Entry:
+    """What was prepared for one plain X (held weakly) and y (copied)."""
+
+    def __init__(self, X, y, labels, index):
+        self.X = weakref.ref(X, _forget_entry)
+        self.shape, self.dtype = X.shape, X.dtype
+        self.y = y
+        self.labels, self.index = labels, index
+
+
+_entries = collections.OrderedDict()  # id(X) -> _Entry, most recently used last
+# reentrant: an X freed by the garbage collector while a thread holds the lock
+# calls _forget_entry in that thread
+_entries_lock = threading.RLock()
+
+
+def _forget_entry(ref):
+    with _entries_lock:
+        for key, entry in list(_entries.items()):
+            if entry.X is ref:
+                del _entries[key]
+
+
+def prepare(data, n_inputs, n_classes, dtype, name):
+    """``data`` (a Dataset, or a pair (X, y)) checked as ``check_data`` does and
+    ready for the kernels: a ``Prepared``.
+
+    A plain X that is a C-contiguous array of the network's dtype, on the
+    sparse input path, is remembered (its index, while X lives): given again,
+    with the same contents, it is not checked or indexed again.  The contents
+    are compared exactly (``same_inputs``, one pass over X; labels by value),
+    never trusted.  Dense data are prepared on every call (no index to build,
+    but checked each time): a Dataset keeps them."""
+    if isinstance(data, Dataset):
+        return data.prepared(n_inputs, n_classes, dtype, name)
+    dtype = np.dtype(dtype)
+    X = data[0] if isinstance(data, (tuple, list)) and len(data) == 2 else None
+    if isinstance(X, np.ndarray):
+        X = writeable_twin(X)
+        data = (X, data[1])
+    cacheable = (isinstance(X, np.ndarray) and type(X) is np.ndarray and X.dtype == dtype
+                 and X.ndim == 2 and X.flags.c_contiguous and X.flags.aligned)
+    if cacheable:
+        entry = _lookup(X, data[1])
+        if entry is not None:
+            index = entry.index
+            if X.shape[1] != n_inputs or index.largest_label >= n_classes:
+                check_data(data, n_inputs, n_classes, dtype, name)  # raises
+            warn_input_scale(f"{name}[0] (X)", index.largest_input)
+            return Prepared(X, entry.labels, index)
+    X, y = check_data(data, n_inputs, n_classes, dtype, name)
+    index = _Index.of(X, y)
+    if not cacheable or index.dense:
+        # the dense path reads X itself, so a later call would have to compare X
+        # with a copy of it: twice the memory, kept between calls; not worth it
+        return Prepared(X, y, index)
+    labels = y.copy() if np.may_share_memory(y, data[1]) else y
+    index.examples = _kernels.Examples(*_kernels.nonzero_columns(X), labels)
+    with _entries_lock:
+        _entries[id(X)] = _Entry(X, np.array(data[1], copy=True), labels, index)
+        _entries.move_to_end(id(X))
+        while len(_entries) > CACHE_ENTRIES:
+            _entries.popitem(last=False)
+    return Prepared(X, labels, index)
+
+
+def _lookup(X, y):
+    """The entry prepared for this X and y, if they still hold what it was
+    prepared from; else None."""
+    with _entries_lock:
+        entry = _entries.get(id(X))
+        if entry is None or entry.X() is not X:
+            return None
+        _entries.move_to_end(id(X))
+    y = np.asarray(y)
+    if (X.shape != entry.shape or y.dtype != entry.y.dtype or y.shape != entry.y.shape
+            or not np.array_equal(y, entry.y)):
+        return None
+    return entry if same_inputs(X, entry.index.examples) else None
+
+
+def same_inputs(X, examples):
+    """True if X holds, bit for bit, the inputs the CSR index ``examples`` was
+    built from."""
+    words = np.uint32 if X.dtype.itemsize == 4 else np.uint64
+    return bool(_kernels.call(_same_rows, X.view(words), examples.indptr, examples.indices,
+                              examples.values.view(words)))
+
+
+@njit(cache=True, nogil=True)
+def _same_rows(bits, indptr, indices, values):
+    """Whether each row x of bits (inputs as bit patterns) is nonzero exactly at
+    indices[indptr[x]:indptr[x + 1]], where it holds values[...] (a CSR index
+    from ``_kernels.nonzero_columns``).  Counting a row's nonzero patterns and
+    gathering the indexed ones is enough: the indices of a row are distinct.
+    A -0.0 counts as nonzero here (the index left it out): such data are
+    indexed again on every call, which is slow, never wrong."""
+    n, n_in = bits.shape
+    for x in range(n):
+        row = bits[x]
+        count = np.uint64(0)
+        for k in range(n_in):
+            count += np.uint64(row[k] != 0)
+        differ = False
+        for p in range(indptr[x], indptr[x + 1]):
+            differ |= row[indices[p]] != values[p]
+        if differ or count != indptr[x + 1] - indptr[x]:
+            return False
+    return True
+
+
+# -- the fingerprint ---------------------------------------------------------------
+
+# xxh64's primes: multiplying by them (odd) and rotating mixes every bit of a
+# word into its lane.
+_PRIME_1 = np.uint64(0x9E3779B185EBCA87)
+_PRIME_2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+@njit(cache=True, nogil=True)
+def _lanes(words):
+    """Eight lanes of xxh64 rounds, lane l taking words l, l + 8, ...: each
+    round is a bijection of the lane's state for a given word, so a change to
+    any one word always changes its lane.  Independent lanes let the rounds
+    overlap (a few ms for MNIST's index, where one chain waits on each multiply)."""
+    lanes = np.empty(8, np.uint64)
+    for lane in range(8):
+        lanes[lane] = np.uint64(lane + 1) * _PRIME_1
+    whole = words.shape[0] // 8 * 8
+    for i in range(0, whole, 8):
+        for lane in range(8):
+            a = lanes[lane] + words[i + lane] * _PRIME_2
+            lanes[lane] = ((a << np.uint64(31)) | (a >> np.uint64(33))) * _PRIME_1
+    for i in range(whole, words.shape[0]):
+        a = lanes[0] + words[i] * _PRIME_2
+        lanes[0] = ((a << np.uint64(31)) | (a >> np.uint64(33))) * _PRIME_1
+    return lanes
+
+
+def _summary(array):
+    """Bytes that stand for a contiguous array's contents: its length, the lanes
+    of its whole 8-byte words and its last few bytes."""
+    raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    whole = raw.size // 8 * 8
+    lanes = _kernels.call(_lanes, raw[:whole].view(np.uint64))
+    return np.uint64(raw.size).tobytes() + lanes.tobytes() + raw[whole:].tobytes()
+
+
+# -- files -------------------------------------------------------------------------
+
+def _read_file(path):
+    """(X, y) of a Dataset file, each member's header checked before its data
+    are read (the network file's reader, ``network._read_member``)."""
+    from .network import _BadFile, _read_member
+    what = "fastgd dataset file"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file (expected a {what}, an .npz archive)")
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(4) != b"PK\x03\x04":
+                raise _BadFile("not an .npz archive")
+            raw.seek(0)
+            # data may be compressed, but not beyond reason (a zip bomb)
+            most = max(64 * os.fstat(raw.fileno()).st_size, 1 << 20)
+            with zipfile.ZipFile(raw) as archive:
+                members = {}
+                for info in archive.infolist():
+                    if info.filename not in ("format.npy", "X.npy", "y.npy"):
+                        raise _BadFile(f"unexpected member {info.filename[:40]!r}")
+                    members[info.filename[:-4]] = info
+                for required in ("format", "X", "y"):
+                    if required not in members:
+                        raise _BadFile(f"no {required!r} entry")
+                text = _read_member(archive, members["format"], "U", None, 256)
+                if str(text) != FILE_FORMAT:
+                    raise _BadFile(f"format {str(text)[:40]!r}, expected {FILE_FORMAT!r}")
+                X = _read_member(archive, members["X"], "f", None, most)
+                if X.ndim != 2:
+                    raise _BadFile(f"X has shape {X.shape}, expected (examples, inputs)")
+                y = _read_member(archive, members["y"], "i", None, 8 * X.shape[0])
+                if y.shape != (X.shape[0],):
+                    raise _BadFile(f"y has shape {y.shape}, expected ({X.shape[0]},): one "
+                                   "label per row of X")
+        return X, y
+    except _BadFile as e:
+        raise ValueError(f"{path} is not a {what} ({e})") from None
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError, OverflowError,
+            MemoryError, TypeError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{path} is not a readable {what} (damaged or truncated?): "
+                         f"{e}") from None

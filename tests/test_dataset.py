@@ -1,0 +1,340 @@
+"""fastgd.Dataset and the cache of plain arrays: data checked and indexed once,
+never served stale."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import dataset
+from fastgd.training import data_fingerprint, read_checkpoint
+
+from helpers import random_data
+
+SIZES = [8, 6, 3]
+
+
+def without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def error(call, *args, **kwargs):
+    """The (type, message) call(*args, **kwargs) raises."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(*args, **kwargs)
+    return type(info.value), str(info.value)
+
+
+# -- checks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("X, y, message", [
+    (np.zeros(5), np.zeros(5, int), r"X must be a 2-D array"),
+    (np.array([[0.5, np.nan]]), [0], r"X must be finite, but X\[0, 1\] is nan"),
+    (np.array([["a", "b"]]), [0], r"X must hold numbers"),
+    (np.zeros((2, 3)), [0], r"y must be a 1-D array of 2 labels"),
+    (np.zeros((2, 3)), [0, -1], r"y labels must be class numbers >= 0, but y\[1\] is -1"),
+    (np.zeros((2, 3)), [0.5, 1.0], r"y must hold integer labels"),
+])
+def test_a_dataset_refuses_bad_data_naming_the_argument(X, y, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        fastgd.Dataset(X, y)
+    with pytest.raises(ValueError, match="dtype must be"):
+        fastgd.Dataset(np.zeros((1, 2)), [0], dtype="int8")
+
+
+def test_what_depends_on_the_network_gives_check_datas_errors():
+    X, y = random_data(SIZES, 20, seed=1)
+    net = fastgd.Network(SIZES, seed=0)
+    for bad_X, bad_y in ((X[:, :5], y), (X, np.where(y == 0, 7, y))):
+        plain = error(net.SGD, (bad_X, bad_y), 1, 5, 1.0, verbose=False)
+        assert plain[1].startswith("training_data[")
+        assert error(net.SGD, fastgd.Dataset(bad_X, bad_y), 1, 5, 1.0, verbose=False) == plain
+    with pytest.warns(fastgd.InputScaleWarning, match=r"test_data\[0\] \(X\) has values up to"):
+        net.evaluate(fastgd.Dataset(X * 3, y))
+
+
+def test_float64_inputs_too_large_for_a_float32_network_are_refused_by_name():
+    data = fastgd.Dataset(np.full((2, 8), 1e39), [0, 1], dtype="float64")
+    with pytest.raises(ValueError, match=r"training_data\[0\] \(X\) must be finite"):
+        fastgd.Network(SIZES, seed=0).SGD(data, 1, 1, 1.0, verbose=False)
+
+
+def test_evaluation_entry_points_take_a_dataset_alone():
+    X, y = random_data(SIZES, 30, seed=2)
+    data, net = fastgd.Dataset(X, y), fastgd.Network(SIZES, seed=0)
+    assert net.evaluate(data) == net.evaluate(X, y)
+    assert net.evaluation(data) == net.evaluation(X, y)
+    assert net.cost(data, lmbda=0.5) == net.cost(X, y, lmbda=0.5)
+    np.testing.assert_array_equal(net.predict(data), net.predict(X))
+    np.testing.assert_array_equal(net.predict(data.X), net.predict(X))
+    with pytest.raises(TypeError, match="without y"):
+        net.evaluate(data, y)
+    with pytest.raises(TypeError, match="y .* is missing"):
+        net.evaluate(X)
+    with pytest.raises(TypeError, match="or a fastgd.Dataset"):
+        net.SGD(X, 1, 5, 1.0)
+
+
+# -- read-only, private ---------------------------------------------------------------
+
+def test_the_arrays_are_private_and_read_only():
+    X, y = random_data(SIZES, 10, seed=3)
+    X32 = X.astype(np.float32)
+    data = fastgd.Dataset(X32, y)
+    assert data.X.dtype == np.float32 and data.y.dtype == np.int64 and len(data) == 10
+    X32[0, 0], y[0] = 0.75, (y[0] + 1) % 3  # the caller's arrays: the Dataset keeps its copy
+    assert data.X[0, 0] != 0.75 and data.y[0] != y[0]
+    for array in data:
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array[0] = 1
+        with pytest.raises(ValueError):
+            array.flags.writeable = True  # not even on purpose
+    np.testing.assert_array_equal(fastgd.Dataset(X, y, dtype="float64").X, X)
+
+
+# -- the same bits -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_dataset_and_plain_arrays_train_the_same_bits(dtype):
+    """A float64 network converts a float32 Dataset as it converts float32 arrays."""
+    X, y = random_data(SIZES, 60, seed=4)
+    X = X.astype(np.float32)
+    test = random_data(SIZES, 25, seed=5)
+    plain, kept = (fastgd.Network(SIZES, seed=3, dtype=dtype) for _ in range(2))
+    expected = plain.SGD((X, y), 3, 7, 2.0, test_data=test, verbose=False,
+                         monitor_training_cost=True)
+    history = kept.SGD(fastgd.Dataset(X, y), 3, 7, 2.0,
+                       test_data=fastgd.Dataset(*test, dtype="float64"), verbose=False,
+                       monitor_training_cost=True)
+    assert kept.params.tobytes() == plain.params.tobytes()
+    assert without_seconds(history) == without_seconds(expected)
+
+
+# -- files ---------------------------------------------------------------------------
+
+def test_save_and_load_give_the_same_dataset(tmp_path):
+    X, y = random_data(SIZES, 15, seed=6)
+    data = fastgd.Dataset(X, y, dtype="float64")
+    path = tmp_path / "data.npz"
+    data.save(path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        data.save(path)
+    data.save(path, overwrite=True)
+    loaded = fastgd.Dataset.load(path)
+    assert loaded.dtype == np.float64 and loaded.X.tobytes() == data.X.tobytes()
+    np.testing.assert_array_equal(loaded.y, data.y)
+    assert loaded.fingerprint() == data.fingerprint()
+
+
+def write_members(path, **members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in members.items():
+            with archive.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array(f, np.asarray(array), allow_pickle=True)
+
+
+GOOD = dict(format=np.array(dataset.FILE_FORMAT), X=np.zeros((2, 3)), y=np.array([0, 1]))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(format=np.array("fastgd-network-1")), "format"),
+    (dict(extra=np.zeros(1)), "unexpected member"),
+    (dict(X=np.array([[0.5, np.inf, 0.0], [0, 0, 0]])), "must be finite"),
+    (dict(X=np.zeros(6)), "X has shape"),
+    (dict(X=np.zeros((2, 3), np.int64)), "unexpected dtype"),
+    (dict(X=np.array([[None] * 3] * 2, dtype=object)), "unexpected dtype"),
+    (dict(y=np.array([0, -4])), "class numbers >= 0"),
+    (dict(y=np.array([0, 1, 2])), "more than"),
+    (dict(y=np.array([0])), "y has shape"),
+    (dict(y=np.array([0.0, 1.0])), "unexpected dtype"),
+])
+def test_a_crafted_file_is_refused_with_one_value_error(tmp_path, change, message):
+    path = tmp_path / "bad.npz"
+    members = dict(GOOD, **change)
+    write_members(path, **members)
+    with pytest.raises(ValueError, match=message):
+        fastgd.Dataset.load(path)
+
+
+def test_load_refuses_what_is_not_a_dataset_file(tmp_path):
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        fastgd.Dataset.load(tmp_path / "text.npz")
+    with pytest.raises(ValueError, match="not a regular file"):
+        fastgd.Dataset.load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        fastgd.Dataset.load(tmp_path / "missing.npz")
+    fastgd.Network([3, 2], seed=0).save(tmp_path / "net.npz")
+    with pytest.raises(ValueError, match="not a fastgd dataset file"):
+        fastgd.Dataset.load(tmp_path / "net.npz")
+
+
+# -- the cache of plain arrays --------------------------------------------------------
+
+def test_plain_arrays_given_again_reuse_their_index_until_they_change():
+    X, y = random_data(SIZES, 40, seed=7)
+    first = dataset.prepare((X, y), 8, 3, np.float64, "training_data")
+    assert dataset.prepare((X, y), 8, 3, np.float64, "training_data").index is first.index
+    X[3, 2] = 0.25 if X[3, 2] != 0.25 else 0.5
+    changed = dataset.prepare((X, y), 8, 3, np.float64, "training_data")
+    assert changed.index is not first.index
+    y[5] = (y[5] + 1) % 3
+    assert dataset.prepare((X, y), 8, 3, np.float64, "training_data").index is not changed.index
+    X[0, 0] = np.nan  # checked again, not served from the cache
+    with pytest.raises(ValueError, match=r"training_data\[0\] \(X\) must be finite"):
+        dataset.prepare((X, y), 8, 3, np.float64, "training_data")
+
+
+def mutations(X, y):
+    """In-place changes a caller might make: a nonzero input, a zero made
+    nonzero, a nonzero made zero, rows swapped, a label."""
+    zero, nonzero = np.argwhere(X == 0)[0], np.argwhere(X != 0)[0]
+    yield lambda: X.__setitem__(tuple(nonzero), X[tuple(nonzero)] / 2)
+    yield lambda: X.__setitem__(tuple(zero), 0.5)
+    yield lambda: X.__setitem__(tuple(np.argwhere(X != 0)[0]), 0.0)
+    yield lambda: X.__setitem__([1, 2], X[[2, 1]])
+    yield lambda: y.__setitem__(0, (y[0] + 1) % 3)
+
+
+@pytest.mark.parametrize("zeros, sizes, dtype", [(0.5, SIZES, "float32"),
+                                                 (0.05, [7, 9, 4], "float64")],
+                         ids=["sparse", "dense"])
+def test_training_again_after_an_in_place_change_uses_the_changed_data(zeros, sizes, dtype):
+    """Train, change the arrays in place, train again: the same bits as a network
+    that trained on fresh copies of the data as it was at each call."""
+    X, y = random_data(sizes, 50, seed=8, zeros=zeros)
+    X = X.astype(dtype)
+    net, fresh = (fastgd.Network(sizes, seed=4, dtype=dtype) for _ in range(2))
+    steps = [None, *mutations(X, y)]
+    for change in steps:
+        if change is not None:
+            change()
+        history = net.SGD((X, y), 1, 5, 2.0, verbose=False)
+        expected = fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, verbose=False)
+        assert history.info["inputs"] == ("dense" if zeros < 0.25 else "sparse")
+        assert net.params.tobytes() == fresh.params.tobytes()
+        assert without_seconds(history) == without_seconds(expected)
+
+
+def test_cache_entries_go_with_their_arrays():
+    X, y = random_data(SIZES, 20, seed=9)
+    dataset.prepare((X, y), 8, 3, np.float64, "training_data")
+    key = id(X)
+    assert key in dataset._entries
+    del X
+    assert key not in dataset._entries
+
+
+# -- fingerprints and checkpoints -----------------------------------------------------
+
+def test_the_fingerprint_is_the_same_for_a_dataset_and_plain_arrays_and_sees_changes():
+    X, y = random_data(SIZES, 40, seed=10)
+    data = fastgd.Dataset(X, y, dtype="float64")
+    assert data.fingerprint() == dataset.prepare((X, y), 8, 3, np.float64, "x").fingerprint()
+    for change in mutations(X, y):
+        before = dataset.prepare((X, y), 8, 3, np.float64, "x").fingerprint()
+        change()
+        assert dataset.prepare((X, y), 8, 3, np.float64, "x").fingerprint() != before
+    assert fastgd.Dataset(X, y).fingerprint() != fastgd.Dataset(X, y, dtype="float64").fingerprint()
+
+
+def tiny_data(n=300, seed=0):
+    X = np.random.default_rng(seed).random((n, 8))
+    return X, np.argmax(X[:, :3], axis=1)
+
+
+def rewrite_state(path, change):
+    """The checkpoint at path with its state changed by change(state)."""
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    state = json.loads(str(members["state"]))
+    change(state)
+    members["state"] = np.array(json.dumps(state))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def test_checkpoints_resume_with_datasets_and_with_old_sha256_fingerprints(tmp_path):
+    data, test = tiny_data(), tiny_data(60, seed=1)
+    whole = fastgd.Network(SIZES, seed=5)
+    expected = whole.SGD(data, 4, 7, 2.0, test_data=test, verbose=False, kernel="serial")
+    path = tmp_path / "run.ckpt"
+    fastgd.Network(SIZES, seed=5).SGD(fastgd.Dataset(*data), 2, 7, 2.0, verbose=False,
+                                      test_data=fastgd.Dataset(*test), kernel="serial",
+                                      checkpoint=path)
+    assert read_checkpoint(path)[1]["fingerprint_algorithm"] == dataset.FINGERPRINT_ALGORITHM
+    # resumed from plain arrays: the fingerprint is of the data, not of their container
+    net, history = fastgd.resume(path, data, test, epochs=3, verbose=False, kernel="serial",
+                                 checkpoint=tmp_path / "three.ckpt")
+    with pytest.raises(ValueError, match="written for other training_data"):
+        fastgd.resume(path, fastgd.Dataset(data[0][:-1], data[1][:-1]), test, verbose=False)
+
+    # a checkpoint from before the algorithm was tagged: SHA-256 of X and y
+    def as_old(state):
+        del state["fingerprint_algorithm"]
+        state["fingerprint"] = {
+            "training_data": data_fingerprint(np.asarray(data[0], np.float32), data[1]),
+            "test_data": data_fingerprint(np.asarray(test[0], np.float32), test[1])}
+    rewrite_state(path, as_old)
+    net, history = fastgd.resume(path, fastgd.Dataset(*data), fastgd.Dataset(*test), epochs=4,
+                                 verbose=False, kernel="serial")
+    assert net.params.tobytes() == whole.params.tobytes()
+    assert without_seconds(history) == without_seconds(expected)
+    # and it was written again with the new fingerprint
+    assert read_checkpoint(path)[1]["fingerprint_algorithm"] == dataset.FINGERPRINT_ALGORITHM
+    rewrite_state(path, as_old)
+    with pytest.raises(ValueError, match="written for other test_data"):
+        fastgd.resume(path, data, tiny_data(60, seed=2), verbose=False)
+    rewrite_state(path, lambda state: state.update(fingerprint_algorithm="md5"))
+    with pytest.raises(ValueError, match="'md5', which this fastgd does not know"):
+        fastgd.resume(path, data, test, verbose=False)
+
+
+def test_load_mnist_can_give_datasets(mnist):
+    datasets = fastgd.load_mnist(as_dataset=True, validation_size=0)
+    assert [type(d) for d in datasets] == [fastgd.Dataset] * 3
+    (X, y), _, (test_X, test_y) = mnist
+    assert len(datasets[0]) == 60_000 and len(datasets[1]) == 0
+    np.testing.assert_array_equal(datasets[0].X[:50_000], X)
+    np.testing.assert_array_equal(datasets[2].y, test_y)
+    assert type(fastgd.load_mnist()[0]) is tuple  # the default is unchanged
+
+
+def test_a_dataset_pickles_as_its_arrays():
+    """For other processes (dask, multiprocessing): checked and indexed again there."""
+    import pickle
+    X, y = random_data(SIZES, 12, seed=11)
+    data = fastgd.Dataset(X, y)
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy.X.tobytes() == data.X.tobytes() and copy.fingerprint() == data.fingerprint()
+    assert not copy.X.flags.writeable
+
+
+def test_distributed_training_takes_a_dataset(mnist):
+    """fastgd.distributed (here its in-process shards) checks data with check_data."""
+    (X, y), _, _ = mnist
+    X, y = X[:1500], y[:1500]
+    plain, kept = (fastgd.Network([784, 10, 10], seed=1) for _ in range(2))
+    expected = plain.SGD((X, y), 1, 500, 3.0, shards=2, verbose=False, test_data=(X, y))
+    history = kept.SGD(fastgd.Dataset(X, y), 1, 500, 3.0, shards=2, verbose=False,
+                       test_data=fastgd.Dataset(X, y))
+    assert kept.params.tobytes() == plain.params.tobytes()
+    assert without_seconds(history) == without_seconds(expected)
+
+
+def test_the_fingerprint_is_computed_only_for_a_checkpoint(tmp_path, monkeypatch):
+    calls = []
+    original = dataset.Prepared.fingerprint
+    monkeypatch.setattr(dataset.Prepared, "fingerprint",
+                        lambda self: calls.append(1) or original(self))
+    monkeypatch.setattr(fastgd.training, "data_fingerprint",  # old checkpoints' only
+                        lambda X, y: pytest.fail("SHA-256 of the data computed"))
+    data, test = tiny_data(), tiny_data(60, seed=1)
+    fastgd.Network(SIZES, seed=5).SGD(data, 2, 7, 2.0, test_data=test, verbose=False)
+    assert calls == []
+    fastgd.Network(SIZES, seed=5).SGD(data, 2, 7, 2.0, test_data=test, verbose=False,
+                                      checkpoint=tmp_path / "run.ckpt")
+    assert len(calls) == 2  # training and test data, once each for the run
