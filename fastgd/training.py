@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -364,13 +365,21 @@ class Trainer:
         return self.specialized is None and self.current.fn is getattr(
             self.module, f"train_{self.current.name}")
 
+    @property
+    def build(self):
+        """Which kernels train now: "specialised" (generated for this network's
+        widths) or "generic" (any widths: the same bits, more slowly)."""
+        return "generic" if self.current.fn.__module__.startswith(
+            "fastgd_kernels_generic") else "specialised"
+
     def info(self):
         """The run's settings, as recorded in a History."""
         return dict(mini_batch_size=self.mini_batch_size, eta=self.eta, threads=self.threads,
                     cost=self.net.cost_function, lmbda=self.lmbda,
                     regularization=self.regularization,
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
-                    kernel_in_use=self.current.name, calibration=self.calibration,
+                    kernel_in_use=self.current.name, kernels=self.build,
+                    calibration=self.calibration,
                     inputs="dense" if self.dense else "sparse",
                     nonzero_input_fraction=self.nonzero_fraction,
                     threading_layer=_threading_layer(), dtype=self.net.dtype.name)
@@ -817,7 +826,7 @@ class _Run:
                 if stop.signal is not None:
                     self._interrupted(stop.signal)
         history.info.update(threading_layer=_threading_layer(),
-                            kernel_in_use=trainer.current.name)
+                            kernel_in_use=trainer.current.name, kernels=trainer.build)
         return history
 
     def _record(self, cost, seconds):
@@ -869,7 +878,8 @@ class _Run:
         written = self._write_checkpoint()
         self.history.stopped = f"interrupted by {_signal_name(signum)}"
         self.history.info.update(threading_layer=_threading_layer(),
-                                 kernel_in_use=self.trainer.current.name)
+                                 kernel_in_use=self.trainer.current.name,
+                                 kernels=self.trainer.build)
         raise TrainingInterrupted(signum, self.history, self.epoch, self.position,
                                   written)
 
@@ -1012,14 +1022,22 @@ def data_fingerprint(X, y):
 
 class _Specialization:
     """The specialised kernels of a Trainer that started on the generic ones,
-    compiled in a background thread (numba's compiled code releases the GIL,
-    and so does LLVM while it optimises): the trainer's candidates, each run
-    once on an empty range with scratch of its own (the trainer's buffers are
-    in use), and the evaluation kernels.  ``done()`` says when they are ready;
-    ``candidates`` then holds them, or ``error`` what went wrong."""
+    compiled in the background: ``done()`` says when they are ready;
+    ``candidates`` then holds them, or ``error`` what went wrong.
+
+    A thread starts a separate process that compiles them into numba's disk
+    cache (``_COMPILER``) and waits for it: that process is not slowed by this
+    one's training (nor slows it, holding the GIL, since numba compiles mostly
+    in Python), and it finishes the cache even when this process ends first,
+    so that the next run of the shape starts on the specialised kernels.  The
+    thread then loads the kernels here (or compiles them, if that process could
+    not): the trainer's candidates, each run once on an empty range with
+    scratch of its own (the trainer's buffers are in use), and the evaluation
+    kernels."""
 
     def __init__(self, trainer):
         self.candidates, self.error, self.seconds = None, None, None
+        self.compiler = None  # the compiling process, while it runs
         self.thread = threading.Thread(target=self._compile, args=(trainer,), daemon=True,
                                        name="fastgd-specialize")
         self.thread.start()
@@ -1031,9 +1049,10 @@ class _Specialization:
         started = time.perf_counter()
         try:
             net = trainer.net
+            self._compile_elsewhere(trainer)
             candidates = [trainer._candidate(trainer.module, plan) for plan in trainer._plans]
-            # an empty run compiles a kernel: on scratch and weights of its own,
-            # of the same types, since the trainer's are in use meanwhile
+            # an empty run loads (or compiles) a kernel: on scratch and weights of
+            # its own, of the same types, since the trainer's are in use meanwhile
             scratch = _Buffers(net, trainer.mini_batch_size, 1, trainer.buffers.group)
             params = _kernels.aligned_copy(net.params)
             for candidate in candidates:
@@ -1044,6 +1063,49 @@ class _Specialization:
         except Exception as e:  # reported by the trainer, which goes on with the generic kernels
             self.error = e
         self.seconds = time.perf_counter() - started
+
+    def _compile_elsewhere(self, trainer):
+        """Compile the trainer's specialised kernels in a process of their own,
+        in a session of its own (so that a Ctrl-C meant for this process does
+        not stop it), and wait for it; nothing if that cannot be done (the
+        caller then compiles them here)."""
+        net = trainer.net
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = _COMPILER.format(root=root, sizes=list(net.sizes), dtype=net.dtype.name,
+                                cost=net.cost_function, dense=trainer.dense,
+                                kernel=trainer.kernel_name, threads=trainer.threads)
+        try:
+            self.compiler = subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            return
+        self.compiler.wait()
+        self.compiler = None
+
+
+# The program of the process that compiles a Trainer's specialised kernels into
+# the disk cache (``_Specialization``): a Trainer of the same shape, dtype, cost,
+# input path, kernel choice and threads on one example has the same argument
+# types, so the kernels it compiles are the ones the trainer loads.  At a lower
+# priority: it must not slow the training it runs beside on a busy machine.
+_COMPILER = """
+import os, sys
+sys.path.insert(0, {root!r})
+try:
+    os.nice(10)
+except (AttributeError, OSError):
+    pass
+import numpy as np
+from fastgd import config
+config.SPECIALIZE = "now"
+from fastgd.network import Network
+from fastgd.training import Trainer
+net = Network({sizes!r}, seed=0, dtype={dtype!r}, cost={cost!r})
+X = np.full((1, {sizes!r}[0]), 1 if {dense!r} else 0, net.dtype)
+Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel={kernel!r}, threads={threads!r})
+net.warm_up()
+"""
 
 
 def _json_default(value):
