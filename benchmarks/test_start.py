@@ -171,6 +171,9 @@ def test_whole_process(benchmark, machine, request, tmp_path, cache):
     if cache == "cold" and SMOKE:
         pytest.skip("a cold start compiles for tens of seconds: not in a smoke run")
     keys = wanted_impls(cache)
+    if not keys:
+        pytest.skip(f"no implementation to start with {cache} caches (FASTGD_BENCH_START, "
+                    "or not installed)")
     caches = request.getfixturevalue("warm_caches") if cache == "warm" else None
     found = {key: [] for key in keys}
     turn = [0]
