@@ -101,7 +101,7 @@ def _switch_run(monkeypatch, switch_at, m):
     trainer._maybe_specialize = maybe_specialize
     for _ in trainer.epochs(3):
         pass
-    specialised = trainer.current.fn is getattr(trainer.module, "train_serial")
+    specialised = trainer.current.fn is trainer.module.train_serial
     return net.params.copy(), specialised
 
 
