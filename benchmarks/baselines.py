@@ -89,6 +89,13 @@ class NumpyMatrix:
             self.weights[l] -= scale * nabla_w
             self.biases[l] -= scale * nabla_b
 
+    def correct(self, X, y):
+        """How many of X the network classifies as y (the largest output wins)."""
+        a = X
+        for w, b in zip(self.weights, self.biases):
+            a = sigmoid(a @ w.T + b)
+        return int((a.argmax(axis=1) == y).sum())
+
     def epoch(self, X, y, order, mini_batch_size, eta):
         # one gather per epoch, then contiguous slices: cheaper than X[batch] per step
         X = X[order]
@@ -136,6 +143,13 @@ class TorchSGD:
             loss.backward()
             optimizer.step()
 
+    def correct(self, X, y):
+        """How many of X (a NumPy array) the network classifies as y."""
+        torch = self.torch
+        with torch.no_grad():
+            a = self.model(torch.from_numpy(np.ascontiguousarray(X)))
+        return int((a.argmax(dim=1).numpy() == y).sum())
+
 
 @functools.cache
 def _jax_functions():
@@ -173,6 +187,21 @@ def _jax_functions():
         return params
 
     return jax.jit(epoch), jax.jit(step)
+
+
+@functools.cache
+def _jax_outputs():
+    """The jitted forward pass over a whole matrix of inputs (built once per process,
+    as _jax_functions)."""
+    import jax
+
+    def outputs(params, X):
+        a = X
+        for w, b in zip(*params):
+            a = 1.0 / (1.0 + jax.numpy.exp(-(a @ w.T + b)))
+        return a
+
+    return jax.jit(outputs)
 
 
 class JaxScan:
@@ -218,6 +247,11 @@ class JaxScan:
         if tail is not None:
             params = step(params, *tail, eta)
         self.params = self.jax.block_until_ready(params)
+
+    def correct(self, X, y):
+        """How many of X the network classifies as y (the forward pass jitted)."""
+        a = _jax_outputs()(self.params, self.jax.numpy.asarray(X, self.dtype))
+        return int((np.asarray(a).argmax(axis=1) == y).sum())
 
     @property
     def weights(self):

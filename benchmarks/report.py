@@ -11,8 +11,9 @@ The committed run (BENCHMARKS.md says how to replace it):
 Writes a markdown report (to stdout, or to --markdown FILE) with the machine,
 the BLAS each NumPy process ran and each process's pinning; fastgd beside
 NumPy, PyTorch and JAX at 1 thread and at every thread; every result with its
-speed-ups; the busy-machine runs; the import and JIT-compile times; and the
-performance targets checked against the data.  Plots go to --out (default:
+speed-ups; the busy-machine runs; the import and JIT-compile times; the cold
+and warm start of a whole process (benchmarks/test_start.py) beside JAX's; and
+the performance targets checked against the data.  Plots go to --out (default:
 the JSON's directory) when matplotlib is installed.
 
 Every number is the median of the rounds of one benchmark run; nothing is
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import shlex
+import statistics
 import sys
 from datetime import datetime
 
@@ -384,6 +386,192 @@ def compile_table(entries):
     return lines
 
 
+# ---------------------------------------------------------------- cold and warm start
+
+# test_start.py's implementations, in the table's order, and how the report names them
+START_LABELS = {"fastgd": "fastgd (default)",
+                "fastgd now": "fastgd, FASTGD_SPECIALIZE=now",
+                "jax": "JAX", "pytorch": "PyTorch", "numpy": "NumPy (compiles nothing)"}
+# the ratios shown: (numerator, denominator, caches it is shown for)
+START_RATIOS = [("fastgd", "jax", ("cold", "warm")), ("fastgd", "pytorch", ("cold", "warm")),
+                ("fastgd", "numpy", ("cold", "warm")), ("fastgd", "fastgd now", ("cold",))]
+CACHES = ("cold", "warm")
+
+
+def start_entries(data, what):
+    """{"cold" or "warm": benchmark} of test_start.py's benchmarks of one kind
+    ("whole process" or "first epoch line")."""
+    return {b["extra_info"].get("caches"): b for b in data.get("benchmarks", [])
+            if b.get("extra_info", {}).get("start") == what}
+
+
+def median_of(values):
+    """The median of the values that are not None; None when there are none."""
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def start_median(entries, cache, key, field="wall_s"):
+    """The median of one implementation's `field` in the run with `cache`, or None."""
+    bench = entries.get(cache)
+    run = bench["extra_info"].get("runs", {}).get(key) if bench else None
+    return median_of(run.get(field, [])) if run else None
+
+
+def kernel_story(result):
+    """Which of fastgd's kernel builds trained in one process, in words."""
+    kernel = result.get("kernel_in_use") or "?"
+    if result.get("started_on") == "specialised":
+        return f"specialised {kernel}"
+    story = {"switched to": f"generic, then specialised {kernel} once compiled in the background",
+             "still compiling at exit": f"generic {kernel}; specialised still compiling at exit",
+             "finished, not switched to": f"generic {kernel}; specialised ready after the epoch"}
+    return story.get(result.get("background_compile"), f"generic {kernel}")
+
+
+def in_rounds(stories):
+    """Distinct stories, each with its count when the rounds differ."""
+    counts = {}
+    for story in stories:
+        counts[story] = counts.get(story, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "; or ".join(f"{story} ({n} of {len(stories)} rounds)" for story, n in counts.items())
+
+
+def start_results(entries, cache, key):
+    bench = entries.get(cache)
+    run = bench["extra_info"].get("runs", {}).get(key) if bench else None
+    return run.get("results", []) if run else []
+
+
+def fmt_accuracy(values):
+    """91.23%, or the range when the processes differ."""
+    values = sorted({round(100 * v, 2) for v in values})
+    if not values:
+        return DASH
+    return f"{values[0]:.2f}%" if len(values) == 1 else f"{values[0]:.2f}–{values[-1]:.2f}%"
+
+
+def whole_process_table(entries):
+    """Seconds of the whole process and of its epoch, per implementation and caches."""
+    keys = [k for k in START_LABELS if any(start_results(entries, c, k) for c in CACHES)]
+    keys += sorted({k for c in CACHES for k in (entries[c]["extra_info"].get("runs", {})
+                                                if c in entries else {}) if k not in keys})
+    lines = ["| Implementation | cold: process (s) | cold: epoch (s) | warm: process (s) "
+             "| warm: epoch (s) | test accuracy | fastgd's kernels that trained |",
+             "|---|--:|--:|--:|--:|--:|---|"]
+    for key in keys:
+        cells = [START_LABELS.get(key, key)]
+        for cache in CACHES:
+            cells += [fmt_seconds(start_median(entries, cache, key)),
+                      fmt_seconds(start_median(entries, cache, key, "epoch_s"))]
+        results = [r for c in CACHES for r in start_results(entries, c, key)]
+        cells.append(fmt_accuracy([r["accuracy"] for r in results if "accuracy" in r]))
+        stories = [f"{cache}: {in_rounds([kernel_story(r) for r in found])}" for cache in CACHES
+                   if (found := start_results(entries, cache, key)) and key.startswith("fastgd")]
+        cells.append("; ".join(stories) or DASH)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def start_ratio_table(entries):
+    """fastgd's process time ÷ the others', each ratio from one run's medians."""
+    lines = ["| Process time, fastgd ÷ | cold | warm |", "|---|--:|--:|"]
+    for mine, other, caches in START_RATIOS:
+        cells = [START_LABELS[other] if mine == "fastgd" else f"{START_LABELS[mine]} ÷ "
+                 f"{START_LABELS[other]}"]
+        for cache in CACHES:
+            r = ratio(start_median(entries, cache, mine), start_median(entries, cache, other))
+            if cache not in caches:  # FASTGD_SPECIALIZE=now warm is the default warm
+                cells.append(DASH)
+            else:
+                cells.append(NOT_MEASURED if r is None else fmt_ratio(r, 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def phase_table(entries):
+    """Where each process's time went: medians over the rounds, in seconds."""
+    lines = ["| Implementation | caches | Python start and exit | imports | load MNIST "
+             "| build the network | fastgd: kernels ready | train one epoch and evaluate "
+             "| whole process |", "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for key in START_LABELS:
+        for cache in CACHES:
+            found = start_results(entries, cache, key)
+            if not found:
+                continue
+
+            def phase(first, last, found=found):
+                """median of (mark last - mark first) over the rounds; first None: 0"""
+                return median_of([r["marks"][last] - (r["marks"][first] if first else 0.0)
+                                  for r in found if last in r.get("marks", {})
+                                  and (first is None or first in r["marks"])])
+            ready = "trainer_ready" if key.startswith("fastgd") else "built"
+            cells = [START_LABELS[key], cache,
+                     fmt_seconds(median_of([r["wall_s"] - r["in_script_s"] for r in found])),
+                     fmt_seconds(phase(None, "imported")), fmt_seconds(phase("imported", "loaded")),
+                     fmt_seconds(phase("loaded", "built")),
+                     fmt_seconds(phase("built", ready)) if ready != "built" else DASH,
+                     fmt_seconds(phase(ready, "evaluated")),
+                     fmt_seconds(median_of([r["wall_s"] for r in found]))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def cli_table(entries):
+    """Seconds from starting the CLI to its first epoch line."""
+    lines = ["| caches | first \"Epoch 0\" line after (s) | rounds | the line (first round) |",
+             "|---|--:|--:|---|"]
+    for cache in CACHES:
+        bench = entries.get(cache)
+        if bench is None:
+            continue
+        info = bench["extra_info"]
+        line = next(iter(info.get("epoch_lines") or []), None) or DASH
+        lines.append(f"| {cache} | {fmt_sig(bench['stats']['median'])} | "
+                     f"{bench['stats'].get('rounds', '?')} | {line} |")
+    return lines
+
+
+def start_section(data):
+    """The Cold and warm start section: whole processes, the ratios, the CLI."""
+    whole = start_entries(data, "whole process")
+    cli = start_entries(data, "first epoch line")
+    lines = ["## Cold and warm start", ""]
+    if not whole and not cli:
+        return lines + [f"Cold and warm start: {NOT_MEASURED}."]
+    if whole:
+        info = next(iter(whole.values()))["extra_info"]
+        rounds = sorted({b["extra_info"].get("start_rounds") for b in whole.values()} - {None})
+        lines += [
+            "A new user's first program in a fresh process (benchmarks/new_user.py): import, "
+            "fastgd.load_mnist(), a 784x30x10 float32 network from the same initial weights, "
+            f"one epoch of {info.get('train_examples', '?'):,} examples at m = "
+            f"{info.get('mini_batch_size', '?')}, eta = {info.get('eta', '?')}, then the "
+            f"{info.get('test_examples', '?'):,} test images classified. cold: empty numba "
+            "and fastgd caches; warm: caches filled by an earlier process that compiled every "
+            "kernel. JAX keeps no compiled code on disk unless a persistent compilation cache "
+            "is configured, and none is: its warm processes are cold starts again. Medians of "
+            f"{' or '.join(map(str, rounds)) or '?'} round{'s' if rounds != [1] else ''}, the "
+            "implementations taking turns "
+            "within each round, every process free to use every core; process: start to exit, "
+            "seen from outside; epoch: the training call itself (JAX's includes its jit "
+            "compile, fastgd's does not: its kernels are ready before the epoch starts).", ""]
+        lines += whole_process_table(whole)
+        lines += ["", "fastgd's process time ÷ the others', from the medians of the same run "
+                  "(below 1x: fastgd's process ends first):", ""] + start_ratio_table(whole)
+        lines += ["", "Where the time went (medians, seconds): Python start and exit is the "
+                  "process's time outside the script; JAX compiles inside its first "
+                  "training call.", ""] + phase_table(whole)
+    if cli:
+        command = next(iter(cli.values()))["extra_info"].get("cli_command", "python -m fastgd "
+                                                                             "train")
+        lines += ["", f"`{command}`: seconds from starting the process to its first epoch "
+                  "line on stdout (then killed); caches as above.", ""] + cli_table(cli)
+    return lines
+
+
 # ---------------------------------------------------------------- targets
 
 def meets(r, goal, at_most=False):
@@ -679,6 +867,7 @@ def render(data, json_path, argv, plot_paths, plot_notes, markdown_path=None):
               "A fresh process: import fastgd, then the first serial and the first parallel "
               "training call; cold: empty numba cache, warm: cache filled by an earlier process.",
               ""] + compile_table(compile_entries(data))
+    lines += [""] + start_section(data)
     lines += [""] + targets_section(rows, busy, n)
     lines += ["", "## Plots", ""]
     base = os.path.dirname(os.path.abspath(markdown_path)) if markdown_path else None

@@ -1,7 +1,7 @@
 """Run the benchmark suite one process per implementation and thread count.
 
     python benchmarks/run.py --out bench.json [--threads 1 2] [--impl fastgd jax]
-                             [--rounds K] [--smoke]
+                             [--rounds K] [--smoke] [--skip-start]
     python benchmarks/report.py bench.json --markdown report.md --out plots/
 
 Why not one pytest process: BLAS (OpenBLAS, MKL) and XLA size their thread pools
@@ -22,6 +22,13 @@ The children's JSON files are merged into one pytest-benchmark JSON (their
 "benchmarks" lists concatenated, the first one's machine and commit info), which
 benchmarks/report.py reads.  The busy-machine and import+compile benchmarks run
 in fastgd's process at every thread (the one that uses every core).
+
+The cold and warm start benchmarks (benchmarks/test_start.py) run last, once,
+in a process of their own that is not pinned (they start a fresh process per
+implementation and round, with each framework's default threads): fastgd with
+the implementations of --impl beside it, JAX's, PyTorch's and NumPy's.  They
+take minutes (every cold round compiles fastgd's kernels twice: by default,
+and with FASTGD_SPECIALIZE=now); --skip-start leaves them out.
 """
 
 import argparse
@@ -42,6 +49,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMBA_NUM_THREADS")
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 NO_TESTS = 5  # pytest's exit status when every test was deselected
+# --impl's names -> test_start.py's implementations (FASTGD_BENCH_START)
+START_IMPLS = {"fastgd": ["fastgd", "fastgd now"], "jax": ["jax"], "torch": ["pytorch"],
+               "numpy": ["numpy"]}
+START_PROCESS = "cold and warm start"
 
 
 def cores():
@@ -100,6 +111,25 @@ def run_child(impl, threads, json_path, args, command):
                           ).returncode
 
 
+def run_start(json_path, args, command):
+    """test_start.py's process: not pinned, its implementations from --impl;
+    returns its exit status."""
+    cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, "test_start.py"),
+           f"--benchmark-json={json_path}", "-q", "-p", "no:cacheprovider",
+           "--benchmark-columns=min,median,max,rounds"]
+    env = dict(os.environ, FASTGD_BENCH_COMMAND=command, FASTGD_BENCH_PROCESS=START_PROCESS,
+               FASTGD_BENCH_START=",".join(key for impl in args.impl
+                                           for key in START_IMPLS.get(impl, [])))
+    env.pop("FASTGD_BENCH_REMOVED_ENV", None)
+    if args.smoke:
+        env["FASTGD_BENCH_SMOKE"] = "1"
+    if args.rounds is not None:
+        env["FASTGD_BENCH_ROUNDS"] = str(args.rounds)
+    print(f"run.py: {START_PROCESS} (not pinned): {shlex.join(cmd)}", file=sys.stderr,
+          flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, stdout=sys.stderr).returncode
+
+
 def merge(paths):
     """One pytest-benchmark JSON from several: the first's header, all benchmarks."""
     merged = None
@@ -126,6 +156,9 @@ def parse_args(argv):
                         help="implementations (default: all; those not installed skip)")
     parser.add_argument("--rounds", type=int, metavar="K",
                         help="timed rounds per benchmark (default 5, 1 with --smoke)")
+    parser.add_argument("--skip-start", action="store_true",
+                        help="leave out the cold and warm start benchmarks (test_start.py: "
+                             "minutes of compiling; they run only when --impl has fastgd)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred examples: checks that everything runs, "
                              "measures nothing")
@@ -159,6 +192,13 @@ def main(argv=None):
                     failed.append(f"{impl} at {threads} thread(s) (pytest exit status {status})")
                 if os.path.exists(path):
                     parts.append(path)
+        if "fastgd" in args.impl and not args.skip_start:
+            path = os.path.join(tmp, "start.json")
+            status = run_start(path, args, command)
+            if status not in (0, NO_TESTS):
+                failed.append(f"{START_PROCESS} (pytest exit status {status})")
+            if os.path.exists(path):
+                parts.append(path)
         if not parts:
             print("run.py: no process wrote results", file=sys.stderr)
             return 1

@@ -83,7 +83,10 @@ def affinity():
 
 
 def process_label():
-    """Which of benchmarks/run.py's processes this is, for the report's header."""
+    """Which of benchmarks/run.py's processes this is, for the report's header
+    (run.py names the one that runs test_start.py in FASTGD_BENCH_PROCESS)."""
+    if os.environ.get("FASTGD_BENCH_PROCESS"):
+        return os.environ["FASTGD_BENCH_PROCESS"]
     impl, threads = SELECTED["impl"], SELECTED["threads"]
     if impl is None and threads is None:
         return "all implementations and thread counts"

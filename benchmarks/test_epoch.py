@@ -94,10 +94,24 @@ def baseline_cases():
                                        id=f"{'x'.join(map(str, sizes))}-{mode}-{dtype}-{threads}t")
 
 
+def specialised_trainer(*args, **kwargs):
+    """A Trainer on the kernels specialised for its network, as every later run
+    has them.  With config.SPECIALIZE's default ("background"), a shape whose
+    kernels numba's cache lacks starts on the generic kernels while the
+    specialised ones compile for a minute or more: the rounds timed meanwhile
+    would measure the generic kernels.  Waiting here keeps compiling out of them."""
+    trainer = Trainer(*args, **kwargs)
+    trainer.wait_for_specialized()
+    return trainer
+
+
 def trainer_facts(trainer):
     """The kernel auto chose and why, the one it ran last and its calibration
-    when it has them; read after the epochs, since auto may decide during them."""
-    facts = dict(kernel=trainer.kernel_name, kernel_reason=trainer.kernel_reason)
+    when it has them, and whether that kernel was the generic or the specialised
+    build; read after the epochs, since auto may decide during them."""
+    facts = dict(kernel=trainer.kernel_name, kernel_reason=trainer.kernel_reason,
+                 kernel_build="generic" if trainer.current.fn.__module__.startswith(
+                     "fastgd_kernels_generic") else "specialised")
     info = trainer.info()
     for key in ("kernel_in_use", "calibration"):
         if info.get(key) is not None:
@@ -111,7 +125,8 @@ def test_fastgd(benchmark, machine, mnist_training, order, sizes, dtype, mode, t
     X, y, order = workload(mnist_training, order, dtype)
     net = fastgd.Network(sizes, seed=SEED, dtype=dtype)
     start = net.params.copy()
-    trainer = Trainer(net, (X, y), batch_size(mode, order), ETA, threads=threads, kernel=kernel)
+    trainer = specialised_trainer(net, (X, y), batch_size(mode, order), ETA,
+                                  threads=threads, kernel=kernel)
     benchmark.group = group(mode, dtype, sizes)
     run(benchmark, lambda: trainer.run_epoch(order), lambda: net.params.__setitem__(..., start))
     record(benchmark, machine, impl=f"fastgd {kernel}", mode=mode, mini_batch_size=MODES[mode],
@@ -144,7 +159,8 @@ def test_busy_machine(benchmark, machine, mnist_training, order, busy_loop, mode
     net = fastgd.Network(BOOK, seed=SEED)
     start = net.params.copy()
     threads = numba.config.NUMBA_NUM_THREADS if kernel == "auto" else 1
-    trainer = Trainer(net, (X, y), batch_size(mode, order), ETA, threads=threads, kernel=kernel)
+    trainer = specialised_trainer(net, (X, y), batch_size(mode, order), ETA,
+                                  threads=threads, kernel=kernel)
     benchmark.group = "busy machine"
     run(benchmark, lambda: trainer.run_epoch(order), lambda: net.params.__setitem__(..., start))
     record(benchmark, machine, impl=f"fastgd {kernel}", busy=True, mode=mode,

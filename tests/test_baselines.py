@@ -65,3 +65,26 @@ def test_jax_matches_numpy_matrix(dtype, tolerance, m):
     assert_same(net.biases, want.biases, tolerance)
     # the epoch moved the weights: matching the start would also "match"
     assert not np.allclose(net.weights[0], weights[0], rtol=0, atol=100 * tolerance)
+
+
+def test_numpy_matrix_correct_counts_the_largest_output():
+    """correct() (benchmarks/test_start.py's accuracy) picks the largest output,
+    example by example as the book's evaluate does."""
+    weights, biases, X, y, _ = start(np.float64)
+    net = NumpyMatrix(weights, biases)
+    want = 0
+    for x, label in zip(X, y):
+        a = x
+        for w, b in zip(weights, biases):
+            a = 1.0 / (1.0 + np.exp(-(w @ a + b)))
+        want += int(np.argmax(a) == label)
+    assert net.correct(X, y) == want
+    assert 0 < want < N  # random weights: some right, some wrong
+
+
+def test_jax_correct_matches_numpy_matrix():
+    pytest.importorskip("jax")
+    trained, (weights, biases, X, y, order) = numpy_epoch(np.float32, 10)
+    net = JaxScan(weights, biases)
+    net.epoch(net.prepare(X, y, order, 10), ETA)
+    assert net.correct(X, y) == trained.correct(X, y)

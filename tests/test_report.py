@@ -64,6 +64,67 @@ BUSY = [
 ]
 
 
+# test_start.py's whole-process runs: {caches: {implementation: [(wall s, epoch s), ...]}}.
+START = {
+    "cold": {"fastgd": [(30.0, 5.0), (25.0, 6.0), (28.0, 5.5)],      # median 28
+             "fastgd now": [(50.0, 1.0), (52.0, 1.1), (48.0, 0.9)],  # median 50
+             "jax": [(10.0, 2.0), (11.0, 2.2), (9.0, 1.8)],          # median 10
+             "numpy": [(4.0, 2.5), (4.0, 2.5), (4.0, 2.5)]},
+    "warm": {"fastgd": [(3.0, 0.5), (3.5, 0.6), (2.5, 0.4)],         # median 3
+             "jax": [(10.0, 2.0), (12.0, 2.0), (11.0, 2.0)],         # median 11
+             "numpy": [(4.0, 2.5), (5.0, 2.5), (4.0, 2.5)]},         # median 4
+}
+# how fastgd's cold default rounds went (test_start.py reads it from the Trainer)
+COLD_COMPILES = ["still compiling at exit", "switched to", "still compiling at exit"]
+# test_start.py's CLI runs: {caches: (median seconds to the first epoch line, the line)}
+CLI = {"cold": (40.0, "Epoch 0: 9000 / 10000  (6.00 s)"),
+       "warm": (3.5, "Epoch 0: 9000 / 10000  (0.50 s)")}
+
+
+def start_result(key, cache, wall, epoch, round_):
+    """One process's result as benchmarks/new_user.py prints it (wall_s added by
+    test_start.py): the script ends 1 s before the process; fastgd's kernels are
+    ready (the others' epoch done) halfway between building and the end."""
+    fastgd = key.startswith("fastgd")
+    marks = {"imported": 0.5, "loaded": 1.5, "built": 2.0, "evaluated": wall - 1.0}
+    marks["trainer_ready" if fastgd else "trained"] = (2.0 + wall - 1.0) / 2
+    result = {"impl": key.split()[0], "wall_s": wall, "in_script_s": wall - 1.0,
+              "epoch_s": epoch, "marks": marks, "accuracy": 0.9 if fastgd else 0.9123,
+              "correct": 9000, "total": 10_000}
+    if fastgd:
+        cold_default = cache == "cold" and key == "fastgd"
+        result.update(kernel_in_use="serial",
+                      started_on="generic" if cold_default else "specialised",
+                      background_compile=COLD_COMPILES[round_] if cold_default else "none")
+    return result
+
+
+def start_entries():
+    """test_start.py's four benchmarks: whole process and CLI, cold and warm."""
+    entries = []
+    for cache, impls in START.items():
+        runs = {key: {"wall_s": [w for w, _ in rounds], "epoch_s": [e for _, e in rounds],
+                      "results": [start_result(key, cache, w, e, i)
+                                  for i, (w, e) in enumerate(rounds)]}
+                for key, rounds in impls.items()}
+        entries.append({"name": f"test_whole_process[{cache}]", "group": "cold and warm start",
+                        "stats": {"median": 60.0, "rounds": 3},
+                        "extra_info": dict(MACHINE, process="cold and warm start",
+                                           impl="every implementation in turn",
+                                           start="whole process", caches=cache,
+                                           mini_batch_size=10, eta=3.0, train_examples=50_000,
+                                           test_examples=10_000, start_rounds=3, runs=runs)})
+    for cache, (median, line) in CLI.items():
+        entries.append({"name": f"test_cli_first_epoch[{cache}]", "group": "cold and warm start",
+                        "stats": {"median": median, "rounds": 3},
+                        "extra_info": dict(MACHINE, process="cold and warm start",
+                                           impl="fastgd train (CLI)", start="first epoch line",
+                                           caches=cache, epoch_lines=[line, line, line],
+                                           cli_command="python -m fastgd train --epochs 1",
+                                           train_examples=50_000)})
+    return entries
+
+
 def seconds(impl, mode, threads, dtype="float32", sizes=BOOK):
     """s per 50,000-example epoch of one entry."""
     for i, m, t, examples, median, *rest in ENTRIES:
@@ -101,8 +162,10 @@ def entry(impl, mode, threads, examples, median, dtype="float32", sizes=BOOK, **
             "stats": {"median": median, "mean": median, "rounds": 3}, "extra_info": info}
 
 
-def fake_json(entries=ENTRIES, busy=BUSY):
+def fake_json(entries=ENTRIES, busy=BUSY, start=True):
     benchmarks = [entry(*e) for e in entries]
+    if start:
+        benchmarks += start_entries()
     benchmarks += [entry(impl, mode, threads, 50_000, median, busy=True)
                    for impl, mode, threads, median in busy]
     benchmarks.append({
@@ -306,8 +369,97 @@ def test_nothing_measured(tmp_path):
     assert len(checks) == 10 + 1 + 2 + 5  # (d): one per m
     assert all(line.endswith("| not measured |") for line in checks)
     assert "Import and compile: not measured." in text
+    assert "Cold and warm start: not measured." in text
     assert "Busy machine: not measured." in text
     assert "- BLAS (NumPy and network.py): not measured" in text
+
+
+def start_section(text):
+    return text.split("## Cold and warm start\n")[1].split("\n## ")[0]
+
+
+WHOLE, RATIOS, PHASES, CLI_TABLE = ("| Implementation | cold: process", "| Process time",
+                                    "| Implementation | caches", "| caches |")
+
+
+def row(section, table, first_cells):
+    """The cells of the one row that starts with first_cells in the table of
+    section whose header starts with `table`."""
+    lines = section.split("\n" + table)[1].split("\n\n")[0].splitlines()[2:]
+    start = "| " + " | ".join(first_cells) + " |"
+    found = [line for line in lines if line.startswith(start)]
+    assert len(found) == 1, (start, lines)
+    return cells(found[0])
+
+
+def test_start_whole_process_table(bench_json, tmp_path):
+    section = start_section(run_report(bench_json, tmp_path))
+    assert "one epoch of 50,000 examples at m = 10, eta = 3.0" in section
+    assert "Medians of 3 rounds" in section
+    assert "its warm processes are cold starts again" in section  # JAX has no disk cache
+    assert row(section, WHOLE, ["fastgd (default)"]) == [
+        "fastgd (default)", "28.0", "5.50", "3.00", "0.500", "90.00%",
+        "cold: generic serial; specialised still compiling at exit (2 of 3 rounds); or "
+        "generic, then specialised serial once compiled in the background (1 of 3 rounds); "
+        "warm: specialised serial"]
+    assert row(section, WHOLE, ["fastgd, FASTGD_SPECIALIZE=now"]) == [
+        "fastgd, FASTGD_SPECIALIZE=now", "50.0", "1.00", "not measured", "not measured",
+        "90.00%", "cold: specialised serial"]
+    assert row(section, WHOLE, ["JAX"])[1:] == ["10.0", "2.00", "11.0", "2.00", "91.23%", "—"]
+    # PyTorch was not installed: no row rather than one of "not measured"
+    assert "| PyTorch |" not in section.split(RATIOS)[0]
+
+
+def test_start_ratios_come_from_one_run(bench_json, tmp_path):
+    """fastgd's median process time ÷ the other's, within the cold run and
+    within the warm run; FASTGD_SPECIALIZE=now only cold (warm, it is the default)."""
+    section = start_section(run_report(bench_json, tmp_path))
+    assert row(section, RATIOS, ["JAX"]) == ["JAX", "2.80x", f"{3 / 11:.3f}x"]
+    assert row(section, RATIOS, ["NumPy (compiles nothing)"])[1:] == ["7.00x", "0.750x"]
+    assert row(section, RATIOS, ["PyTorch"]) == ["PyTorch", "not measured", "not measured"]
+    assert row(section, RATIOS, ["fastgd, FASTGD_SPECIALIZE=now"])[1:] == ["0.560x", "—"]
+
+
+def test_start_phases_and_cli(bench_json, tmp_path):
+    section = start_section(run_report(bench_json, tmp_path))
+    # start and exit 1 s, imports 0.5, MNIST 1.0, build 0.5; then the medians of
+    # (wall - 3) / 2 twice for fastgd (kernels ready halfway), wall - 3 for JAX
+    assert row(section, PHASES, ["fastgd (default)", "cold"]) == [
+        "fastgd (default)", "cold", "1.00", "0.500", "1.00", "0.500", "12.5", "12.5", "28.0"]
+    assert row(section, PHASES, ["JAX", "warm"]) == [
+        "JAX", "warm", "1.00", "0.500", "1.00", "0.500", "—", "8.00", "11.0"]
+    assert "`python -m fastgd train --epochs 1`: seconds from starting the process" in section
+    assert row(section, CLI_TABLE, ["cold"]) == ["cold", "40.0", "3",
+                                                 "Epoch 0: 9000 / 10000  (6.00 s)"]
+    assert row(section, CLI_TABLE, ["warm"])[:3] == ["warm", "3.50", "3"]
+
+
+def test_start_entries_stay_out_of_the_other_tables(bench_json, tmp_path):
+    """The start benchmarks have no mode, no "cache" and no examples/s: they add
+    nothing to the training tables or the import+compile table."""
+    text = run_report(bench_json, tmp_path)
+    with_start = text.split("## Cold and warm start")[0]
+    path = tmp_path / "without.json"
+    path.write_text(json.dumps(fake_json(start=False)))
+    without = run_report(path, tmp_path, "--overwrite").split("## Cold and warm start")[0]
+    strip = [line for line in with_start.splitlines() if not line.startswith(("- Processes",
+                                                                             "- Produced"))]
+    assert strip == [line for line in without.splitlines()
+                     if not line.startswith(("- Processes", "- Produced"))]
+    assert "cold and warm start: CPUs not recorded" in text
+
+
+def test_start_only_warm(tmp_path):
+    """A smoke run measures warm only: the cold columns read "not measured"."""
+    data = fake_json(start=False)
+    data["benchmarks"] += [e for e in start_entries() if e["extra_info"]["caches"] == "warm"]
+    path = tmp_path / "warm.json"
+    path.write_text(json.dumps(data))
+    section = start_section(run_report(path, tmp_path))
+    assert row(section, WHOLE, ["fastgd (default)"])[1:5] == ["not measured", "not measured",
+                                                              "3.00", "0.500"]
+    assert row(section, RATIOS, ["JAX"])[1:] == ["not measured", f"{3 / 11:.3f}x"]
+    assert "\n| cold |" not in section.split(CLI_TABLE)[1]  # no cold CLI row
 
 
 def test_refuses_to_overwrite_markdown(bench_json, tmp_path, capsys):
