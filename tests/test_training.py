@@ -230,6 +230,7 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
         params[:] = np.nan
         return float("nan")
 
+    monkeypatch.setattr(fastgd.config, "SPECIALIZE", "now")
     monkeypatch.setattr(kernels.kernels([8, 6, 3], "float32"), "train_serial", poisoned)
     for on_divergence in ("stop", "warn"):
         net = fastgd.Network([8, 6, 3], seed=0)
@@ -331,15 +332,25 @@ def test_the_kernel_is_compiled_before_the_first_epoch_is_timed(data):
     np.testing.assert_array_equal(net.params, before)
 
 
-def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch):
+@pytest.mark.parametrize("specialize, says", [
+    ("now", "Compiling fastgd's kernels for a [8, 6, 3] network"),
+    ("never", "Compiling fastgd's generic kernels (once for every network shape)"),
+    ("background", "Compiling fastgd's generic kernels (first run of fastgd only; the kernels "
+                   "specialised for a [8, 6, 3] network follow in the background)")])
+def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, specialize, says):
     import fastgd._kernels as kernels
+    monkeypatch.setattr(fastgd.config, "SPECIALIZE", specialize)
     net = fastgd.Network([8, 6, 3], seed=0)
+    net.SGD(data, 1, 5, 1.0)  # compiles, unless an earlier test did
+    module = (kernels.kernels(net.sizes, net.dtype) if specialize == "now"
+              else kernels.generic_kernels(net.sizes))
+    assert kernels.on_disk(module.train_serial) is True  # cached now
+    capsys.readouterr()
     net.SGD(data, 1, 5, 1.0)
-    assert kernels.on_disk(kernels.kernels(net.sizes, net.dtype).train_serial) is True  # cached now
     assert "Compiling" not in capsys.readouterr().err
-    monkeypatch.setattr(kernels, "on_disk", lambda kernel: False)
+    monkeypatch.setattr(kernels, "ready", lambda *args: False)  # as on an empty cache
     net.SGD(data, 1, 5, 1.0)
-    assert "Compiling fastgd's kernels for a [8, 6, 3] network" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
 
 
 @two_threads
