@@ -21,9 +21,14 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd import config as fastgd_config
 
 from suite import (IMPLS, MACHINE, SEED, SELECTED, SMOKE, affinity, cpu_model,
                    process_label, runs_all_threads, threading_layer)
+
+# Steady-state timings: the kernels specialised for each shape from the first epoch
+# (not the generic ones that a cold cache starts on).
+fastgd_config.SPECIALIZE = "now"
 
 
 def pytest_addoption(parser):

@@ -160,7 +160,7 @@ def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seco
     max_seconds, max_epochs = _check_budget(max_seconds, max_epochs)
     evaluations_per_epoch = check_int(evaluations_per_epoch, "evaluations_per_epoch", minimum=1)
     wall_start = time.perf_counter()
-    trainer = Trainer(net, training_data, mini_batch_size, eta, threads=threads)
+    trainer = Trainer(net, training_data, mini_batch_size, eta, threads=threads, specialize="now")
     eval_X, eval_y = check_data(eval_data, net.sizes[0], net.sizes[-1], net.dtype, "eval_data")
     if len(eval_y) == 0:
         raise ValueError("eval_data must hold at least one example")

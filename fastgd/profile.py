@@ -115,7 +115,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     trainer = Trainer(net, (X[:warm_n], y[:warm_n]),
                       mini_batch_size and min(mini_batch_size, warm_n), eta,
                       reduction=reduction, threads=threads, kernel=kernel, lmbda=lmbda,
-                      regularization=regularization)
+                      regularization=regularization, specialize="now")
     saved = net.params.copy()
     trainer.run_epoch(np.arange(warm_n))
     first_train = time.perf_counter() - start
@@ -138,7 +138,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     with busy_loop(busy):
         trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
                           threads=threads, kernel=kernel, lmbda=lmbda,
-                          regularization=regularization)
+                          regularization=regularization, specialize="now")
         for step in trainer.epochs(epochs, shuffle=shuffle):
             tic = time.perf_counter()
             if test_data is not None:
@@ -189,7 +189,7 @@ def _serial_epochs(net, start_params, rng_state, training_data, epochs, mini_bat
     copy.params[:] = start_params
     copy.rng.bit_generator.state = rng_state
     trainer = Trainer(copy, training_data, mini_batch_size, eta, reduction=reduction,
-                      kernel="serial", lmbda=lmbda, regularization=regularization)
+                      kernel="serial", lmbda=lmbda, regularization=regularization, specialize="now")
     return [step.seconds - step.shuffle_seconds
             for step in trainer.epochs(epochs, shuffle=shuffle)]
 

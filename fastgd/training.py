@@ -223,10 +223,19 @@ class Trainer:
     thousand examples of real training (they give identical weights, so the
     timing costs no work), keeps the faster, and times them again whenever an
     epoch segment's speed drifts.  ``calibration`` records each decision.
+
+    Where the kernels specialised for the network's widths are not compiled
+    yet, ``specialize`` (default: config.SPECIALIZE) says what to do:
+    "background" trains on the generic kernels (the same bits, compiled once
+    for every shape) and switches to the specialised ones at a segment
+    boundary once they are compiled (``_Specialization``); "now" compiles them
+    first; "never" trains on the generic kernels only.  ``build`` says which
+    train now.
     """
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
-                 threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False):
+                 threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False,
+                 specialize=None):
         if not np.isfinite(net.params).all():
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
@@ -279,7 +288,9 @@ class Trainer:
         self.rng_before = None
         self.notice = notice
         self.specialized = None  # the background compile of the specialised kernels
-        mode = check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
+        mode = (check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
+                if specialize is None else check_choice(specialize, "specialize",
+                                                        SPECIALIZE_MODES))
         names = [f"train_{plan[0]}" for plan in self._plans]
         generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
         if mode == "background" and not _kernels.ready(self.module, names, net.dtype):
