@@ -29,7 +29,6 @@ import gzip
 import hashlib
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -184,11 +183,8 @@ def _load_dir(directory, verify: bool):
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory")
     paths = [_find(directory, name) for name in MNIST_FILES]
-    # one thread per file: zlib and hashlib release the GIL on large buffers, so
-    # the decompressing and checking of the four files overlap on several cores
-    with ThreadPoolExecutor(len(paths)) as pool:
-        arrays = list(pool.map(lambda p, name: _read(p, MNIST_SHA256[name] if verify else None),
-                               paths, MNIST_FILES))
+    arrays = [_read(p, MNIST_SHA256[name] if verify else None)
+              for p, name in zip(paths, MNIST_FILES)]
     train_images, train_labels, test_images, test_labels = arrays
     parts = []
     for images, labels, image_path, label_path in (
