@@ -82,6 +82,7 @@ stage once a second counter says every piece of this one is finished
 cheaper than starting and joining a region).
 """
 
+import functools
 import glob
 import hashlib
 import importlib.util
@@ -854,14 +855,31 @@ def _panels(width, panel):
     return [(j0, min(width, j0 + panel)) for j0 in range(0, width, panel)]
 
 
+@functools.cache
+def _host_cpu_features():
+    """This CPU's features as LLVM names them ("+avx2,+fma,..."), asked once per
+    process: llvmlite takes about 0.2 ms to ask, which a call of the network on one
+    example would otherwise pay every time, and the answer cannot change."""
+    return ll.get_host_cpu_features().flatten()
+
+
 def panel_width(itemsize):
     """Outputs per panel for numbers of `itemsize` bytes on this machine: the
     forward pass's two chains of accumulators fill half its vector registers
     (32 of 64 bytes with AVX-512, 16 of 32 bytes with AVX2, else 16 of 16
-    bytes).  Panels group columns only: they do not change any result."""
+    bytes).  Panels group columns only: they do not change any result.
+
+    PANEL and numba's CPU_FEATURES are read at every call, so that a change
+    to either takes effect; the rest is worked out once per answer."""
     if PANEL is not None:
         return PANEL
-    features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    return _register_panel(numba.config.CPU_FEATURES or _host_cpu_features(), itemsize)
+
+
+@functools.cache
+def _register_panel(features, itemsize):
+    """panel_width on a CPU with these features (searching the long list of
+    features takes a microsecond: too long to repeat on every call)."""
     if "+avx512f" in features:
         register_bytes = 32 * 64
     elif "+avx" in features:
