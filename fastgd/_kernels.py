@@ -93,7 +93,7 @@ import tempfile
 import threading
 import types
 from collections import namedtuple
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -1246,24 +1246,31 @@ _slp_lock = threading.Lock()
 _slp_users = [0, None]  # fastgd calls in flight, numba's setting before the first
 
 
-@contextmanager
-def _slp_on():
+class _slp_on:
     """numba's SLP vectoriser on while fastgd's kernels may compile (numba reads
     the setting whenever it optimises a module).  Every fastgd kernel is
     compiled under it, so the on-disk cache never holds a mix, and the tests
-    run exactly the code that ships.  Nested and threaded uses are counted."""
-    with _slp_lock:
-        if _slp_users[0] == 0:
-            _slp_users[1] = numba.config.SLP_VECTORIZE
-            numba.config.SLP_VECTORIZE = 1
-        _slp_users[0] += 1
-    try:
-        yield
-    finally:
+    run exactly the code that ships.  Nested and threaded uses are counted.
+
+    A class rather than a generator-based context manager: entering and leaving
+    it costs a fraction of a microsecond instead of about 2.5, which a call of
+    the network on one example (a few microseconds of arithmetic) would feel."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        with _slp_lock:
+            if _slp_users[0] == 0:
+                _slp_users[1] = numba.config.SLP_VECTORIZE
+                numba.config.SLP_VECTORIZE = 1
+            _slp_users[0] += 1
+
+    def __exit__(self, *exc_info):
         with _slp_lock:
             _slp_users[0] -= 1
             if _slp_users[0] == 0:
                 numba.config.SLP_VECTORIZE = _slp_users[1]
+        return False
 
 
 # Threading layers that may run parallel kernels from several Python threads at
@@ -1289,8 +1296,11 @@ def _one_at_a_time(kernel):
 def call(kernel, *args):
     """kernel(*args), with the SLP vectoriser on in case it compiles now, and one
     parallel kernel at a time where the threading layer needs it."""
-    with _slp_on(), _one_at_a_time(kernel):
-        return kernel(*args)
+    with _slp_on():
+        if not getattr(kernel, "targetoptions", {}).get("parallel"):
+            return kernel(*args)  # no lock to look up: a call on one example feels it
+        with _one_at_a_time(kernel):
+            return kernel(*args)
 
 
 def on_disk(kernel):
