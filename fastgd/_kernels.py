@@ -840,12 +840,18 @@ def _gradients(X, labels, params, layout, nabla):
         g[:] = 0
         nabla_w, nabla_b = _layers(g, layout)
         for i in range(n_layers):
-            for j in range(sizes[i + 1]):
-                nabla_b[i][j] = Ds[i][0, j]
+            # each layer's arrays taken from the lists once, and the inner loop on
+            # an unsigned bound: indexing the lists inside it kept it from
+            # vectorising, five times slower on one MNIST example
+            delta, nb, nw = Ds[i][0], nabla_b[i], nabla_w[i]
+            n_out = np.uint64(sizes[i + 1])
+            for j in range(n_out):
+                nb[j] = delta[j]
             for k in range(sizes[i]):
                 ak = X[x, k] if i == 0 else As[i - 1][0, k]
-                for j in range(sizes[i + 1]):
-                    nabla_w[i][k, j] = ak * Ds[i][0, j]
+                row = nw[k]
+                for j in range(n_out):
+                    row[j] = ak * delta[j]
 
 
 # ------------------------------------------------------------ code generation
