@@ -6,10 +6,12 @@ Names follow Nielsen's ``network.py``: ``sizes``, ``weights``, ``biases``,
 the integer labels; the desired output y(x) is the one-hot vector of the label.
 """
 
+import math
 import os
 import stat
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -73,9 +75,10 @@ class Layout:
         return cls(as_int64(sizes), as_int64(stride), as_int64(w_off), as_int64(b_off),
                    as_int64(a_off), n)
 
-    @property
+    @cached_property
     def arrays(self):
-        """The layout as the kernels take it (``_kernels.LayoutArrays``)."""
+        """The layout as the kernels take it (``_kernels.LayoutArrays``), made once:
+        every kernel call passes it, and a layout never changes."""
         return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
                                      self.a_off)
 
@@ -168,6 +171,7 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
+        self._modules = {}  # the generated kernels by what picks them: see _kernel_module
         needed = self.layout.n_params * self.dtype.itemsize
         if needed > _physical_memory():
             raise ValueError(f"sizes {self.sizes}: a network of {self.layout.n_params:,} "
@@ -244,6 +248,13 @@ class Network:
             checked.append(value)
         return checked
 
+    def __getstate__(self):
+        # the generated kernels are modules, which pickle cannot carry: a copy
+        # looks them up again
+        state = self.__dict__.copy()
+        state["_modules"] = {}
+        return state
+
     def __repr__(self):
         options = "".join(f", {name}={value!r}" for name, value in
                           (("cost", self.cost_function), ("init", self.init))
@@ -268,8 +279,10 @@ class Network:
 
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        parallel = numba.get_num_threads() > 1 and X.shape[0] > EVAL_BLOCK
-        module = _kernels.kernels(self.sizes, self.dtype)
+        # threads only for more than one block; asked in that order because
+        # numba.get_num_threads() costs a microsecond, felt on one example
+        parallel = X.shape[0] > EVAL_BLOCK and numba.get_num_threads() > 1
+        module = self._kernel_module()
         kernel = module.feedforward_parallel if parallel else module.feedforward_serial
         _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
         return out
@@ -299,12 +312,14 @@ class Network:
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         out = self._feedforward(X)
-        bad = np.count_nonzero(~np.isfinite(out).all(axis=1))
+        # a sum is finite only if every term is: one reduction, where counting
+        # the rows takes four (microseconds on one example); counted when needed
+        bad = 0 if math.isfinite(out.sum()) else np.count_nonzero(~np.isfinite(out).all(axis=1))
         if bad:
             raise ValueError(f"{bad} of {X.shape[0]} examples have non-finite outputs, "
                              f"so they have no answer (are the network's weights finite? "
                              f"training may have diverged)")
-        labels = np.argmax(out, axis=1).astype(np.int64)
+        labels = out.argmax(axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
     def cost(self, X, y, lmbda=0.0, regularization="L2"):
@@ -360,10 +375,24 @@ class Network:
         return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned,
                           self.cost_function)
 
+    def _kernel_module(self, cost="quadratic"):
+        """This network's generated kernels (``_kernels.kernels``) for `cost`, found
+        once per network: finding them anew (the sizes and panel width hashed, the
+        module table read under its lock) takes microseconds, as long as the
+        arithmetic of a call on one example.  Keyed on what picks the module besides
+        the sizes, so that a change of any of it finds the right one: the dtype, the
+        cost and the panel width (``_kernels.PANEL``, read at every call).  Holds no
+        parameters: the kernels are given ``params`` afresh at every call."""
+        key = (self.dtype, cost, _kernels.panel_width(self.dtype.itemsize))
+        module = self._modules.get(key)
+        if module is None:
+            module = self._modules[key] = _kernels.kernels(self.sizes, self.dtype, cost)
+        return module
+
     def warm_up(self):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it."""
-        module = _kernels.kernels(self.sizes, self.dtype)
+        module = self._kernel_module()
         for kernel in (module.feedforward_serial, module.feedforward_parallel):
             _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
@@ -378,10 +407,11 @@ class Network:
         if x.shape[0] != 1:
             raise ValueError(f"x must be one input of shape ({self.sizes[0]},), "
                              f"got shape {np.shape(x)}")
-        if np.ndim(y) != 0:
+        label = np.asarray(y)  # once: np.ndim and np.reshape would each convert y again
+        if label.ndim != 0:
             raise ValueError(f"y must be one integer label, got {y!r}")
-        label = check_labels(np.reshape(y, 1), 1, self.sizes[-1], name="y")
-        nabla_b, nabla_w = self.layout.unpack(self.gradients(x, label)[0])
+        label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
+        nabla_b, nabla_w = self.layout.unpack(self._gradients(x, label)[0])
         return [b.copy() for b in nabla_b], [np.ascontiguousarray(w) for w in nabla_w]
 
     def gradients(self, X, y):
@@ -391,8 +421,13 @@ class Network:
         Memory is n * n_params numbers; checks inputs like ``evaluate``.
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
+        return self._gradients(X, y)
+
+    def _gradients(self, X, y):
+        """gradients() of inputs already checked and in the network's dtype, and
+        int64 labels (backprop checks its one example itself)."""
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
+        module = self._kernel_module(self.cost_function)
         kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
                   else module.gradients_serial)
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
