@@ -4,7 +4,8 @@ Plain functions over arrays: no validation and no Python objects here (the
 callers in ``network.py`` and ``training.py`` check every input first).  Each
 training kernel matches a function of ``tests/naive.py``: ``train`` is
 ``naive.train_epoch`` (``update_mini_batch`` per mini-batch), ``feedforward`` is
-``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example.
+``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example
+(``backprop`` too, on one example, in the book's shapes).
 
 Parameter layout
 ----------------
@@ -44,8 +45,8 @@ registers never run out; panels only group columns, so they change no result.
 
 The generated source is written once to a file named after its hash (see
 ``_module_for``), so that numba can cache the compiled code on disk like any
-other module; ``_train``, ``_feedforward`` and ``_gradients`` below are the
-drivers copied into that file beside the generated operations.
+other module; ``_train``, ``_feedforward``, ``_gradients`` and ``_backprop``
+below are the drivers copied into that file beside the generated operations.
 
 Other details that keep the loops fast (what each is worth is measured in
 BENCHMARKS.md):
@@ -854,6 +855,46 @@ def _gradients(X, labels, params, layout, nabla):
                     row[j] = ak * delta[j]
 
 
+def _backprop(X, labels, params, layout, nabla_b, nabla_w):
+    """The gradient of C_x for the one example x = X[0] with label labels[0],
+    shaped as the book's (naive.backprop): nabla_b holds dC_x/db^l = delta^l for
+    each layer after the input in turn, nabla_w the matrices dC_x/dw^l_jk =
+    a^(l-1)_k delta^l_j, (sizes[l], sizes[l-1]) each, row-major, one after the other.
+
+    ``_gradients`` on one row, storing the same products in the book's
+    orientation: its rows are params' transposed blocks, which backprop would
+    otherwise copy transposed (half of its time on the book's network)."""
+    sizes, a_off = layout.sizes, layout.a_off
+    weights, biases = _layers(params, layout)
+    indptr, indices, values = nonzero_columns(X[0:1])
+    As = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+    Ds = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+    cost = np.empty(1)
+    first_row = np.zeros(1, np.int64)
+    no_splits = np.empty((0, 0), np.uint64)
+    forward_pass(0, 1, first_row, indptr, indices, values, no_splits, no_splits, weights,
+                 biases, As, np.zeros(1, params.dtype)[0])
+    backward_pass(0, 1, first_row, labels[0:1], weights, As, Ds, cost)
+    b0 = 0
+    w0 = 0
+    for i in range(sizes.shape[0] - 1):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        delta = Ds[i][0]
+        for j in range(n_out):
+            nabla_b[b0 + j] = delta[j]
+        # The loops and products of _gradients, only stored elsewhere: of two NaNs
+        # multiplied, which one the product is depends on how the loop compiles (a
+        # loop over k for each delta_j, faster, gave the other one), and a network
+        # whose weights diverged must get the same NaNs from either.
+        block = nabla_w[w0:w0 + n_out * n_in].reshape((n_out, n_in))
+        for k in range(n_in):
+            ak = X[0, k] if i == 0 else As[i - 1][0, k]
+            for j in range(np.uint64(n_out)):
+                block[j, k] = ak * delta[j]
+        b0 += n_out
+        w0 += n_in * n_out
+
+
 # ------------------------------------------------------------ code generation
 
 def _panels(width, panel):
@@ -1142,18 +1183,19 @@ _descend = njit(cache=True, nogil=True, error_model="numpy")(_descend)
 train_serial, train_parallel = compile_serial_and_parallel(_train)
 gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradient_sum)
 '''
-# _feedforward and _gradients index their rows with nonzero_columns: only the
-# modules of the sparse path have them.
+# _feedforward, _gradients and _backprop index their rows with nonzero_columns: only
+# the modules of the sparse path have them.
 _SPARSE_FOOTER = (
     "feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)\n"
-    "gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)\n")
+    "gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)\n"
+    "backprop = njit(cache=True, nogil=True, error_model=\"numpy\")(_backprop)\n")
 
 
 # Read once, at import: inspect reads the file on disk, which may change later.
 # The tunables the drivers use are written into the generated source as numbers,
 # so that the source's hash (the cache's key) changes when they do.
 _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _gradient_sum, _descend,
-                                                      _feedforward, _gradients)
+                                                      _feedforward, _gradients, _backprop)
                        ).replace("PARAM_BLOCK", str(PARAM_BLOCK)
                                  ).replace("DECAY_ROWS", str(DECAY_ROWS)
                                  ).replace("SPINS_BEFORE_YIELD", str(SPINS_BEFORE_YIELD))

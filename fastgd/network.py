@@ -401,7 +401,8 @@ class Network:
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
         cross-entropy) for one input x with label y, layer by layer, shaped like
-        biases and weights."""
+        biases and weights: new arrays at every call (views of one new buffer for
+        the nabla_b and one for the nabla_w)."""
         x = check_inputs(np.reshape(x, (1, -1)) if np.ndim(x) == 1 else x,
                          self.sizes[0], self.dtype, name="x")
         if x.shape[0] != 1:
@@ -411,8 +412,12 @@ class Network:
         if label.ndim != 0:
             raise ValueError(f"y must be one integer label, got {y!r}")
         label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
-        nabla_b, nabla_w = self.layout.unpack(self._gradients(x, label)[0])
-        return [b.copy() for b in nabla_b], [np.ascontiguousarray(w) for w in nabla_w]
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
+        nabla_b = np.empty(sum(n_out for _, n_out in pairs), self.dtype)
+        nabla_w = np.empty(sum(n_in * n_out for n_in, n_out in pairs), self.dtype)
+        _kernels.call(self._kernel_module(self.cost_function).backprop, x, label, self.params,
+                      self.layout.arrays, nabla_b, nabla_w)
+        return _book_shaped(self.sizes, nabla_b, nabla_w)
 
     def gradients(self, X, y):
         """Per-example gradients of C_x, one flat row per example, laid out as
@@ -421,11 +426,6 @@ class Network:
         Memory is n * n_params numbers; checks inputs like ``evaluate``.
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
-        return self._gradients(X, y)
-
-    def _gradients(self, X, y):
-        """gradients() of inputs already checked and in the network's dtype, and
-        int64 labels (backprop checks its one example itself)."""
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
         module = self._kernel_module(self.cost_function)
         kernel = (module.gradients_parallel if X.shape[0] > 1 and numba.get_num_threads() > 1
@@ -469,6 +469,17 @@ class Network:
         """
         net, _ = read_network(path)
         return net
+
+
+def _book_shaped(sizes, nabla_b, nabla_w):
+    """(biases, weights): lists of views of the flat vectors that ``_kernels._backprop``
+    fills, each layer's biases (n_out,) and weights (n_out, n_in), row-major, in turn."""
+    biases, weights, b0, w0 = [], [], 0, 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        biases.append(nabla_b[b0:b0 + n_out])
+        weights.append(nabla_w[w0:w0 + n_out * n_in].reshape(n_out, n_in))
+        b0, w0 = b0 + n_out, w0 + n_out * n_in
+    return biases, weights
 
 
 def _physical_memory():
