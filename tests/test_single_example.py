@@ -52,6 +52,31 @@ def test_one_example_gives_the_bits_of_the_batch(net_and_data):
             assert got.shape == want.shape and bits(got) == bits(want)
 
 
+def test_diverged_weights_give_backprop_the_nans_of_gradients(net_and_data):
+    """Which of two NaNs multiplied a product is depends on how the loop compiles:
+    backprop's must still be gradients()' (and so the batch's), bit for bit."""
+    net, X, y = net_and_data
+    net.params[:] = np.nan
+    rows = net.gradients(X[:3], y[:3])
+    for row, x, label in zip(rows, X, y):
+        want_b, want_w = net.layout.unpack(row)
+        got_b, got_w = net.backprop(x, label)
+        assert np.isnan(got_w[-1]).all()
+        for got, want in zip(got_b + got_w, want_b + want_w):
+            assert bits(got) == bits(want)
+
+
+def test_cross_entropy_backprop_gives_the_bits_of_gradients():
+    sizes = [5, 4, 3, 2]  # test_chapter3.py's shape
+    net = fastgd.Network(sizes, seed=1, dtype="float64", cost="cross-entropy")
+    X, y = random_data(sizes, 4, seed=2)
+    for row, x, label in zip(net.gradients(X, y), X, y):
+        want_b, want_w = net.layout.unpack(row)
+        got_b, got_w = net.backprop(x, label)
+        for got, want in zip(got_b + got_w, want_b + want_w):
+            assert got.shape == want.shape and bits(got) == bits(want)
+
+
 def test_one_example_matches_the_book(net_and_data):
     net, X, y = net_and_data
     weights, biases = book_weights(net)
