@@ -272,8 +272,9 @@ class Network:
         X is one input of shape (sizes[0],) or a batch of shape (n, sizes[0]);
         returns (sizes[-1],) or (n, sizes[-1]) accordingly.
         """
-        single = np.ndim(X) == 1
-        X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
+        X = np.asarray(X)  # once: np.ndim and np.atleast_2d would each convert X again
+        single = X.ndim == 1
+        X = check_inputs(X[np.newaxis] if single else X, self.sizes[0], self.dtype)
         out = self._feedforward(X)
         return out[0] if single else out
 
@@ -307,8 +308,9 @@ class Network:
         Raises ValueError if any output is not finite (weights that diverged):
         argmax would read NaN as the answer 0.
         """
-        single = np.ndim(X) == 1
-        X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
+        X = np.asarray(X)  # once: np.ndim and np.atleast_2d would each convert X again
+        single = X.ndim == 1
+        X = check_inputs(X[np.newaxis] if single else X, self.sizes[0], self.dtype)
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         out = self._feedforward(X)
@@ -403,8 +405,9 @@ class Network:
         cross-entropy) for one input x with label y, layer by layer, shaped like
         biases and weights: new arrays at every call (views of one new buffer for
         the nabla_b and one for the nabla_w)."""
-        x = check_inputs(np.reshape(x, (1, -1)) if np.ndim(x) == 1 else x,
-                         self.sizes[0], self.dtype, name="x")
+        x = np.asarray(x)  # once, as in feedforward
+        x = check_inputs(x[np.newaxis] if x.ndim == 1 else x, self.sizes[0], self.dtype,
+                         name="x")
         if x.shape[0] != 1:
             raise ValueError(f"x must be one input of shape ({self.sizes[0]},), "
                              f"got shape {np.shape(x)}")
