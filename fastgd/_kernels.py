@@ -4,7 +4,8 @@ Plain functions over arrays: no validation and no Python objects here (the
 callers in ``network.py`` and ``training.py`` check every input first).  Each
 training kernel matches a function of ``tests/naive.py``: ``train`` is
 ``naive.train_epoch`` (``update_mini_batch`` per mini-batch), ``feedforward`` is
-``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example.
+``naive.feedforward`` and ``gradients`` is ``naive.backprop`` per example
+(``backprop`` too, on one example, in the book's shapes).
 
 Parameter layout
 ----------------
@@ -44,8 +45,8 @@ registers never run out; panels only group columns, so they change no result.
 
 The generated source is written once to a file named after its hash (see
 ``_module_for``), so that numba can cache the compiled code on disk like any
-other module; ``_train``, ``_feedforward`` and ``_gradients`` below are the
-drivers copied into that file beside the generated operations.
+other module; ``_train``, ``_feedforward``, ``_gradients`` and ``_backprop``
+below are the drivers copied into that file beside the generated operations.
 
 Other details that keep the loops fast (what each is worth is measured in
 BENCHMARKS.md):
@@ -82,6 +83,7 @@ stage once a second counter says every piece of this one is finished
 cheaper than starting and joining a region).
 """
 
+import functools
 import glob
 import importlib.util
 import inspect
@@ -90,7 +92,7 @@ import sys
 import threading
 import types
 from collections import namedtuple
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -842,12 +844,59 @@ def _gradients(X, labels, params, layout, nabla):
         g[:] = 0
         nabla_w, nabla_b = _layers(g, layout)
         for i in range(n_layers):
-            for j in range(sizes[i + 1]):
-                nabla_b[i][j] = Ds[i][0, j]
+            # each layer's arrays taken from the lists once, and the inner loop on
+            # an unsigned bound: indexing the lists inside it kept it from
+            # vectorising, five times slower on one MNIST example
+            delta, nb, nw = Ds[i][0], nabla_b[i], nabla_w[i]
+            n_out = np.uint64(sizes[i + 1])
+            for j in range(n_out):
+                nb[j] = delta[j]
             for k in range(sizes[i]):
                 ak = X[x, k] if i == 0 else As[i - 1][0, k]
-                for j in range(sizes[i + 1]):
-                    nabla_w[i][k, j] = ak * Ds[i][0, j]
+                row = nw[k]
+                for j in range(n_out):
+                    row[j] = ak * delta[j]
+
+
+def _backprop(X, labels, params, layout, nabla_b, nabla_w):
+    """The gradient of C_x for the one example x = X[0] with label labels[0],
+    shaped as the book's (naive.backprop): nabla_b holds dC_x/db^l = delta^l for
+    each layer after the input in turn, nabla_w the matrices dC_x/dw^l_jk =
+    a^(l-1)_k delta^l_j, (sizes[l], sizes[l-1]) each, row-major, one after the other.
+
+    ``_gradients`` on one row, storing the same products in the book's
+    orientation: its rows are params' transposed blocks, which backprop would
+    otherwise copy transposed (half of its time on the book's network)."""
+    sizes, a_off = layout.sizes, layout.a_off
+    weights, biases = _layers(params, layout)
+    indptr, indices, values = nonzero_columns(X[0:1])
+    As = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+    Ds = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+    cost = np.empty(1)
+    first_row = np.zeros(1, np.int64)
+    no_splits = np.empty((0, 0), np.uint64)
+    forward_pass(np.int64(0), np.int64(1), first_row, indptr, indices, values, no_splits,
+                 no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
+    backward_pass(np.int64(0), np.int64(1), first_row, labels[0:1], weights, As, Ds, cost,
+                  sizes[sizes.shape[0] - 1])
+    b0 = 0
+    w0 = 0
+    for i in range(sizes.shape[0] - 1):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        delta = Ds[i][0]
+        for j in range(n_out):
+            nabla_b[b0 + j] = delta[j]
+        # The loops and products of _gradients, only stored elsewhere: of two NaNs
+        # multiplied, which one the product is depends on how the loop compiles (a
+        # loop over k for each delta_j, faster, gave the other one), and a network
+        # whose weights diverged must get the same NaNs from either.
+        block = nabla_w[w0:w0 + n_out * n_in].reshape((n_out, n_in))
+        for k in range(n_in):
+            ak = X[0, k] if i == 0 else As[i - 1][0, k]
+            for j in range(np.uint64(n_out)):
+                block[j, k] = ak * delta[j]
+        b0 += n_out
+        w0 += n_in * n_out
 
 
 # ------------------------------------------------------------ code generation
@@ -857,14 +906,31 @@ def _panels(width, panel):
     return [(j0, min(width, j0 + panel)) for j0 in range(0, width, panel)]
 
 
+@functools.cache
+def _host_cpu_features():
+    """This CPU's features as LLVM names them ("+avx2,+fma,..."), asked once per
+    process: llvmlite takes about 0.2 ms to ask, which a call of the network on one
+    example would otherwise pay every time, and the answer cannot change."""
+    return ll.get_host_cpu_features().flatten()
+
+
 def panel_width(itemsize):
     """Outputs per panel for numbers of `itemsize` bytes on this machine: the
     forward pass's two chains of accumulators fill half its vector registers
     (32 of 64 bytes with AVX-512, 16 of 32 bytes with AVX2, else 16 of 16
-    bytes).  Panels group columns only: they do not change any result."""
+    bytes).  Panels group columns only: they do not change any result.
+
+    PANEL and numba's CPU_FEATURES are read at every call, so that a change
+    to either takes effect; the rest is worked out once per answer."""
     if PANEL is not None:
         return PANEL
-    features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    return _register_panel(numba.config.CPU_FEATURES or _host_cpu_features(), itemsize)
+
+
+@functools.cache
+def _register_panel(features, itemsize):
+    """panel_width on a CPU with these features (searching the long list of
+    features takes a microsecond: too long to repeat on every call)."""
     if "+avx512f" in features:
         register_bytes = 32 * 64
     elif "+avx" in features:
@@ -1306,18 +1372,19 @@ _descend = njit(cache=True, nogil=True, error_model="numpy")(_descend)
 train_serial, train_parallel = compile_serial_and_parallel(_train)
 gradient_sum_serial, gradient_sum_parallel = compile_serial_and_parallel(_gradient_sum)
 '''
-# _feedforward and _gradients index their rows with nonzero_columns: only the
-# modules of the sparse path have them.
+# _feedforward, _gradients and _backprop index their rows with nonzero_columns: only
+# the modules of the sparse path have them.
 _SPARSE_FOOTER = (
     "feedforward_serial, feedforward_parallel = compile_serial_and_parallel(_feedforward)\n"
-    "gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)\n")
+    "gradients_serial, gradients_parallel = compile_serial_and_parallel(_gradients)\n"
+    "backprop = njit(cache=True, nogil=True, error_model=\"numpy\")(_backprop)\n")
 
 
 # Read once, at import: inspect reads the file on disk, which may change later.
 # The tunables the drivers use are written into the generated source as numbers,
 # so that the source's hash (the cache's key) changes when they do.
 _DRIVERS = "\n\n".join(inspect.getsource(f) for f in (_train, _gradient_sum, _descend,
-                                                      _feedforward, _gradients)
+                                                      _feedforward, _gradients, _backprop)
                        ).replace("PARAM_BLOCK", str(PARAM_BLOCK)
                                  ).replace("DECAY_ROWS", str(DECAY_ROWS)
                                  ).replace("SPINS_BEFORE_YIELD", str(SPINS_BEFORE_YIELD))
@@ -1398,24 +1465,31 @@ _slp_lock = threading.Lock()
 _slp_users = [0, None]  # fastgd calls in flight, numba's setting before the first
 
 
-@contextmanager
-def _slp_on():
+class _slp_on:
     """numba's SLP vectoriser on while fastgd's kernels may compile (numba reads
     the setting whenever it optimises a module).  Every fastgd kernel is
     compiled under it, so the on-disk cache never holds a mix, and the tests
-    run exactly the code that ships.  Nested and threaded uses are counted."""
-    with _slp_lock:
-        if _slp_users[0] == 0:
-            _slp_users[1] = numba.config.SLP_VECTORIZE
-            numba.config.SLP_VECTORIZE = 1
-        _slp_users[0] += 1
-    try:
-        yield
-    finally:
+    run exactly the code that ships.  Nested and threaded uses are counted.
+
+    A class rather than a generator-based context manager: entering and leaving
+    it costs a fraction of a microsecond instead of about 2.5, which a call of
+    the network on one example (a few microseconds of arithmetic) would feel."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        with _slp_lock:
+            if _slp_users[0] == 0:
+                _slp_users[1] = numba.config.SLP_VECTORIZE
+                numba.config.SLP_VECTORIZE = 1
+            _slp_users[0] += 1
+
+    def __exit__(self, *exc_info):
         with _slp_lock:
             _slp_users[0] -= 1
             if _slp_users[0] == 0:
                 numba.config.SLP_VECTORIZE = _slp_users[1]
+        return False
 
 
 # Threading layers that may run parallel kernels from several Python threads at
@@ -1441,8 +1515,11 @@ def _one_at_a_time(kernel):
 def call(kernel, *args):
     """kernel(*args), with the SLP vectoriser on in case it compiles now, and one
     parallel kernel at a time where the threading layer needs it."""
-    with _slp_on(), _one_at_a_time(kernel):
-        return kernel(*args)
+    with _slp_on():
+        if not getattr(kernel, "targetoptions", {}).get("parallel"):
+            return kernel(*args)  # no lock to look up: a call on one example feels it
+        with _one_at_a_time(kernel):
+            return kernel(*args)
 
 
 def on_disk(kernel):

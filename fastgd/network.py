@@ -6,10 +6,12 @@ Names follow Nielsen's ``network.py``: ``sizes``, ``weights``, ``biases``,
 the integer labels; the desired output y(x) is the one-hot vector of the label.
 """
 
+import math
 import os
 import stat
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -74,9 +76,10 @@ class Layout:
         return cls(as_int64(sizes), as_int64(stride), as_int64(w_off), as_int64(b_off),
                    as_int64(a_off), n)
 
-    @property
+    @cached_property
     def arrays(self):
-        """The layout as the kernels take it (``_kernels.LayoutArrays``)."""
+        """The layout as the kernels take it (``_kernels.LayoutArrays``), made once:
+        every kernel call passes it, and a layout never changes."""
         return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
                                      self.a_off)
 
@@ -169,6 +172,7 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
+        self._modules = {}  # the compiled kernels by what picks them: see _kernel
         needed = self.layout.n_params * self.dtype.itemsize
         if needed > _physical_memory():
             raise ValueError(f"sizes {self.sizes}: a network of {self.layout.n_params:,} "
@@ -245,6 +249,13 @@ class Network:
             checked.append(value)
         return checked
 
+    def __getstate__(self):
+        # the generated kernels are modules, which pickle cannot carry: a copy
+        # looks them up again
+        state = self.__dict__.copy()
+        state["_modules"] = {}
+        return state
+
     def __repr__(self):
         options = "".join(f", {name}={value!r}" for name, value in
                           (("cost", self.cost_function), ("init", self.init))
@@ -262,19 +273,19 @@ class Network:
         X is one input of shape (sizes[0],) or a batch of shape (n, sizes[0]);
         returns (sizes[-1],) or (n, sizes[-1]) accordingly.
         """
-        single = np.ndim(X) == 1
-        X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
+        X = np.asarray(X)  # once: np.ndim and np.atleast_2d would each convert X again
+        single = X.ndim == 1
+        X = check_inputs(X[np.newaxis] if single else X, self.sizes[0], self.dtype)
         out = self._feedforward(X)
         return out[0] if single else out
 
     def _feedforward(self, X):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        parallel = numba.get_num_threads() > 1 and X.shape[0] > EVAL_BLOCK
-        name = "feedforward_parallel" if parallel else "feedforward_serial"
-        module = _kernels.usable_kernels(self.sizes, self.dtype, self.cost_function, [name])
-        if module.generic:  # compiled serial only (``warm_up``): the stopgap is not timed
-            name = "feedforward_serial"
-        kernel = getattr(module, name)
+        # threads only for more than one block; asked in that order because
+        # numba.get_num_threads() costs a microsecond, felt on one example
+        parallel = X.shape[0] > EVAL_BLOCK and numba.get_num_threads() > 1
+        kernel = self._kernel("feedforward_parallel" if parallel else "feedforward_serial",
+                              self.cost_function)
         _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
         return out
 
@@ -301,17 +312,20 @@ class Network:
         """
         if isinstance(X, Dataset):
             X = X.X
-        single = np.ndim(X) == 1
-        X = check_inputs(np.atleast_2d(X) if single else X, self.sizes[0], self.dtype)
+        X = np.asarray(X)  # once: np.ndim and np.atleast_2d would each convert X again
+        single = X.ndim == 1
+        X = check_inputs(X[np.newaxis] if single else X, self.sizes[0], self.dtype)
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         out = self._feedforward(X)
-        bad = np.count_nonzero(~np.isfinite(out).all(axis=1))
+        # a sum is finite only if every term is: one reduction, where counting
+        # the rows takes four (microseconds on one example); counted when needed
+        bad = 0 if math.isfinite(out.sum()) else np.count_nonzero(~np.isfinite(out).all(axis=1))
         if bad:
             raise ValueError(f"{bad} of {X.shape[0]} examples have non-finite outputs, "
                              f"so they have no answer (are the network's weights finite? "
                              f"training may have diverged)")
-        labels = np.argmax(out, axis=1).astype(np.int64)
+        labels = out.argmax(axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
     def cost(self, X, y=None, lmbda=0.0, regularization="L2"):
@@ -369,6 +383,28 @@ class Network:
         return Evaluation(correct, len(y), cost, int(np.count_nonzero(~finite)), pinned,
                           self.cost_function)
 
+    def _kernel(self, name, cost="quadratic"):
+        """The compiled kernel `name` of this network's generated kernels for `cost`
+        (``_kernels.usable_kernels``: the specialised ones, or the generic ones
+        while those are not compiled; the generic feedforward is its serial one,
+        which ``warm_up`` compiles), found once per network: finding it anew (the
+        sizes and panel width hashed, the module table read under its lock) takes
+        microseconds, as long as the arithmetic of a call on one example.  Kept by
+        what picks the module besides the sizes, so that a change of any of it finds
+        the right one: the dtype, the cost and the panel width (``_kernels.PANEL``,
+        read at every call).  A generic kernel is not kept: the specialised one
+        takes over once it is compiled.  Holds no parameters: the kernels are
+        given ``params`` afresh at every call."""
+        key = (self.dtype, cost, _kernels.panel_width(self.dtype.itemsize), name)
+        kernel = self._modules.get(key)
+        if kernel is None:
+            module = _kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
+            if module.generic:
+                return getattr(module, name.replace("feedforward_parallel",
+                                                    "feedforward_serial"))
+            kernel = self._modules[key] = getattr(module, name)
+        return kernel
+
     def warm_up(self, generic=False):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it; with generic, the generic kernels'
@@ -387,17 +423,24 @@ class Network:
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
         cross-entropy) for one input x with label y, layer by layer, shaped like
-        biases and weights."""
-        x = check_inputs(np.reshape(x, (1, -1)) if np.ndim(x) == 1 else x,
-                         self.sizes[0], self.dtype, name="x")
+        biases and weights: new arrays at every call (views of one new buffer for
+        the nabla_b and one for the nabla_w)."""
+        x = np.asarray(x)  # once, as in feedforward
+        x = check_inputs(x[np.newaxis] if x.ndim == 1 else x, self.sizes[0], self.dtype,
+                         name="x")
         if x.shape[0] != 1:
             raise ValueError(f"x must be one input of shape ({self.sizes[0]},), "
                              f"got shape {np.shape(x)}")
-        if np.ndim(y) != 0:
+        label = np.asarray(y)  # once: np.ndim and np.reshape would each convert y again
+        if label.ndim != 0:
             raise ValueError(f"y must be one integer label, got {y!r}")
-        label = check_labels(np.reshape(y, 1), 1, self.sizes[-1], name="y")
-        nabla_b, nabla_w = self.layout.unpack(self.gradients(x, label)[0])
-        return [b.copy() for b in nabla_b], [np.ascontiguousarray(w) for w in nabla_w]
+        label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
+        nabla_b = np.empty(sum(n_out for _, n_out in pairs), self.dtype)
+        nabla_w = np.empty(sum(n_in * n_out for n_in, n_out in pairs), self.dtype)
+        _kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
+                      self.layout.arrays, nabla_b, nabla_w)
+        return _book_shaped(self.sizes, nabla_b, nabla_w)
 
     def gradients(self, X, y):
         """Per-example gradients of C_x, one flat row per example, laid out as
@@ -407,10 +450,9 @@ class Network:
         """
         X, y = check_data((X, y), self.sizes[0], self.sizes[-1], self.dtype, "data")
         nabla = np.empty((X.shape[0], self.layout.n_params), dtype=self.dtype)
-        name = ("gradients_parallel" if X.shape[0] > 1 and numba.get_num_threads() > 1
-                else "gradients_serial")
-        kernel = getattr(_kernels.usable_kernels(self.sizes, self.dtype, self.cost_function,
-                                                 [name]), name)
+        kernel = self._kernel("gradients_parallel" if X.shape[0] > 1
+                              and numba.get_num_threads() > 1 else "gradients_serial",
+                              self.cost_function)
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
@@ -450,6 +492,17 @@ class Network:
         """
         net, _ = read_network(path)
         return net
+
+
+def _book_shaped(sizes, nabla_b, nabla_w):
+    """(biases, weights): lists of views of the flat vectors that ``_kernels._backprop``
+    fills, each layer's biases (n_out,) and weights (n_out, n_in), row-major, in turn."""
+    biases, weights, b0, w0 = [], [], 0, 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        biases.append(nabla_b[b0:b0 + n_out])
+        weights.append(nabla_w[w0:w0 + n_out * n_in].reshape(n_out, n_in))
+        b0, w0 = b0 + n_out, w0 + n_out * n_in
+    return biases, weights
 
 
 def _physical_memory():
