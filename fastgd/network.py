@@ -83,6 +83,26 @@ class Layout:
         return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
                                      self.a_off)
 
+    @cached_property
+    def book(self):
+        """Where the book's nabla_b and nabla_w lie in the two flat vectors that
+        ``_kernels._backprop`` fills, each layer's in turn, weights (n_out, n_in)
+        row-major: (length of the biases' vector, of the weights', and for each
+        layer (its biases' slice, its weights' slice, its weights' shape))."""
+        sizes = self.sizes.tolist()
+        layers, b0, w0 = [], 0, 0
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers.append((slice(b0, b0 + n_out), slice(w0, w0 + n_out * n_in), (n_out, n_in)))
+            b0, w0 = b0 + n_out, w0 + n_out * n_in
+        return b0, w0, layers
+
+    def unpack_book(self, nabla_b, nabla_w):
+        """(biases, weights): lists of views, shaped as the book's, of the two flat
+        vectors that ``_kernels._backprop`` fills (see ``book``)."""
+        layers = self.book[2]
+        return ([nabla_b[b] for b, _, _ in layers],
+                [nabla_w[w].reshape(shape) for _, w, shape in layers])
+
     def unpack(self, flat):
         """(biases, weights) of a flat parameter vector, as views shaped like the book's."""
         sizes = self.sizes.tolist()
@@ -435,12 +455,11 @@ class Network:
         if label.ndim != 0:
             raise ValueError(f"y must be one integer label, got {y!r}")
         label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
-        nabla_b = np.empty(sum(n_out for _, n_out in pairs), self.dtype)
-        nabla_w = np.empty(sum(n_in * n_out for n_in, n_out in pairs), self.dtype)
+        n_biases, n_weights, _ = self.layout.book
+        nabla_b, nabla_w = np.empty(n_biases, self.dtype), np.empty(n_weights, self.dtype)
         _kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
                       self.layout.arrays, nabla_b, nabla_w)
-        return _book_shaped(self.sizes, nabla_b, nabla_w)
+        return self.layout.unpack_book(nabla_b, nabla_w)
 
     def gradients(self, X, y):
         """Per-example gradients of C_x, one flat row per example, laid out as
@@ -492,17 +511,6 @@ class Network:
         """
         net, _ = read_network(path)
         return net
-
-
-def _book_shaped(sizes, nabla_b, nabla_w):
-    """(biases, weights): lists of views of the flat vectors that ``_kernels._backprop``
-    fills, each layer's biases (n_out,) and weights (n_out, n_in), row-major, in turn."""
-    biases, weights, b0, w0 = [], [], 0, 0
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        biases.append(nabla_b[b0:b0 + n_out])
-        weights.append(nabla_w[w0:w0 + n_out * n_in].reshape(n_out, n_in))
-        b0, w0 = b0 + n_out, w0 + n_out * n_in
-    return biases, weights
 
 
 def _physical_memory():
