@@ -940,6 +940,27 @@ def _register_panel(features, itemsize):
     return max(PAD, register_bytes // 4 // itemsize // PAD * PAD)
 
 
+def _example_loop_head():
+    """The head of forward_pass's loop over the examples t0 <= t < t1, the same in
+    both builds: each example's nonzero inputs p0..p1-1 (``pairs`` pairs of
+    them), its row splits copied to spans, and later examples' inputs
+    prefetched (see _forward_code)."""
+    return [f"    for t in range(t0, min(t1, t0 + {PREFETCH_AHEAD})):  # the first ones now",
+            "        _prefetch_row(rows[t], indptr, indices, values, splits)",
+            "    for t in range(t0, t1):",
+            "        x = rows[t]",
+            f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
+            f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, "
+            "splits)",
+            f"        if t + {PREFETCH_OUTER} < rows.shape[0]:",
+            f"            _prefetch_row_outer(rows[t + {PREFETCH_OUTER}], indptr, indices, "
+            "values)",
+            "        for r in range(spans.shape[1]):",
+            "            spans[t, r] = splits[x, r]",
+            "        p0, p1 = indptr[x], indptr[x + 1]",
+            "        pairs = (p1 - p0) >> one"]
+
+
 def _forward_code(widths, panel, dense=False):
     """forward_pass: a^l = sigmoid(w^l a^(l-1) + b^l) for the examples t0 <= t < t1,
     layer by layer, into A[l][t]; example t's input is row rows[t] of the CSR arrays.
@@ -964,20 +985,7 @@ def _forward_code(widths, panel, dense=False):
              "                 biases, A, zero):",
              "    one = np.uint64(1)"]
     lines += [f"    W{i}, B{i}, A{i} = weights[{i}], biases[{i}], A[{i}]" for i in range(n_layers)]
-    lines += [f"    for t in range(t0, min(t1, t0 + {PREFETCH_AHEAD})):  # the first ones now",
-              "        _prefetch_row(rows[t], indptr, indices, values, splits)",
-              "    for t in range(t0, t1):",
-              "        x = rows[t]",
-              f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
-              f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, "
-              "splits)",
-              f"        if t + {PREFETCH_OUTER} < rows.shape[0]:",
-              f"            _prefetch_row_outer(rows[t + {PREFETCH_OUTER}], indptr, indices, "
-              "values)",
-              "        for r in range(spans.shape[1]):",
-              "            spans[t, r] = splits[x, r]",
-              "        p0, p1 = indptr[x], indptr[x + 1]",
-              "        pairs = (p1 - p0) >> one"]
+    lines += _example_loop_head()
     for i, n_out in enumerate(widths):
         # The padding columns are computed too, in whole vectors (their weights
         # and biases are zero; their activations sigmoid(0) are never read).
@@ -1191,22 +1199,9 @@ def _generic_forward_code(dense=False):
              "    widest = 0",
              "    for i in range(len(weights)):",
              "        widest = max(widest, weights[i].shape[1])",
-             "    second = np.empty(widest, A[0].dtype)",
-             f"    for t in range(t0, min(t1, t0 + {PREFETCH_AHEAD})):",
-             "        _prefetch_row(rows[t], indptr, indices, values, splits)",
-             "    for t in range(t0, t1):",
-             "        x = rows[t]",
-             f"        if t + {PREFETCH_AHEAD} < rows.shape[0]:",
-             f"            _prefetch_row(rows[t + {PREFETCH_AHEAD}], indptr, indices, values, "
-             "splits)",
-             f"        if t + {PREFETCH_OUTER} < rows.shape[0]:",
-             f"            _prefetch_row_outer(rows[t + {PREFETCH_OUTER}], indptr, indices, "
-             "values)",
-             "        for r in range(spans.shape[1]):",
-             "            spans[t, r] = splits[x, r]",
-             "        p0, p1 = indptr[x], indptr[x + 1]",
-             "        pairs = (p1 - p0) >> one",
-             "        for i in range(len(weights)):",
+             "    second = np.empty(widest, A[0].dtype)"]
+    lines += _example_loop_head()
+    lines += ["        for i in range(len(weights)):",
              "            W, B = weights[i], biases[i]",
              "            z = A[i][t]",
              "            y = second[:W.shape[1]]",
