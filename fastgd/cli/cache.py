@@ -23,7 +23,7 @@ def add_parsers(commands):
                     "evaluating a network of these sizes use, so that no later run waits "
                     "for numba: in a Docker image, on each node of a cluster or MPI job "
                     "before it starts, in CI. Each network shape, dtype, cost and input "
-                    "path has kernels of its own (10-30 s each to compile). The cache is "
+                    "path has kernels of its own (tens of seconds each to compile). The cache is "
                     "$FASTGD_CACHE_DIR (default: a fastgd folder in $NUMBA_CACHE_DIR or "
                     "~/.cache); see fastgd cache.")
     compile_.add_argument("--sizes", type=layer_sizes, default=BOOK_SIZES, metavar="N,N,...",
