@@ -1,7 +1,60 @@
-"""Writing files so that a failed or killed write never costs the previous file."""
+"""Reading and writing files safely.
+
+Writes: a failed or killed write never costs the previous file, and nothing but a
+regular file is ever replaced (not a device node, a named pipe or a socket).
+Reads: only regular files are opened, so that a named pipe or a device given as
+a file cannot block a run forever or feed it endless data.
+"""
 
 import os
+import stat
 import tempfile
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(path):
+    """What ``path`` is when it exists and is not a regular file ("a named pipe
+    (FIFO)", "a character device", ...), following symbolic links; else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_regular_file(path, what):
+    """Raise unless ``path`` is an existing regular file (symbolic links followed):
+    FileNotFoundError if it is missing, IsADirectoryError for a directory,
+    ValueError for a pipe, device or socket, naming ``what`` and the path."""
+    kind = special_kind(path)
+    if kind == "a directory":
+        raise IsADirectoryError(f"{what} {path} is a directory, expected a file")
+    if kind is not None:
+        raise ValueError(f"{what} {path} is {kind}, expected a regular file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path}: no such file")
+
+
+def read_regular_file(path, what):
+    """The bytes of ``path``, which must be a regular file (see check_regular_file).
+
+    The file is opened without blocking and checked again once open, so that a
+    pipe put in its place between the check and the open cannot hang the read.
+    """
+    check_regular_file(path, what)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{what} {path} is no longer a regular file")
+        return f.read()
 
 
 def atomic_write(path, write, *, overwrite=False, binary=True):
@@ -15,6 +68,11 @@ def atomic_write(path, write, *, overwrite=False, binary=True):
     it leaves is removed by the next write to ``path`` once that pid is gone.
     """
     path = os.fspath(path)
+    if os.path.islink(path):  # write the file the link points at, keeping the link
+        path = os.path.realpath(path)
+    kind = special_kind(path)
+    if kind is not None:
+        raise ValueError(f"{path} is {kind}: fastgd replaces only regular files")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists (asked not to overwrite it)")
     folder, name = os.path.split(os.path.abspath(path))
@@ -90,8 +148,11 @@ def check_writable(path, what):
     """Fail now, not after hours of training, if ``path`` could not be written:
     its folder must exist and be writable, and the path must not be a folder."""
     path = os.fspath(path)
-    if os.path.isdir(path):
+    kind = special_kind(path)
+    if kind == "a directory":
         raise IsADirectoryError(f"{what} {path} is a directory, expected a file name")
+    if kind is not None:
+        raise ValueError(f"{what} {path} is {kind}: fastgd writes only regular files")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{what} {path}: no such directory {folder}")

@@ -36,6 +36,14 @@ def check_dtype(dtype):
     return DTYPES[name]
 
 
+def check_bool(value, name):
+    """``value`` as a bool: True, False (or NumPy's), nothing else; a string such
+    as "False" is refused rather than read as true."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def check_int(value, name, minimum=None, maximum=None):
     """An integer (not a bool, not a float) within [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

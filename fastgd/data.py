@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_dtype
+from ._files import read_regular_file, special_kind
+from ._validation import check_bool, check_dtype
 
 __all__ = [
     "IDXError",
@@ -68,6 +71,9 @@ MNIST_SHA256 = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# Trailing bytes after a gzip'd IDX file's data are counted up to this many (the
+# count goes into the error message); past it the stream is not inflated further.
+_MAX_TRAILING = 64 << 20
 _IDX_TYPES = {  # type byte -> name; only 0x08 is supported
     0x08: "unsigned byte",
     0x09: "signed byte",
@@ -89,12 +95,34 @@ def mnist_dir() -> Path:
 
 def _idx_bytes(path) -> bytes:
     """Return the IDX bytes of ``path``, decompressed if it is gzip
-    (recognised by its magic bytes, not its name)."""
-    raw = Path(path).read_bytes()  # FileNotFoundError names the path
+    (recognised by its magic bytes, not its name).
+
+    Only a regular file is read (a pipe or device could block or never end), and
+    a gzip stream is decompressed no further than its IDX header says the data
+    go, plus one byte to tell trailing data: a small file cannot unpack into
+    gigabytes.
+    """
+    try:
+        raw = read_regular_file(path, "IDX file")
+    except ValueError as e:
+        raise IDXError(str(e)) from None
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            head = stream.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            head += stream.read(4 * ndim)
+            if len(head) < 4 + 4 * ndim:
+                return head  # too short: _parse_idx says what is missing
+            expected = 1
+            for size in struct.unpack(f">{ndim}i", head[4:]):
+                expected *= max(size, 0)
+            data = head + stream.read(expected)
+            trailing = 0  # counted, not kept: memory stays bounded
+            while trailing <= _MAX_TRAILING and (chunk := stream.read(1 << 20)):
+                trailing += len(chunk)
+            return data + bytes(min(trailing, _MAX_TRAILING + 1))
     except (EOFError, zlib.error, OSError) as e:  # gzip.BadGzipFile is an OSError
         raise IDXError(f"{path}: corrupt gzip stream ({type(e).__name__}: {e})") from e
 
@@ -131,7 +159,9 @@ def _parse_idx(data: bytes, path) -> np.ndarray:
         raise IDXError(f"{path}: truncated data: shape {shape} needs {expected} "
                        f"bytes after the header, found only {found}")
     if found > expected:
-        raise IDXError(f"{path}: {found - expected} trailing bytes after the "
+        extra = found - expected
+        extra = f"more than {_MAX_TRAILING}" if extra > _MAX_TRAILING else str(extra)
+        raise IDXError(f"{path}: {extra} trailing bytes after the "
                        f"{expected} bytes of data that shape {shape} calls for")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
 
@@ -167,14 +197,29 @@ def _read(path, sha256: str | None) -> np.ndarray:
     return array
 
 
-def _find(directory: Path, name: str) -> Path:
-    """Return ``directory/name`` or ``directory/name.gz``, whichever exists."""
+def _find(directory: Path, name: str) -> list[Path]:
+    """``directory/name`` and ``directory/name.gz``, those that exist (at least one)."""
     candidates = [directory / name, directory / (name + ".gz")]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no {name} in {directory}: looked for "
-                            + " and ".join(str(c) for c in candidates))
+    found = [c for c in candidates if os.path.lexists(c)]
+    for candidate in found:
+        kind = special_kind(candidate)
+        if kind is not None:
+            raise IDXError(f"{candidate} is {kind}, expected a regular IDX file")
+    if not found:
+        raise FileNotFoundError(f"no {name} in {directory}: looked for "
+                                + " and ".join(str(c) for c in candidates))
+    return found
+
+
+def _read_one(paths: list[Path], sha256: str | None) -> tuple[np.ndarray, Path]:
+    """Read the raw and/or ``.gz`` copy of one IDX file; two copies must agree."""
+    arrays = [_read(p, sha256) for p in paths]
+    if len(arrays) == 2 and not (arrays[0].shape == arrays[1].shape
+                                 and np.array_equal(arrays[0], arrays[1])):
+        raise IDXError(f"{paths[0]} and {paths[1]} are two copies of the same IDX file "
+                       f"that disagree (shapes {arrays[0].shape} and {arrays[1].shape}): "
+                       f"remove the wrong one")
+    return arrays[0], paths[0]
 
 
 def _load_dir(directory, verify: bool):
@@ -182,9 +227,10 @@ def _load_dir(directory, verify: bool):
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory")
-    paths = [_find(directory, name) for name in MNIST_FILES]
-    arrays = [_read(p, MNIST_SHA256[name] if verify else None)
-              for p, name in zip(paths, MNIST_FILES)]
+    found = [_read_one(_find(directory, name), MNIST_SHA256[name] if verify else None)
+             for name in MNIST_FILES]
+    arrays = [array for array, _ in found]
+    paths = [path for _, path in found]
     train_images, train_labels, test_images, test_labels = arrays
     parts = []
     for images, labels, image_path, label_path in (
@@ -242,8 +288,9 @@ def load_idx_dataset(path=None, *, verify: bool | None = None):
     True for the bundled copy and False for a user directory, whose files may
     be another data set with the same names (such as Fashion-MNIST).
     """
+    verify = None if verify is None else check_bool(verify, "verify")
     if path is None:
-        return _load_bundled(True if verify is None else bool(verify))
+        return _load_bundled(True if verify is None else verify)
     return _load_dir(path, bool(verify))
 
 
@@ -267,6 +314,7 @@ def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
     not prepare them again.
     """
     dtype = check_dtype(dtype)
+    as_dataset = check_bool(as_dataset, "as_dataset")
     if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
         raise ValueError(f"validation_size must be an int, got {validation_size!r}")
     if validation_size < 0:
@@ -365,12 +413,9 @@ def read_digit_image(path, *, dtype="float32") -> np.ndarray:
     dtype = check_dtype(dtype)
     Image, ImageOps, UnidentifiedImageError = _pillow()
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, expected an image file")
+    data = read_regular_file(path, "image")  # never a pipe: Pillow would wait on it
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             image = ImageOps.exif_transpose(image)  # photos taken sideways
             if image.mode.startswith("I"):  # 16-bit greyscale: convert("L") clips it
                 grey = np.asarray(image, dtype=np.float64) * (255 / 65535)

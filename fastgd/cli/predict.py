@@ -56,5 +56,7 @@ def predict_command(args):
             for path, digit, a in zip(args.images, digits, activations)]}, indent=1))
     else:
         for path, digit, a in zip(args.images, digits, activations):
+            # one line per picture, whatever its name holds (a newline, a tab)
+            path = path if path.isprintable() else ascii(path)
             print(f"{path}: {digit}  (activations {' '.join(f'{v:.2f}' for v in a)})")
     return 0
