@@ -219,8 +219,9 @@ def _add_training_options(parser, data_help, validation_help, epochs=30):
     parser.add_argument("--threads", type=_threads,
                        help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
     parser.add_argument("--kernel", choices=["auto", "serial", "parallel"], default="auto",
-                       help="auto (default) splits a mini-batch across threads only when it "
-                            "is large enough to pay off; all give the same weights")
+                       help="auto (default) times the serial kernel (1 thread) against the "
+                            "parallel one (all threads) during the first epoch, keeps the faster, "
+                            "and times them again when the speed drifts; all give the same weights")
     parser.add_argument("--data", type=_directory, metavar="DIR", help=data_help)
     parser.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
                         metavar="N", help=validation_help)

@@ -1,0 +1,169 @@
+"""Every code example of README.md and docs/**/*.md runs, twice.
+
+A page's ```python blocks run in order in one namespace (a later block uses what an
+earlier one made), in a fresh temporary folder, and the whole page runs a second time
+in the same folder: an example that writes a file must say ``overwrite=True``.  Shell
+blocks (```sh) run their lines that start with ``fastgd`` or ``mpiexec``.  HTML
+comments just before a block steer the test, never what the reader sees:
+
+    <!-- test: replace "OLD" "NEW" -->   run the block with OLD replaced by NEW
+    <!-- test: skip WHY -->              leave the block out, saying why
+    <!-- test: skip-line "TEXT" -->      leave out the shell lines that contain TEXT
+    <!-- test: script -->                run the block alone: python block.py
+    <!-- test: mpi N -->                 run the block alone: mpiexec -n N python -m mpi4py
+
+Blocks without a language (output, synopses) are not run.
+"""
+
+import contextlib
+import glob
+import importlib.util
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = sorted([os.path.join(ROOT, "README.md")]
+               + glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+# docs/benchmarks.md is a link to BENCHMARKS.md: its blocks run once, under that name
+PAGES = [page for page in PAGES if not os.path.islink(page)] + [os.path.join(ROOT,
+                                                                             "BENCHMARKS.md")]
+
+FENCE = re.compile(r"((?:<!-- test:[^\n]*-->\n)*)```(\w*)\n(.*?)^```", re.S | re.M)
+DIRECTIVE = re.compile(r"<!-- test: (\S+) ?(.*?) ?-->")
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+class Block:
+    def __init__(self, page, line, language, code, directives):
+        self.page, self.line, self.language, self.code = page, line, language, code
+        self.skip = None
+        self.mode = "inline"
+        self.ranks = None
+        self.skip_lines = []
+        for name, argument in directives:
+            texts = [text.replace('\\"', '"') for text in QUOTED.findall(argument)]
+            if name == "replace":
+                old, new = texts
+                if old not in self.code:
+                    raise AssertionError(f"{self}: replace {old!r}: not in the block")
+                self.code = self.code.replace(old, new)
+            elif name == "skip":
+                self.skip = argument or "skipped"
+            elif name == "skip-line":
+                self.skip_lines += texts
+            elif name == "script":
+                self.mode = "script"
+            elif name == "mpi":
+                self.mode, self.ranks = "mpi", int(argument)
+            else:
+                raise AssertionError(f"{self}: unknown directive {name!r}")
+
+    def __str__(self):
+        return f"{os.path.relpath(self.page, ROOT)}:{self.line}"
+
+
+def blocks(page):
+    text = open(page, encoding="utf-8").read()
+    found = []
+    for match in FENCE.finditer(text):
+        directives = DIRECTIVE.findall(match.group(1))
+        line = text.count("\n", 0, match.start(2)) + 1
+        found.append(Block(page, line, match.group(2), match.group(3), directives))
+    return found
+
+
+def runnable(page):
+    return [block for block in blocks(page)
+            if block.language in ("python", "sh") and block.skip is None]
+
+
+def mpiexec():
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+
+
+def shell_commands(block):
+    """The block's command lines, with fastgd run by this Python (the tree under test)."""
+    commands = []
+    for line in block.code.splitlines():
+        line = line.split("  #")[0].strip()
+        if not line.startswith(("fastgd ", "mpiexec ")):
+            continue
+        if any(text in line for text in block.skip_lines):
+            continue
+        words = shlex.split(line)
+        if words[0] == "mpiexec":
+            words[0] = mpiexec()
+        words = sum(([sys.executable, "-m", "fastgd"] if word == "fastgd" else [word]
+                     for word in words), [])
+        commands.append(words)
+    return commands
+
+
+def run_block(block, namespace, folder):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    if block.language == "sh":
+        for words in shell_commands(block):
+            done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
+                                  timeout=600)
+            assert done.returncode == 0, (f"{block}: {shlex.join(words)} exited "
+                                          f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return
+    if block.mode == "inline":
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(block.code, str(block), "exec"), namespace)
+        return
+    script = os.path.join(folder, f"block{block.line}.py")
+    with open(script, "w", encoding="utf-8") as f:
+        f.write(block.code)
+    words = [sys.executable, script]
+    if block.mode == "mpi":
+        words = [mpiexec(), "-n", str(block.ranks), sys.executable, "-m", "mpi4py", script]
+    done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{block} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+def needs(block):
+    """Why this machine cannot run the block, or None."""
+    code = block.code
+    if block.mode == "mpi" or "mpiexec" in code or "--distributed" in code:
+        if importlib.util.find_spec("mpi4py") is None or mpiexec() is None:
+            return "mpi4py or mpiexec is not installed"
+    if ("fastgd.sweep" in code or "fastgd sweep" in code) and \
+            importlib.util.find_spec("distributed") is None:
+        return "dask's distributed is not installed"
+    if "plots" in code and importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [page for page in PAGES if runnable(page)],
+                         ids=lambda page: os.path.relpath(page, ROOT))
+def test_examples_run_twice(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for attempt in (1, 2):
+        namespace = {"__name__": "__docs__"}
+        for block in runnable(page):
+            reason = needs(block)
+            if reason is not None:
+                continue
+            try:
+                run_block(block, namespace, str(tmp_path))
+            except Exception as error:
+                raise AssertionError(f"{block} (run {attempt}): {error!r}") from error
+
+
+def test_directives_are_understood():
+    """A typo in a directive, or a replace whose text left the block, fails fast."""
+    for page in PAGES:
+        blocks(page)
