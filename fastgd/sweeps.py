@@ -552,11 +552,6 @@ class SweepTable:
                 chosen[key] = row
         return list(chosen.values())
 
-    def plot(self):
-        """Accuracy against eta, one line per network: see ``plots.sweep``."""
-        from .plots import sweep
-        return sweep(self)
-
 
 _LABELS = {"sizes": "sizes", "eta": "eta", "mini_batch_size": "m", "seed": "seed",
            "epochs": "epochs", "dtype": "dtype"}
