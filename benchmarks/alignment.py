@@ -13,8 +13,6 @@ each weight row falls on the cache lines.  A mini-batch size of 0 means full bat
 """
 
 import argparse
-import os
-import time
 
 import numpy as np
 
@@ -23,6 +21,8 @@ from fastgd import config as fastgd_config
 from fastgd import _kernels
 from fastgd.data import load_mnist
 from fastgd.training import Trainer
+
+from _measure import median_seconds, pin_to_one_core
 
 # Steady-state timings: the kernels specialised for each shape from the first epoch
 # (not the generic ones that a cold cache starts on).
@@ -52,13 +52,10 @@ def epoch_seconds(training_data, mini_batch_size, offset):
                                            shifted(buffers.nabla, offset))
     # whole rows of a group buffer, so that each row is shifted alike
     buffers.groups = shifted(buffers.groups, offset)
-    times = []
-    for _ in range(EPOCHS):
-        order = net.rng.permutation(trainer.n)
-        began = time.perf_counter()
+
+    def epoch(order):
         trainer._run(trainer.current, order, 0, trainer.n, params=params)
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
+    return median_seconds(epoch, rounds=EPOCHS, before=lambda: net.rng.permutation(trainer.n))
 
 
 def main():
@@ -69,8 +66,7 @@ def main():
     args = parser.parse_args()
     if any(m < 0 for m in args.mini_batch_size) or args.rounds < 1:
         parser.error("--mini-batch-size takes sizes >= 0 (0: full batch), --rounds >= 1")
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     training_data = load_mnist(dtype="float32")[0]
     results = {}
     for _ in range(args.rounds):

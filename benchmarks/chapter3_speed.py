@@ -10,13 +10,13 @@ one lacks are left out.
 """
 
 import inspect
-import statistics
 import sys
-import time
 
 import fastgd
 from fastgd import config as fastgd_config
 from fastgd.training import Trainer
+
+import _measure as measure
 
 # Steady-state timings: the kernels specialised for each shape from the first epoch
 # (not the generic ones that a cold cache starts on).
@@ -43,10 +43,8 @@ seconds = {name: [] for name in trainers}
 for _ in range(rounds):
     for name, trainer in trainers.items():
         order = trainer.net.rng.permutation(trainer.n)
-        began = time.perf_counter()
-        trainer.run_epoch(order)
-        seconds[name].append(time.perf_counter() - began)
+        seconds[name].append(measure.seconds(trainer.run_epoch, order))
 print(f"fastgd at {fastgd.__file__}: median of {rounds} epochs (min-max)")
 for name, times in seconds.items():
-    print(f"  {name:28s} {statistics.median(times) * 1000:7.1f} ms  "
+    print(f"  {name:28s} {measure.median(times) * 1000:7.1f} ms  "
           f"({min(times) * 1000:.1f}-{max(times) * 1000:.1f})")

@@ -23,7 +23,8 @@ import pytest
 import fastgd
 from fastgd import config as fastgd_config
 
-from suite import (IMPLS, MACHINE, SEED, SELECTED, SMOKE, affinity, cpu_model,
+from _measure import allowed_cores
+from suite import (IMPLS, MACHINE, SEED, SELECTED, SMOKE, cpu_model,
                    process_label, runs_all_threads, threading_layer)
 
 # Steady-state timings: the kernels specialised for each shape from the first epoch
@@ -81,7 +82,7 @@ def machine():
         MACHINE.update(cpu=cpu_model(), cores=os.cpu_count(), numba=numba.__version__,
                        numpy=np.__version__, threading_layer=threading_layer(),
                        numba_max_threads=numba.config.NUMBA_NUM_THREADS, smoke=SMOKE,
-                       process=process_label(), affinity=affinity(), pid=os.getpid())
+                       process=process_label(), affinity=allowed_cores(), pid=os.getpid())
         if os.environ.get("FASTGD_BENCH_COMMAND"):  # set by benchmarks/run.py
             MACHINE["command"] = os.environ["FASTGD_BENCH_COMMAND"]
     return MACHINE

@@ -13,8 +13,6 @@ decides the path from the data.
 """
 
 import argparse
-import os
-import time
 
 import numpy as np
 
@@ -23,6 +21,8 @@ from fastgd import config as fastgd_config
 from fastgd import _kernels
 from fastgd.data import load_mnist
 from fastgd.training import Trainer
+
+from _measure import median_seconds, pin_to_one_core
 
 # Steady-state timings: the kernels specialised for each shape from the first epoch
 # (not the generic ones that a cold cache starts on).
@@ -49,12 +49,7 @@ def epoch_seconds(X, y, path, mini_batch_size, rounds):
     assert trainer.dense == (path == "dense")
     order = np.random.default_rng(1).permutation(len(y))
     trainer.run_epoch(order)
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        trainer.run_epoch(order)
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
+    return median_seconds(trainer.run_epoch, order, rounds=rounds)
 
 
 def main():
@@ -62,8 +57,7 @@ def main():
     parser.add_argument("--mini-batch-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     (X, y), _, _ = load_mnist()
     X = np.asarray(X, np.float32)
     rng = np.random.default_rng(0)

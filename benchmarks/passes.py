@@ -14,8 +14,6 @@ the wait for each shuffled example's inputs to arrive from memory).
 """
 
 import argparse
-import os
-import time
 
 import numpy as np
 from numba import njit
@@ -23,6 +21,8 @@ from numba import njit
 import fastgd
 from fastgd import _kernels
 from fastgd.data import load_mnist
+
+from _measure import median_seconds, pin_to_one_core
 
 PARTS = ("forward", "forward + backward", "forward + backward + update")
 
@@ -61,8 +61,7 @@ def main():
     args = parser.parse_args()
     if args.chunk < 1 or args.rounds < 1:
         parser.error("--chunk and --rounds take integers >= 1")
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     X, y = load_mnist(dtype="float32")[0]
     net = fastgd.Network([784, 30, 10], dtype="float32", seed=1)
     layout = net.layout.arrays
@@ -88,12 +87,7 @@ def main():
             call = (parts, order, examples, args.chunk, weights, biases, target_w, target_b,
                     *scratch, costs, one - one, one, net.sizes[-1])
             _kernels.call(drive, *call)  # compiles once, then warms the caches
-            seconds = []
-            for _ in range(args.rounds):
-                began = time.perf_counter()
-                drive(*call)
-                seconds.append(time.perf_counter() - began)
-            times[name, parts] = float(np.median(seconds))
+            times[name, parts] = median_seconds(drive, *call, rounds=args.rounds)
     print(f"\n[784, 30, 10] float32, {len(y):,} examples in chunks of {args.chunk}, 1 thread, "
           f"medians of {args.rounds} (ms)\n")
     print("| examples | " + " | ".join(PARTS) + " | backward | update |")

@@ -39,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 
+from _measure import can_pin, cores, pin_to
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 IMPLS = ["fastgd", "numpy", "network.py", "torch", "jax"]  # suite.IMPLS, in run order
@@ -53,18 +55,6 @@ NO_TESTS = 5  # pytest's exit status when every test was deselected
 START_IMPLS = {"fastgd": ["fastgd", "fastgd now"], "jax": ["jax"], "torch": ["pytorch"],
                "numpy": ["numpy"]}
 START_PROCESS = "cold and warm start"
-
-
-def cores():
-    """The CPUs this process may run on: what numba uses by default."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
-
-
-def can_pin():
-    return hasattr(os, "sched_setaffinity")
 
 
 def child_env(impl, threads, args, command):
@@ -83,17 +73,6 @@ def child_env(impl, threads, args, command):
         if removed:  # so that the JSON says what the runner took away
             env["FASTGD_BENCH_REMOVED_ENV"] = ",".join(removed)
     return env
-
-
-def pin_to(cpu):
-    """A preexec_fn that pins the child to one CPU.  A refusal (a container's
-    policy, say) leaves it unpinned: the child records the CPUs it really had."""
-    def pin():
-        try:
-            os.sched_setaffinity(0, {cpu})
-        except OSError:
-            pass
-    return pin
 
 
 def run_child(impl, threads, json_path, args, command):

@@ -36,12 +36,12 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+import _measure as measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = [784, 30, 10]
@@ -71,11 +71,9 @@ def measure_compute(rounds):
         seconds = []
         for _ in range(rounds + 1):  # the first is a warm-up
             net.params[...] = start
-            began = time.perf_counter()
-            run.run_epoch(order)
-            seconds.append(time.perf_counter() - began)
-        result[mode] = {"epoch_s": seconds[1:], "epoch_s_median": statistics.median(seconds[1:]),
-                        "s_per_example": statistics.median(seconds[1:]) / len(y)}
+            seconds.append(measure.seconds(run.run_epoch, order))
+        result[mode] = {"epoch_s": seconds[1:], "epoch_s_median": measure.median(seconds[1:]),
+                        "s_per_example": measure.median(seconds[1:]) / len(y)}
         result["n_params"] = int(net.layout.n_params)
     return result
 
@@ -104,10 +102,8 @@ def comm_child(repeats):
             seconds = []
             for _ in range(repeats + 3):
                 comm.Barrier()
-                began = time.perf_counter()
-                combine()
-                seconds.append(time.perf_counter() - began)
-            median = statistics.median(seconds[3:])
+                seconds.append(measure.seconds(combine))
+            median = measure.median(seconds[3:])
             timings[name][n] = comm.allreduce(median, op=MPI.MAX)
     if comm.Get_rank() == 0:
         print(json.dumps({"ranks": P, "mpi": MPI.Get_library_version().splitlines()[0].strip(),

@@ -74,14 +74,6 @@ def threading_layer():
 MACHINE = {}
 
 
-def affinity():
-    """The CPUs this process may run on (None where the OS does not say)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-
-
 def process_label():
     """Which of benchmarks/run.py's processes this is, for the report's header
     (run.py names the one that runs test_start.py in FASTGD_BENCH_PROCESS)."""

@@ -25,7 +25,8 @@ import fastgd
 from fastgd.training import Trainer
 
 from baselines import JaxScan, NetworkPy, NumpyMatrix, TorchSGD
-from suite import ROUNDS, SEED, SMOKE, affinity, blas_info, record, thread_counts
+from _measure import allowed_cores
+from suite import ROUNDS, SEED, SMOKE, blas_info, record, thread_counts
 
 MODES = {"online": 1, "m=10": 10, "m=100": 100, "m=1000": 1000, "full batch": None}
 ETA = 3.0
@@ -257,7 +258,7 @@ def xla_threads():
     flags = os.environ.get("XLA_FLAGS", "").split()
     if "--xla_cpu_multi_thread_eigen=false" in flags and "intra_op_parallelism_threads=1" in flags:
         return 1
-    cpus = affinity()
+    cpus = allowed_cores()
     return len(cpus) if cpus else os.cpu_count()
 
 

@@ -416,11 +416,3 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
                      "and JIT compilation excluded",
             "sweep": sweep, "runs": runs}
 
-
-def plot_time_to_accuracy(result, path_png, *, overwrite=False, title=None):
-    """Draw ``fastgd.plots.time_to_accuracy(result)`` and write it to ``path_png``
-    (refused if the file exists, unless ``overwrite=True``); returns the path."""
-    from . import plots
-    path_png = plots.check_path(path_png, overwrite, "path_png")
-    return plots.save(plots.time_to_accuracy(result, title=title), path_png,
-                      overwrite=overwrite)

@@ -323,12 +323,3 @@ def _check_batch_sizes(batch_sizes, n):
         raise ValueError(f"batch_sizes must not repeat a size, got {sizes}")
     return sizes
 
-
-# -- the plot -----------------------------------------------------------------------------
-
-def plot_noise(results, path, *, overwrite=False, title=None):
-    """Draw ``fastgd.plots.noise(results)`` and write it to ``path`` (refused if the
-    file exists, unless ``overwrite=True``); returns ``path``."""
-    from . import plots
-    path = plots.check_path(path, overwrite)
-    return plots.save(plots.noise(results, title=title), path, overwrite=overwrite)

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import compare
+from fastgd import compare, plots
 from fastgd.cli import compare as compare_cli
 from fastgd.cli.compare import format_report
-from fastgd.compare import (_checkpoints, plot_time_to_accuracy, sweep_eta,
-                            time_to_accuracy, train_curve)
+from fastgd.compare import _checkpoints, sweep_eta, time_to_accuracy, train_curve
 
 
 @pytest.fixture(scope="module")
@@ -245,11 +244,11 @@ def test_plot_refuses_to_overwrite(small, tmp_path):
     pytest.importorskip("matplotlib")
     result = _tiny_result(small)
     path = tmp_path / "plot.png"
-    plot_time_to_accuracy(result, path)
+    plots.save(plots.time_to_accuracy(result), path)
     assert path.stat().st_size > 0
     with pytest.raises(FileExistsError, match="overwrite"):
-        plot_time_to_accuracy(result, path)
-    plot_time_to_accuracy(result, path, overwrite=True)
+        plots.save(plots.time_to_accuracy(result), path)
+    plots.save(plots.time_to_accuracy(result), path, overwrite=True)
 
 
 def test_plot_without_matplotlib(small, tmp_path, monkeypatch):
@@ -257,7 +256,7 @@ def test_plot_without_matplotlib(small, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install 'fastgd\[plot\]'"):
-        plot_time_to_accuracy(result, tmp_path / "plot.png")
+        plots.time_to_accuracy(result)
     assert not (tmp_path / "plot.png").exists()
 
 

@@ -1,5 +1,5 @@
 """Tests for gradient descent on C(v) (fastgd.descent), its picture (fastgd.plots.valley,
-fastgd.valley.plot_valley) and its command (fastgd.cli.valley)."""
+the example valleys (fastgd.valley) and its command (fastgd.cli.valley)."""
 
 import argparse
 import sys
@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-from fastgd.descent import (CostIncreaseError, Descent, NonFiniteError, bowl, minimize,
-                            narrow_valley, one_variable)
+from fastgd import plots
 from fastgd.cli.valley import add_parsers
+from fastgd.descent import CostIncreaseError, Descent, NonFiniteError, minimize
 from fastgd.plots import PLOT_HINT
-from fastgd.valley import plot_valley
+from fastgd.valley import bowl, narrow_valley, one_variable
 
 
 def run(example, v0=None, **options):
@@ -227,4 +227,4 @@ def test_valley_without_matplotlib_prints_the_numbers_then_fails(tmp_path, capsy
     assert PLOT_HINT in printed.err
     assert not out.exists()
     with pytest.raises(ImportError, match=r"pip install 'fastgd\[plot\]'"):
-        plot_valley(run(bowl, steps=2), bowl.C, tmp_path / "p.png")
+        plots.valley(run(bowl, steps=2), bowl.C)

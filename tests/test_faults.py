@@ -437,13 +437,13 @@ def test_outputs_are_checked_before_training(tmp_path, capsys):
 
 
 def test_a_failed_history_write_still_saves_the_model_first(tmp_path, capsys, monkeypatch):
-    from fastgd.cli import train as cli_train
     from fastgd.cli import main
+    from fastgd.cli import train_output
 
     def failing(path, write, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli_train, "atomic_write", failing)
+    monkeypatch.setattr(train_output, "atomic_write", failing)
     quick = RUN + ["--epochs", "1", "--train-size", "100", "--quiet"]
     assert main(quick + ["--save", str(tmp_path / "net.npz"), "--history",
                          str(tmp_path / "h.json")]) == 2

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 
-from fastgd import compare
+from fastgd import compare, plots
 from fastgd.compare import DEFAULT_ETA_GRID, DEFAULT_MODES, mode_label
 from fastgd.cli._arguments import (Progress, check_output, comma_list, int_at_least,
                                    mini_batch_size_or_full, positive_float,
@@ -241,6 +241,6 @@ def compare_command(args):
             f.write("\n".join(format_report(result, markdown=True)) + "\n")
         print(f"table written to {args.markdown}", file=info)
     if args.out:
-        compare.plot_time_to_accuracy(result, args.out, overwrite=args.overwrite)
+        plots.save(plots.time_to_accuracy(result), args.out, overwrite=args.overwrite)
         print(f"plot written to {args.out}", file=info)
     return 0

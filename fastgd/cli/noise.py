@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from fastgd import noise
+from fastgd import noise, plots
 from fastgd.cli._arguments import (Progress, check_fits, check_output, comma_list,
                                    draw_seed, int_at_least, layer_sizes, require_matplotlib)
 
@@ -135,7 +135,7 @@ def noise_command(args):
         print(json.dumps({"sizes": net.sizes, "dtype": args.dtype, "seed": seed,
                           "results": [r.to_dict() for r in results]}, indent=1))
     if out is not None:
-        noise.plot_noise(results, out, overwrite=args.overwrite)
+        plots.save(plots.noise(results), out, overwrite=args.overwrite)
         print(f"plot written to {out}", file=info)
     return 0
 

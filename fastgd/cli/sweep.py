@@ -221,8 +221,8 @@ def sweep_command(args):
         table.to_json(paths["sweep.json"], overwrite=args.overwrite)
         table.to_markdown(paths["sweep.md"], overwrite=args.overwrite)
         if "sweep.png" in paths:
-            from fastgd.plots import save
-            save(table.plot(), paths["sweep.png"], overwrite=args.overwrite)
+            from fastgd import plots
+            plots.save(plots.sweep(table), paths["sweep.png"], overwrite=args.overwrite)
         print("written: " + ", ".join(paths.values()), file=info)
     failed = sum(row["error"] is not None for row in table.rows)
     if failed == len(table.rows):

@@ -16,7 +16,9 @@ import numpy as np
 
 from fastgd.cli._arguments import (check_output, comma_list, finite_float, int_at_least,
                                    positive_float)
-from fastgd.descent import EXAMPLES, CostIncreaseWarning, NonFiniteError, minimize
+from fastgd import plots
+from fastgd.descent import CostIncreaseWarning, NonFiniteError, minimize
+from fastgd.valley import EXAMPLES
 
 
 def add_parsers(commands):
@@ -59,8 +61,6 @@ def add_parsers(commands):
 def valley_command(args):
     """Run ``fastgd valley``: returns the exit status (0; 1 when the descent diverges to
     infinity or NaN; 2 without matplotlib, after printing the numbers)."""
-    from fastgd.valley import plot_valley
-
     example = EXAMPLES[args.function]
     check_output(args.out, "--out", args.overwrite, suffix=".png")
     one = args.function == "one-variable"
@@ -108,8 +108,9 @@ def valley_command(args):
                                    warning.lineno)
 
     try:
-        plot_valley(result, example.C, args.out, name=example.formula,
-                    minimum=example.minimum, overwrite=args.overwrite)
+        picture = plots.valley(result, example.C, name=example.formula,
+                               minimum=example.minimum)
+        plots.save(picture, args.out, overwrite=args.overwrite)
     except ImportError as e:
         print(f"fastgd valley: error: {e}", file=sys.stderr)
         return 2
