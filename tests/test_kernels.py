@@ -316,9 +316,10 @@ def test_exp_is_within_an_ulp_of_numpy():
     assert s[0] == 1 and s[1] == 0 and np.isnan(s[2])
 
 
-def test_shuffling_follows_the_seeded_generator():
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
+def test_shuffling_follows_the_seeded_generator(sizes):
     """Each epoch draws a fresh permutation from the generator that drew the weights."""
-    sizes, n, seed = [8, 6, 3], 20, 11
+    n, seed = 20, 11
     net = fastgd.Network(sizes, seed=seed, dtype="float64")
     weights, biases = book_weights(net)
     X, y = random_data(sizes, n, seed=12)
@@ -332,8 +333,9 @@ def test_shuffling_follows_the_seeded_generator():
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
-def test_running_cost_is_the_mean_of_C_x_before_each_step():
-    sizes, n = [4, 3, 2], 6
+@pytest.mark.parametrize("sizes", [[5, 4, 3, 2]], ids=str)
+def test_running_cost_is_the_mean_of_C_x_before_each_step(sizes):
+    n = 6
     net = fastgd.Network(sizes, seed=1, dtype="float64")
     weights, biases = book_weights(net)
     X, y = random_data(sizes, n)
