@@ -28,8 +28,15 @@ from suite import (IMPLS, MACHINE, SEED, SELECTED, SMOKE, cpu_model,
                    process_label, runs_all_threads, threading_layer)
 
 # Steady-state timings: the kernels specialised for each shape from the first epoch
-# (not the generic ones that a cold cache starts on).
-fastgd_config.SPECIALIZE = "now"
+# (not the generic ones that a cold cache starts on).  A smoke run times nothing: it
+# runs on the generic kernels, compiled once for every shape (and already on disk
+# when the test suite ran before it with the same cache), and so do the processes it
+# starts, which would otherwise compile the specialised kernels in the background.
+if SMOKE:
+    os.environ.setdefault("FASTGD_SPECIALIZE", "never")
+    fastgd_config.SPECIALIZE = os.environ["FASTGD_SPECIALIZE"]
+else:
+    fastgd_config.SPECIALIZE = "now"
 
 
 def pytest_addoption(parser):

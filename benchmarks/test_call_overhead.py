@@ -23,13 +23,11 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import config as fastgd_config
 
 from suite import ROUNDS, SEED, record, thread_counts
 
-# Steady-state timings: the kernels specialised for each shape from the first epoch
-# (not the generic ones that a cold cache starts on).
-fastgd_config.SPECIALIZE = "now"
+# config.SPECIALIZE is set in conftest.py: the specialised kernels from the first
+# epoch (steady-state timings), the generic ones in a smoke run.
 
 MODES = {"online": 1, "m=10": 10, "m=100": 100, "m=1000": 1000, "full batch": None}
 ETA = 3.0

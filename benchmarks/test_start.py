@@ -97,6 +97,8 @@ def child_env(caches, extra=None, blas=False):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [IMPORT_ROOT, env.get("PYTHONPATH")]))
     for name in (*JAX_CACHE_VARIABLES, "FASTGD_SPECIALIZE", "FASTGD_BENCH_REMOVED_ENV"):
         env.pop(name, None)
+    if SMOKE:  # the generic kernels only, as in this process (conftest.py)
+        env["FASTGD_SPECIALIZE"] = os.environ.get("FASTGD_SPECIALIZE", "never")
     if caches is not None:
         env.update(NUMBA_CACHE_DIR=str(caches), FASTGD_CACHE_DIR=os.path.join(caches, "fastgd"))
     if blas:

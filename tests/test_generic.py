@@ -11,8 +11,10 @@ from fastgd.training import Trainer
 from helpers import random_data
 
 # Odd widths exercise the tails of the two-chain sums and of the four-lane
-# backward sums; [784, 30, 10] is the book's network on MNIST-like inputs.
-SHAPES = [[784, 30, 10], [20, 17, 33, 9, 5]]
+# backward sums, and a middle layer lies between two hidden ones; [784, 30, 10] is
+# the book's network on MNIST-like inputs.  Both are among the shapes whose
+# specialised kernels test_kernels.py compiles.
+SHAPES = [[784, 30, 10], [5, 4, 3, 2]]
 # (mini_batch_size, lmbda, regularization): online, a direct mini-batch, a
 # grouped one (larger than chunk_size), full batch; with and without decay.
 RUNS = [(1, 0.0, "L2"), (10, 2.0, "L2"), (300, 2.0, "L1"), (None, 0.0, "L2")]
@@ -34,6 +36,7 @@ def _same_bits(a, b):
     np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
+@pytest.mark.specialised
 @pytest.mark.parametrize("sizes", SHAPES, ids=str)
 @pytest.mark.parametrize("m, lmbda, regularization", RUNS, ids=str)
 def test_generic_kernels_give_the_specialised_bits(sizes, m, lmbda, regularization,
@@ -52,6 +55,7 @@ def test_generic_kernels_give_the_specialised_bits(sizes, m, lmbda, regularizati
 # float32, the cross-entropy cost and the dense input path at once: each other
 # combination is another pair of modules to compile (the float64 quadratic sparse
 # one is above)
+@pytest.mark.specialised
 @pytest.mark.parametrize("dtype, cost, dense", [("float32", "cross-entropy", True)], ids=str)
 def test_generic_bits_across_dtypes_costs_and_input_paths(dtype, cost, dense, monkeypatch):
     sizes = [784, 30, 10]
@@ -106,6 +110,7 @@ def _switch_run(monkeypatch, switch_at, m):
     return net.params.copy(), specialised
 
 
+@pytest.mark.specialised
 @pytest.mark.parametrize("m", [1, 10, 300])
 def test_switching_to_the_specialised_kernels_at_any_point_keeps_the_bits(m, monkeypatch):
     reference, switched = _switch_run(monkeypatch, 0, m)  # before the first segment
@@ -116,6 +121,7 @@ def test_switching_to_the_specialised_kernels_at_any_point_keeps_the_bits(m, mon
         _same_bits(params, reference)
 
 
+@pytest.mark.specialised
 def test_background_compile_finishes_and_switches(monkeypatch):
     sizes = [7, 9, 4]
     X, y = random_data(sizes, 60, seed=1)

@@ -11,10 +11,12 @@ from fastgd import _kernels, config
 import naive
 from helpers import book_weights, random_data
 
-@pytest.fixture(autouse=True, params=["now", "never"])
+@pytest.fixture(autouse=True, params=[pytest.param("now", marks=pytest.mark.specialised),
+                                      "never"])
 def specialize(request, monkeypatch):
-    """Every test here runs the specialised kernels ("now") and the generic ones
-    ("never", the rest of the suite's default)."""
+    """Every test here runs the specialised kernels ("now": slow, see conftest.py)
+    and the generic ones ("never", the rest of the suite's default); the tests
+    over many shapes run the specialised ones on SPECIALISED shapes (``builds``)."""
     monkeypatch.setattr(config, "SPECIALIZE", request.param)
     return request.param
 
@@ -23,9 +25,28 @@ def specialize(request, monkeypatch):
 # of a layer wider than _kernels.PANEL.
 SHAPES = [[2, 3], [3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [20, 17, 33, 9, 5],
           [10, 100, 3]]
+# The shapes whose specialised kernels are tested: each costs a module per dtype and
+# input path (a minute or more of a core each), where the generic kernels serve every
+# shape.  Between them: a single layer of one output, a middle layer between two
+# hidden ones, every width mod 4 (the four lanes of the backward sums) and mod 2 (the
+# chains), the book's network, and a layer wider than a panel.  The tests below name
+# their shapes in `sizes` and use these, so that no other shape is compiled.
+SPECIALISED = [[3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [10, 100, 3]]
 
 
-@pytest.mark.parametrize("sizes", SHAPES, ids=str)
+def builds(cases):
+    """(specialize, *case) for every case (sizes first, or sizes alone) on the
+    generic kernels, and on the specialised ones where its shape is SPECIALISED."""
+    params = []
+    for case in cases:
+        case = case if isinstance(case, tuple) else (case,)
+        if case[0] in SPECIALISED:
+            params.append(pytest.param("now", *case, marks=pytest.mark.specialised))
+        params.append(pytest.param("never", *case))
+    return params
+
+
+@pytest.mark.parametrize("specialize, sizes", builds(SHAPES), indirect=["specialize"], ids=str)
 def test_backprop_matches_naive(sizes):
     net = fastgd.Network(sizes, seed=3, dtype="float64")
     weights, biases = book_weights(net)
@@ -38,7 +59,7 @@ def test_backprop_matches_naive(sizes):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
 
 
-@pytest.mark.parametrize("sizes", SHAPES, ids=str)
+@pytest.mark.parametrize("specialize, sizes", builds(SHAPES), indirect=["specialize"], ids=str)
 def test_feedforward_evaluate_and_cost_match_naive(sizes):
     net = fastgd.Network(sizes, seed=4, dtype="float64")
     weights, biases = book_weights(net)
@@ -51,8 +72,8 @@ def test_feedforward_evaluate_and_cost_match_naive(sizes):
     np.testing.assert_allclose(net.cost(X, y), naive.cost(weights, biases, X, y), rtol=1e-12)
 
 
-def test_gradients_rows_unpack_to_backprop():
-    sizes = [6, 5, 3]
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
+def test_gradients_rows_unpack_to_backprop(sizes):
     net = fastgd.Network(sizes, seed=0, dtype="float64")
     X, y = random_data(sizes, 4)
     G = net.gradients(X, y)
@@ -78,7 +99,8 @@ EPOCHS = [
 
 
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
-@pytest.mark.parametrize("sizes, n, m, reduction", EPOCHS, ids=str)
+@pytest.mark.parametrize("specialize, sizes, n, m, reduction", builds(EPOCHS),
+                         indirect=["specialize"], ids=str)
 def test_one_epoch_matches_naive(sizes, n, m, reduction, kernel):
     net = fastgd.Network(sizes, seed=5, dtype="float64")
     weights, biases = book_weights(net)
@@ -93,7 +115,8 @@ def test_one_epoch_matches_naive(sizes, n, m, reduction, kernel):
 DENSE_EPOCHS = [EPOCHS[1], EPOCHS[3], EPOCHS[4]]
 
 
-@pytest.mark.parametrize("sizes, n, m, reduction", DENSE_EPOCHS, ids=str)
+@pytest.mark.parametrize("specialize, sizes, n, m, reduction", builds(DENSE_EPOCHS),
+                         indirect=["specialize"], ids=str)
 def test_the_dense_input_path_matches_naive_and_is_the_same_on_any_thread_count(
         sizes, n, m, reduction):
     X, y = random_data(sizes, n, seed=6, zeros=0.05)
@@ -114,10 +137,10 @@ def test_the_dense_input_path_matches_naive_and_is_the_same_on_any_thread_count(
         np.testing.assert_array_equal(params, results[0])
 
 
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
 @pytest.mark.parametrize("m", [3, 300])  # a direct update, and the grouped sums
-def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch, m):
+def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch, m, sizes):
     """Both walk the inputs in the same order then, pairing the same terms."""
-    sizes = [7, 9, 4]
     X, y = random_data(sizes, 600, seed=3, zeros=0.0)
 
     def train():
@@ -140,11 +163,12 @@ def test_mostly_zero_inputs_take_the_sparse_path():
     assert indptr.tolist() == [0, 3, 6] and indices.size == 0 and values.tolist() == list(range(6))
 
 
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
-def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kernel):
+def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kernel, sizes):
     """Mini-batches larger than a chunk take the buffered path: same result."""
     monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 4)
-    sizes, n = [6, 5, 3], 27
+    n = 27
     for m in (9, None):
         net = fastgd.Network(sizes, seed=7, dtype="float64")
         weights, biases = book_weights(net)
@@ -156,15 +180,16 @@ def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kerne
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
 @pytest.mark.parametrize("m", [1, 5, 20, None])
-def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m):
+def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m, sizes):
     """Many small pieces (blocks of 2 examples, 16 blocks of weight rows per thread):
     the parallel kernel still gives the serial kernel's weights to the bit."""
     monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
     monkeypatch.setattr(fastgd.training, "ROW_BLOCKS_PER_THREAD", 16)
     monkeypatch.setattr(fastgd.training, "PARALLEL_CHUNK", 7)
     monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
-    sizes, n = [7, 9, 4], 60  # a shape other tests compile too
+    n = 60
     X, y = random_data(sizes, n, seed=9)
     nets = [fastgd.Network(sizes, seed=3, dtype="float64") for _ in range(2)]
     nets[0].SGD((X, y), 2, m, 1.0, kernel="serial", verbose=False)
@@ -180,9 +205,10 @@ def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
 @pytest.mark.parametrize("m", [1, 4, 11, None])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, threads, m):
+def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, threads, m, sizes):
     """The parallel kernel's workers wait for each other between stages: with
     more workers than threads, some run only after others have finished, and
     must neither wait forever nor redo work.  Weights and the returned cost
@@ -190,7 +216,7 @@ def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, thread
     kernel's to the bit."""
     monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
     monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
-    sizes, n = [7, 9, 4], 60
+    n = 60
     X, y = random_data(sizes, n, seed=12)
     order = np.random.default_rng(5).permutation(n)
     serial = fastgd.Network(sizes, seed=4, dtype="float64")
@@ -207,11 +233,12 @@ def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, thread
     assert got == want and want > 0
 
 
-def test_panel_width_changes_no_bit(monkeypatch):
+@pytest.mark.parametrize("sizes", [[10, 100, 3]], ids=str)  # wider than a panel
+def test_panel_width_changes_no_bit(monkeypatch, sizes):
     """Panels (outputs computed together) follow the machine's registers; a
     machine with other registers must still give the same weights."""
     import fastgd._kernels as kernels
-    sizes, n = [10, 100, 3], 50
+    n = 50
     X, y = random_data(sizes, n, seed=4)
     results = []
     for panel in (8, None):  # None: this machine's width (16 to 64 float64 outputs)
@@ -222,10 +249,12 @@ def test_panel_width_changes_no_bit(monkeypatch):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-# each case compiles the two passes anew: one shape per dtype keeps CI short
-@pytest.mark.parametrize("sizes, dtype", [([7, 9, 4], "float64"),
-                                          ([20, 17, 33, 9, 5], "float32")], ids=str)
-def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype):
+# Only the specialised kernels transpose (the "now" of the fixture, overridden): one
+# shape per dtype, each compiled for the other tests here too.
+@pytest.mark.parametrize("specialize", [pytest.param("now", marks=pytest.mark.specialised)])
+@pytest.mark.parametrize("sizes, dtype", [([5, 4, 3, 2], "float64"),
+                                          ([7, 9, 4], "float32")], ids=str)
+def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype, specialize):
     """A call of the backward pass on TRANSPOSE_FROM examples or more first
     transposes the weights after layer 0; one on fewer uses them as stored.
     Each error delta must come out the same to the bit either way."""
@@ -287,9 +316,10 @@ def test_exp_is_within_an_ulp_of_numpy():
     assert s[0] == 1 and s[1] == 0 and np.isnan(s[2])
 
 
-def test_shuffling_follows_the_seeded_generator():
+@pytest.mark.parametrize("sizes", [[7, 9, 4]], ids=str)
+def test_shuffling_follows_the_seeded_generator(sizes):
     """Each epoch draws a fresh permutation from the generator that drew the weights."""
-    sizes, n, seed = [8, 6, 3], 20, 11
+    n, seed = 20, 11
     net = fastgd.Network(sizes, seed=seed, dtype="float64")
     weights, biases = book_weights(net)
     X, y = random_data(sizes, n, seed=12)
@@ -303,8 +333,9 @@ def test_shuffling_follows_the_seeded_generator():
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
-def test_running_cost_is_the_mean_of_C_x_before_each_step():
-    sizes, n = [4, 3, 2], 6
+@pytest.mark.parametrize("sizes", [[5, 4, 3, 2]], ids=str)
+def test_running_cost_is_the_mean_of_C_x_before_each_step(sizes):
+    n = 6
     net = fastgd.Network(sizes, seed=1, dtype="float64")
     weights, biases = book_weights(net)
     X, y = random_data(sizes, n)
@@ -315,9 +346,9 @@ def test_running_cost_is_the_mean_of_C_x_before_each_step():
     np.testing.assert_allclose(history[0]["cost"], (first + second) / n, rtol=1e-12)
 
 
-def test_float32_follows_float64():
+@pytest.mark.parametrize("sizes", [[784, 30, 10]], ids=str)
+def test_float32_follows_float64(sizes):
     """float32 is the same algorithm: after an epoch it is within float32 rounding."""
-    sizes = [784, 30, 10]
     X, y = random_data(sizes, 200, seed=3, zeros=0.8)
     nets = [fastgd.Network(sizes, seed=2, dtype=d) for d in ("float32", "float64")]
     for net in nets:
@@ -326,9 +357,10 @@ def test_float32_follows_float64():
         np.testing.assert_allclose(w32, w64, rtol=1e-3, atol=1e-3)
 
 
-def test_padding_weights_stay_zero():
+@pytest.mark.parametrize("sizes", [[784, 30, 10]], ids=str)
+def test_padding_weights_stay_zero(sizes):
     """Rows are padded to a multiple of 8 outputs; training never touches the padding."""
-    net = fastgd.Network([784, 30, 10], seed=0)
+    net = fastgd.Network(sizes, seed=0)
     X, y = random_data(net.sizes, 100, zeros=0.8)
     net.SGD((X, y), 2, 10, 3.0, verbose=False)
     real = np.zeros(net.layout.n_params, bool)

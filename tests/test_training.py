@@ -235,11 +235,12 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
     for on_divergence in ("stop", "warn"):
         net = fastgd.Network([8, 6, 3], seed=0)
         with pytest.warns(fastgd.DivergenceWarning, match="eta = 7 is too large"):
-            history = net.SGD(data, 5, 5, 7.0, verbose=False, on_divergence=on_divergence)
+            history = net.SGD(data, 5, 5, 7.0, verbose=False, on_divergence=on_divergence,
+                              kernel="serial")  # the poisoned one, and nothing to compile
         assert len(history) == 1 and "cost is nan" in history.diverged
     with pytest.raises(fastgd.DivergenceError, match="too large"):
         fastgd.Network([8, 6, 3], seed=0).SGD(data, 5, 5, 7.0, verbose=False,
-                                            on_divergence="raise")
+                                            on_divergence="raise", kernel="serial")
 
 
 def test_training_refuses_non_finite_weights(data):
@@ -332,14 +333,28 @@ def test_the_kernel_is_compiled_before_the_first_epoch_is_timed(data):
     np.testing.assert_array_equal(net.params, before)
 
 
+class NotCompiling:
+    """A background compile of the specialised kernels that never finishes."""
+
+    def __init__(self, trainer):
+        pass
+
+    def done(self):
+        return False
+
+
 @pytest.mark.parametrize("specialize, says", [
-    ("now", "Compiling fastgd's kernels for a [8, 6, 3] network"),
+    pytest.param("now", "Compiling fastgd's kernels for a [8, 6, 3] network",
+                 marks=pytest.mark.specialised),
     ("never", "Compiling fastgd's generic kernels (once for every network shape)"),
     ("background", "Compiling fastgd's generic kernels (first run of fastgd only; the kernels "
                    "specialised for a [8, 6, 3] network follow in the background)")])
 def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, specialize, says):
     import fastgd._kernels as kernels
     monkeypatch.setattr(fastgd.config, "SPECIALIZE", specialize)
+    # what is said, not the background compile (a process per call, a minute or more
+    # each; test_generic.py compiles in the background)
+    monkeypatch.setattr(fastgd.training, "_Specialization", NotCompiling)
     net = fastgd.Network([8, 6, 3], seed=0)
     net.SGD(data, 1, 5, 1.0)  # compiles, unless an earlier test did
     module = (kernels.kernels(net.sizes, net.dtype) if specialize == "now"
