@@ -44,10 +44,11 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
-from .training import (GROUP, PARALLEL_CHUNK, TRIAL_EXAMPLES, compile_notice,
-                       DivergenceError, DivergenceWarning, History, _chunk, _epoch_line,
-                       chunk_size, diagnose, epoch_record, numba_threads)
+from ._validation import check_int, check_positive_float, stacklevel_outside_package
+from .dataset import check_data
+from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
+from .training import (GROUP, DivergenceError, DivergenceWarning, History, chunk, chunk_size,
+                       compile_notice, diagnose, epoch_line, epoch_record, numba_threads)
 
 REDUCES = ("ordered", "allreduce")
 # Steps between two checks that every rank holds the same weights (and at each
@@ -354,12 +355,12 @@ class Run:
         candidates = []
         if kernel in ("serial", "auto"):
             candidates.append(("serial", module.gradient_sum_serial, _kernels.Plan(
-                no_splits, no_splits, direct_max, group, _chunk(largest, direct_max, group),
+                no_splits, no_splits, direct_max, group, chunk(largest, direct_max, group),
                 1, 1)))
         if kernel == "parallel" or (kernel == "auto" and self.threads > 1):
             most = max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
             candidates.append(("parallel", module.gradient_sum_parallel, _kernels.Plan(
-                no_splits, no_splits, direct_max, group, _chunk(largest, most, group), 1,
+                no_splits, no_splits, direct_max, group, chunk(largest, most, group), 1,
                 self.threads)))
         rows = min(largest, max(plan.chunk for _, _, plan in candidates))
         per_example = int(layout.a_off[-1])
@@ -498,7 +499,7 @@ class Run:
             record, verdict = group.bcast((record, verdict if self.rank0 else None))
             history.append(record)
             if self.verbose:
-                print(_epoch_line(record), flush=True)
+                print(epoch_line(record), flush=True)
             if self._stop(verdict):
                 break
         return history

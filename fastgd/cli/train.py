@@ -596,7 +596,7 @@ def _write_outputs(args, net, history, seed, n):
     if args.plot and history:
         try:
             from fastgd import plots
-            plots.save(history.plot(), args.plot, overwrite=args.overwrite)
+            plots.save(plots.learning_curves(history), args.plot, overwrite=args.overwrite)
             print(f"learning curves drawn to {args.plot}")
         except (OSError, ValueError, ImportError) as e:
             print(f"fastgd train: error: --plot {args.plot}: {e}", file=sys.stderr)
