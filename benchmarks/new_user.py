@@ -61,9 +61,8 @@ def fastgd_run(train, test, marks):
     """net.SGD as the book calls it; returns what ran and how well it did.
 
     The Trainer that SGD makes (fastgd.training.sgd.Trainer) is replaced by a
-    subclass that only keeps the
-    instance net.SGD makes, so that the kernels that trained can be read from
-    it afterwards: History.info names the kernel (serial or parallel) but not
+    subclass that only keeps the instance net.SGD makes, so that the kernels
+    that trained can be read from it afterwards: History.info names the kernel (serial or parallel) but not
     whether it was the generic build or the one specialised for this shape."""
     import fastgd
     import fastgd.training.sgd
