@@ -62,8 +62,9 @@ def fastgd_run(train, test, marks):
 
     The Trainer that SGD makes (fastgd.training.sgd.Trainer) is replaced by a
     subclass that only keeps the instance net.SGD makes, so that the kernels
-    that trained can be read from it afterwards: History.info names the kernel (serial or parallel) but not
-    whether it was the generic build or the one specialised for this shape."""
+    that trained can be read from it afterwards: History.info names the kernel
+    (serial or parallel) but not whether it was the generic build or the one
+    specialised for this shape."""
     import fastgd
     import fastgd.training.sgd
     made = []

@@ -47,7 +47,8 @@ from . import _kernels
 from ._validation import check_int, check_positive_float, stacklevel_outside_package
 from .dataset import check_data
 from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
-from .training import (GROUP, DivergenceError, DivergenceWarning, History, chunk, chunk_size,
+from .training import (GROUP, KERNELS, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
+                       DivergenceWarning, History, check_choice, chunk, chunk_size,
                        compile_notice, diagnose, epoch_line, epoch_record, numba_threads)
 
 REDUCES = ("ordered", "allreduce")
@@ -240,13 +241,9 @@ class Run:
         error, summary = None, None
         try:  # a rank's bad input is reported on every rank: none waits for it forever
             self.epochs = check_int(epochs, "epochs", minimum=0)
-            if on_divergence not in ("stop", "warn", "raise"):
-                raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', "
-                                 f"got {on_divergence!r}")
-            if kernel not in ("auto", "serial", "parallel"):
-                raise ValueError(f"kernel must be 'auto', 'serial' or 'parallel', got {kernel!r}")
-            if reduction not in ("mean", "sum"):
-                raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+            check_choice(on_divergence, "on_divergence", ON_DIVERGENCE)
+            check_choice(kernel, "kernel", KERNELS)
+            check_choice(reduction, "reduction", REDUCTIONS)
             self.check_every = check_int(check_every, "check_every", minimum=1)
             self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1],
                                         net.dtype, "training_data")
