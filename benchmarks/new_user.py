@@ -60,12 +60,13 @@ def load(train_size, test_size):
 def fastgd_run(train, test, marks):
     """net.SGD as the book calls it; returns what ran and how well it did.
 
-    fastgd.training.Trainer is replaced by a subclass that only keeps the
-    instance net.SGD makes, so that the kernels that trained can be read from
-    it afterwards: History.info names the kernel (serial or parallel) but not
-    whether it was the generic build or the one specialised for this shape."""
+    The Trainer that SGD makes (fastgd.training.sgd.Trainer) is replaced by a
+    subclass that only keeps the instance net.SGD makes, so that the kernels
+    that trained can be read from it afterwards: History.info names the kernel
+    (serial or parallel) but not whether it was the generic build or the one
+    specialised for this shape."""
     import fastgd
-    import fastgd.training
+    import fastgd.training.sgd
     made = []
 
     class KeptTrainer(fastgd.training.Trainer):
@@ -75,7 +76,7 @@ def fastgd_run(train, test, marks):
             marks["trainer_ready"] = since_start()
             self.started_on = kernel_build(self)
 
-    fastgd.training.Trainer = KeptTrainer
+    fastgd.training.sgd.Trainer = KeptTrainer
     net = fastgd.Network(SIZES, seed=SEED, dtype="float32")
     marks["built"] = since_start()
     history = net.SGD(train, 1, MINI_BATCH_SIZE, ETA, test_data=test)

@@ -9,14 +9,16 @@ chapter 1) as numba-parallel CPU kernels.
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 # Names are imported on first use, so that ``import fastgd.cli`` is quick and a
 # Ctrl-C while numba loads reaches the command line's handler, not a traceback.
 _HOMES = {
-    "Network": "network", "Evaluation": "network", "Dataset": "dataset",
-    "SGD": "training", "resume": "training", "Trainer": "training", "History": "training",
+    "Network": "trainable", "Evaluation": "network", "Dataset": "dataset",
+    "SGD": "training", "resume": "trainable", "Trainer": "training", "History": "training",
+    "TrainingOptions": "training",
     "DivergenceError": "training", "DivergenceWarning": "training",
     "TrainingInterrupted": "training",
     "InputScaleWarning": "_validation",
@@ -25,9 +27,24 @@ _HOMES = {
     "gradient_noise": "noise",
     "time_to_accuracy": "compare",
     "sweep": "sweeps", "SweepTable": "sweeps",
-    "compile_kernels": "training", "cache_info": "kernel_cache", "clear_cache": "kernel_cache",
+    "compile_kernels": "precompile", "cache_info": "kernel_cache", "clear_cache": "kernel_cache",
 }
 __all__ = list(_HOMES)
+
+if TYPE_CHECKING:  # what the names are, for type checkers and doc generators
+    from ._validation import InputScaleWarning  # noqa: F401
+    from .compare import time_to_accuracy  # noqa: F401
+    from .data import IDXError, load_mnist, read_digit_image, read_idx  # noqa: F401
+    from .dataset import Dataset  # noqa: F401
+    from .descent import Descent, minimize  # noqa: F401
+    from .kernel_cache import cache_info, clear_cache  # noqa: F401
+    from .network import Evaluation  # noqa: F401
+    from .noise import gradient_noise  # noqa: F401
+    from .precompile import compile_kernels  # noqa: F401
+    from .sweeps import SweepTable, sweep  # noqa: F401
+    from .trainable import Network, resume  # noqa: F401
+    from .training import (SGD, DivergenceError, DivergenceWarning, History,  # noqa: F401
+                           Trainer, TrainingInterrupted, TrainingOptions)
 
 
 def __getattr__(name):

@@ -1,14 +1,19 @@
 """Reading and writing files safely.
 
-Writes: a failed or killed write never costs the previous file, and nothing but a
-regular file is ever replaced (not a device node, a named pipe or a socket).
-Reads: only regular files are opened, so that a named pipe or a device given as
-a file cannot block a run forever or feed it endless data.
+Writes (``atomic_write``): a failed or killed write never costs the previous file,
+and nothing but a regular file is ever replaced (not a device node, a named pipe
+or a socket).  Reads: only regular files are opened (``read_regular_file``), so
+that a named pipe or a device given as a file cannot block a run forever or feed
+it endless data, and the members of an ``.npz`` archive are read so that a
+crafted file cannot make fastgd allocate more than it describes (``read_member``).
 """
 
 import os
 import stat
 import tempfile
+
+import numpy as np
+from numpy.lib import format as npy_format
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -161,3 +166,34 @@ def check_writable(path, what):
     if os.path.exists(path) and not os.access(path, os.W_OK):
         # the rename would succeed, but the user marked the file read-only
         raise PermissionError(f"{what} {path} is not writable")
+
+
+class BadFile(Exception):
+    """What is wrong with a file, found by checking it (not by a reader failing)."""
+
+
+def read_member(archive, info, kind, shape, max_bytes):
+    """One ``.npy`` member: its header is checked (dtype kind, and the shape, or
+    at most max_bytes of data) before its data are read."""
+    name = info.filename[:-4]
+    with archive.open(info) as f:
+        version = npy_format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise BadFile(f"{name}: unsupported .npy version {version}")
+        read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                       else npy_format.read_array_header_2_0)
+        found_shape, fortran, dtype = read_header(f)
+        if dtype.kind != kind or dtype.hasobject or (kind == "f" and dtype.itemsize not in (4, 8)):
+            raise BadFile(f"{name}: unexpected dtype {dtype}")
+        if shape is not None and tuple(found_shape) != shape:
+            raise BadFile(f"{name} has shape {tuple(found_shape)}, expected {shape} "
+                           "for the sizes in the file")
+        count = int(np.prod(found_shape, dtype=object))
+        nbytes = count * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise BadFile(f"{name}: {nbytes:,} bytes, more than {max_bytes:,} expected")
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise BadFile(f"{name}: truncated ({len(data)} of {nbytes} bytes)")
+    array = np.frombuffer(data, dtype).reshape(found_shape, order="F" if fortran else "C")
+    return array.astype(dtype.newbyteorder("="))

@@ -5,6 +5,7 @@ import numbers
 import os
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -89,8 +90,7 @@ def check_inputs(X, n_inputs, dtype, name="X", *, warn=True):
     With ``warn``, inputs larger than 1 give an ``InputScaleWarning``.
     """
     X = np.asarray(X)
-    if not X.flags.writeable:  # a Dataset's X: its private array (see dataset.writeable_twin)
-        from .dataset import writeable_twin
+    if not X.flags.writeable:  # a Dataset's X: its private array (see writeable_twin)
         X = writeable_twin(X)
     if n_inputs is None and X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, one row of inputs per example, "
@@ -157,17 +157,31 @@ def check_labels(y, n, n_classes, name="y"):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def check_data(data, n_inputs, n_classes, dtype, name):
-    """A data set given as a pair (X, y), or a ``fastgd.Dataset``; returns
-    validated arrays (a Dataset's own, checked when it was made: only what
-    depends on the network is checked here)."""
-    from .dataset import Dataset  # here: numba loads with it, and the CLI starts without
-    if isinstance(data, Dataset):
-        prepared = data.prepared(n_inputs, n_classes, dtype, name)
-        return prepared.X, prepared.y
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be a pair (X, y) of inputs and integer labels, "
-                        f"or a fastgd.Dataset, got {type(data).__name__}")
-    X = check_inputs(data[0], n_inputs, dtype, name=f"{name}[0] (X)")
-    y = check_labels(data[1], X.shape[0], n_classes, name=f"{name}[1] (y)")
-    return X, y
+def read_only(array):
+    """A view of ``array`` that cannot be written, nor made writable again (its
+    memory is reached through a read-only buffer)."""
+    view = np.frombuffer(memoryview(array).toreadonly(), dtype=array.dtype)
+    view = view.reshape(array.shape)
+    _TWINS[id(view)] = (weakref.ref(view, _forget_twin), array)
+    return view
+
+
+# Each Dataset's read-only X, by id, with the private array it shows: given
+# to the kernels in its place, since numba compiles its kernels again for
+# read-only arrays (a distinct type).
+_TWINS = {}
+
+
+def _forget_twin(ref):
+    for key, (view_ref, _) in list(_TWINS.items()):
+        if view_ref is ref:
+            del _TWINS[key]
+
+
+def writeable_twin(X):
+    """The private array of a Dataset's read-only X (``net.predict(data.X)``),
+    or X itself."""
+    entry = _TWINS.get(id(X))
+    if entry is not None and entry[0]() is X:
+        return entry[1]
+    return X

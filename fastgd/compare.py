@@ -61,7 +61,8 @@ import time
 
 import numpy as np
 
-from ._validation import check_data, check_int, check_positive_float
+from ._validation import check_int, check_positive_float
+from .dataset import check_data
 from .network import Network
 from .training import Trainer, numba_threads
 

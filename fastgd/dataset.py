@@ -36,9 +36,9 @@ import numpy as np
 from numba import njit
 
 from . import _kernels
-from ._files import atomic_write
-from ._validation import (check_data, check_dtype, check_inputs, check_labels,
-                          warn_input_scale)
+from ._files import BadFile, atomic_write, read_member
+from ._validation import (check_dtype, check_inputs, check_labels, read_only,
+                          warn_input_scale, writeable_twin)
 
 FILE_FORMAT = "fastgd-dataset-1"
 # Tags the fingerprints a checkpoint holds; checkpoints without a tag hold
@@ -96,7 +96,7 @@ class Dataset:
         self._prepared = Prepared(X, y, _Index.of(X, y))
         self._converted = {}  # the data in the other dtype, made when a network asks
         self._lock = threading.Lock()
-        self._public = (_read_only(X), _read_only(y))
+        self._public = (read_only(X), read_only(y))
 
     @property
     def X(self):
@@ -187,36 +187,6 @@ def data_pair(X, y):
     if y is None:
         raise TypeError("y (the labels of X) is missing; give X and y, or a fastgd.Dataset")
     return X, y
-
-
-def _read_only(array):
-    """A view of ``array`` that cannot be written, nor made writable again (its
-    memory is reached through a read-only buffer)."""
-    view = np.frombuffer(memoryview(array).toreadonly(), dtype=array.dtype)
-    view = view.reshape(array.shape)
-    _twins[id(view)] = (weakref.ref(view, _forget_twin), array)
-    return view
-
-
-# Each Dataset's read-only X, by id, with the private array it shows: given
-# to the kernels in its place, since numba compiles its kernels again for
-# read-only arrays (a distinct type).
-_twins = {}
-
-
-def _forget_twin(ref):
-    for key, (view_ref, _) in list(_twins.items()):
-        if view_ref is ref:
-            del _twins[key]
-
-
-def writeable_twin(X):
-    """The private array of a Dataset's read-only X (``net.predict(data.X)``),
-    or X itself."""
-    entry = _twins.get(id(X))
-    if entry is not None and entry[0]() is X:
-        return entry[1]
-    return X
 
 
 class _Index:
@@ -448,8 +418,7 @@ def _summary(array):
 
 def _read_file(path):
     """(X, y) of a Dataset file, each member's header checked before its data
-    are read (the network file's reader, ``network._read_member``)."""
-    from .network import _BadFile, _read_member
+    are read (the network file's reader, ``network.read_member``)."""
     what = "fastgd dataset file"
     try:
         mode = os.stat(path).st_mode
@@ -460,7 +429,7 @@ def _read_file(path):
     try:
         with open(path, "rb") as raw:
             if raw.read(4) != b"PK\x03\x04":
-                raise _BadFile("not an .npz archive")
+                raise BadFile("not an .npz archive")
             raw.seek(0)
             # data may be compressed, but not beyond reason (a zip bomb)
             most = max(64 * os.fstat(raw.fileno()).st_size, 1 << 20)
@@ -468,23 +437,23 @@ def _read_file(path):
                 members = {}
                 for info in archive.infolist():
                     if info.filename not in ("format.npy", "X.npy", "y.npy"):
-                        raise _BadFile(f"unexpected member {info.filename[:40]!r}")
+                        raise BadFile(f"unexpected member {info.filename[:40]!r}")
                     members[info.filename[:-4]] = info
                 for required in ("format", "X", "y"):
                     if required not in members:
-                        raise _BadFile(f"no {required!r} entry")
-                text = _read_member(archive, members["format"], "U", None, 256)
+                        raise BadFile(f"no {required!r} entry")
+                text = read_member(archive, members["format"], "U", None, 256)
                 if str(text) != FILE_FORMAT:
-                    raise _BadFile(f"format {str(text)[:40]!r}, expected {FILE_FORMAT!r}")
-                X = _read_member(archive, members["X"], "f", None, most)
+                    raise BadFile(f"format {str(text)[:40]!r}, expected {FILE_FORMAT!r}")
+                X = read_member(archive, members["X"], "f", None, most)
                 if X.ndim != 2:
-                    raise _BadFile(f"X has shape {X.shape}, expected (examples, inputs)")
-                y = _read_member(archive, members["y"], "i", None, 8 * X.shape[0])
+                    raise BadFile(f"X has shape {X.shape}, expected (examples, inputs)")
+                y = read_member(archive, members["y"], "i", None, 8 * X.shape[0])
                 if y.shape != (X.shape[0],):
-                    raise _BadFile(f"y has shape {y.shape}, expected ({X.shape[0]},): one "
+                    raise BadFile(f"y has shape {y.shape}, expected ({X.shape[0]},): one "
                                    "label per row of X")
         return X, y
-    except _BadFile as e:
+    except BadFile as e:
         raise ValueError(f"{path} is not a {what} ({e})") from None
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError, OverflowError,
             MemoryError, TypeError) as e:
@@ -492,3 +461,18 @@ def _read_file(path):
             raise
         raise ValueError(f"{path} is not a readable {what} (damaged or truncated?): "
                          f"{e}") from None
+
+
+def check_data(data, n_inputs, n_classes, dtype, name):
+    """A data set given as a pair (X, y), or a ``fastgd.Dataset``; returns
+    validated arrays (a Dataset's own, checked when it was made: only what
+    depends on the network is checked here)."""
+    if isinstance(data, Dataset):
+        prepared = data.prepared(n_inputs, n_classes, dtype, name)
+        return prepared.X, prepared.y
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (X, y) of inputs and integer labels, "
+                        f"or a fastgd.Dataset, got {type(data).__name__}")
+    X = check_inputs(data[0], n_inputs, dtype, name=f"{name}[0] (X)")
+    y = check_labels(data[1], X.shape[0], n_classes, name=f"{name}[1] (y)")
+    return X, y

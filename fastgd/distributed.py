@@ -44,10 +44,12 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._validation import check_data, check_int, check_positive_float, stacklevel_outside_package
-from .training import (GROUP, PARALLEL_CHUNK, TRIAL_EXAMPLES, compile_notice,
-                       DivergenceError, DivergenceWarning, History, _chunk, _epoch_line,
-                       chunk_size, diagnose, epoch_record, numba_threads)
+from ._validation import check_int, check_positive_float, stacklevel_outside_package
+from .dataset import check_data
+from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
+from .training import (GROUP, KERNELS, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
+                       DivergenceWarning, History, check_choice, chunk, chunk_size,
+                       compile_notice, diagnose, epoch_line, epoch_record, numba_threads)
 
 REDUCES = ("ordered", "allreduce")
 # Steps between two checks that every rank holds the same weights (and at each
@@ -239,13 +241,9 @@ class Run:
         error, summary = None, None
         try:  # a rank's bad input is reported on every rank: none waits for it forever
             self.epochs = check_int(epochs, "epochs", minimum=0)
-            if on_divergence not in ("stop", "warn", "raise"):
-                raise ValueError(f"on_divergence must be 'stop', 'warn' or 'raise', "
-                                 f"got {on_divergence!r}")
-            if kernel not in ("auto", "serial", "parallel"):
-                raise ValueError(f"kernel must be 'auto', 'serial' or 'parallel', got {kernel!r}")
-            if reduction not in ("mean", "sum"):
-                raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+            check_choice(on_divergence, "on_divergence", ON_DIVERGENCE)
+            check_choice(kernel, "kernel", KERNELS)
+            check_choice(reduction, "reduction", REDUCTIONS)
             self.check_every = check_int(check_every, "check_every", minimum=1)
             self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1],
                                         net.dtype, "training_data")
@@ -354,12 +352,12 @@ class Run:
         candidates = []
         if kernel in ("serial", "auto"):
             candidates.append(("serial", module.gradient_sum_serial, _kernels.Plan(
-                no_splits, no_splits, direct_max, group, _chunk(largest, direct_max, group),
+                no_splits, no_splits, direct_max, group, chunk(largest, direct_max, group),
                 1, 1)))
         if kernel == "parallel" or (kernel == "auto" and self.threads > 1):
             most = max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
             candidates.append(("parallel", module.gradient_sum_parallel, _kernels.Plan(
-                no_splits, no_splits, direct_max, group, _chunk(largest, most, group), 1,
+                no_splits, no_splits, direct_max, group, chunk(largest, most, group), 1,
                 self.threads)))
         rows = min(largest, max(plan.chunk for _, _, plan in candidates))
         per_example = int(layout.a_off[-1])
@@ -498,7 +496,7 @@ class Run:
             record, verdict = group.bcast((record, verdict if self.rank0 else None))
             history.append(record)
             if self.verbose:
-                print(_epoch_line(record), flush=True)
+                print(epoch_line(record), flush=True)
             if self._stop(verdict):
                 break
         return history

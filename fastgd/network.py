@@ -1,116 +1,32 @@
 """The network of sigmoid neurons, its cost (quadratic, or cross-entropy) and backpropagation.
 
 Names follow Nielsen's ``network.py``: ``sizes``, ``weights``, ``biases``,
-``feedforward``, ``backprop``, ``evaluate``, ``SGD``.  Data sets are pairs
+``feedforward``, ``backprop``, ``evaluate`` (``SGD`` is added by the public
+``fastgd.Network``, in ``fastgd.trainable``: the model knows nothing of
+training; its file format is ``fastgd.network_file``).  Data sets are pairs
 ``(X, y)`` of NumPy arrays: X of shape (n, sizes[0]), one input per row, and y
 the integer labels; the desired output y(x) is the one-hot vector of the label.
 """
 
 import math
 import os
-import stat
-import zipfile
 from dataclasses import dataclass
-from functools import cached_property
 
 import numba
 import numpy as np
-from numpy.lib import format as npy_format
 
 from . import _kernels
-from ._files import atomic_write
 from .config import EVAL_BLOCK
-from .dataset import Dataset, data_pair
-from ._validation import (check_data, check_dtype, check_inputs, check_int,
+from .dataset import Dataset, check_data, data_pair
+from .layout import MAX_PARAMS, Layout  # noqa: F401 (fastgd.network.MAX_PARAMS: where it was)
+from .network_file import COSTS, DEFAULTS, INITS, read_network, write_network
+from ._validation import (check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
-FILE_FORMAT = "fastgd-network-1"
-
-COSTS = _kernels.COSTS
-INITS = ("large", "scaled")
 REGULARIZATIONS = ("L2", "L1")
-# Files keep the cost and init as text members, written only when they are not
-# the defaults: a chapter-1 network's file is what it always was, and a file
-# without them loads as quadratic / large.
-_DEFAULTS = {"cost": "quadratic", "init": "large"}
-
-# A network this large (parameters) is refused before anything is allocated:
-# 2**36 float32 numbers are 256 GiB.
-MAX_PARAMS = 2**36
-
 # An output neuron is "pinned" when its activation is within PINNED of 0 (or
 # of 1) for all but PINNED of the inputs: it no longer depends on the input.
 PINNED = 0.01
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each layer's weights, biases and per-example values live in the flat arrays.
-
-    The rules (padding, offsets) are the kernels' contract: see ``_kernels``'s
-    "Parameter layout" and ``_kernels.LayoutArrays``; the arrays are int64.
-    """
-    sizes: np.ndarray
-    stride: np.ndarray
-    w_off: np.ndarray
-    b_off: np.ndarray
-    a_off: np.ndarray
-    n_params: int
-
-    @classmethod
-    def of(cls, sizes):
-        """The layout of a network of these sizes; ValueError if it is too large
-        to hold (checked in Python integers, before anything is allocated)."""
-        stride = [_kernels.padded(n_out) for n_out in sizes[1:]]
-        w_off, b_off, a_off = [], [], [0]
-        n = 0
-        for n_in, s in zip(sizes[:-1], stride):
-            w_off.append(n)
-            b_off.append(n + n_in * s)
-            n += n_in * s + s
-            a_off.append(a_off[-1] + s)
-        if n > MAX_PARAMS or a_off[-1] > MAX_PARAMS:
-            raise ValueError(f"sizes {list(sizes)} make a network of {n:,} parameters, more "
-                             f"than fastgd supports ({MAX_PARAMS:,})")
-        as_int64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
-        return cls(as_int64(sizes), as_int64(stride), as_int64(w_off), as_int64(b_off),
-                   as_int64(a_off), n)
-
-    @cached_property
-    def arrays(self):
-        """The layout as the kernels take it (``_kernels.LayoutArrays``), made once:
-        every kernel call passes it, and a layout never changes."""
-        return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
-                                     self.a_off)
-
-    @cached_property
-    def book(self):
-        """Where the book's nabla_b and nabla_w lie in the two flat vectors that
-        ``_kernels._backprop`` fills, each layer's in turn, weights (n_out, n_in)
-        row-major: (length of the biases' vector, of the weights', and for each
-        layer (its biases' slice, its weights' slice, its weights' shape))."""
-        sizes = self.sizes.tolist()
-        layers, b0, w0 = [], 0, 0
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers.append((slice(b0, b0 + n_out), slice(w0, w0 + n_out * n_in), (n_out, n_in)))
-            b0, w0 = b0 + n_out, w0 + n_out * n_in
-        return b0, w0, layers
-
-    def unpack_book(self, nabla_b, nabla_w):
-        """(biases, weights): lists of views, shaped as the book's, of the two flat
-        vectors that ``_kernels._backprop`` fills (see ``book``)."""
-        layers = self.book[2]
-        return ([nabla_b[b] for b, _, _ in layers],
-                [nabla_w[w].reshape(shape) for _, w, shape in layers])
-
-    def unpack(self, flat):
-        """(biases, weights) of a flat parameter vector, as views shaped like the book's."""
-        sizes = self.sizes.tolist()
-        biases = [flat[self.b_off[i]:self.b_off[i] + n_out] for i, n_out in enumerate(sizes[1:])]
-        weights = [flat[self.w_off[i]:self.b_off[i]].reshape(n_in, s)[:, :n_out].T
-                   for i, (n_in, n_out, s) in enumerate(zip(sizes[:-1], sizes[1:],
-                                                            self.stride.tolist()))]
-        return biases, weights
 
 
 @dataclass(frozen=True)
@@ -279,7 +195,7 @@ class Network:
     def __repr__(self):
         options = "".join(f", {name}={value!r}" for name, value in
                           (("cost", self.cost_function), ("init", self.init))
-                          if value != _DEFAULTS[name])
+                          if value != DEFAULTS[name])
         if self.source is not None:
             return (f"Network({self.sizes}, dtype={self.dtype.name!r}{options}, "
                     f"loaded from {self.source!r})")
@@ -475,22 +391,6 @@ class Network:
         _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
-    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, comm=None,
-            **options):
-        """Train by mini-batch stochastic gradient descent; see ``fastgd.training.SGD``.
-
-        ``mini_batch_size=1`` is online learning, ``None`` (or n) full-batch
-        gradient descent.  Returns the per-epoch ``History``.  With ``comm`` (an
-        mpi4py communicator) or ``shards``, each step's gradient is shared out
-        over the ranks: see ``fastgd.distributed.SGD``.
-        """
-        if comm is not None or options.get("shards") is not None:
-            from .distributed import SGD
-            return SGD(self, training_data, epochs, mini_batch_size, eta, test_data,
-                       comm=comm, **options)
-        from .training import SGD
-        return SGD(self, training_data, epochs, mini_batch_size, eta, test_data, **options)
-
     # -- save and load -------------------------------------------------------------
 
     def save(self, path, *, overwrite=False):
@@ -509,7 +409,7 @@ class Network:
         before any data is read, so a crafted file cannot make it allocate more
         than the network it describes; every problem is one ValueError.
         """
-        net, _ = read_network(path)
+        net, _ = read_network(path, cls)
         return net
 
 
@@ -540,159 +440,3 @@ def regularization_term(weights, lmbda, regularization, n):
         return 0.5 * lmbda / n * sum(float(np.sum(np.square(w, dtype=np.float64)))
                                      for w in weights)
     return lmbda / n * sum(float(np.sum(np.abs(w), dtype=np.float64)) for w in weights)
-
-
-def _arrays_of(net):
-    arrays = {"format": np.array(FILE_FORMAT), "sizes": np.array(net.sizes, np.int64)}
-    for name, default in _DEFAULTS.items():
-        value = net.cost_function if name == "cost" else net.init
-        if value != default:
-            arrays[name] = np.array(value)
-    for l, (w, b) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"weights_{l}"] = np.ascontiguousarray(w)
-        arrays[f"biases_{l}"] = np.ascontiguousarray(b)
-    return arrays
-
-
-def write_network(path, net, *, overwrite=False, extra=None, file_format=FILE_FORMAT):
-    """Write ``net`` (and the ``extra`` arrays) atomically as an ``.npz`` file."""
-    path = os.fspath(path)
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    if not np.isfinite(net.params).all():
-        raise ValueError("the network's weights are not finite (training diverged?); "
-                         "refusing to save them")
-    arrays = _arrays_of(net)
-    arrays["format"] = np.array(file_format)
-    arrays.update(extra or {})
-    atomic_write(path, lambda f: np.savez(f, **arrays), overwrite=overwrite)
-
-
-# Text members (the format name, a checkpoint's state) longer than this are refused.
-_MAX_TEXT = 1 << 24
-
-
-def read_network(path, *, file_format=FILE_FORMAT, extra=(), what="fastgd network file"):
-    """(network, {name: array} of the ``extra`` text members) from an ``.npz`` file.
-
-    The order is what keeps it safe: the file must be a regular file; the zip
-    directory is read; each member's ``.npy`` header (dtype, shape) is read and
-    checked against ``sizes`` before its data; only then are the data read, each
-    member no more than its expected size.
-    """
-    path = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{path} is not a regular file (expected a {what}, an .npz archive)")
-    try:
-        with open(path, "rb") as raw:
-            if raw.read(4) != b"PK\x03\x04":
-                raise _BadFile("not an .npz archive")
-            raw.seek(0)
-            with zipfile.ZipFile(raw) as archive:
-                net, texts = _read_archive(archive, os.fstat(raw.fileno()).st_size,
-                                           file_format, extra)
-        net.source = path
-        return net, texts
-    except _BadFile as e:
-        raise ValueError(f"{path} is not a {what} ({e})") from None
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError, KeyError, OverflowError,
-            MemoryError, TypeError) as e:
-        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise
-        raise ValueError(f"{path} is not a readable {what} (damaged or truncated?): "
-                         f"{e}") from None
-
-
-class _BadFile(Exception):
-    """What is wrong with a file, found by checking it (not by a reader failing)."""
-
-
-def _read_archive(archive, file_bytes, file_format, extra):
-    members = {}
-    for info in archive.infolist():
-        name = info.filename
-        if not name.endswith(".npy") or name[:-4] in members:
-            raise _BadFile(f"unexpected member {name!r}")
-        members[name[:-4]] = info
-    for required in ("format", "sizes"):
-        if required not in members:
-            raise _BadFile(f"no {required!r} entry")
-    text = _read_member(archive, members["format"], "U", None, 256)
-    if str(text) != file_format:
-        raise _BadFile(f"format {str(text)[:40]!r}, expected {file_format!r}")
-    sizes = _read_member(archive, members["sizes"], "i", None, 64 * 8)
-    if sizes.ndim != 1:
-        raise _BadFile("sizes must be a list of layer sizes")
-    try:
-        sizes = check_sizes(sizes.tolist())
-        layout = Layout.of(sizes)
-    except ValueError as e:
-        raise _BadFile(e) from None
-    n = len(sizes) - 1
-    shapes = {}
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        shapes[f"weights_{l}"] = (n_out, n_in)
-        shapes[f"biases_{l}"] = (n_out,)
-    unexpected = set(members) - {"format", "sizes"} - set(_DEFAULTS) - set(shapes) - set(extra)
-    if unexpected:
-        raise _BadFile(f"unexpected entries {sorted(unexpected)}")
-    missing = set(shapes) - set(members)
-    if missing:
-        raise _BadFile(f"missing entries {sorted(missing)} for sizes {sizes}")
-    # Bound the memory before reading: the data of a stored (uncompressed) archive
-    # cannot be larger than the file; allow compression, but not a zip bomb.
-    needed = layout.n_params * 8
-    if needed > max(64 * file_bytes, 1 << 20):
-        raise _BadFile(f"sizes {sizes} need {needed:,} bytes of weights, but the file has "
-                       f"{file_bytes:,} bytes")
-    arrays = {name: _read_member(archive, members[name], "f", shape, None)
-              for name, shape in shapes.items()}
-    dtypes = {a.dtype for a in arrays.values()}
-    if len(dtypes) != 1:
-        raise _BadFile(f"weights and biases have mixed dtypes {sorted(map(str, dtypes))}")
-    texts = {name: str(_read_member(archive, members[name], "U", None, _MAX_TEXT))
-             for name in extra if name in members}
-    options = {name: str(_read_member(archive, members[name], "U", None, 64 * 4))
-               if name in members else default for name, default in _DEFAULTS.items()}
-    if options["cost"] not in COSTS:
-        raise _BadFile(f"unknown cost {options['cost'][:40]!r}")
-    if options["init"] not in INITS:
-        raise _BadFile(f"unknown init {options['init'][:40]!r}")
-    try:
-        net = Network(sizes, [arrays[f"weights_{l}"] for l in range(n)],
-                      [arrays[f"biases_{l}"] for l in range(n)], dtype=dtypes.pop(),
-                      **options)
-    except ValueError as e:
-        raise _BadFile(e) from None
-    return net, texts
-
-
-def _read_member(archive, info, kind, shape, max_bytes):
-    """One ``.npy`` member: its header is checked (dtype kind, and the shape, or
-    at most max_bytes of data) before its data are read."""
-    name = info.filename[:-4]
-    with archive.open(info) as f:
-        version = npy_format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise _BadFile(f"{name}: unsupported .npy version {version}")
-        read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
-                       else npy_format.read_array_header_2_0)
-        found_shape, fortran, dtype = read_header(f)
-        if dtype.kind != kind or dtype.hasobject or (kind == "f" and dtype.itemsize not in (4, 8)):
-            raise _BadFile(f"{name}: unexpected dtype {dtype}")
-        if shape is not None and tuple(found_shape) != shape:
-            raise _BadFile(f"{name} has shape {tuple(found_shape)}, expected {shape} "
-                           "for the sizes in the file")
-        count = int(np.prod(found_shape, dtype=object))
-        nbytes = count * dtype.itemsize
-        if max_bytes is not None and nbytes > max_bytes:
-            raise _BadFile(f"{name}: {nbytes:,} bytes, more than {max_bytes:,} expected")
-        data = f.read(nbytes)
-        if len(data) != nbytes:
-            raise _BadFile(f"{name}: truncated ({len(data)} of {nbytes} bytes)")
-    array = np.frombuffer(data, dtype).reshape(found_shape, order="F" if fortran else "C")
-    return array.astype(dtype.newbyteorder("="))

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_data, check_int
+from ._validation import check_int
+from .dataset import check_data
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)

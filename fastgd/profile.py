@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from .training import Trainer, _threading_layer, numba_threads
+from .training import Trainer, numba_threads, threading_layer
 
 
 def flops_per_example(sizes, nonzero_fraction=1.0):
@@ -153,7 +153,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
                 reduction, shuffle, lmbda, regularization)
     report.update(trainer.info())
     report["busy"] = busy
-    report["threading_layer"] = _threading_layer()
+    report["threading_layer"] = threading_layer()
 
     def summary(values):
         return ({"median": float(np.median(values)), "min": float(np.min(values)),

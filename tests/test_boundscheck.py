@@ -42,7 +42,7 @@ else:
 
 # Mini-batches of more than 4 examples sum their gradient in groups; up to 4
 # update the weights directly (the parallel kernel in blocks of rows).
-fastgd.training.chunk_size = lambda layout: 4
+fastgd.training.trainer.chunk_size = lambda layout: 4
 sizes, n = [5, 4, 3, 2], 70  # more than one block of evaluation too
 X, y = random_data(sizes, n, seed=12)
 for kernel in ("serial", "parallel"):

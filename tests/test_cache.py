@@ -14,6 +14,7 @@ import numba
 import pytest
 
 import fastgd
+import fastgd.precompile
 import fastgd.training
 from fastgd import _kernels, kernel_cache
 from fastgd.cli import main
@@ -283,7 +284,7 @@ def test_a_module_whose_files_were_cleared_is_written_again(folder, monkeypatch)
 ])
 def test_compile_kernels_refuses_bad_arguments_before_compiling(kwargs, error, message,
                                                                  monkeypatch):
-    monkeypatch.setattr(fastgd.training, "_compile_step", None)  # nothing may be compiled
+    monkeypatch.setattr(fastgd.precompile, "_compile_step", None)  # nothing may be compiled
     with pytest.raises(error, match=re.escape(message)):
         fastgd.compile_kernels(**kwargs)
 
@@ -382,5 +383,5 @@ def test_cache_clear_command_fails_when_a_file_stays(folder, capsys, monkeypatch
 
 
 def test_compile_kernels_is_exported():
-    assert fastgd.compile_kernels is fastgd.training.compile_kernels
+    assert fastgd.compile_kernels is fastgd.precompile.compile_kernels
     assert {"compile_kernels", "cache_info", "clear_cache"} <= set(fastgd.__all__)

@@ -11,7 +11,6 @@ import pytest
 
 import fastgd
 import fastgd.training
-from fastgd.network import read_network
 
 import naive
 from helpers import book_weights, random_data, two_threads
@@ -219,7 +218,7 @@ def test_a_file_with_a_bad_cost_is_refused(tmp_path, cost, message):
               "weights_0": np.ones((2, 3)), "biases_0": np.zeros(2), "cost": np.array(cost)}
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ValueError, match=message):
-        read_network(tmp_path / "bad.npz")
+        fastgd.Network.load(tmp_path / "bad.npz")
 
 
 # -- thread counts -------------------------------------------------------------------------

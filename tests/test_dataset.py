@@ -330,7 +330,7 @@ def test_the_fingerprint_is_computed_only_for_a_checkpoint(tmp_path, monkeypatch
     original = dataset.Prepared.fingerprint
     monkeypatch.setattr(dataset.Prepared, "fingerprint",
                         lambda self: calls.append(1) or original(self))
-    monkeypatch.setattr(fastgd.training, "data_fingerprint",  # old checkpoints' only
+    monkeypatch.setattr(fastgd.training.checkpoint, "data_fingerprint",  # old checkpoints' only
                         lambda X, y: pytest.fail("SHA-256 of the data computed"))
     data, test = tiny_data(), tiny_data(60, seed=1)
     fastgd.Network(SIZES, seed=5).SGD(data, 2, 7, 2.0, test_data=test, verbose=False)

@@ -42,9 +42,9 @@ def test_bit_identical_at_one_and_two_threads(data, mode, dtype):
 def test_auto_gives_the_serial_bits_while_it_switches_kernels(data, mode, dtype, monkeypatch):
     """auto times both kernels on real training and switches between them (here
     after every segment): a choice made at run time never changes the weights."""
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 50)
-    monkeypatch.setattr(fastgd.training, "SEGMENT", 300)
-    monkeypatch.setattr(fastgd.training, "DRIFT", -10.0)  # every segment counts as drifted
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 50)
+    monkeypatch.setattr(fastgd.training.trainer, "SEGMENT", 300)
+    monkeypatch.setattr(fastgd.training.trainer, "DRIFT", -10.0)  # every segment counts as drifted
     m = MODES[mode]
     serial = train(data, m, dtype, kernel="serial")
     net = fastgd.Network([784, 30, 10], seed=7, dtype=dtype)
@@ -55,7 +55,7 @@ def test_auto_gives_the_serial_bits_while_it_switches_kernels(data, mode, dtype,
 
 @two_threads
 def test_bit_identical_when_mini_batches_are_summed_chunk_by_chunk(data, monkeypatch):
-    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 64)
+    monkeypatch.setattr(fastgd.training.trainer, "chunk_size", lambda layout: 64)
     one = train(data, 500, "float32", threads=1, kernel="parallel")
     two = train(data, 500, "float32", threads=2, kernel="parallel")
     np.testing.assert_array_equal(one, two)

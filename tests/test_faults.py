@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd.network import FILE_FORMAT
+from fastgd.network_file import FILE_FORMAT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A quick CLI run: [784, 10, 10] is compiled by the other tests too.

@@ -139,5 +139,5 @@ def test_specialize_setting_is_checked(monkeypatch):
     sizes = [7, 9, 4]
     X, y = random_data(sizes, 10)
     monkeypatch.setattr(config, "SPECIALIZE", "sometimes")
-    with pytest.raises(ValueError, match="config.SPECIALIZE must be one of"):
+    with pytest.raises(ValueError, match="config.SPECIALIZE must be 'background', 'now' or"):
         fastgd.Network(sizes).SGD((X, y), 1, 5, 0.5, verbose=False)

@@ -167,7 +167,7 @@ def test_mostly_zero_inputs_take_the_sparse_path():
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
 def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kernel, sizes):
     """Mini-batches larger than a chunk take the buffered path: same result."""
-    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 4)
+    monkeypatch.setattr(fastgd.training.trainer, "chunk_size", lambda layout: 4)
     n = 27
     for m in (9, None):
         net = fastgd.Network(sizes, seed=7, dtype="float64")
@@ -185,10 +185,10 @@ def test_large_mini_batches_summed_chunk_by_chunk_match_naive(monkeypatch, kerne
 def test_parallel_pieces_do_not_change_the_bits(monkeypatch, m, sizes):
     """Many small pieces (blocks of 2 examples, 16 blocks of weight rows per thread):
     the parallel kernel still gives the serial kernel's weights to the bit."""
-    monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
-    monkeypatch.setattr(fastgd.training, "ROW_BLOCKS_PER_THREAD", 16)
-    monkeypatch.setattr(fastgd.training, "PARALLEL_CHUNK", 7)
-    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
+    monkeypatch.setattr(fastgd.training.trainer, "EXAMPLE_BLOCK", 2)
+    monkeypatch.setattr(fastgd.training.trainer, "ROW_BLOCKS_PER_THREAD", 16)
+    monkeypatch.setattr(fastgd.training.trainer, "PARALLEL_CHUNK", 7)
+    monkeypatch.setattr(fastgd.training.trainer, "chunk_size", lambda layout: 6)
     n = 60
     X, y = random_data(sizes, n, seed=9)
     nets = [fastgd.Network(sizes, seed=3, dtype="float64") for _ in range(2)]
@@ -214,8 +214,8 @@ def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, thread
     must neither wait forever nor redo work.  Weights and the returned cost
     (summed by whichever worker takes a stage's first piece) are the serial
     kernel's to the bit."""
-    monkeypatch.setattr(fastgd.training, "EXAMPLE_BLOCK", 2)
-    monkeypatch.setattr(fastgd.training, "chunk_size", lambda layout: 6)
+    monkeypatch.setattr(fastgd.training.trainer, "EXAMPLE_BLOCK", 2)
+    monkeypatch.setattr(fastgd.training.trainer, "chunk_size", lambda layout: 6)
     n = 60
     X, y = random_data(sizes, n, seed=12)
     order = np.random.default_rng(5).permutation(n)
@@ -437,7 +437,7 @@ def test_the_arrays_the_kernels_read_by_rows_start_on_cache_lines(tmp_path, dtyp
     sizes = [4, 3, 2]  # 72 parameters: in float32 not a whole number of lines
     net = fastgd.Network(sizes, seed=1, dtype=dtype)
     net.save(tmp_path / "net.npz")
-    buffers = fastgd.training._Buffers(net, 600, 600, 256)  # what a Trainer allocates
+    buffers = fastgd.training.Buffers(net, 600, 600, 256)  # what a Trainer allocates
     if dtype == "float32":  # group rows need padding to start on lines
         assert net.layout.n_params * 4 % line and buffers.groups.shape[1] > net.layout.n_params
     assert len(buffers.groups) >= 2 and buffers.groups.shape[1] >= net.layout.n_params

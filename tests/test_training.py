@@ -91,7 +91,7 @@ def test_kernel_choice():
 
 @two_threads
 def test_auto_times_both_kernels_and_records_the_choice(monkeypatch):
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 40)
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 40)
     data = random_data([8, 6, 3], 600, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
@@ -107,7 +107,7 @@ def test_auto_times_both_kernels_and_records_the_choice(monkeypatch):
 @two_threads
 def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
     """Full batch: one step per epoch, so the candidates are timed on a throwaway copy."""
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 100)
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 100)
     data = random_data([8, 6, 3], 300, seed=5)
     net, reference = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, None, 1.0, threads=2, verbose=False)
@@ -121,9 +121,9 @@ def first_calibration_with_delays(monkeypatch, delay):
     400 and m = 10 (scouting trials of 100 examples, full ones of 400), each trial
     preceded by delay(name, earlier) seconds of sleep, where earlier lists the sizes
     of that candidate's earlier trials.  Returns (history, each candidate's trials)."""
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 400)
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 400)
     trials = {"serial": [], "parallel": []}
-    run = fastgd.training.Trainer._run
+    run = fastgd.training.Trainer.run_candidate
 
     def slowed(self, candidate, order, start, stop, params=None):
         if stop > start:
@@ -131,7 +131,7 @@ def first_calibration_with_delays(monkeypatch, delay):
             trials[candidate.name].append(stop - start)
         return run(self, candidate, order, start, stop, params)
 
-    monkeypatch.setattr(fastgd.training.Trainer, "_run", slowed)
+    monkeypatch.setattr(fastgd.training.Trainer, "run_candidate", slowed)
     data = random_data([8, 6, 3], 3000, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)
     return net.SGD(data, 1, 10, 1.0, threads=2, verbose=False), trials
@@ -185,7 +185,7 @@ def test_only_a_drift_that_can_change_the_choice_times_the_kernels_again():
     trainer = fastgd.training.Trainer(fastgd.Network([8, 6, 3], seed=0), data, 10, 1.0,
                                       threads=2)
     trainer._calibrate(np.arange(600), 0, 0, 600)  # chooses, and sets the next recheck
-    long = fastgd.training.TRIAL_EXAMPLES
+    long = fastgd.training.trainer.TRIAL_EXAMPLES
     for name, slower, faster in (("serial", False, True), ("parallel", True, False)):
         trainer.current = next(c for c in trainer.candidates if c.name == name)
         trainer._reference = 1e-6
@@ -199,9 +199,9 @@ def test_only_a_drift_that_can_change_the_choice_times_the_kernels_again():
 
 @two_threads
 def test_a_drift_in_speed_times_the_kernels_again(monkeypatch):
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 20)
-    monkeypatch.setattr(fastgd.training, "SEGMENT", 100)
-    monkeypatch.setattr(fastgd.training, "DRIFT", -10.0)  # every segment counts as drifted
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 20)
+    monkeypatch.setattr(fastgd.training.trainer, "SEGMENT", 100)
+    monkeypatch.setattr(fastgd.training.trainer, "DRIFT", -10.0)  # every segment counts as drifted
     data = random_data([8, 6, 3], 600, seed=5)
     net = fastgd.Network([8, 6, 3], seed=0)
     history = net.SGD(data, 2, 10, 1.0, threads=2, verbose=False)
@@ -302,8 +302,8 @@ def _train_with_the_function(net, data):
 
 
 def test_divergence_warning_points_at_the_callers_line(data, monkeypatch):
-    import fastgd.training as training
-    monkeypatch.setattr(training, "diagnose", lambda history, eta, n: "made up diagnosis")
+    import fastgd.training.sgd as sgd
+    monkeypatch.setattr(sgd, "diagnose", lambda history, eta, n: "made up diagnosis")
     for train in (_train_with_the_method, _train_with_the_function):
         with pytest.warns(fastgd.DivergenceWarning) as record:
             train(fastgd.Network([8, 6, 3], seed=0), data)
@@ -312,8 +312,8 @@ def test_divergence_warning_points_at_the_callers_line(data, monkeypatch):
 
 
 def test_on_divergence_warn_keeps_training_while_numbers_are_finite(data, monkeypatch):
-    import fastgd.training as training
-    monkeypatch.setattr(training, "diagnose", lambda history, eta, n: "made up diagnosis")
+    import fastgd.training.sgd as sgd
+    monkeypatch.setattr(sgd, "diagnose", lambda history, eta, n: "made up diagnosis")
     net = fastgd.Network([8, 6, 3], seed=0)
     with pytest.warns(fastgd.DivergenceWarning, match="made up"):
         history = net.SGD(data, 3, 5, 1.0, verbose=False, on_divergence="warn")
@@ -372,8 +372,8 @@ def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, speci
 def test_a_networks_next_call_starts_from_its_last_calibration(monkeypatch):
     """auto times the kernels once for a series of 1-epoch calls, not once per call,
     and a network with other settings (or another network) is timed afresh."""
-    monkeypatch.setattr(fastgd.training, "TRIAL_EXAMPLES", 40)
-    monkeypatch.setattr(fastgd.training, "DRIFT", 1e9)  # timed again only when due
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 40)
+    monkeypatch.setattr(fastgd.training.trainer, "DRIFT", 1e9)  # timed again only when due
     data = random_data([8, 6, 3], 600, seed=5)
     net, serial = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
     first = net.SGD(data, 1, 10, 1.0, threads=2, verbose=False)
@@ -388,5 +388,5 @@ def test_a_networks_next_call_starts_from_its_last_calibration(monkeypatch):
     assert other_m.info["calibration"][0]["timed_on"] == "training"
     # the recheck schedule goes on across calls: RECHECK_EPOCHS epochs after the first timing
     timings = [net.SGD(data, 1, 10, 1.0, threads=2, verbose=False).info["calibration"]
-               for _ in range(fastgd.training.RECHECK_EPOCHS)]
+               for _ in range(fastgd.training.trainer.RECHECK_EPOCHS)]
     assert any(entry["timed_on"] == "training" for calls in timings for entry in calls)

@@ -218,7 +218,7 @@ def compare_command(args):
         print(f"sweeping eta over {','.join(f'{e:g}' for e in args.eta_grid)} for each mode, "
               f"{args.sweep_seconds:g} s of training each, scored on the validation data",
               file=info, flush=True)
-    from fastgd.training import compile_kernels
+    from fastgd.precompile import compile_kernels
     compile_kernels([784, 30, 10], verbose=True)  # compare trains the book's network
     total = None
     if args.max_total_seconds is not None:

@@ -108,7 +108,7 @@ def noise_command(args):
                          "(see --examples)")
     seed = draw_seed(args.seed, to_stderr=args.json)
 
-    from fastgd.training import compile_kernels
+    from fastgd.precompile import compile_kernels
     if args.train_epochs:
         # training between the two measurements: compile first, and say so
         compile_kernels(args.sizes, args.dtype, verbose=True)

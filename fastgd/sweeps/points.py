@@ -16,7 +16,7 @@ def run_point(point, data, on_divergence="stop"):
     eval_data); returns its row.  What the workers run; any exception becomes the
     row's ``error``."""
     from ..training import DivergenceWarning
-    from ..network import Network
+    from ..trainable import Network
     training_data, eval_data = data
     row = {key: point[key] for key in POINT_COLUMNS}
     began = time.perf_counter()
@@ -79,7 +79,7 @@ def warm(shapes, training_data):
     each (sizes, dtype), by training on one example in this process: the workers
     then load them from the on-disk cache instead of each compiling them (10-20 s
     a shape).  A shape that fails here is left to its points to report."""
-    from ..network import Network
+    from ..trainable import Network
     X, y = training_data
     one = (X[:1], y[:1])
     for sizes, dtype in shapes:

@@ -1,0 +1,143 @@
+"""Compiling ahead of time (``compile_kernels``): the kernels that training,
+distributed training and evaluating a network of given sizes use, compiled into
+(or loaded from) the on-disk cache, so that no later run compiles them."""
+
+import functools
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels, config, kernel_cache
+from ._validation import check_dtype, check_sizes
+from .distributed import Run
+from .network import Network
+from .training import Trainer, compile_notice
+
+
+INPUTS = ("sparse", "dense", "both")
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """One step of ``compile_kernels``: ``kernel`` (the generated module's name
+    for it, such as "train_serial"; "feedforward" is both evaluation kernels),
+    ``inputs`` ("sparse", "dense", or None where the kernel has one path),
+    ``cached`` (numba's disk cache held it before: loaded, not compiled; None
+    if unknown) and ``seconds``."""
+    kernel: str
+    inputs: str | None
+    cached: bool | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CompiledKernels:
+    """What ``compile_kernels`` did: the network it compiled for (``sizes``,
+    ``dtype``, ``cost``, ``inputs``), the cache ``folder``, each kernel
+    (``kernels``, CompiledKernel) and the ``seconds`` it all took."""
+    sizes: list
+    dtype: str
+    cost: str
+    inputs: str
+    folder: str
+    kernels: tuple
+    seconds: float
+
+    @property
+    def compiled(self):
+        """The kernels compiled now (not loaded from numba's disk cache)."""
+        return tuple(k for k in self.kernels if not k.cached)
+
+
+def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse",
+                    distributed=False, verbose=False):
+    """Compile ahead of time, into the on-disk cache (or load from it), the
+    kernels that training and evaluating a network of these sizes use, so that
+    no later run compiles them (a Docker image, each node of a cluster, CI).
+
+    cost: "quadratic" or "cross-entropy", the cost it trains on.  inputs: the
+    training input path, "sparse" (the default, and MNIST's: most inputs are
+    zero and are skipped), "dense" (training data with at least
+    config.DENSE_FROM of their inputs nonzero) or "both".  distributed: also the
+    gradient sums that distributed (MPI) training runs.  verbose: say on stderr
+    while compiling (``compile_notice``).  The evaluation kernels do not depend
+    on cost or inputs.  Returns CompiledKernels.
+    """
+    sizes = check_sizes(sizes)
+    dtype = np.dtype(check_dtype(dtype)).name
+    if cost not in _kernels.COSTS:
+        raise ValueError(f"cost must be one of {', '.join(map(repr, _kernels.COSTS))}, "
+                         f"got {cost!r}")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
+    net = Network(sizes, seed=0, dtype=dtype, cost=cost)
+    began = time.perf_counter()
+    steps = []
+    with _specialize("now"):  # the specialised kernels, not the generic stopgap
+        for dense in ((False, True) if inputs == "both" else (inputs == "dense",)):
+            data = _one_example(net, dense)
+            with compile_notice(net, verbose, dense=dense):
+                steps += _compile_training(net, data, dense)
+            if distributed:
+                steps += _compile_distributed(net, data, dense)
+        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+        steps.append(_compile_step("feedforward", None,
+                                   [module.feedforward_serial, module.feedforward_parallel],
+                                   net.warm_up))
+    return CompiledKernels(sizes, dtype, cost, inputs, kernel_cache.module_folder(create=False),
+                           tuple(steps), time.perf_counter() - began)
+
+
+def _one_example(net, dense):
+    """A training set of one example whose inputs take the dense or the sparse path."""
+    X = np.full((1, net.sizes[0]), 1 if dense else 0, net.dtype)
+    if _kernels.uses_dense_path(X)[0] != dense:
+        raise ValueError(f"inputs={'dense' if dense else 'sparse'!r}: training never takes "
+                         "that path with this fastgd.config.DENSE_FROM")
+    return X, np.zeros(1, np.int64)
+
+
+def _compile_step(kernel, inputs, fns, run):
+    """CompiledKernel of ``run()``, which compiles (or loads) the numba kernels fns."""
+    known = [_kernels.on_disk(fn) for fn in fns]
+    cached = None if None in known else all(known)
+    began = time.perf_counter()
+    run()
+    return CompiledKernel(kernel, inputs, cached, time.perf_counter() - began)
+
+
+def _compile_training(net, data, dense):
+    """Compile the serial and the parallel training kernel as a Trainer does
+    (an empty run), so that they have exactly the argument types of training."""
+    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    return [_compile_step(f"train_{kind}", "dense" if dense else "sparse",
+                          [getattr(module, f"train_{kind}")],
+                          functools.partial(Trainer, net, data, 1, 1.0, kernel=kind))
+            for kind in ("serial", "parallel")]
+
+
+def _compile_distributed(net, data, dense):
+    """Compile the serial and the parallel gradient sum as distributed training
+    does (``distributed.Run.prepare`` of one emulated rank, no epochs)."""
+    def prepare(kind):
+        Run(net, shards=1, verbose=False).prepare(
+            data, 0, 1, 1.0, None, "mean", False, None, False, "stop", 1, None, kernel=kind)
+
+    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    return [_compile_step(f"gradient_sum_{kind}", "dense" if dense else "sparse",
+                          [getattr(module, f"gradient_sum_{kind}")],
+                          functools.partial(prepare, kind))
+            for kind in ("serial", "parallel")]
+
+
+@contextmanager
+def _specialize(mode):
+    """config.SPECIALIZE set to mode while the block runs."""
+    before, config.SPECIALIZE = config.SPECIALIZE, mode
+    try:
+        yield
+    finally:
+        config.SPECIALIZE = before
+

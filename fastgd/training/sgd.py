@@ -1,0 +1,381 @@
+"""SGD: one training run, the book's ``SGD(training_data, epochs,
+mini_batch_size, eta, test_data)``: the options checked (``TrainingOptions``),
+the Trainer made, and its epoch loop with evaluation, failure verdicts, the
+best network, early stop, the eta schedule, checkpoints and stop requests
+(``Run``); ``resume`` continues a run from its checkpoint."""
+
+import math
+import os
+import warnings
+
+import numpy as np
+
+from .._files import check_writable
+from .._validation import check_int, stacklevel_outside_package
+from ..dataset import FINGERPRINT_ALGORITHM, prepare
+from ..network import Network
+from ..network_file import write_network
+from .checkpoint import check_same_data, read_checkpoint, write_checkpoint
+from .diagnose import diagnose
+from .history import DivergenceError, DivergenceWarning, History, TrainingInterrupted, epoch_record
+from .kernel_choice import threading_layer
+from .options import RUN_OPTION_DEFAULTS, TrainingOptions
+from .progress import ProgressLine, epoch_line
+from .stop_requests import StopRequests, signal_name
+from .trainer import Trainer
+
+
+def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
+        reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
+        monitor_training_cost=False, on_divergence="stop", checkpoint=None,
+        checkpoint_every=1, save_best=None, early_stop=None, overwrite=False,
+        handle_signals=True, info=None, lmbda=0.0, regularization="L2", eta_schedule=None,
+        patience=10, min_eta_factor=1 / 128):
+    """Train ``net`` by stochastic gradient descent; returns a ``History``.
+
+    The cost minimised is the network's own (``Network(cost=...)``).
+
+    Parameters
+    ----------
+    training_data : (X, y) or Dataset
+        X of shape (n, sizes[0]), y integer labels of shape (n,).  Checked and
+        indexed for the kernels once: a ``fastgd.Dataset`` keeps that work, and
+        plain arrays given again unchanged (compared in one pass) reuse it.
+    epochs : int >= 0
+    mini_batch_size : int in 1..n, or None
+        m examples per step: 1 is online learning, None (or n) full batch.
+        When m does not divide n, the last mini-batch of each epoch is
+        shorter and its step uses its own length (as network.py does).
+    eta : float > 0
+        The learning rate.
+    test_data : (X, y) or Dataset, optional
+        Evaluated after each epoch: ``Epoch 0: 9129 / 10000`` is printed.
+    reduction : "mean" (default) or "sum"
+        "mean": w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule; "sum"
+        drops the 1/m (the step is eta times the summed gradient).
+    shuffle : bool
+        Reshuffle the training data each epoch from ``net.rng`` (an index
+        permutation: the data are never copied); False keeps the order given.
+    threads : int, optional
+        numba threads for this call (numba's setting is restored afterwards).
+    kernel : "auto", "serial" or "parallel"
+        "auto" times the serial kernel (1 thread) against the parallel one
+        (all threads) during the first epoch and keeps the faster, timing them
+        again when the speed drifts (``History.info["calibration"]``).  All
+        give bit-identical weights.
+    verbose : bool
+        Print one line per epoch, and progress during epochs longer than a
+        couple of seconds.
+    monitor_training_cost : bool
+        Also compute C on the whole training set after each epoch.
+    on_divergence : "stop" (default), "warn" or "raise"
+        What to do when training fails (see ``diagnose``): the cost becomes
+        NaN/inf, grows well above its best, stops falling, or the output
+        neurons saturate.  A NaN cost always ends training.
+    checkpoint : path, optional
+        After every ``checkpoint_every`` epochs (and when training stops for
+        any reason), write the network, the epoch, the generator's state, the
+        History and the run's options there, atomically; ``resume`` continues
+        the run from it.
+    save_best : path, optional
+        Keep the network with the best accuracy on ``test_data`` there.
+    early_stop : int, optional
+        Stop after this many epochs without a better accuracy on ``test_data``.
+    overwrite : bool
+        Allow ``checkpoint`` and ``save_best`` to replace files that exist.
+    handle_signals : bool
+        In the main thread, SIGINT (Ctrl-C), SIGTERM and SIGHUP stop training at
+        the next segment boundary (a fraction of a second): the checkpoint is
+        written and ``TrainingInterrupted`` raised, carrying the partial
+        History.  A second signal aborts at once.
+    info : dict, optional
+        Entries added to ``History.info`` (and so kept in checkpoints): what a
+        caller needs to know to resume the run, such as where its data came from.
+    lmbda : float >= 0
+        The regularization parameter lambda (0, the default, is none).  With
+        n the number of training inputs, each step adds the gradient of
+        (lmbda/2n) sum_w w^2 ("L2": w -> (1 - eta lmbda/n) w - (eta/m) sum_j
+        dC_Xj/dw) or of (lmbda/n) sum_w |w| ("L1": w -> w - (eta lmbda/n)
+        sgn(w) - ...).  Biases are not regularized.  The running cost in the
+        History leaves the regularization term out; ``net.cost(X, y, lmbda)``
+        includes it.
+    regularization : "L2" (default) or "L1"
+    eta_schedule : None (default) or "halve-on-plateau"
+        "halve-on-plateau": halve eta whenever the accuracy on ``test_data``
+        (use validation data) has not improved for ``patience`` epochs, and
+        stop once eta has fallen to ``min_eta_factor`` times its start.  Each
+        epoch's record holds the ``eta`` it was trained with.
+    patience : int >= 1
+    min_eta_factor : float in (0, 1)
+    """
+    return Run(net, training_data, epochs, mini_batch_size, eta, test_data, TrainingOptions(
+        reduction=reduction, shuffle=shuffle, threads=threads, kernel=kernel, verbose=verbose,
+        monitor_training_cost=monitor_training_cost, on_divergence=on_divergence,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, save_best=save_best,
+        early_stop=early_stop, overwrite=overwrite, handle_signals=handle_signals,
+        info=info, lmbda=lmbda, regularization=regularization, eta_schedule=eta_schedule,
+        patience=patience, min_eta_factor=min_eta_factor)).train()
+
+
+
+def scheduled_eta(history, eta, patience):
+    """The eta of the next epoch under "halve-on-plateau", replayed from the
+    History (so that a resumed run needs no other state): eta is halved each
+    time the accuracy has gone `patience` epochs without beating its best,
+    and the count starts again after each halving."""
+    best, since = None, 0
+    for record in history:
+        if best is None or record["correct"] > best:
+            best, since = record["correct"], 0
+        else:
+            since += 1
+            if since >= patience:
+                eta, since = eta / 2, 0
+    return eta
+
+
+
+class Run:
+    """One call of SGD: the Trainer made, and the epoch loop with its
+    evaluation, verdicts, checkpoints and stop requests.  ``options`` is a
+    TrainingOptions; what depends on the call's other arguments (test_data,
+    the files) is checked here."""
+
+    def __init__(self, net, training_data, epochs, mini_batch_size, eta, test_data, options,
+                 resume_state=None):
+        o = self.options = options  # a TrainingOptions: checked already
+        self.net, self.epochs = net, check_int(epochs, "epochs", minimum=0)
+        self.checkpoint_every, self.early_stop = o.checkpoint_every, o.early_stop
+        if test_data is None and (self.early_stop is not None or o.save_best is not None):
+            raise ValueError("early_stop and save_best need test_data (the accuracy they "
+                             "watch is measured on it)")
+        if o.eta_schedule is not None and test_data is None:
+            raise ValueError("eta_schedule needs test_data (the accuracy it watches is "
+                             "measured on it)")
+        self.patience, self.min_eta_factor = o.patience, o.min_eta_factor
+        paths = {name: os.fspath(getattr(o, name)) for name in ("checkpoint", "save_best")
+                 if getattr(o, name) is not None}
+        if len({os.path.realpath(p) for p in paths.values()}) < len(paths):
+            raise ValueError("checkpoint and save_best must be different files")
+        # a resumed run goes on writing the files it wrote before
+        own = set() if resume_state is None else {
+            os.path.realpath(p) for p in (resume_state["path"],
+                                          resume_state["definition"]["save_best"]) if p}
+        for name, path in paths.items():
+            check_writable(path, name)
+            if (os.path.exists(path) and not o.overwrite
+                    and os.path.realpath(path) not in own):
+                raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
+                                      "replace it")
+        self.paths = paths
+        self.trainer = Trainer(net, training_data, mini_batch_size, eta,
+                               reduction=o.reduction, threads=o.threads,
+                               kernel=o.kernel, lmbda=o.lmbda,
+                               regularization=o.regularization, notice=o.verbose)
+        # SGD's calls on one network go on from each other's calibration (not
+        # fastgd profile's or the benchmarks' Trainers, which time the kernels)
+        self.trainer.start_from_last_calibration()
+        self.eta = self.trainer.eta  # the start: the schedule changes trainer.eta
+        self.test = None
+        self.data = {"training_data": self.trainer.data, "test_data": None}
+        if test_data is not None:
+            self.data["test_data"] = prepare(test_data, net.sizes[0], net.sizes[-1], net.dtype,
+                                             "test_data")
+            self.test = self.data["test_data"].X, self.data["test_data"].y
+        self._fingerprint = None  # computed when a checkpoint needs it
+        self.definition = dict(
+            epochs=self.epochs, mini_batch_size=self.trainer.mini_batch_size,
+            eta=self.trainer.eta, reduction=o.reduction, shuffle=bool(o.shuffle),
+            monitor_training_cost=bool(o.monitor_training_cost),
+            on_divergence=o.on_divergence, checkpoint_every=self.checkpoint_every,
+            save_best=paths.get("save_best"), early_stop=self.early_stop,
+            lmbda=self.trainer.lmbda, regularization=o.regularization,
+            eta_schedule=o.eta_schedule, patience=self.patience,
+            min_eta_factor=self.min_eta_factor)
+        self.history = History(**(o.info or {}), **self.trainer.info(),
+                               epochs_planned=self.epochs)
+        # Where the run stands: epochs done, and within the next one the
+        # examples done, their summed cost, and the generator's state before
+        # that epoch's permutation (so the permutation can be drawn again).
+        self.epoch, self.position, self.partial_cost = 0, 0, 0.0
+        self.rng_before = None
+        if resume_state is not None:
+            self._restore(resume_state)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def train(self):
+        net, trainer, history = self.net, self.trainer, self.history
+        if self.position:  # resuming mid-epoch: draw the same permutation again
+            net.rng.bit_generator.state = self.rng_before
+        progress = ProgressLine() if self.options.verbose else None
+        with StopRequests(self.options.handle_signals) as stop:
+            steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options.shuffle,
+                                   first=self.epoch, position=self.position,
+                                   cost=self.partial_cost, should_stop=stop.requested,
+                                   progress=progress)
+            for step in steps:
+                if progress is not None:
+                    progress.clear()
+                self.rng_before = trainer.rng_before
+                if not step.done and math.isfinite(step.cost):
+                    self.position, self.partial_cost = step.position, step.cost
+                    self._interrupted(stop.signal)
+                self.position, self.partial_cost = 0, 0.0
+                record = self._record(step.cost, step.seconds)
+                self.epoch += 1
+                history.append(record)
+                if self.options.verbose:
+                    print(epoch_line(record), flush=True)
+                reason = self._after_epoch()
+                if reason is not None:
+                    history.stopped = reason
+                    self._write_checkpoint()
+                    break
+                if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
+                    self._write_checkpoint()
+                if stop.signal is not None:
+                    self._interrupted(stop.signal)
+        history.info.update(threading_layer=threading_layer(),
+                            kernel_in_use=trainer.current.name, kernels=trainer.build)
+        return history
+
+    def _record(self, cost, seconds):
+        """The epoch's entry in the History."""
+        trainer = self.trainer
+        record = epoch_record(self.net, self.epoch, cost, seconds, (trainer.X, trainer.y),
+                              self.test, threads=self.options.threads,
+                              monitor_training_cost=self.options.monitor_training_cost)
+        if self.options.eta_schedule is not None:
+            record["eta"] = trainer.eta
+        return record
+
+    def _after_epoch(self):
+        """Verdict, best network and early stop after an epoch; returns why
+        training stops now, or None to go on."""
+        history, o = self.history, self.options
+        verdict = diagnose(history, self.trainer.eta, self.net.sizes[-1])
+        if verdict and history.diverged is None:
+            history.diverged = verdict
+            if o.on_divergence == "raise":
+                self._write_checkpoint()
+                raise DivergenceError(verdict, history)
+            warnings.warn(verdict, DivergenceWarning, stacklevel=stacklevel_outside_package())
+            if o.on_divergence == "stop":
+                return verdict
+        if not math.isfinite(history[-1]["cost"]):
+            return history.diverged
+        if self.test is None:
+            return None
+        best = max(range(len(history)), key=lambda i: (history[i]["correct"], -i))
+        if best == len(history) - 1 and "save_best" in self.paths:
+            write_network(self.paths["save_best"], self.net, overwrite=True)
+            history.best_saved = {"epoch": history[best]["epoch"], "path": self.paths["save_best"]}
+        if self.early_stop is not None and len(history) - 1 - best >= self.early_stop:
+            return (f"no better accuracy for {self.early_stop} epochs (early_stop): the best "
+                    f"was {history[best]['correct']} / {history[best]['total']} in epoch "
+                    f"{history[best]['epoch']}")
+        if self.options.eta_schedule is not None:
+            eta = scheduled_eta(history, self.eta, self.patience)
+            if eta <= self.eta * self.min_eta_factor:
+                return (f"eta fell to {eta:g}, {self.min_eta_factor:g} of its start "
+                        f"{self.eta:g} (eta_schedule, halved after each {self.patience} "
+                        "epochs without a better accuracy)")
+            self.trainer.eta = eta
+        return None
+
+    def _interrupted(self, signum):
+        """Write the checkpoint (mid-epoch if need be) and raise TrainingInterrupted."""
+        written = self._write_checkpoint()
+        self.history.stopped = f"interrupted by {signal_name(signum)}"
+        self.history.info.update(threading_layer=threading_layer(),
+                                 kernel_in_use=self.trainer.current.name,
+                                 kernels=self.trainer.build)
+        raise TrainingInterrupted(signum, self.history, self.epoch, self.position,
+                                  written)
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    @property
+    def fingerprint(self):
+        """The fingerprints (``FINGERPRINT_ALGORITHM``) of the training and test
+        data, computed on first use: only a checkpoint needs them."""
+        if self._fingerprint is None:
+            self._fingerprint = {key: None if data is None else data.fingerprint()
+                                 for key, data in self.data.items()}
+        return self._fingerprint
+
+    def _write_checkpoint(self):
+        """Write the checkpoint, if asked for and the weights are finite (a diverged
+        network never replaces the last good checkpoint); returns its path or None."""
+        path = self.paths.get("checkpoint")
+        if path is None or not np.isfinite(self.net.params).all():
+            return None
+        state = {"fingerprint": self.fingerprint,
+                 "fingerprint_algorithm": FINGERPRINT_ALGORITHM, "definition": self.definition,
+                 "seed": self.net.seed, "dtype": self.net.dtype.name,
+                 "epoch": self.epoch, "position": self.position,
+                 "partial_cost": self.partial_cost,
+                 "rng": (self.rng_before if self.position else self.net.rng.bit_generator.state),
+                 "history": {"records": list(self.history), "info": self.history.info,
+                             "diverged": self.history.diverged,
+                             "stopped": self.history.stopped,
+                             "best_saved": self.history.best_saved}}
+        write_checkpoint(path, self.net, state)
+        self.history.checkpoint = {"epoch": self.epoch, "position": self.position,
+                                   "path": path}
+        return path
+
+    def _restore(self, state):
+        check_same_data(state, self.data, lambda: self.fingerprint)
+        saved = state["history"]
+        self.history[:] = saved["records"]
+        self.history.diverged = saved["diverged"]
+        self.history.best_saved = saved.get("best_saved")
+        for key, value in saved["info"].items():
+            self.history.info.setdefault(key, value)
+        self.history.info["resumed"] = {"from": state["path"], "epoch": state["epoch"],
+                                        "position": state["position"]}
+        self.epoch, self.position = state["epoch"], state["position"]
+        self.partial_cost = state["partial_cost"]
+        if self.options.eta_schedule is not None:
+            self.trainer.eta = scheduled_eta(self.history, self.eta, self.patience)
+        self.net.rng.bit_generator.state = state["rng"]
+        self.rng_before = state["rng"]
+
+
+def resume(path, training_data, test_data=None, *, epochs=None, threads=None, kernel="auto",
+           verbose=True, checkpoint=None, save_best=None, overwrite=False,
+           handle_signals=True, network_class=Network):
+    """Continue the run whose checkpoint is at ``path``; returns (network, History).
+
+    The network, the epoch (and position within it), the generator's state, the
+    History and the options that define the run (mini-batch size, eta, ...) come
+    from the checkpoint, so a run of 6 epochs and a run of 3 epochs resumed for
+    3 more give bit-identical weights.  ``training_data`` and ``test_data`` (pairs
+    (X, y) or ``Dataset`` objects) must be the data the checkpoint was written for
+    (checked by their fingerprints, ``Dataset.fingerprint``).  ``epochs``
+    is the total to reach (default: the run's own); ``checkpoint`` defaults to
+    ``path``, which is updated as the run goes on.  ``network_class`` makes the
+    network (``fastgd.resume`` gives ``fastgd.Network``, which has ``SGD``).
+    """
+    net, state = read_checkpoint(path, network_class)
+    definition = state["definition"]
+    net.seed = state["seed"]
+    options = TrainingOptions(
+        reduction=definition["reduction"], shuffle=definition["shuffle"], threads=threads,
+        kernel=kernel, verbose=verbose, monitor_training_cost=definition["monitor_training_cost"],
+        on_divergence=definition["on_divergence"],
+        checkpoint=path if checkpoint is None else checkpoint,
+        checkpoint_every=definition["checkpoint_every"],
+        save_best=definition["save_best"] if save_best is None else save_best,
+        early_stop=definition["early_stop"], overwrite=overwrite, handle_signals=handle_signals,
+        **{key: definition.get(key, default) for key, default in RUN_OPTION_DEFAULTS.items()})
+    total = definition["epochs"] if epochs is None else check_int(epochs, "epochs", minimum=0)
+    if total < state["epoch"]:
+        raise ValueError(f"epochs must be at least the {state['epoch']} epochs the checkpoint "
+                         f"has done, got {total}")
+    run = Run(net, training_data, total, definition["mini_batch_size"], definition["eta"],
+              test_data, options, resume_state=state)
+    return net, run.train()
+

@@ -1,0 +1,215 @@
+"""The kernels specialised for a network's widths: compiled in the background
+while a Trainer starts on the generic ones (``Specialization``), and what the
+user is told while kernels compile (``compile_notice``, with an estimate from
+this machine's past compiles, ``compile_estimate``)."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import _kernels
+from .._files import atomic_write
+
+
+class Specialization:
+    """The specialised kernels of a Trainer that started on the generic ones,
+    compiled in the background: ``done()`` says when they are ready;
+    ``candidates`` then holds them, or ``error`` what went wrong.
+
+    A thread starts a separate process that compiles them into numba's disk
+    cache (``_COMPILER``) and waits for it: that process is not slowed by this
+    one's training (nor slows it, holding the GIL, since numba compiles mostly
+    in Python), and it finishes the cache even when this process ends first,
+    so that the next run of the shape starts on the specialised kernels.  The
+    thread then loads the kernels here (or compiles them, if that process could
+    not): the trainer's candidates, each run once on an empty range with
+    scratch of its own (the trainer's buffers are in use), and the evaluation
+    kernels."""
+
+    def __init__(self, trainer):
+        self.candidates, self.error, self.seconds = None, None, None
+        self.compiler = None  # the compiling process, while it runs
+        self.thread = threading.Thread(target=self._compile, args=(trainer,), daemon=True,
+                                       name="fastgd-specialize")
+        self.thread.start()
+
+    def done(self):
+        return not self.thread.is_alive()
+
+    def _compile(self, trainer):
+        started = time.perf_counter()
+        try:
+            net = trainer.net
+            self._compile_elsewhere(trainer)
+            candidates = [trainer.candidate(trainer.module, plan) for plan in trainer.plans]
+            # an empty run loads (or compiles) a kernel: on scratch and weights of
+            # its own, of the same types, since the trainer's are in use meanwhile
+            scratch = trainer.new_buffers(1)
+            params = _kernels.aligned_copy(net.params)
+            for candidate in candidates:
+                trainer.run_candidate(candidate, np.arange(0), 0, 0, params=params, buffers=scratch)
+            net.warm_up()
+            self.candidates = candidates
+            record_compile_seconds(net, time.perf_counter() - started)
+        except Exception as e:  # reported by the trainer, which goes on with the generic kernels
+            self.error = e
+        self.seconds = time.perf_counter() - started
+
+    def _compile_elsewhere(self, trainer):
+        """Compile the trainer's specialised kernels in a process of their own,
+        in a session of its own (so that a Ctrl-C meant for this process does
+        not stop it), and wait for it; nothing if that cannot be done (the
+        caller then compiles them here)."""
+        net = trainer.net
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = _COMPILER.format(root=root, sizes=list(net.sizes), dtype=net.dtype.name,
+                                cost=net.cost_function, dense=trainer.dense,
+                                kernel=trainer.kernel_name, threads=trainer.threads)
+        try:
+            self.compiler = subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            return
+        self.compiler.wait()
+        self.compiler = None
+
+
+# The program of the process that compiles a Trainer's specialised kernels into
+# the disk cache (``Specialization``): a Trainer of the same shape, dtype, cost,
+# input path, kernel choice and threads on one example has the same argument
+# types, so the kernels it compiles are the ones the trainer loads.  At a lower
+# priority: it must not slow the training it runs beside on a busy machine.
+_COMPILER = """
+import os, sys
+sys.path.insert(0, {root!r})
+try:
+    os.nice(10)
+except (AttributeError, OSError):
+    pass
+import numpy as np
+from fastgd import config
+config.SPECIALIZE = "now"
+from fastgd.network import Network
+from fastgd.training import Trainer
+net = Network({sizes!r}, seed=0, dtype={dtype!r}, cost={cost!r})
+X = np.full((1, {sizes!r}[0]), 1 if {dense!r} else 0, net.dtype)
+Trainer(net, (X, np.zeros(1, np.int64)), 1, 1.0, kernel={kernel!r}, threads={threads!r})
+net.warm_up()
+"""
+
+
+@contextmanager
+def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
+    """While the block runs, tell the user (on stderr) that fastgd's kernels are
+    being compiled for this network's shape and input path (with generic, the
+    generic kernels, compiled once for every shape; "background": while the
+    specialised ones follow in the background), with an estimate from this
+    machine's own past compiles and the seconds so far; nothing if they are in
+    numba's disk cache."""
+    module = (_kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
+              else _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
+    names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
+    if not enabled or _kernels.ready(module, names, net.dtype):
+        yield
+        return
+    stream = sys.stderr if stream is None else stream
+    kind = "generic" if generic else "specialised"
+    estimate = compile_estimate(net, kind)
+    about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
+        "a first estimate: 10-60 s")
+    if generic == "background":
+        what = ("fastgd's generic kernels (first run of fastgd only; the kernels specialised "
+                f"for a {net.sizes} network follow in the background)")
+    elif generic:
+        what = "fastgd's generic kernels (once for every network shape)"
+    else:
+        what = f"fastgd's kernels for a {net.sizes} network (first run of this shape only)"
+    print(f"Compiling {what}: numba keeps them on disk; {about}...", file=stream, flush=True)
+    started = time.perf_counter()
+    finished = threading.Event()
+
+    def tick():  # numba's compiler lets other threads run (llvmlite releases the GIL)
+        while not finished.wait(1.0):
+            print(f"\r  compiling: {time.perf_counter() - started:.0f} s", end="",
+                  file=stream, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    except BaseException:
+        finished.set()
+        ticker.join()
+        print("\r" + " " * 30 + "\r", end="", file=stream, flush=True)
+        raise
+    finished.set()
+    ticker.join()
+    seconds = time.perf_counter() - started
+    print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
+    record_compile_seconds(net, seconds, kind)
+
+
+
+# Past compiles kept per kind for the estimate, the most recent last.
+_COMPILES_KEPT = 8
+
+
+def _compile_units(net, kind):
+    """What a compile's time grows with: the generic kernels' code is the same
+    for every shape; the specialised kernels' grows with the outputs written
+    out (the padded widths of the layers after the input)."""
+    return 1.0 if kind == "generic" else float(sum(_kernels.padded(w) for w in net.sizes[1:]))
+
+
+def _compile_record_path():
+    return os.path.join(_kernels.cache_dir(), "compile-seconds.json")
+
+
+def _compile_records():
+    try:
+        with open(_compile_record_path()) as f:
+            records = json.load(f)
+        return {kind: [float(v) for v in values][-_COMPILES_KEPT:]
+                for kind, values in records.items() if isinstance(values, list)}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def compile_estimate(net, kind="specialised"):
+    """Seconds compiling `kind` ("generic" or "specialised") kernels for this
+    network should take here: the median of this machine's past compiles, per
+    unit of ``_compile_units``; None before the first."""
+    seconds_per_unit = _compile_records().get(kind)
+    if not seconds_per_unit:
+        return None
+    return float(np.median(seconds_per_unit)) * _compile_units(net, kind)
+
+
+def record_compile_seconds(net, seconds, kind="specialised"):
+    """Keep how long compiling took, for the next estimate (best effort: a cache
+    folder that cannot be written only costs the estimate)."""
+    records = _compile_records()
+    values = records.setdefault(kind, [])
+    values.append(seconds / _compile_units(net, kind))
+    records[kind] = values[-_COMPILES_KEPT:]
+    try:
+        os.makedirs(_kernels.cache_dir(), exist_ok=True)
+        atomic_write(_compile_record_path(), lambda f: f.write(json.dumps(records)),
+                     overwrite=True, binary=False)
+    except OSError:
+        pass
+
+
+
+def compiling_needed(net, dense=False):
+    """True if training this network's shape will compile kernels first (numba's
+    disk cache has none for it yet): tens of seconds, worth telling the user."""
+    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    return not _kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)

@@ -1,0 +1,466 @@
+"""The Trainer: what a training run prepares once (data indexed, kernel chosen,
+scratch allocated, kernels compiled), and the one epoch loop of fastgd
+(``Trainer.epochs``), which SGD, ``fastgd profile`` and ``fastgd compare`` all
+train through.
+
+One epoch is one pass over the shuffled training data, split into mini-batches
+of ``mini_batch_size`` examples; each mini-batch makes one step
+w -> w - (eta/m) sum_j dC_Xj/dw (likewise b).  The whole epoch runs inside a
+numba kernel (``_kernels.train_serial`` or ``train_parallel``); Python only
+draws the permutation, evaluates, and reports.
+"""
+
+import math
+import sys
+import time
+import warnings
+import weakref
+
+import numpy as np
+
+from .. import _kernels, config
+from .._validation import check_int, check_positive_float, stacklevel_outside_package
+from ..config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, RECHECK_EPOCHS,
+                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
+from ..dataset import prepare
+from ..network import check_regularization
+from .history import EpochStep
+from .kernel_choice import (GROUP, Candidate, choose_kernel, chunk, chunk_size, numba_threads,
+                            threading_layer)
+from .options import REDUCTIONS, SPECIALIZE_MODES, check_choice
+from .specialization import Specialization, compile_notice
+
+# Each network's last calibration per settings (Trainer._remember_calibration).
+_LAST_CALIBRATION = weakref.WeakKeyDictionary()
+
+
+class Trainer:
+    """What SGD prepares once for a training run, and one epoch of it.
+
+    Checks the data and options, converts X to the network's dtype (a copy
+    only if needed), indexes its nonzero inputs (``dataset.prepare``: once per
+    Dataset, and once per plain X while it holds the same numbers), picks the
+    kernel, allocates scratch and compiles the kernels (saying so on stderr
+    with notice=True);
+    ``run_epoch(order)`` then runs one epoch over ``X[order]``.  ``SGD`` uses
+    it, and so do the benchmarks and ``fastgd profile``, so they time exactly
+    what training runs.
+
+    With ``kernel="auto"`` and more than one thread, the serial and the
+    parallel kernel are both candidates: the first epoch times each on a few
+    thousand examples of real training (they give identical weights, so the
+    timing costs no work), keeps the faster, and times them again whenever an
+    epoch segment's speed drifts.  ``calibration`` records each decision.
+
+    Where the kernels specialised for the network's widths are not compiled
+    yet, ``specialize`` (default: config.SPECIALIZE) says what to do:
+    "background" trains on the generic kernels (the same bits, compiled once
+    for every shape) and switches to the specialised ones at a segment
+    boundary once they are compiled (``Specialization``); "now" compiles them
+    first; "never" trains on the generic kernels only.  ``build`` says which
+    train now.
+    """
+
+    def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
+                 threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False,
+                 specialize=None):
+        if not np.isfinite(net.params).all():
+            raise ValueError("the network's weights or biases are not finite; "
+                             "set finite values (or draw a new Network) before training")
+        self.net = net
+        # checked and indexed once per data set (see fastgd.dataset)
+        self.data = prepare(training_data, net.sizes[0], net.sizes[-1], net.dtype,
+                            "training_data")
+        self.X, self.y = self.data.X, self.data.y
+        self.n = n = self.X.shape[0]
+        if n == 0:
+            raise ValueError("training_data must hold at least one example")
+        self.mini_batch_size = m = n if mini_batch_size is None else check_int(
+            mini_batch_size, "mini_batch_size", minimum=1, maximum=n)
+        self.eta = check_positive_float(eta, "eta")
+        self.mean = check_choice(reduction, "reduction", REDUCTIONS) == "mean"
+        # n in the decay eta lmbda / n is the training set's size, as in the book
+        self.lmbda = check_regularization(lmbda, regularization)
+        self.regularization = regularization
+        with numba_threads(threads) as n_threads:
+            self.threads = n_threads
+        self.requested_threads = threads
+        self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
+        self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
+        self.examples = self.data.examples
+        self.module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
+        direct_max = chunk_size(net.layout)
+        group = min(GROUP, direct_max)
+        # (name, threads, row blocks of a direct update, chunk, example block)
+        self.plans = []
+        if self.kernel_name in ("serial", "auto"):
+            self.plans.append(("serial", 1, 1, chunk(m, direct_max, group), direct_max))
+        if self.kernel_name in ("parallel", "auto"):
+            self.plans.append((
+                "parallel", n_threads,
+                # only direct mini-batches split their update by weight rows
+                ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1,
+                chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
+                EXAMPLE_BLOCK))
+        self.buffers = Buffers(net, m, max(min(m, direct_max),
+                                            max(plan[3] for plan in self.plans)), group)
+        self.calibration = []
+        self._reference = None  # s/example the current candidate was timed at
+        self._trained = 0  # examples trained so far
+        self._recheck_interval = RECHECK_EPOCHS * n
+        self._next_recheck = None
+        self.segment = max(1, SEGMENT // m) * m
+        self.position = 0
+        self.rng_before = None
+        self.notice = notice
+        self.specialized = None  # the background compile of the specialised kernels
+        mode = (check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
+                if specialize is None else check_choice(specialize, "specialize",
+                                                        SPECIALIZE_MODES))
+        names = [f"train_{plan[0]}" for plan in self.plans]
+        generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+        if mode == "background" and not _kernels.ready(self.module, names, net.dtype):
+            # Train on the generic kernels now (compiled once for every shape),
+            # the first plan only, and switch to the specialised ones at a
+            # segment boundary once a background thread has compiled them.
+            self._use([self.candidate(generic, self.plans[0])])
+            with compile_notice(net, notice, dense=self.dense, generic="background"):
+                self.run_candidate(self.current, np.arange(0), 0, 0)
+                # evaluation between epochs must not wait for numba's compiler lock,
+                # which the background compile holds for tens of seconds at a time
+                net.warm_up(generic=True)
+            self.specialized = Specialization(self)
+            return
+        module = generic if mode == "never" else self.module
+        self._use([self.candidate(module, plan) for plan in self.plans])
+        # An empty run compiles each kernel (or loads it from numba's cache) now,
+        # so that the first epoch's time is training time only; with notice, the
+        # user is told when that means compiling (``compile_notice``).
+        with compile_notice(net, notice, dense=self.dense, generic=mode == "never"):
+            for candidate in self.candidates:
+                self.run_candidate(candidate, np.arange(0), 0, 0)
+
+    def candidate(self, module, plan, rows=None):
+        """The _Candidate that runs `plan` (an entry of ``_plans``) with module's
+        kernels, its spans sized for `rows` examples (the buffers' by default)."""
+        name, threads, row_blocks, chunk, example_block = plan
+        candidate = Candidate(name, getattr(module, f"train_{name}"), threads,
+                               self._splits(row_blocks), chunk, example_block)
+        rows = len(self.buffers.costs) if rows is None else rows
+        candidate.spans = np.zeros((rows if candidate.splits.size else 0,
+                                    candidate.splits.shape[1]), np.uint64)
+        return candidate
+
+    def new_buffers(self, rows):
+        """Scratch of this run's shape for `rows` examples, apart from the run's own."""
+        return Buffers(self.net, self.mini_batch_size, rows, self.buffers.group)
+
+    def _use(self, candidates):
+        """Train with these candidates from now on (timing them if there are several)."""
+        self.candidates = candidates
+        self.current = candidates[0]
+        self._reference = None
+        self._recheck = len(candidates) > 1
+
+    def _maybe_specialize(self):
+        """At a segment boundary: switch to the specialised kernels if the
+        background compile has finished (they give the same bits)."""
+        if self.specialized is None or not self.specialized.done():
+            return
+        job, self.specialized = self.specialized, None
+        if job.error is not None:
+            warnings.warn(f"fastgd could not compile the specialised kernels for "
+                          f"{self.net.sizes} ({job.error!r}); training goes on with the "
+                          "generic kernels (the same results, more slowly)", RuntimeWarning,
+                          stacklevel=stacklevel_outside_package())
+            return
+        self._use(job.candidates)
+        if self.notice:
+            print(f"  specialised kernels compiled in the background in {job.seconds:.1f} s; "
+                  "training goes on with them", file=sys.stderr, flush=True)
+
+    @property
+    def kernel(self):
+        """The compiled kernel in use now."""
+        return self.current.fn
+
+    def _splits(self, n_blocks):
+        """Where each example's nonzero inputs cross the boundaries of n_blocks
+        blocks of layer 0's weight rows, balanced by their nonzero counts (none
+        for one block: that is each example's whole row)."""
+        if n_blocks == 1:
+            return np.zeros((0, 0), np.uint64)
+        n_in = self.net.sizes[0]
+        if self.dense:  # every row has every column: equal blocks, at fixed positions
+            bounds = np.arange(n_blocks + 1, dtype=np.uint64) * np.uint64(n_in) // np.uint64(
+                n_blocks)
+            return self.examples.indptr[:-1, None] + bounds[None, :]
+        return self.data.row_splits(n_blocks)
+
+    def wait_for_specialized(self, timeout=None):
+        """Block until the background compile (if any) has finished, and switch
+        to its kernels; returns True if the specialised kernels are in use."""
+        if self.specialized is not None:
+            self.specialized.thread.join(timeout)
+            self._maybe_specialize()
+        return self.specialized is None and self.current.fn is getattr(
+            self.module, f"train_{self.current.name}")
+
+    @property
+    def build(self):
+        """Which kernels train now: "specialised" (generated for this network's
+        widths) or "generic" (any widths: the same bits, more slowly)."""
+        return "generic" if self.current.fn.__module__.startswith(
+            "fastgd_kernels_generic") else "specialised"
+
+    def info(self):
+        """The run's settings, as recorded in a History."""
+        return dict(mini_batch_size=self.mini_batch_size, eta=self.eta, threads=self.threads,
+                    cost=self.net.cost_function, lmbda=self.lmbda,
+                    regularization=self.regularization,
+                    kernel=self.kernel_name, kernel_reason=self.kernel_reason,
+                    kernel_in_use=self.current.name, kernels=self.build,
+                    calibration=self.calibration,
+                    inputs="dense" if self.dense else "sparse",
+                    nonzero_input_fraction=self.nonzero_fraction,
+                    threading_layer=threading_layer(), dtype=self.net.dtype.name)
+
+    def run_epoch(self, order, progress=None, epoch=None, *, start=0, stop=None, cost=0.0,
+                  should_stop=None):
+        """One epoch over the examples X[order]; returns the sum of C_x over them.
+
+        ``progress(done, n)`` is called after each segment of about SEGMENT
+        examples.  The epoch ends early, at a segment boundary, once the cost is
+        not finite or ``should_stop()`` is true; ``self.position`` then says how
+        many examples of ``order`` were trained (n after a whole epoch).
+        ``start`` and ``cost`` continue an epoch from that position and sum;
+        ``stop`` (whole mini-batches) ends this call there instead of at n.
+        """
+        total_cost = cost
+        end = self.n if stop is None else stop
+        while start < end:
+            self._maybe_specialize()
+            if self._recheck:
+                cost, start = self._calibrate(order, start, epoch, end)
+                total_cost += cost
+                if start >= end or not math.isfinite(total_cost):
+                    break
+            stop = min(end, start + self.segment)
+            began = time.perf_counter()
+            total_cost += self.run_slice(order, start, stop)
+            self._watch((time.perf_counter() - began) / (stop - start), stop - start)
+            self._trained += stop - start
+            start = stop
+            if not math.isfinite(total_cost):
+                break
+            if progress is not None:
+                progress(stop, self.n)
+            if should_stop is not None and should_stop():
+                break
+        self.position = start
+        return total_cost
+
+    def epochs(self, count, *, shuffle=True, first=0, position=0, cost=0.0, marks=(),
+               should_stop=None, progress=None):
+        """The one epoch loop of fastgd: train ``count`` epochs, numbered from
+        ``first``, yielding an ``EpochStep`` at each of ``marks`` (positions in an
+        epoch, whole mini-batches) and at the end of each epoch.
+
+        Each epoch trains on a permutation drawn from ``net.rng`` (``arange``
+        without ``shuffle``); ``self.rng_before`` holds the generator's state
+        before that draw, so that a stopped epoch can be drawn again and
+        continued: ``position`` and ``cost`` continue the first epoch from
+        there.  The epoch stops early, with a step whose ``done`` is False, when
+        the cost is not finite or ``should_stop()`` is true (checked after each
+        segment); the loop ends after such a step.  ``progress(epoch, done, n,
+        seconds)`` is called after each segment.  A step's ``seconds`` is the
+        epoch's training time so far (its shuffle included), excluding whatever
+        the caller does between steps (evaluation).  SGD, ``fastgd profile`` and
+        ``fastgd compare`` all train through this loop.
+        """
+        n = self.n
+        for epoch in range(first, first + count):
+            self.rng_before = self.net.rng.bit_generator.state
+            tic = time.perf_counter()
+            order = self.net.rng.permutation(n) if shuffle else np.arange(n)
+            shuffle_seconds = seconds = time.perf_counter() - tic
+            hook = None if progress is None else (
+                lambda done, total, e=epoch, s=seconds, t=tic: progress(
+                    e, done, total, s + time.perf_counter() - t))
+            for stop in sorted({*marks, n}):
+                if stop <= position:
+                    continue
+                tic = time.perf_counter()
+                cost = self.run_epoch(order, hook, epoch, start=position, stop=stop, cost=cost,
+                                      should_stop=should_stop)
+                seconds += time.perf_counter() - tic
+                position = self.position
+                ended = position < stop or not math.isfinite(cost)
+                yield EpochStep(epoch, position, cost, seconds, shuffle_seconds,
+                                position >= n, ended)
+                if ended:
+                    return
+            position, cost = 0, 0.0
+
+    def run_slice(self, order, start, stop):
+        """Train on the examples order[start:stop] (start at a mini-batch boundary)
+        with the kernel in use; returns the sum of C_x over them."""
+        return self.run_candidate(self.current, order, start, stop)
+
+    def decay(self):
+        """(decay, shrink) of the kernel for the current eta: each mini-batch's
+        weights become decay * w - shrink * sgn(w) before its step, that is
+        w (1 - eta lmbda / n) for L2 and w - (eta lmbda / n) sgn(w) for L1."""
+        rate = self.eta * self.lmbda / self.n
+        return (1.0 - rate, 0.0) if self.regularization == "L2" else (1.0, rate)
+
+    def run_candidate(self, candidate, order, start, stop, params=None, buffers=None):
+        """Train ``candidate`` on order[start:stop] (an empty range only loads or
+        compiles its kernel); on the trainer's weights and buffers unless
+        ``params`` and ``buffers`` are given.  Returns the sum of C_x."""
+        buffers = self.buffers if buffers is None else buffers
+        plan = _kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
+                             buffers.group, candidate.chunk, candidate.example_block,
+                             candidate.threads)
+        with numba_threads(candidate.threads):
+            return _kernels.call(
+                candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
+                self.eta, self.mean, self.net.params if params is None else params,
+                self.net.layout.arrays, buffers.scratch, plan, *self.decay())
+
+    def _calibrate(self, order, start, epoch, end):
+        """Time every candidate, keep the fastest; returns (cost, new start).
+
+        Each candidate first trains a short scouting trial (a quarter of
+        TRIAL_EXAMPLES, whole mini-batches), in turn; a candidate more than
+        TRIAL_CUTOFF times slower than the fastest there is dropped, so that a
+        kernel crippled by a busy machine costs one short trial, not several
+        long ones.  The others then train twice on about TRIAL_EXAMPLES
+        examples each, in turn, and the slower time of each counts: on a busy
+        machine the parallel kernel's speed swings with where the OS runs the
+        other work (it waits for its slowest thread), and one lucky trial must
+        not choose it.  When the epoch has room before ``end``, these are the
+        epoch's own next examples (the candidates give the same weights, so
+        nothing is wasted); otherwise (a few huge mini-batches) they run on a
+        copy of the weights, which is thrown away."""
+        m = self.mini_batch_size
+        scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
+        trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
+        in_place = start + len(self.candidates) * (scout + 2 * trial) <= end
+        seconds = {c.name: [] for c in self.candidates}
+        cost = 0.0
+        first = start
+        running = list(self.candidates)
+        for size in (scout, trial, trial):
+            for candidate in running:
+                if in_place:
+                    began = time.perf_counter()
+                    cost += self.run_candidate(candidate, order, start, start + size)
+                    seconds[candidate.name].append((time.perf_counter() - began) / size)
+                    start += size
+                else:  # part of one mini-batch, as many examples as a trial
+                    n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
+                    scratch = _kernels.aligned_copy(self.net.params)
+                    began = time.perf_counter()
+                    self.run_candidate(candidate, order, 0, n_trial, params=scratch)
+                    seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
+            if size == scout:
+                fastest = min(seconds[c.name][0] for c in running)
+                running = [c for c in running if seconds[c.name][0] <= TRIAL_CUTOFF * fastest]
+        # a candidate dropped after its scouting trial has that one time only
+        slower = {name: max(times[1:] or times) for name, times in seconds.items()}
+        previous = self.current.name if self.calibration else None
+        self.current = next(c for c in self.candidates if c.name == min(slower, key=slower.get))
+        self._reference = min(seconds[self.current.name][1:] or seconds[self.current.name])
+        self._recheck = False
+        self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
+                                  else RECHECK_EPOCHS * self.n)
+        self._trained += start - first
+        self._next_recheck = self._trained + self._recheck_interval
+        self.calibration.append({"epoch": epoch, "s_per_example": slower,
+                                 "chose": self.current.name,
+                                 "timed_on": "training" if in_place else "a copy of the weights"})
+        self._remember_calibration()
+        return cost, start
+
+    def _watch(self, s_per_example, examples):
+        """Ask for new timings when a long enough segment's speed drifts in the
+        direction that can change the choice, or when the current choice is due
+        to be checked again.  A load that comes slows the parallel kernel most
+        (it waits for its slowest thread), so the parallel kernel is timed again
+        when it slows down, and the serial one when it speeds up (the load has
+        gone); the serial kernel slowing down, under load, would only time a
+        parallel kernel slower still, at that cost on every segment."""
+        if self._reference is None:
+            return
+        due = self._trained + examples >= self._next_recheck
+        ratio = s_per_example / self._reference
+        drifted = examples >= TRIAL_EXAMPLES and (
+            ratio > 1.0 + DRIFT if self.current.threads > 1 else ratio < 1.0 - DRIFT)
+        self._recheck = due or drifted
+        self._remember_calibration(examples)  # not yet counted in _trained
+
+    # -- the last calibration, for the network's next call ------------------------------
+
+    def _calibration_key(self):
+        """What a calibration is remembered under, for its network: the settings
+        that change the kernels' speeds or the recheck schedule."""
+        return (self.mini_batch_size, self.threads, self.dense, self.n,
+                tuple(c.name for c in self.candidates))
+
+    def _remember_calibration(self, examples=0):
+        """Keep the choice, what it was timed at and the examples left until it
+        is due to be checked (``examples`` more having been trained), for the
+        network's next SGD call with these settings
+        (``start_from_last_calibration``)."""
+        if self._reference is None or self._next_recheck is None:
+            return
+        remembered = _LAST_CALIBRATION.setdefault(self.net, {})
+        remembered[self._calibration_key()] = dict(
+            self.calibration[-1], reference=self._reference, interval=self._recheck_interval,
+            left=self._next_recheck - self._trained - examples, recheck=self._recheck)
+
+    def start_from_last_calibration(self):
+        """Start from the network's last calibration with these settings, if there is
+        one: a series of short calls (1 epoch each, say) then times the kernels as
+        often as one long call does, not at the start of every call.  The kernels
+        give the same bits, so this changes only the speed; the drift rule and
+        the recheck schedule go on from where the last call left them."""
+        if len(self.candidates) < 2:
+            return
+        last = _LAST_CALIBRATION.get(self.net, {}).get(self._calibration_key())
+        if last is None:
+            return
+        self.current = next(c for c in self.candidates if c.name == last["chose"])
+        self._reference = last["reference"]
+        self._recheck_interval = last["interval"]
+        self._next_recheck = self._trained + last["left"]
+        self._recheck = last["recheck"] or last["left"] <= 0
+        self.calibration.append({"epoch": None, "s_per_example": last["s_per_example"],
+                                 "chose": last["chose"], "timed_on": "an earlier call"})
+
+
+class Buffers:
+    """Scratch arrays for the training kernel, allocated once per training run:
+    activations and errors for `rows` examples, and for mini-batches larger
+    than direct_max, nabla and a buffer per group of the largest chunk."""
+
+    def __init__(self, net, m, rows, group):
+        layout = net.layout
+        self.direct_max = chunk_size(layout)
+        self.group = group
+        per_example = int(layout.a_off[-1])
+        # on cache lines, as params is (_kernels.aligned_zeros)
+        self.A = _kernels.aligned_zeros(rows * per_example, net.dtype)
+        self.D = _kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
+        self.costs = _kernels.aligned_zeros(rows, np.float64)  # written by every thread
+        large = m > self.direct_max
+        self.nabla = _kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
+        # zero between uses: the kernel zeroes each buffer as it adds it to nabla
+        self.groups = _kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
+                                            net.dtype)
+        self.layout = layout
+
+    @property
+    def scratch(self):
+        return _kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
