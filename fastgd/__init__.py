@@ -25,7 +25,7 @@ _HOMES = {
     "gradient_noise": "noise",
     "time_to_accuracy": "compare",
     "sweep": "sweeps", "SweepTable": "sweeps",
-    "compile_kernels": "training", "cache_info": "kernel_cache", "clear_cache": "kernel_cache",
+    "compile_kernels": "training", "cache_info": "kernels.cache", "clear_cache": "kernels.cache",
 }
 __all__ = list(_HOMES)
 

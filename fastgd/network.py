@@ -17,16 +17,15 @@ import numba
 import numpy as np
 from numpy.lib import format as npy_format
 
-from . import _kernels
+from . import config, kernels
 from ._files import atomic_write
-from .config import EVAL_BLOCK
 from .dataset import Dataset, data_pair
 from ._validation import (check_data, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
 FILE_FORMAT = "fastgd-network-1"
 
-COSTS = _kernels.COSTS
+COSTS = kernels.COSTS
 INITS = ("large", "scaled")
 REGULARIZATIONS = ("L2", "L1")
 # Files keep the cost and init as text members, written only when they are not
@@ -47,8 +46,8 @@ PINNED = 0.01
 class Layout:
     """Where each layer's weights, biases and per-example values live in the flat arrays.
 
-    The rules (padding, offsets) are the kernels' contract: see ``_kernels``'s
-    "Parameter layout" and ``_kernels.LayoutArrays``; the arrays are int64.
+    The rules (padding, offsets) are the kernels' contract: see ``kernels``'s
+    "Parameter layout" and ``kernels.LayoutArrays``; the arrays are int64.
     """
     sizes: np.ndarray
     stride: np.ndarray
@@ -61,7 +60,7 @@ class Layout:
     def of(cls, sizes):
         """The layout of a network of these sizes; ValueError if it is too large
         to hold (checked in Python integers, before anything is allocated)."""
-        stride = [_kernels.padded(n_out) for n_out in sizes[1:]]
+        stride = [kernels.padded(n_out) for n_out in sizes[1:]]
         w_off, b_off, a_off = [], [], [0]
         n = 0
         for n_in, s in zip(sizes[:-1], stride):
@@ -78,15 +77,15 @@ class Layout:
 
     @cached_property
     def arrays(self):
-        """The layout as the kernels take it (``_kernels.LayoutArrays``), made once:
+        """The layout as the kernels take it (``kernels.LayoutArrays``), made once:
         every kernel call passes it, and a layout never changes."""
-        return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
+        return kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
                                      self.a_off)
 
     @cached_property
     def book(self):
         """Where the book's nabla_b and nabla_w lie in the two flat vectors that
-        ``_kernels._backprop`` fills, each layer's in turn, weights (n_out, n_in)
+        ``kernels.drivers._backprop`` fills, each layer's in turn, weights (n_out, n_in)
         row-major: (length of the biases' vector, of the weights', and for each
         layer (its biases' slice, its weights' slice, its weights' shape))."""
         sizes = self.sizes.tolist()
@@ -98,7 +97,7 @@ class Layout:
 
     def unpack_book(self, nabla_b, nabla_w):
         """(biases, weights): lists of views, shaped as the book's, of the two flat
-        vectors that ``_kernels._backprop`` fills (see ``book``)."""
+        vectors that ``kernels.drivers._backprop`` fills (see ``book``)."""
         layers = self.book[2]
         return ([nabla_b[b] for b, _, _ in layers],
                 [nabla_w[w].reshape(shape) for _, w, shape in layers])
@@ -199,7 +198,7 @@ class Network:
                              f"parameters needs {needed / 2**30:.1f} GiB, more than this "
                              f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
         try:
-            self.params = _kernels.aligned_zeros(self.layout.n_params, self.dtype)
+            self.params = kernels.aligned_zeros(self.layout.n_params, self.dtype)
         except MemoryError:
             raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
                              f"{self.layout.n_params:,} parameters ({needed / 2**30:.1f} "
@@ -303,10 +302,10 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         # threads only for more than one block; asked in that order because
         # numba.get_num_threads() costs a microsecond, felt on one example
-        parallel = X.shape[0] > EVAL_BLOCK and numba.get_num_threads() > 1
+        parallel = X.shape[0] > config.EVAL_BLOCK and numba.get_num_threads() > 1
         kernel = self._kernel("feedforward_parallel" if parallel else "feedforward_serial",
                               self.cost_function)
-        _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
+        kernels.call(kernel, X, self.params, self.layout.arrays, out, config.EVAL_BLOCK)
         return out
 
     def evaluate(self, X, y=None):
@@ -405,20 +404,23 @@ class Network:
 
     def _kernel(self, name, cost="quadratic"):
         """The compiled kernel `name` of this network's generated kernels for `cost`
-        (``_kernels.usable_kernels``: the specialised ones, or the generic ones
+        (``kernels.usable_kernels``: the specialised ones, or the generic ones
         while those are not compiled; the generic feedforward is its serial one,
         which ``warm_up`` compiles), found once per network: finding it anew (the
         sizes and panel width hashed, the module table read under its lock) takes
         microseconds, as long as the arithmetic of a call on one example.  Kept by
         what picks the module besides the sizes, so that a change of any of it finds
-        the right one: the dtype, the cost and the panel width (``_kernels.PANEL``,
-        read at every call).  A generic kernel is not kept: the specialised one
-        takes over once it is compiled.  Holds no parameters: the kernels are
+        the right one: the dtype, the cost, the panel width (``config.PANEL``,
+        read at every call) and the settings the generated code is written from
+        (``kernels.settings``: config.CHAINS, which changes the bits, and others).
+        A generic kernel is not kept: the specialised one takes over once it is
+        compiled.  Holds no parameters: the kernels are
         given ``params`` afresh at every call."""
-        key = (self.dtype, cost, _kernels.panel_width(self.dtype.itemsize), name)
+        key = (self.dtype, cost, kernels.panel_width(self.dtype.itemsize), kernels.settings(),
+               name)
         kernel = self._modules.get(key)
         if kernel is None:
-            module = _kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
+            module = kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
             if module.generic:
                 return getattr(module, name.replace("feedforward_parallel",
                                                     "feedforward_serial"))
@@ -428,17 +430,17 @@ class Network:
     def warm_up(self, generic=False):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it; with generic, the generic kernels'
-        serial one instead (``_kernels.generic_kernels``)."""
+        serial one instead (``kernels.generic_kernels``)."""
         if generic:
-            module = _kernels.generic_kernels(self.sizes, self.cost_function)
-            kernels = (module.feedforward_serial,)
+            module = kernels.generic_kernels(self.sizes, self.cost_function)
+            compiled = (module.feedforward_serial,)
         else:
-            module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
-            kernels = (module.feedforward_serial, module.feedforward_parallel)
-        for kernel in kernels:
-            _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
+            module = kernels.kernels(self.sizes, self.dtype, self.cost_function)
+            compiled = (module.feedforward_serial, module.feedforward_parallel)
+        for kernel in compiled:
+            kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
-                          EVAL_BLOCK)
+                          config.EVAL_BLOCK)
 
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
@@ -457,7 +459,7 @@ class Network:
         label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
         n_biases, n_weights, _ = self.layout.book
         nabla_b, nabla_w = np.empty(n_biases, self.dtype), np.empty(n_weights, self.dtype)
-        _kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
+        kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
                       self.layout.arrays, nabla_b, nabla_w)
         return self.layout.unpack_book(nabla_b, nabla_w)
 
@@ -472,7 +474,7 @@ class Network:
         kernel = self._kernel("gradients_parallel" if X.shape[0] > 1
                               and numba.get_num_threads() > 1 else "gradients_serial",
                               self.cost_function)
-        _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
+        kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, comm=None,

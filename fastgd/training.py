@@ -3,7 +3,7 @@
 One epoch is one pass over the shuffled training data, split into mini-batches
 of ``mini_batch_size`` examples; each mini-batch makes one step
 w -> w - (eta/m) sum_j dC_Xj/dw (likewise b).  The whole epoch runs inside a
-numba kernel (``_kernels.train_serial`` or ``train_parallel``); Python only
+numba kernel (``kernels.train_serial`` or ``train_parallel``); Python only
 draws the permutation, evaluates, and reports.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _kernels, config, kernel_cache
+from . import config, kernels
 from ._files import atomic_write, check_writable
 from .config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, PROGRESS_AFTER, RECHECK_EPOCHS,
                      ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
@@ -262,7 +262,7 @@ class Trainer:
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
         self.examples = self.data.examples
-        self.module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
+        self.module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
         # (name, threads, row blocks of a direct update, chunk, example block)
@@ -292,8 +292,8 @@ class Trainer:
                 if specialize is None else check_choice(specialize, "specialize",
                                                         SPECIALIZE_MODES))
         names = [f"train_{plan[0]}" for plan in self._plans]
-        generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
-        if mode == "background" and not _kernels.ready(self.module, names, net.dtype):
+        generic = kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+        if mode == "background" and not kernels.ready(self.module, names, net.dtype):
             # Train on the generic kernels now (compiled once for every shape),
             # the first plan only, and switch to the specialised ones at a
             # segment boundary once a background thread has compiled them.
@@ -486,11 +486,11 @@ class Trainer:
 
     def _run(self, candidate, order, start, stop, params=None, buffers=None):
         buffers = self.buffers if buffers is None else buffers
-        plan = _kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
+        plan = kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
                              buffers.group, candidate.chunk, candidate.example_block,
                              candidate.threads)
         with numba_threads(candidate.threads):
-            return _kernels.call(
+            return kernels.call(
                 candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
                 self.eta, self.mean, self.net.params if params is None else params,
                 self.net.layout.arrays, buffers.scratch, plan, *self.decay())
@@ -527,7 +527,7 @@ class Trainer:
                     start += size
                 else:  # part of one mini-batch, as many examples as a trial
                     n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
-                    scratch = _kernels.aligned_copy(self.net.params)
+                    scratch = kernels.aligned_copy(self.net.params)
                     began = time.perf_counter()
                     self._run(candidate, order, 0, n_trial, params=scratch)
                     seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
@@ -1065,7 +1065,7 @@ class _Specialization:
             # an empty run loads (or compiles) a kernel: on scratch and weights of
             # its own, of the same types, since the trainer's are in use meanwhile
             scratch = _Buffers(net, trainer.mini_batch_size, 1, trainer.buffers.group)
-            params = _kernels.aligned_copy(net.params)
+            params = kernels.aligned_copy(net.params)
             for candidate in candidates:
                 trainer._run(candidate, np.arange(0), 0, 0, params=params, buffers=scratch)
             net.warm_up()
@@ -1174,10 +1174,10 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     specialised ones follow in the background), with an estimate from this
     machine's own past compiles and the seconds so far; nothing if they are in
     numba's disk cache."""
-    module = (_kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
-              else _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
+    module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
+              else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
-    if not enabled or _kernels.ready(module, names, net.dtype):
+    if not enabled or kernels.ready(module, names, net.dtype):
         yield
         return
     stream = sys.stderr if stream is None else stream
@@ -1269,8 +1269,8 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
     from .network import Network
     sizes = check_sizes(sizes)
     dtype = np.dtype(check_dtype(dtype)).name
-    if cost not in _kernels.COSTS:
-        raise ValueError(f"cost must be one of {', '.join(map(repr, _kernels.COSTS))}, "
+    if cost not in kernels.COSTS:
+        raise ValueError(f"cost must be one of {', '.join(map(repr, kernels.COSTS))}, "
                          f"got {cost!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
@@ -1284,18 +1284,18 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
                 steps += _compile_training(net, data, dense)
             if distributed:
                 steps += _compile_distributed(net, data, dense)
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+        module = kernels.kernels(net.sizes, net.dtype, net.cost_function)
         steps.append(_compile_step("feedforward", None,
                                    [module.feedforward_serial, module.feedforward_parallel],
                                    net.warm_up))
-    return CompiledKernels(sizes, dtype, cost, inputs, kernel_cache.module_folder(create=False),
+    return CompiledKernels(sizes, dtype, cost, inputs, kernels.cache.module_folder(create=False),
                            tuple(steps), time.perf_counter() - began)
 
 
 def _one_example(net, dense):
     """A training set of one example whose inputs take the dense or the sparse path."""
     X = np.full((1, net.sizes[0]), 1 if dense else 0, net.dtype)
-    if _kernels.uses_dense_path(X)[0] != dense:
+    if kernels.uses_dense_path(X)[0] != dense:
         raise ValueError(f"inputs={'dense' if dense else 'sparse'!r}: training never takes "
                          "that path with this fastgd.config.DENSE_FROM")
     return X, np.zeros(1, np.int64)
@@ -1303,7 +1303,7 @@ def _one_example(net, dense):
 
 def _compile_step(kernel, inputs, fns, run):
     """CompiledKernel of ``run()``, which compiles (or loads) the numba kernels fns."""
-    known = [_kernels.on_disk(fn) for fn in fns]
+    known = [kernels.on_disk(fn) for fn in fns]
     cached = None if None in known else all(known)
     began = time.perf_counter()
     run()
@@ -1313,7 +1313,7 @@ def _compile_step(kernel, inputs, fns, run):
 def _compile_training(net, data, dense):
     """Compile the serial and the parallel training kernel as a Trainer does
     (an empty run), so that they have exactly the argument types of training."""
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"train_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"train_{kind}")],
                           functools.partial(Trainer, net, data, 1, 1.0, kernel=kind))
@@ -1329,7 +1329,7 @@ def _compile_distributed(net, data, dense):
         Run(net, shards=1, verbose=False).prepare(
             data, 0, 1, 1.0, None, "mean", False, None, False, "stop", 1, None, kernel=kind)
 
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"gradient_sum_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"gradient_sum_{kind}")],
                           functools.partial(prepare, kind))
@@ -1354,11 +1354,11 @@ def _compile_units(net, kind):
     """What a compile's time grows with: the generic kernels' code is the same
     for every shape; the specialised kernels' grows with the outputs written
     out (the padded widths of the layers after the input)."""
-    return 1.0 if kind == "generic" else float(sum(_kernels.padded(w) for w in net.sizes[1:]))
+    return 1.0 if kind == "generic" else float(sum(kernels.padded(w) for w in net.sizes[1:]))
 
 
 def _compile_record_path():
-    return os.path.join(_kernels.cache_dir(), "compile-seconds.json")
+    return os.path.join(kernels.cache_dir(), "compile-seconds.json")
 
 
 def _compile_records():
@@ -1389,7 +1389,7 @@ def _record_compile_seconds(net, seconds, kind="specialised"):
     values.append(seconds / _compile_units(net, kind))
     records[kind] = values[-_COMPILES_KEPT:]
     try:
-        os.makedirs(_kernels.cache_dir(), exist_ok=True)
+        os.makedirs(kernels.cache_dir(), exist_ok=True)
         atomic_write(_compile_record_path(), lambda f: f.write(json.dumps(records)),
                      overwrite=True, binary=False)
     except OSError:
@@ -1422,8 +1422,8 @@ def epoch_record(net, epoch, cost, seconds, training_data, test_data, *,
 def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
-    return not _kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    return not kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)
 
 
 class _ProgressLine:
@@ -1454,20 +1454,20 @@ class _Buffers:
         self.direct_max = chunk_size(layout)
         self.group = group
         per_example = int(layout.a_off[-1])
-        # on cache lines, as params is (_kernels.aligned_zeros)
-        self.A = _kernels.aligned_zeros(rows * per_example, net.dtype)
-        self.D = _kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
-        self.costs = _kernels.aligned_zeros(rows, np.float64)  # written by every thread
+        # on cache lines, as params is (``kernels.aligned_zeros``)
+        self.A = kernels.aligned_zeros(rows * per_example, net.dtype)
+        self.D = kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
+        self.costs = kernels.aligned_zeros(rows, np.float64)  # written by every thread
         large = m > self.direct_max
-        self.nabla = _kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
+        self.nabla = kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
         # zero between uses: the kernel zeroes each buffer as it adds it to nabla
-        self.groups = _kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
+        self.groups = kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
                                             net.dtype)
         self.layout = layout
 
     @property
     def scratch(self):
-        return _kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
+        return kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
 
 
 def _epoch_line(record):
