@@ -3,7 +3,7 @@
     python benchmarks/alignment.py [--mini-batch-size 100 1000 0] [--rounds 3]
 
 fastgd allocates the parameters and the training kernel's scratch (activations,
-errors, nabla, the group sums) on 64-byte cache lines (``_kernels.aligned_zeros``).
+errors, nabla, the group sums) on 64-byte cache lines (``kernels.aligned_zeros``).
 This script measures what that is worth: for each offset of 0, 16, 32 and 48
 bytes past a line, the serial kernel on one thread (pinned to one core where the
 OS allows) trains [784, 30, 10] float32 epochs on MNIST with copies of those
@@ -18,7 +18,7 @@ import numpy as np
 
 import fastgd
 from fastgd import config as fastgd_config
-from fastgd import _kernels
+from fastgd import kernels
 from fastgd.data import load_mnist
 from fastgd.training import Trainer
 
@@ -34,10 +34,10 @@ EPOCHS = 4
 
 def shifted(array, offset):
     """A copy of array whose data start `offset` bytes past a cache line."""
-    buffer = _kernels.aligned_zeros(array.nbytes + _kernels.CACHE_LINE, np.uint8)
+    buffer = kernels.aligned_zeros(array.nbytes + kernels.CACHE_LINE, np.uint8)
     out = buffer[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
     out[...] = array
-    assert out.size == 0 or out.ctypes.data % _kernels.CACHE_LINE == offset
+    assert out.size == 0 or out.ctypes.data % kernels.CACHE_LINE == offset
     return out
 
 

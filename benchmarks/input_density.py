@@ -8,7 +8,7 @@ serial kernel on one thread (pinned to one core where the OS allows) trains
 [784, 30, 10] float32 epochs over one shuffled order on each path, and the
 median of the rounds is printed as a Markdown table.  Where the two cross is
 what ``config.DENSE_FROM`` should sit near (BENCHMARKS.md, "Dense or sparse
-inputs").  Each path is forced by setting ``fastgd._kernels.DENSE_FROM``, which
+inputs").  Each path is forced by setting ``fastgd.config.DENSE_FROM``, which
 decides the path from the data.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 
 import fastgd
 from fastgd import config as fastgd_config
-from fastgd import _kernels
 from fastgd.data import load_mnist
 from fastgd.training import Trainer
 
@@ -43,7 +42,7 @@ def denser(X, target, rng):
 
 def epoch_seconds(X, y, path, mini_batch_size, rounds):
     """Median seconds of `rounds` epochs (after one untimed) on the given path."""
-    _kernels.DENSE_FROM = 0.0 if path == "dense" else 2.0
+    fastgd_config.DENSE_FROM = 0.0 if path == "dense" else 2.0
     net = fastgd.Network([784, 30, 10], seed=1)
     trainer = Trainer(net, (X, y), mini_batch_size, 0.1, threads=1, kernel="serial")
     assert trainer.dense == (path == "dense")
@@ -61,7 +60,7 @@ def main():
     (X, y), _, _ = load_mnist()
     X = np.asarray(X, np.float32)
     rng = np.random.default_rng(0)
-    default = _kernels.DENSE_FROM
+    default = fastgd_config.DENSE_FROM
     print(f"m = {args.mini_batch_size}, serial, 1 thread; seconds per epoch, "
           f"median of {args.rounds}; DENSE_FROM is {default}")
     print("| nonzero inputs | sparse path | dense path |\n| --- | --- | --- |")
@@ -71,7 +70,7 @@ def main():
         sparse, dense = (epoch_seconds(data, y, path, args.mini_batch_size, args.rounds)
                          for path in ("sparse", "dense"))
         print(f"| {fraction:.2f} | {sparse:.3g} | {dense:.3g} |", flush=True)
-    _kernels.DENSE_FROM = default
+    fastgd_config.DENSE_FROM = default
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/passes.py [--chunk 256] [--rounds 7]
 
-The generated kernels of [784, 30, 10] float32 (``_kernels.kernels``), driven by a
+The generated kernels of [784, 30, 10] float32 (``kernels.kernels``), driven by a
 small numba loop over MNIST's 50,000 training images in chunks of ``--chunk``
 examples, as a large mini-batch's groups are: the forward pass alone, then forward
 and backward, then both and the update into a gradient buffer (what
@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 import fastgd
-from fastgd import _kernels
+from fastgd import kernels
 from fastgd.data import load_mnist
 
 from _measure import median_seconds, pin_to_one_core
@@ -65,17 +65,17 @@ def main():
     X, y = load_mnist(dtype="float32")[0]
     net = fastgd.Network([784, 30, 10], dtype="float32", seed=1)
     layout = net.layout.arrays
-    examples = _kernels.Examples(*_kernels.nonzero_columns(X), y.astype(np.int64))
-    module = _kernels.kernels(net.sizes, net.dtype)
+    examples = kernels.Examples(*kernels.nonzero_columns(X), y.astype(np.int64))
+    module = kernels.kernels(net.sizes, net.dtype)
     per_example = int(layout.a_off[-1])
-    A = _kernels.aligned_zeros(args.chunk * per_example, net.dtype)
-    D = _kernels.aligned_zeros(args.chunk * per_example, net.dtype)
-    costs = _kernels.aligned_zeros(args.chunk, np.float64)
-    target = _kernels.aligned_zeros(net.layout.n_params, net.dtype)
-    weights, biases = (tuple(p) for p in _kernels._layers(net.params, layout))
-    target_w, target_b = (tuple(p) for p in _kernels._layers(target, layout))
-    scratch = (tuple(_kernels._scratch(A, layout, args.chunk)),
-               tuple(_kernels._scratch(D, layout, args.chunk)))
+    A = kernels.aligned_zeros(args.chunk * per_example, net.dtype)
+    D = kernels.aligned_zeros(args.chunk * per_example, net.dtype)
+    costs = kernels.aligned_zeros(args.chunk, np.float64)
+    target = kernels.aligned_zeros(net.layout.n_params, net.dtype)
+    weights, biases = (tuple(p) for p in kernels.buffers._layers(net.params, layout))
+    target_w, target_b = (tuple(p) for p in kernels.buffers._layers(target, layout))
+    scratch = (tuple(kernels.buffers._scratch(A, layout, args.chunk)),
+               tuple(kernels.buffers._scratch(D, layout, args.chunk)))
     drive = make_driver(module)
     one = np.ones(1, net.dtype)[0]
     orders = {"shuffled": np.random.default_rng(1).permutation(len(y)),
@@ -86,7 +86,7 @@ def main():
         for parts in (1, 2, 3):
             call = (parts, order, examples, args.chunk, weights, biases, target_w, target_b,
                     *scratch, costs, one - one, one, net.sizes[-1])
-            _kernels.call(drive, *call)  # compiles once, then warms the caches
+            kernels.call(drive, *call)  # compiles once, then warms the caches
             times[name, parts] = median_seconds(drive, *call, rounds=args.rounds)
     print(f"\n[784, 30, 10] float32, {len(y):,} examples in chunks of {args.chunk}, 1 thread, "
           f"medians of {args.rounds} (ms)\n")

@@ -27,7 +27,7 @@ _HOMES = {
     "gradient_noise": "noise",
     "time_to_accuracy": "compare",
     "sweep": "sweeps", "SweepTable": "sweeps",
-    "compile_kernels": "precompile", "cache_info": "kernel_cache", "clear_cache": "kernel_cache",
+    "compile_kernels": "precompile", "cache_info": "kernels.cache", "clear_cache": "kernels.cache",
 }
 __all__ = list(_HOMES)
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and doc generators
     from .data import IDXError, load_mnist, read_digit_image, read_idx  # noqa: F401
     from .dataset import Dataset  # noqa: F401
     from .descent import Descent, minimize  # noqa: F401
-    from .kernel_cache import cache_info, clear_cache  # noqa: F401
+    from .kernels.cache import cache_info, clear_cache  # noqa: F401
     from .network import Evaluation  # noqa: F401
     from .noise import gradient_noise  # noqa: F401
     from .precompile import compile_kernels  # noqa: F401

@@ -1,15 +1,31 @@
-"""fastgd's tunables: the settings that change how fast it runs, never what it computes.
+"""fastgd's tunables: settings that change how fast it runs, and two that change
+what it computes.
 
-Every kernel gives the same bits whatever these are (the tests run the kernels
-with other values too).  The settings that do decide the bits, because they fix
-the order of the additions, belong to the kernels' contract instead:
-``_kernels.PAD`` and ``training.GROUP`` / ``training.chunk_size``.  What each
-setting is worth on the machines measured is in BENCHMARKS.md.
+The kernels' settings, EVAL_BLOCK and SPECIALIZE are read when they are used
+(``config.X`` at the point of use, never a copy made at import), so a change at
+run time takes effect from the next module generated, network trained or
+kernel looked up.  The settings of ``fastgd.training`` (EXAMPLE_BLOCK to
+RECHECK_EPOCHS below, none of which changes a bit) are copied into it when it
+is imported: set ``fastgd.training.SEGMENT`` and so on to change them.  The settings the code
+generator writes into the kernels (``kernels.generator.SETTINGS``) are part of
+each generated module's key and are written into its header, so a change
+gives another module, never an old one.
+
+Settings that change the bits (they fix the order of the additions):
+
+* ``CHAINS``: the chains each z_j is summed in;
+* ``DENSE_FROM``: which input path the training data take.
+
+Every other setting gives the same bits whatever its value (the tests run the
+kernels with other values too).  The other things that decide the bits belong
+to the kernels' contract instead: ``kernels.PAD`` and ``training.GROUP`` /
+``training.chunk_size``.  What each setting is worth on the machines measured
+is in BENCHMARKS.md.
 """
 
 import os
 
-# -- the generated kernels (fastgd._kernels) ----------------------------------------------
+# -- the generated kernels (fastgd.kernels) -----------------------------------------------
 
 # Outputs computed together in registers (wider layers are done in panels):
 # None means as many as the machine's vector registers hold (``panel_width``).
@@ -23,7 +39,8 @@ PREFETCH_OUTER = 12
 # copies of the weights after layer 0 (see _backward_code); fewer examples use the
 # weights as they are.  Both give the same bits.
 TRANSPOSE_FROM = 8
-# Independent chains each z_j is summed in (see _forward_code).
+# Independent chains each z_j is summed in, 1 or 2 (see generator._forward_code).
+# Changes the bits: the terms are added in another order.
 CHAINS = 2
 # Parameters per piece when a large mini-batch's group sums are added to nabla.
 PARAM_BLOCK = 4096

@@ -3,7 +3,7 @@ given again the work of preparing them.
 
 Before an epoch can run, its data must be checked (finite inputs, labels in
 range), put in the network's dtype, told dense or sparse and indexed for the
-kernels (``_kernels.uses_dense_path``, ``_kernels.input_columns``); a
+kernels (``kernels.uses_dense_path``, ``kernels.input_columns``); a
 checkpoint also needs their fingerprint.  On MNIST that is a few tenths of a
 second, more than an epoch takes, so doing it on every call of ``SGD`` makes a
 1-epoch call cost several epochs.
@@ -35,7 +35,7 @@ import zipfile
 import numpy as np
 from numba import njit
 
-from . import _kernels
+from . import kernels
 from ._files import BadFile, atomic_write, read_member
 from ._validation import (check_dtype, check_inputs, check_labels, read_only,
                           warn_input_scale, writeable_twin)
@@ -204,7 +204,7 @@ class _Index:
 
     @classmethod
     def of(cls, X, y, examples=None):
-        dense, fraction = _kernels.uses_dense_path(X)
+        dense, fraction = kernels.uses_dense_path(X)
         return cls(dense, fraction, float(X.max()) if X.size else 0.0,
                    int(y.max()) if y.size else -1, examples)
 
@@ -233,19 +233,19 @@ class Prepared:
         index = self.index
         with index.lock:
             if index.examples is None:
-                index.examples = _kernels.Examples(
-                    *_kernels.input_columns(self.X, index.dense), self.y)
+                index.examples = kernels.Examples(
+                    *kernels.input_columns(self.X, index.dense), self.y)
             return index.examples
 
     def row_splits(self, n_blocks):
-        """``_kernels.row_splits`` for n_blocks blocks of layer 0's weight rows,
+        """``kernels.row_splits`` for n_blocks blocks of layer 0's weight rows,
         balanced by their nonzero inputs (the sparse path), built once."""
         examples = self.examples
         index = self.index
         with index.lock:
             if n_blocks not in index.splits:
-                bounds = _kernels.balanced_bounds(examples.indices, self.X.shape[1], n_blocks)
-                index.splits[n_blocks] = _kernels.row_splits(examples.indptr,
+                bounds = kernels.balanced_bounds(examples.indices, self.X.shape[1], n_blocks)
+                index.splits[n_blocks] = kernels.row_splits(examples.indptr,
                                                              examples.indices, bounds)
             return index.splits[n_blocks]
 
@@ -323,7 +323,7 @@ def prepare(data, n_inputs, n_classes, dtype, name):
         # with a copy of it: twice the memory, kept between calls; not worth it
         return Prepared(X, y, index)
     labels = y.copy() if np.may_share_memory(y, data[1]) else y
-    index.examples = _kernels.Examples(*_kernels.nonzero_columns(X), labels)
+    index.examples = kernels.Examples(*kernels.nonzero_columns(X), labels)
     with _entries_lock:
         _entries[id(X)] = _Entry(X, np.array(data[1], copy=True), labels, index)
         _entries.move_to_end(id(X))
@@ -351,7 +351,7 @@ def same_inputs(X, examples):
     """True if X holds, bit for bit, the inputs the CSR index ``examples`` was
     built from."""
     words = np.uint32 if X.dtype.itemsize == 4 else np.uint64
-    return bool(_kernels.call(_same_rows, X.view(words), examples.indptr, examples.indices,
+    return bool(kernels.call(_same_rows, X.view(words), examples.indptr, examples.indices,
                               examples.values.view(words)))
 
 
@@ -359,7 +359,7 @@ def same_inputs(X, examples):
 def _same_rows(bits, indptr, indices, values):
     """Whether each row x of bits (inputs as bit patterns) is nonzero exactly at
     indices[indptr[x]:indptr[x + 1]], where it holds values[...] (a CSR index
-    from ``_kernels.nonzero_columns``).  Counting a row's nonzero patterns and
+    from ``kernels.nonzero_columns``).  Counting a row's nonzero patterns and
     gathering the indexed ones is enough: the indices of a row are distinct.
     A -0.0 counts as nonzero here (the index left it out): such data are
     indexed again on every call, which is slow, never wrong."""
@@ -410,7 +410,7 @@ def _summary(array):
     of its whole 8-byte words and its last few bytes."""
     raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     whole = raw.size // 8 * 8
-    lanes = _kernels.call(_lanes, raw[:whole].view(np.uint64))
+    lanes = kernels.call(_lanes, raw[:whole].view(np.uint64))
     return np.uint64(raw.size).tobytes() + lanes.tobytes() + raw[whole:].tobytes()
 
 

@@ -8,7 +8,7 @@ Every rank holds the whole training set and draws the same permutation each
 epoch.  Each step w -> w - (eta/m) sum_j dC_Xj/dw is shared out: of the
 mini-batch X_1..X_m, rank r backpropagates the contiguous slice
 X_(r m/P + 1)..X_((r+1) m/P) with the summing half of the training kernel
-(``_kernels._gradient_sum``), the P partial sums nabla_r are combined, and
+(``kernels.drivers._gradient_sum``), the P partial sums nabla_r are combined, and
 every rank applies the same update to its own copy of the weights.
 
 Combining, ``reduce``:
@@ -43,7 +43,7 @@ import zlib
 import numba
 import numpy as np
 
-from . import _kernels
+from . import kernels
 from ._validation import check_int, check_positive_float, stacklevel_outside_package
 from .dataset import check_data
 from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
@@ -342,8 +342,8 @@ class Run:
         can be many times slower than one thread."""
         net, P = self.net, self.group.size
         # every rank holds the whole training set (checked), so all take the same path
-        self.dense, self.nonzero_fraction = _kernels.uses_dense_path(self.X)
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
+        self.dense, self.nonzero_fraction = kernels.uses_dense_path(self.X)
+        module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         layout = net.layout
         direct_max = chunk_size(layout)
         group = min(GROUP, direct_max)
@@ -351,26 +351,26 @@ class Run:
         no_splits = np.zeros((0, 0), np.uint64)
         candidates = []
         if kernel in ("serial", "auto"):
-            candidates.append(("serial", module.gradient_sum_serial, _kernels.Plan(
+            candidates.append(("serial", module.gradient_sum_serial, kernels.Plan(
                 no_splits, no_splits, direct_max, group, chunk(largest, direct_max, group),
                 1, 1)))
         if kernel == "parallel" or (kernel == "auto" and self.threads > 1):
             most = max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
-            candidates.append(("parallel", module.gradient_sum_parallel, _kernels.Plan(
+            candidates.append(("parallel", module.gradient_sum_parallel, kernels.Plan(
                 no_splits, no_splits, direct_max, group, chunk(largest, most, group), 1,
                 self.threads)))
         rows = min(largest, max(plan.chunk for _, _, plan in candidates))
         per_example = int(layout.a_off[-1])
-        self.nabla = _kernels.aligned_zeros(layout.n_params, net.dtype)
-        self.scratch = _kernels.Scratch(
-            self.nabla, _kernels.aligned_rows(-(-rows // group), layout.n_params, net.dtype),
-            _kernels.aligned_zeros(rows * per_example, net.dtype),
-            _kernels.aligned_zeros(rows * per_example, net.dtype),
-            _kernels.aligned_zeros(rows, np.float64))
+        self.nabla = kernels.aligned_zeros(layout.n_params, net.dtype)
+        self.scratch = kernels.Scratch(
+            self.nabla, kernels.aligned_rows(-(-rows // group), layout.n_params, net.dtype),
+            kernels.aligned_zeros(rows * per_example, net.dtype),
+            kernels.aligned_zeros(rows * per_example, net.dtype),
+            kernels.aligned_zeros(rows, np.float64))
         self.total = np.zeros(layout.n_params, net.dtype)
         self.gathered = (np.zeros((P, layout.n_params), net.dtype)
                          if self.group.comm is not None and self.reduce == "ordered" else None)
-        self.examples = _kernels.Examples(*_kernels.input_columns(self.X, self.dense), self.y)
+        self.examples = kernels.Examples(*kernels.input_columns(self.X, self.dense), self.y)
         # Compile (or load from numba's cache) now: one rank per node first, so that
         # the others load what it wrote instead of all compiling at once.
         first = self.node is None or self.node.Get_rank() == 0
@@ -404,7 +404,7 @@ class Run:
     def _sum(self, order, start, stop):
         """nabla = the gradient summed over order[start:stop]; returns the sum of C_x."""
         with numba_threads(self.threads):
-            return _kernels.call(self.fn, self.examples, order, start, stop, self.net.params,
+            return kernels.call(self.fn, self.examples, order, start, stop, self.net.params,
                                  self.net.layout.arrays, self.scratch, self.plan)
 
     def _measure(self):

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 
 # A network this large (parameters) is refused before anything is allocated:
 # 2**36 float32 numbers are 256 GiB.
@@ -18,8 +18,8 @@ MAX_PARAMS = 2**36
 class Layout:
     """Where each layer's weights, biases and per-example values live in the flat arrays.
 
-    The rules (padding, offsets) are the kernels' contract: see ``_kernels``'s
-    "Parameter layout" and ``_kernels.LayoutArrays``; the arrays are int64.
+    The rules (padding, offsets) are the kernels' contract: see ``kernels``'s
+    "Parameter layout" and ``kernels.LayoutArrays``; the arrays are int64.
     """
     sizes: np.ndarray
     stride: np.ndarray
@@ -32,7 +32,7 @@ class Layout:
     def of(cls, sizes):
         """The layout of a network of these sizes; ValueError if it is too large
         to hold (checked in Python integers, before anything is allocated)."""
-        stride = [_kernels.padded(n_out) for n_out in sizes[1:]]
+        stride = [kernels.padded(n_out) for n_out in sizes[1:]]
         w_off, b_off, a_off = [], [], [0]
         n = 0
         for n_in, s in zip(sizes[:-1], stride):
@@ -49,15 +49,15 @@ class Layout:
 
     @cached_property
     def arrays(self):
-        """The layout as the kernels take it (``_kernels.LayoutArrays``), made once:
+        """The layout as the kernels take it (``kernels.LayoutArrays``), made once:
         every kernel call passes it, and a layout never changes."""
-        return _kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
+        return kernels.LayoutArrays(self.sizes, self.stride, self.w_off, self.b_off,
                                      self.a_off)
 
     @cached_property
     def book(self):
         """Where the book's nabla_b and nabla_w lie in the two flat vectors that
-        ``_kernels._backprop`` fills, each layer's in turn, weights (n_out, n_in)
+        ``kernels.drivers._backprop`` fills, each layer's in turn, weights (n_out, n_in)
         row-major: (length of the biases' vector, of the weights', and for each
         layer (its biases' slice, its weights' slice, its weights' shape))."""
         sizes = self.sizes.tolist()
@@ -69,7 +69,7 @@ class Layout:
 
     def unpack_book(self, nabla_b, nabla_w):
         """(biases, weights): lists of views, shaped as the book's, of the two flat
-        vectors that ``_kernels._backprop`` fills (see ``book``)."""
+        vectors that ``kernels.drivers._backprop`` fills (see ``book``)."""
         layers = self.book[2]
         return ([nabla_b[b] for b, _, _ in layers],
                 [nabla_w[w].reshape(shape) for _, w, shape in layers])

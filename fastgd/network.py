@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _kernels
-from .config import EVAL_BLOCK
+from . import config, kernels
 from .dataset import Dataset, check_data, data_pair
 from .layout import MAX_PARAMS, Layout  # noqa: F401 (fastgd.network.MAX_PARAMS: where it was)
 from .network_file import COSTS, DEFAULTS, INITS, read_network, write_network
@@ -115,7 +114,7 @@ class Network:
                              f"parameters needs {needed / 2**30:.1f} GiB, more than this "
                              f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
         try:
-            self.params = _kernels.aligned_zeros(self.layout.n_params, self.dtype)
+            self.params = kernels.aligned_zeros(self.layout.n_params, self.dtype)
         except MemoryError:
             raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
                              f"{self.layout.n_params:,} parameters ({needed / 2**30:.1f} "
@@ -219,10 +218,10 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         # threads only for more than one block; asked in that order because
         # numba.get_num_threads() costs a microsecond, felt on one example
-        parallel = X.shape[0] > EVAL_BLOCK and numba.get_num_threads() > 1
+        parallel = X.shape[0] > config.EVAL_BLOCK and numba.get_num_threads() > 1
         kernel = self._kernel("feedforward_parallel" if parallel else "feedforward_serial",
                               self.cost_function)
-        _kernels.call(kernel, X, self.params, self.layout.arrays, out, EVAL_BLOCK)
+        kernels.call(kernel, X, self.params, self.layout.arrays, out, config.EVAL_BLOCK)
         return out
 
     def evaluate(self, X, y=None):
@@ -321,20 +320,23 @@ class Network:
 
     def _kernel(self, name, cost="quadratic"):
         """The compiled kernel `name` of this network's generated kernels for `cost`
-        (``_kernels.usable_kernels``: the specialised ones, or the generic ones
+        (``kernels.usable_kernels``: the specialised ones, or the generic ones
         while those are not compiled; the generic feedforward is its serial one,
         which ``warm_up`` compiles), found once per network: finding it anew (the
         sizes and panel width hashed, the module table read under its lock) takes
         microseconds, as long as the arithmetic of a call on one example.  Kept by
         what picks the module besides the sizes, so that a change of any of it finds
-        the right one: the dtype, the cost and the panel width (``_kernels.PANEL``,
-        read at every call).  A generic kernel is not kept: the specialised one
-        takes over once it is compiled.  Holds no parameters: the kernels are
+        the right one: the dtype, the cost, the panel width (``config.PANEL``,
+        read at every call) and the settings the generated code is written from
+        (``kernels.settings``: config.CHAINS, which changes the bits, and others).
+        A generic kernel is not kept: the specialised one takes over once it is
+        compiled.  Holds no parameters: the kernels are
         given ``params`` afresh at every call."""
-        key = (self.dtype, cost, _kernels.panel_width(self.dtype.itemsize), name)
+        key = (self.dtype, cost, kernels.panel_width(self.dtype.itemsize), kernels.settings(),
+               name)
         kernel = self._modules.get(key)
         if kernel is None:
-            module = _kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
+            module = kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
             if module.generic:
                 return getattr(module, name.replace("feedforward_parallel",
                                                     "feedforward_serial"))
@@ -344,17 +346,17 @@ class Network:
     def warm_up(self, generic=False):
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it; with generic, the generic kernels'
-        serial one instead (``_kernels.generic_kernels``)."""
+        serial one instead (``kernels.generic_kernels``)."""
         if generic:
-            module = _kernels.generic_kernels(self.sizes, self.cost_function)
-            kernels = (module.feedforward_serial,)
+            module = kernels.generic_kernels(self.sizes, self.cost_function)
+            compiled = (module.feedforward_serial,)
         else:
-            module = _kernels.kernels(self.sizes, self.dtype, self.cost_function)
-            kernels = (module.feedforward_serial, module.feedforward_parallel)
-        for kernel in kernels:
-            _kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
+            module = kernels.kernels(self.sizes, self.dtype, self.cost_function)
+            compiled = (module.feedforward_serial, module.feedforward_parallel)
+        for kernel in compiled:
+            kernels.call(kernel, np.zeros((0, self.sizes[0]), self.dtype), self.params,
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
-                          EVAL_BLOCK)
+                          config.EVAL_BLOCK)
 
     def backprop(self, x, y):
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
@@ -373,7 +375,7 @@ class Network:
         label = check_labels(label.reshape(1), 1, self.sizes[-1], name="y")
         n_biases, n_weights, _ = self.layout.book
         nabla_b, nabla_w = np.empty(n_biases, self.dtype), np.empty(n_weights, self.dtype)
-        _kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
+        kernels.call(self._kernel("backprop", self.cost_function), x, label, self.params,
                       self.layout.arrays, nabla_b, nabla_w)
         return self.layout.unpack_book(nabla_b, nabla_w)
 
@@ -388,7 +390,7 @@ class Network:
         kernel = self._kernel("gradients_parallel" if X.shape[0] > 1
                               and numba.get_num_threads() > 1 else "gradients_serial",
                               self.cost_function)
-        _kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
+        kernels.call(kernel, X, y, self.params, self.layout.arrays, nabla)
         return nabla
 
     # -- save and load -------------------------------------------------------------

@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 from ._files import BadFile, atomic_write, read_member
 from ._validation import check_sizes
 from .layout import Layout
@@ -18,7 +18,7 @@ from .layout import Layout
 FILE_FORMAT = "fastgd-network-1"
 
 # The costs and weight initialisations a network can have, by name.
-COSTS = _kernels.COSTS
+COSTS = kernels.COSTS
 INITS = ("large", "scaled")
 # Files keep the cost and init as text members, written only when they are not
 # the defaults: a chapter-1 network's file is what it always was, and a file

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels, config, kernel_cache
+from . import config, kernels
 from ._validation import check_dtype, check_sizes
 from .distributed import Run
 from .network import Network
@@ -67,8 +67,8 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
     """
     sizes = check_sizes(sizes)
     dtype = np.dtype(check_dtype(dtype)).name
-    if cost not in _kernels.COSTS:
-        raise ValueError(f"cost must be one of {', '.join(map(repr, _kernels.COSTS))}, "
+    if cost not in kernels.COSTS:
+        raise ValueError(f"cost must be one of {', '.join(map(repr, kernels.COSTS))}, "
                          f"got {cost!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
@@ -82,18 +82,18 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
                 steps += _compile_training(net, data, dense)
             if distributed:
                 steps += _compile_distributed(net, data, dense)
-        module = _kernels.kernels(net.sizes, net.dtype, net.cost_function)
+        module = kernels.kernels(net.sizes, net.dtype, net.cost_function)
         steps.append(_compile_step("feedforward", None,
                                    [module.feedforward_serial, module.feedforward_parallel],
                                    net.warm_up))
-    return CompiledKernels(sizes, dtype, cost, inputs, kernel_cache.module_folder(create=False),
+    return CompiledKernels(sizes, dtype, cost, inputs, kernels.cache.module_folder(create=False),
                            tuple(steps), time.perf_counter() - began)
 
 
 def _one_example(net, dense):
     """A training set of one example whose inputs take the dense or the sparse path."""
     X = np.full((1, net.sizes[0]), 1 if dense else 0, net.dtype)
-    if _kernels.uses_dense_path(X)[0] != dense:
+    if kernels.uses_dense_path(X)[0] != dense:
         raise ValueError(f"inputs={'dense' if dense else 'sparse'!r}: training never takes "
                          "that path with this fastgd.config.DENSE_FROM")
     return X, np.zeros(1, np.int64)
@@ -101,7 +101,7 @@ def _one_example(net, dense):
 
 def _compile_step(kernel, inputs, fns, run):
     """CompiledKernel of ``run()``, which compiles (or loads) the numba kernels fns."""
-    known = [_kernels.on_disk(fn) for fn in fns]
+    known = [kernels.on_disk(fn) for fn in fns]
     cached = None if None in known else all(known)
     began = time.perf_counter()
     run()
@@ -111,7 +111,7 @@ def _compile_step(kernel, inputs, fns, run):
 def _compile_training(net, data, dense):
     """Compile the serial and the parallel training kernel as a Trainer does
     (an empty run), so that they have exactly the argument types of training."""
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"train_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"train_{kind}")],
                           functools.partial(Trainer, net, data, 1, 1.0, kernel=kind))
@@ -125,7 +125,7 @@ def _compile_distributed(net, data, dense):
         Run(net, shards=1, verbose=False).prepare(
             data, 0, 1, 1.0, None, "mean", False, None, False, "stop", 1, None, kernel=kind)
 
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"gradient_sum_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"gradient_sum_{kind}")],
                           functools.partial(prepare, kind))

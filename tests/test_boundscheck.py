@@ -22,7 +22,7 @@ import numpy as np
 import fastgd
 import fastgd.training
 
-import naive
+from fastgd import reference as naive
 from helpers import book_weights, random_data
 
 assert numba.config.BOUNDSCHECK

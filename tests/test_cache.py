@@ -1,4 +1,4 @@
-"""The kernel cache (fastgd.kernel_cache): module names keyed by fastgd's sources,
+"""The kernel cache (fastgd.kernels.cache): module names keyed by fastgd's sources,
 files checked before import, stale modules removed, cache_info and clear_cache,
 compile_kernels, and the commands fastgd compile and fastgd cache.
 
@@ -16,7 +16,8 @@ import pytest
 import fastgd
 import fastgd.precompile
 import fastgd.training
-from fastgd import _kernels, kernel_cache
+from fastgd import kernels
+from fastgd.kernels import cache as kernel_cache
 from fastgd.cli import main
 
 OTHER_SOURCES = "0123456789ab"  # a source hash that is not this installation's
@@ -29,7 +30,7 @@ def folder(tmp_path, monkeypatch):
     generated module remembered by this process."""
     monkeypatch.setenv("FASTGD_CACHE_DIR", str(tmp_path / "fastgd"))
     monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
-    monkeypatch.setattr(_kernels, "_modules", {})
+    monkeypatch.setattr(kernels.loader, "_modules", {})
     monkeypatch.setattr(kernel_cache, "_swept", set())
     return tmp_path / "fastgd"
 
@@ -91,58 +92,94 @@ def test_module_names_say_widths_path_and_sources():
 
 
 def test_a_generated_module_is_named_with_this_installations_source_hash(folder):
-    module = _kernels.kernels([4, 3, 2], "float32")
+    module = kernels.kernels([4, 3, 2], "float32")
     name = kernel_cache.parse_name(module.__name__)
     assert name == kernel_cache.ModuleName((3, 2), False, kernel_cache.source_hash())
     assert os.path.dirname(module.__file__) == str(folder)
 
 
 def test_the_source_hash_follows_every_source_file(tmp_path, monkeypatch):
-    here = os.path.dirname(kernel_cache.__file__)
-    for name in kernel_cache.SOURCES:
-        shutil.copy(os.path.join(here, name), tmp_path / name)
-    monkeypatch.setattr(kernel_cache, "__file__", str(tmp_path / "kernel_cache.py"))
+    fastgd_folder = os.path.dirname(os.path.dirname(kernel_cache.__file__))
+    names = [name for name, _ in kernel_cache.source_files()]
+    for name in names:
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        shutil.copy(os.path.join(fastgd_folder, name), tmp_path / name)
+    monkeypatch.setattr(kernel_cache, "__file__", str(tmp_path / "kernels" / "cache.py"))
+    assert [name for name, _ in kernel_cache.source_files()] == names
     unchanged = kernel_cache.source_hash.__wrapped__()
     assert unchanged == kernel_cache.source_hash()
-    for name in kernel_cache.SOURCES:
+    for name in names:
         text = (tmp_path / name).read_text()
         (tmp_path / name).write_text(text + "\n# an edit\n")
         assert kernel_cache.source_hash.__wrapped__() != unchanged, name
         (tmp_path / name).write_text(text)
+    (tmp_path / "kernels" / "new.py").write_text("# a new module of the package\n")
+    assert kernel_cache.source_hash.__wrapped__() != unchanged
+    (tmp_path / "kernels" / "new.py").unlink()
     monkeypatch.setattr(numba, "__version__", "0.0.1")
     assert kernel_cache.source_hash.__wrapped__() != unchanged
 
 
 def test_sources_are_every_fastgd_file_the_generated_code_depends_on():
-    """The generated modules import only fastgd._kernels, which imports only
-    fastgd.config and this module (no compiled code), which import nothing of
-    fastgd's but _files: a new import must be added to SOURCES (or here)."""
-    source = _kernels.module_source([3, 2], 16)
-    assert set(re.findall(r"^from (fastgd\.\w+)", source, re.M)) == {"fastgd._kernels"}
-    here = os.path.dirname(kernel_cache.__file__)
+    """The generated modules import only fastgd.kernels, whose modules import only
+    each other, fastgd.config and fastgd._files (no compiled code): every module of
+    the package and config.py are hashed, so a new import from elsewhere must be
+    added to SOURCES (or here)."""
+    source = kernels.module_source([3, 2], 16)
+    assert {name.split(".")[1] for name in re.findall(r"^from (fastgd\.\w+)", source, re.M)} \
+        == {"kernels"}
+    fastgd_folder = os.path.dirname(os.path.dirname(kernel_cache.__file__))
+    names = {name for name, _ in kernel_cache.source_files()}
+    package = {name for name in os.listdir(os.path.join(fastgd_folder, "kernels"))
+               if name.endswith(".py")}
+    assert names == {f"kernels/{name}" for name in package} | {"config.py"}
+    assert {"generator.py", "generic.py", "drivers.py", "maths.py", "intrinsics.py", "buffers.py",
+            "inputs.py", "workqueue.py", "source.py"} <= package
 
-    def imports(name):  # the X of "from .X import" and "from . import X"
-        with open(os.path.join(here, name)) as f:
-            return {module or item for module, item
-                    in re.findall(r"^from \.(\w*) import \(?(\w+)", f.read(), re.M)}
+    def imports(name):  # the fastgd modules a file imports from outside the package
+        with open(os.path.join(fastgd_folder, name)) as f:
+            return {module or item for dots, module, item
+                    in re.findall(r"^from (\.+)(\w*) import \(?(\w+)", f.read(), re.M)
+                    if dots == ".." or name == "config.py"}
 
-    assert imports("_kernels.py") == {"config", "kernel_cache"}
+    for name in package:
+        assert imports(f"kernels/{name}") <= {"config", "_files"}, name
     assert imports("config.py") == set()
-    assert imports("kernel_cache.py") == {"_files"}
-    assert set(kernel_cache.SOURCES) == {"_kernels.py", "config.py"}
+
+
+def test_a_changed_setting_gives_another_module(monkeypatch, folder):
+    """config.CHAINS changes the order of the additions: changed at run time, it
+    gives another generated module (another source, another name), and the
+    network's evaluation kernel follows it; changed back, the first again."""
+    sizes = [4, 3, 2]
+    two = kernels.kernels(sizes, "float32")
+    monkeypatch.setattr(fastgd.config, "CHAINS", 1)
+    one = kernels.kernels(sizes, "float32")
+    assert one is not two and one.__name__ != two.__name__
+    with open(one.__file__) as f:
+        assert "CHAINS = 1" in f.read()
+    net = fastgd.Network(sizes, seed=0)
+    monkeypatch.setattr(fastgd.config, "SPECIALIZE", "now")
+    assert net._kernel("feedforward_serial") is one.feedforward_serial
+    monkeypatch.setattr(fastgd.config, "CHAINS", 2)
+    assert kernels.kernels(sizes, "float32") is two
+    assert net._kernel("feedforward_serial") is two.feedforward_serial
+    monkeypatch.setattr(fastgd.config, "CHAINS", 3)
+    with pytest.raises(ValueError, match="config.CHAINS must be 1 or 2"):
+        kernels.kernels(sizes, "float32")
 
 
 # -- files checked before import -----------------------------------------------------------
 
 def test_a_tampered_module_is_rewritten_before_it_is_imported(folder, monkeypatch):
-    path = _kernels.kernels([4, 3, 2], "float32").__file__
-    expected = _kernels.module_source([3, 2], _kernels.panel_width(4))
+    path = kernels.kernels([4, 3, 2], "float32").__file__
+    expected = kernels.module_source([3, 2], kernels.panel_width(4))
     with open(path) as f:
         assert f.read() == expected
     with open(path, "a") as f:
         f.write("\nraise RuntimeError('tampered')\n")
-    monkeypatch.setattr(_kernels, "_modules", {})  # as a new process would
-    module = _kernels.kernels([4, 3, 2], "float32")
+    monkeypatch.setattr(kernels.loader, "_modules", {})  # as a new process would
+    module = kernels.kernels([4, 3, 2], "float32")
     assert module.__file__ == path
     with open(path) as f:
         assert f.read() == expected
@@ -150,19 +187,19 @@ def test_a_tampered_module_is_rewritten_before_it_is_imported(folder, monkeypatc
 
 
 def test_an_intact_module_is_not_written_again(folder, monkeypatch):
-    path = _kernels.kernels([4, 3, 2], "float32").__file__
+    path = kernels.kernels([4, 3, 2], "float32").__file__
     old = int(OLD) * 10**9
     os.utime(path, ns=(old, old))  # numba's older versions go by the mtime: keep it
-    monkeypatch.setattr(_kernels, "_modules", {})
-    _kernels.kernels([4, 3, 2], "float32")
+    monkeypatch.setattr(kernels.loader, "_modules", {})
+    kernels.kernels([4, 3, 2], "float32")
     assert os.stat(path).st_mtime_ns == old
 
 
 # -- stale modules -------------------------------------------------------------------------
 
 def test_stale_modules_are_removed_once_left_alone(folder):
-    _kernels.kernels([4, 3, 2], "float32")  # the current module, and the folder swept once
-    current = _kernels.kernels([4, 3, 2], "float32").__name__
+    kernels.kernels([4, 3, 2], "float32")  # the current module, and the folder swept once
+    current = kernels.kernels([4, 3, 2], "float32").__name__
     for path in kernel_cache._files_by_module(str(folder))[current]:
         os.utime(path[0], (OLD, OLD))  # old, but of these sources: stays
     stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"),
@@ -189,13 +226,13 @@ def test_the_first_use_of_the_folder_in_a_process_removes_stale_modules(folder):
     stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"),
                         mtime=OLD)
     foreign = foreign_files(folder)
-    _kernels.kernels([4, 3, 2], "float32")
+    kernels.kernels([4, 3, 2], "float32")
     assert not any(os.path.exists(p) for p in stale)
     assert all(os.path.exists(p) for p in foreign)
     # once per process: a stale module appearing later waits for the next process
     later = fake_module(folder, kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "b"),
                         mtime=OLD)
-    _kernels.kernels([4, 3, 2], "float64")
+    kernels.kernels([4, 3, 2], "float64")
     assert all(os.path.exists(p) for p in later)
 
 
@@ -219,8 +256,8 @@ def test_cache_info_of_an_empty_folder_creates_nothing(folder):
 
 
 def test_cache_info_lists_each_module(folder):
-    sparse = _kernels.kernels([4, 3, 2], "float32").__name__
-    dense = _kernels.kernels([5, 4], "float64", "cross-entropy", dense=True).__name__
+    sparse = kernels.kernels([4, 3, 2], "float32").__name__
+    dense = kernels.kernels([5, 4], "float64", "cross-entropy", dense=True).__name__
     stale = kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a")
     fake_module(folder, stale)
     compiled = os.path.join(numba_folder(folder), f"{sparse}._train_serial-575.py311.1.nbc")
@@ -233,11 +270,11 @@ def test_cache_info_lists_each_module(folder):
     assert [e.module for e in info.entries] == [sparse, dense, stale]  # current ones first
     first, second, third = info.entries
     assert (first.widths, first.inputs, first.cost, first.panel, first.current,
-            first.compiled) == ((3, 2), "sparse", "quadratic", _kernels.panel_width(4), True, True)
+            first.compiled) == ((3, 2), "sparse", "quadratic", kernels.panel_width(4), True, True)
     assert (second.widths, second.inputs, second.cost, second.panel, second.current,
-            second.compiled) == ((4,), "dense", "cross-entropy", _kernels.panel_width(8), True,
+            second.compiled) == ((4,), "dense", "cross-entropy", kernels.panel_width(8), True,
                                  False)
-    if _kernels.panel_width(4) != _kernels.panel_width(8):
+    if kernels.panel_width(4) != kernels.panel_width(8):
         assert (first.dtype, second.dtype) == ("float32", "float64")
     assert (third.current, third.compiled, third.cost, third.dtype) == (False, True, None, None)
     assert first.bytes == os.path.getsize(folder / f"{sparse}.py") + 1000
@@ -247,7 +284,7 @@ def test_cache_info_lists_each_module(folder):
 
 
 def test_clear_cache_removes_fastgds_modules_and_nothing_else(folder):
-    module = _kernels.kernels([4, 3, 2], "float32").__name__
+    module = kernels.kernels([4, 3, 2], "float32").__name__
     stale = fake_module(folder, kernel_cache.module_name([3, 2], False, OTHER_SOURCES, "a"))
     foreign = foreign_files(folder)
     before = fastgd.cache_info()
@@ -264,10 +301,10 @@ def test_clear_cache_removes_fastgds_modules_and_nothing_else(folder):
 
 
 def test_a_module_whose_files_were_cleared_is_written_again(folder, monkeypatch):
-    path = _kernels.kernels([4, 3, 2], "float32").__file__
+    path = kernels.kernels([4, 3, 2], "float32").__file__
     fastgd.clear_cache()
-    monkeypatch.setattr(_kernels, "_modules", {})
-    assert _kernels.kernels([4, 3, 2], "float32").__file__ == path
+    monkeypatch.setattr(kernels.loader, "_modules", {})
+    assert kernels.kernels([4, 3, 2], "float32").__file__ == path
     assert os.path.exists(path)
 
 
@@ -303,10 +340,10 @@ def test_compile_kernels_leaves_every_kernel_on_disk():
     ] + [("feedforward", None)]
     assert first.seconds >= sum(k.seconds for k in first.kernels)
     for dense in (False, True):
-        module = _kernels.kernels([4, 3, 2], "float64", dense=dense)
+        module = kernels.kernels([4, 3, 2], "float64", dense=dense)
         for name in ("train_serial", "train_parallel", "gradient_sum_serial",
                      "gradient_sum_parallel"):
-            assert _kernels.on_disk(getattr(module, name)) is True, (dense, name)
+            assert kernels.on_disk(getattr(module, name)) is True, (dense, name)
     again = compile_all()
     assert all(k.cached for k in again.kernels) and again.compiled == ()
 
@@ -338,14 +375,14 @@ def test_commands_refuse_bad_arguments(argv, message, capsys):
 
 
 def test_cache_command_shows_the_folder_and_each_module(folder, capsys):
-    module = _kernels.kernels([4, 3, 2], "float32").__name__
+    module = kernels.kernels([4, 3, 2], "float32").__name__
     stale = kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "a")
     fake_module(folder, stale)
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
     assert re.match(rf"Kernel cache {re.escape(str(folder))}: 2 modules \(1 stale\), "
                     r"[\d.]+ MB\n", out)
-    dtype = "float32" if _kernels.panel_width(4) != _kernels.panel_width(8) else r"panel \d+"
+    dtype = "float32" if kernels.panel_width(4) != kernels.panel_width(8) else r"panel \d+"
     assert re.search(rf"^  {module}: sizes \*,3,2, {dtype}, sparse inputs, quadratic cost, "
                      r"not compiled, [\d.]+ MB$", out, re.M)
     assert re.search(rf"^  {stale}: sizes \*,3,2, dtype unknown, dense inputs, cost unknown, "
@@ -353,7 +390,7 @@ def test_cache_command_shows_the_folder_and_each_module(folder, capsys):
 
 
 def test_cache_clear_command_removes_the_modules_and_says_so(folder, capsys):
-    _kernels.kernels([4, 3, 2], "float32")
+    kernels.kernels([4, 3, 2], "float32")
     fake_module(folder, kernel_cache.module_name([3, 2], True, OTHER_SOURCES, "a"))
     foreign = foreign_files(folder)
     assert main(["cache", "--clear"]) == 0
@@ -366,7 +403,7 @@ def test_cache_clear_command_removes_the_modules_and_says_so(folder, capsys):
 
 
 def test_cache_clear_command_fails_when_a_file_stays(folder, capsys, monkeypatch):
-    _kernels.kernels([4, 3, 2], "float32")
+    kernels.kernels([4, 3, 2], "float32")
     remove = os.remove
 
     def refuse(path):

@@ -1,5 +1,5 @@
 """Chapter 3's options (cross-entropy, L2/L1, scaled weights, an eta schedule)
-against the NumPy transcription of network2.py (tests/naive.py), float64."""
+against the NumPy transcription of network2.py (fastgd.reference), float64."""
 
 import json
 import re
@@ -12,7 +12,7 @@ import pytest
 import fastgd
 import fastgd.training
 
-import naive
+from fastgd import reference as naive
 from helpers import book_weights, random_data, two_threads
 
 # (sizes, n, mini_batch_size, cost, lmbda, regularization): online, mini-batch

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _kernels, config
+from fastgd import config, kernels
 from fastgd.training import Trainer
 
 from helpers import random_data
@@ -68,10 +68,10 @@ def test_generic_bits_across_dtypes_costs_and_input_paths(dtype, cost, dense, mo
 
 
 def test_generic_module_serves_every_shape():
-    a = _kernels.generic_kernels([784, 30, 10])
-    assert a is _kernels.generic_kernels([5, 4, 3, 2]) and a.generic
-    assert not _kernels.kernels([784, 30, 10], "float32").generic
-    assert _kernels.generic_kernels([784, 30, 10], dense=True) is not a
+    a = kernels.generic_kernels([784, 30, 10])
+    assert a is kernels.generic_kernels([5, 4, 3, 2]) and a.generic
+    assert not kernels.kernels([784, 30, 10], "float32").generic
+    assert kernels.generic_kernels([784, 30, 10], dense=True) is not a
 
 
 def _switch_run(monkeypatch, switch_at, m):
@@ -83,7 +83,7 @@ def _switch_run(monkeypatch, switch_at, m):
     X, y = random_data(sizes, 400, seed=3, zeros=0.6)
     net = fastgd.Network(sizes, seed=5, dtype="float32")
     monkeypatch.setattr(config, "SPECIALIZE", "background")
-    monkeypatch.setattr(_kernels, "ready", lambda *args: False)  # as on a cold cache
+    monkeypatch.setattr(kernels, "ready", lambda *args: False)  # as on a cold cache
     trainer = Trainer(net, (X, y), m, 0.5, kernel="serial")
     monkeypatch.undo()
     trainer.segment = max(1, 50 // m) * m
@@ -127,7 +127,7 @@ def test_background_compile_finishes_and_switches(monkeypatch):
     X, y = random_data(sizes, 60, seed=1)
     net = fastgd.Network(sizes, seed=2)
     monkeypatch.setattr(config, "SPECIALIZE", "background")
-    monkeypatch.setattr(_kernels, "ready", lambda *args: False)
+    monkeypatch.setattr(kernels, "ready", lambda *args: False)
     trainer = Trainer(net, (X, y), 5, 0.5)
     monkeypatch.undo()
     assert trainer.wait_for_specialized()

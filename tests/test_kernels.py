@@ -1,4 +1,4 @@
-"""Every kernel against the plain NumPy transcription of the book (tests/naive.py), float64."""
+"""Every kernel against the plain NumPy transcription of the book (fastgd.reference), float64."""
 
 import numba
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 
 import fastgd
 import fastgd.training
-from fastgd import _kernels, config
+from fastgd import config, kernels
 
-import naive
+from fastgd import reference as naive
 from helpers import book_weights, random_data
 
 @pytest.fixture(autouse=True, params=[pytest.param("now", marks=pytest.mark.specialised),
@@ -22,7 +22,7 @@ def specialize(request, monkeypatch):
 
 
 # Odd widths exercise the tails of the two-chain sums, [10, 100, 3] the panels
-# of a layer wider than _kernels.PANEL.
+# of a layer wider than config.PANEL.
 SHAPES = [[2, 3], [3, 1], [5, 4, 3, 2], [7, 9, 4], [784, 30, 10], [20, 17, 33, 9, 5],
           [10, 100, 3]]
 # The shapes whose specialised kernels are tested: each costs a module per dtype and
@@ -149,7 +149,7 @@ def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch
         return history.info["inputs"], net.params
 
     dense = train()
-    monkeypatch.setattr(fastgd._kernels, "DENSE_FROM", 2.0)  # never dense
+    monkeypatch.setattr(config, "DENSE_FROM", 2.0)  # never dense
     sparse = train()
     assert (dense[0], sparse[0]) == ("dense", "sparse")
     np.testing.assert_array_equal(dense[1], sparse[1])
@@ -157,9 +157,9 @@ def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch
 
 def test_mostly_zero_inputs_take_the_sparse_path():
     X, _ = random_data([784, 30, 10], 10, zeros=0.8)
-    assert _kernels.uses_dense_path(X) == (False, np.count_nonzero(X) / X.size)
-    assert _kernels.uses_dense_path(np.ones((3, 4)))[0]
-    indptr, indices, values = _kernels.dense_columns(np.arange(6.0).reshape(2, 3))
+    assert kernels.uses_dense_path(X) == (False, np.count_nonzero(X) / X.size)
+    assert kernels.uses_dense_path(np.ones((3, 4)))[0]
+    indptr, indices, values = kernels.dense_columns(np.arange(6.0).reshape(2, 3))
     assert indptr.tolist() == [0, 3, 6] and indices.size == 0 and values.tolist() == list(range(6))
 
 
@@ -224,10 +224,10 @@ def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, thread
     net = fastgd.Network(sizes, seed=4, dtype="float64")
     trainer = fastgd.training.Trainer(net, (X, y), m, 2.0, kernel="parallel", threads=threads)
     c = trainer.current
-    plan = _kernels.Plan(c.splits, c.spans, trainer.buffers.direct_max, trainer.buffers.group,
+    plan = kernels.Plan(c.splits, c.spans, trainer.buffers.direct_max, trainer.buffers.group,
                          c.chunk, c.example_block, 5)
     with fastgd.training.numba_threads(threads):
-        got = _kernels.call(c.fn, trainer.examples, order, 0, n, m or n, 2.0, True, net.params,
+        got = kernels.call(c.fn, trainer.examples, order, 0, n, m or n, 2.0, True, net.params,
                             net.layout.arrays, trainer.buffers.scratch, plan, 1.0, 0.0)
     np.testing.assert_array_equal(net.params, serial.params)
     assert got == want and want > 0
@@ -237,12 +237,11 @@ def test_more_workers_than_threads_finish_with_the_same_bits(monkeypatch, thread
 def test_panel_width_changes_no_bit(monkeypatch, sizes):
     """Panels (outputs computed together) follow the machine's registers; a
     machine with other registers must still give the same weights."""
-    import fastgd._kernels as kernels
     n = 50
     X, y = random_data(sizes, n, seed=4)
     results = []
     for panel in (8, None):  # None: this machine's width (16 to 64 float64 outputs)
-        monkeypatch.setattr(kernels, "PANEL", panel)
+        monkeypatch.setattr(config, "PANEL", panel)
         net = fastgd.Network(sizes, seed=1, dtype="float64")
         net.SGD((X, y), 1, 10, 1.0, kernel="serial", verbose=False)
         results.append(net.params)
@@ -258,26 +257,26 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype,
     """A call of the backward pass on TRANSPOSE_FROM examples or more first
     transposes the weights after layer 0; one on fewer uses them as stored.
     Each error delta must come out the same to the bit either way."""
-    n = 2 * _kernels.TRANSPOSE_FROM + 3
+    n = 2 * config.TRANSPOSE_FROM + 3
     net = fastgd.Network(sizes, seed=6, dtype=dtype)
     X, y = random_data(sizes, n, seed=8)
-    module = _kernels.kernels(sizes, dtype)
+    module = kernels.kernels(sizes, dtype)
     layout = net.layout.arrays
-    indptr, indices, values = _kernels.nonzero_columns(X.astype(dtype))
+    indptr, indices, values = kernels.nonzero_columns(X.astype(dtype))
     rows = np.random.default_rng(1).permutation(n)
-    weights, biases = (tuple(part) for part in _kernels._layers(net.params, layout))
+    weights, biases = (tuple(part) for part in kernels.buffers._layers(net.params, layout))
     A = np.zeros(n * layout.a_off[-1], dtype)
-    As = tuple(_kernels._scratch(A, layout, n))
+    As = tuple(kernels.buffers._scratch(A, layout, n))
     no_splits = np.empty((0, 0), np.uint64)
-    _kernels.call(module.forward_pass, 0, n, rows, indptr, indices, values, no_splits,
+    kernels.call(module.forward_pass, 0, n, rows, indptr, indices, values, no_splits,
                   no_splits, weights, biases, As, np.zeros(1, dtype)[0])
     deltas, costs = [], []
     for calls in ([(0, n)], [(t, t + 1) for t in range(n)]):
         D = np.zeros_like(A)
         cost = np.full(n, np.nan)
         for t0, t1 in calls:
-            _kernels.call(module.backward_pass, t0, t1, rows, y, weights, As,
-                          tuple(_kernels._scratch(D, layout, n)), cost, sizes[-1])
+            kernels.call(module.backward_pass, t0, t1, rows, y, weights, As,
+                          tuple(kernels.buffers._scratch(D, layout, n)), cost, sizes[-1])
         deltas.append(D)
         costs.append(cost)
     assert np.count_nonzero(deltas[0]) > n  # errors were computed
@@ -288,7 +287,7 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype,
 def test_exp_is_within_an_ulp_of_numpy():
     """The kernels' own e^x (it vectorises; np.exp is a C call per number)."""
     from numba import njit
-    from fastgd._kernels import _exp, _sigmoid
+    from fastgd.kernels.maths import _exp, _sigmoid
 
     @njit(error_model="numpy")
     def both(x):
@@ -379,14 +378,14 @@ def train_in_row_blocks(net, data, m, eta, kernel, blocks):
     trainer = fastgd.training.Trainer(net, data, m, eta, kernel=kernel, threads=1)
     n_in = net.sizes[0]
     examples = trainer.examples
-    bounds = (_kernels.balanced_bounds(examples.indices, n_in, blocks)
+    bounds = (kernels.balanced_bounds(examples.indices, n_in, blocks)
               if isinstance(blocks, int) else np.array(blocks, np.int64))
     assert bounds[0] == 0 and bounds[-1] == n_in and np.all(np.diff(bounds) >= 0)
     candidate = trainer.current
     if len(bounds) == 2:  # one block: each example's whole row, no splits
         candidate.splits = np.zeros((0, 0), np.uint64)
     else:
-        candidate.splits = _kernels.row_splits(examples.indptr, examples.indices, bounds)
+        candidate.splits = kernels.row_splits(examples.indptr, examples.indices, bounds)
     candidate.spans = np.zeros((len(trainer.buffers.costs) if candidate.splits.size else 0,
                                 candidate.splits.shape[1]), np.uint64)
     trainer.run_epoch(np.arange(trainer.n))
@@ -433,7 +432,7 @@ def test_the_arrays_the_kernels_read_by_rows_start_on_cache_lines(tmp_path, dtyp
     """A row of weights that straddles cache lines costs a fifth of an epoch
     (BENCHMARKS.md): params, the scratch buffers and each group sum's row
     must start on a cache line, also for a network read back from a file."""
-    line = _kernels.CACHE_LINE
+    line = kernels.CACHE_LINE
     sizes = [4, 3, 2]  # 72 parameters: in float32 not a whole number of lines
     net = fastgd.Network(sizes, seed=1, dtype=dtype)
     net.save(tmp_path / "net.npz")
@@ -445,5 +444,5 @@ def test_the_arrays_the_kernels_read_by_rows_start_on_cache_lines(tmp_path, dtyp
               buffers.D, buffers.nabla, *buffers.groups, buffers.costs]
     assert [a.ctypes.data % line for a in arrays] == [0] * len(arrays)
     assert all(a.dtype == dtype for a in arrays[:-1]) and not buffers.groups.any()
-    copy = _kernels.aligned_copy(net.params[1:])
+    copy = kernels.aligned_copy(net.params[1:])
     assert copy.ctypes.data % line == 0 and np.array_equal(copy, net.params[1:])

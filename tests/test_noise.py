@@ -1,5 +1,5 @@
 """Tests for fastgd.noise: gradient noise against a direct NumPy computation from the
-book's backprop (tests/naive.py), streaming, the 1/sqrt(m) law, errors, and the CLI hook."""
+book's backprop (fastgd.reference), streaming, the 1/sqrt(m) law, errors, and the CLI hook."""
 
 import argparse
 import json
@@ -17,7 +17,7 @@ from fastgd.cli import noise as noise_cli
 from fastgd.noise import gradient_noise, iter_gradients, sample_batches
 
 from helpers import book_weights, random_data
-from naive import backprop
+from fastgd.reference import backprop
 
 SIZES = [6, 5, 3]
 

@@ -11,7 +11,7 @@ import fastgd
 from fastgd.cli import main
 from fastgd.data import read_digit_image
 
-import naive
+from fastgd import reference as naive
 from helpers import book_weights, random_data
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _kernels
+from fastgd import kernels
 
-import naive
+from fastgd import reference as naive
 from helpers import book_weights, random_data
 
 SIZES = [7, 9, 4]  # a shape the other tests compile too
@@ -104,14 +104,14 @@ def test_new_weights_biases_and_params_are_used_at_once(net_and_data):
     assert net.predict(x) == other.predict(x)
     for got, want in zip(sum(net.backprop(x, y[0]), []), sum(other.backprop(x, y[0]), [])):
         assert bits(got) == bits(want)
-    net.params = _kernels.aligned_copy(fastgd.Network(SIZES, seed=2, dtype=net.dtype.name).params)
+    net.params = kernels.aligned_copy(fastgd.Network(SIZES, seed=2, dtype=net.dtype.name).params)
     assert bits(net.feedforward(x)) == bits(before)
 
 
 def test_each_network_keeps_its_own_kernels(tmp_path, monkeypatch):
     """float32 and float64 networks of one shape, a loaded copy, a pickled or
     deep copy: each finds its own kernels and gives its own dtype's bits; a
-    changed panel width (_kernels.PANEL) finds the module of that width."""
+    changed panel width (config.PANEL) finds the module of that width."""
     x = random_data(SIZES, 1, seed=3)[0][0]
     nets = {dtype: fastgd.Network(SIZES, seed=4, dtype=dtype) for dtype in DTYPES}
     outputs = {dtype: net.feedforward(x) for dtype, net in nets.items()}
@@ -130,10 +130,10 @@ def test_each_network_keeps_its_own_kernels(tmp_path, monkeypatch):
     # the module for a panel of 8 outputs (generated, not compiled: nothing is called)
     monkeypatch.setattr(fastgd.config, "SPECIALIZE", "now")  # the specialised module
     machine = net._kernel("feedforward_serial")
-    assert machine is _kernels.kernels(SIZES, "float64").feedforward_serial
-    monkeypatch.setattr(_kernels, "PANEL", 8)
+    assert machine is kernels.kernels(SIZES, "float64").feedforward_serial
+    monkeypatch.setattr(fastgd.config, "PANEL", 8)
     narrow = net._kernel("feedforward_serial")
-    assert narrow is _kernels.kernels(SIZES, "float64").feedforward_serial
+    assert narrow is kernels.kernels(SIZES, "float64").feedforward_serial
     assert narrow is not machine
 
 
@@ -194,7 +194,7 @@ def test_unscaled_single_inputs_warn_once_naming_the_argument():
 
 
 def test_kernel_calls_switch_slp_on_and_back(monkeypatch):
-    """Every kernel compiles with numba's SLP vectoriser on (``_kernels.call``);
+    """Every kernel compiles with numba's SLP vectoriser on (``kernels.call``);
     the setting is put back after the last call in flight, whatever happened."""
     monkeypatch.setattr(numba.config, "SLP_VECTORIZE", 0)
     seen = []
@@ -202,16 +202,16 @@ def test_kernel_calls_switch_slp_on_and_back(monkeypatch):
     def kernel(nested):
         seen.append(numba.config.SLP_VECTORIZE)
         if nested:
-            _kernels.call(kernel, False)
+            kernels.call(kernel, False)
             seen.append(numba.config.SLP_VECTORIZE)
         return "done"
 
-    assert _kernels.call(kernel, True) == "done"
+    assert kernels.call(kernel, True) == "done"
     assert seen == [1, 1, 1] and numba.config.SLP_VECTORIZE == 0
 
     def failing():
         raise RuntimeError("in the kernel")
 
     with pytest.raises(RuntimeError, match="in the kernel"):
-        _kernels.call(failing)
+        kernels.call(failing)
     assert numba.config.SLP_VECTORIZE == 0

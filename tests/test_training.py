@@ -224,7 +224,7 @@ def test_nan_cost_stops_training_with_the_books_diagnosis(data, monkeypatch):
     """A NaN cost ends training after that epoch, whatever on_divergence says.
 
     (Sigmoid networks saturate rather than overflow, so a NaN is forced here.)"""
-    import fastgd._kernels as kernels
+    import fastgd.kernels as kernels
 
     def poisoned(examples, idx, start, stop, m, eta, mean, params, *rest):
         params[:] = np.nan
@@ -350,11 +350,11 @@ class NotCompiling:
     ("background", "Compiling fastgd's generic kernels (first run of fastgd only; the kernels "
                    "specialised for a [8, 6, 3] network follow in the background)")])
 def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, specialize, says):
-    import fastgd._kernels as kernels
+    import fastgd.kernels as kernels
     monkeypatch.setattr(fastgd.config, "SPECIALIZE", specialize)
     # what is said, not the background compile (a process per call, a minute or more
     # each; test_generic.py compiles in the background)
-    monkeypatch.setattr(fastgd.training, "_Specialization", NotCompiling)
+    monkeypatch.setattr(fastgd.training.trainer, "Specialization", NotCompiling)
     net = fastgd.Network([8, 6, 3], seed=0)
     net.SGD(data, 1, 5, 1.0)  # compiles, unless an earlier test did
     module = (kernels.kernels(net.sizes, net.dtype) if specialize == "now"

@@ -9,7 +9,7 @@ looked at and cleared.
 
 import fastgd
 from fastgd.cli._arguments import layer_sizes
-from fastgd.config import DENSE_FROM
+from fastgd import config
 
 BOOK_SIZES = [784, 30, 10]
 
@@ -36,7 +36,7 @@ def add_parsers(commands):
     compile_.add_argument("--inputs", choices=["sparse", "dense", "both"], default="sparse",
                           help="the training input path: sparse (default; MNIST's, whose "
                                "zero pixels are skipped), dense (training data with at least "
-                               f"{DENSE_FROM * 100:g}%% of the inputs nonzero) or both")
+                               f"{config.DENSE_FROM * 100:g}%% of the inputs nonzero) or both")
     compile_.add_argument("--distributed", action="store_true",
                           help="also the kernels of distributed training (fastgd train "
                                "--distributed, MPI)")

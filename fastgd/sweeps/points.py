@@ -69,9 +69,9 @@ def network_shapes(points):
 def needs_compiling(shapes):
     """The (sizes, dtype) among ``shapes`` whose kernels numba's disk cache does not
     hold yet: ``sweep`` compiles each first, 10-20 s a shape."""
-    from .. import _kernels
+    from .. import kernels
     return [(sizes, dtype) for sizes, dtype in shapes
-            if _kernels.on_disk(_kernels.kernels(sizes, dtype).train_serial) is False]
+            if kernels.on_disk(kernels.kernels(sizes, dtype).train_serial) is False]
 
 
 def warm(shapes, training_data):

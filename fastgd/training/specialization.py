@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import _kernels
+from .. import kernels
 from .._files import atomic_write
 
 
@@ -51,7 +51,7 @@ class Specialization:
             # an empty run loads (or compiles) a kernel: on scratch and weights of
             # its own, of the same types, since the trainer's are in use meanwhile
             scratch = trainer.new_buffers(1)
-            params = _kernels.aligned_copy(net.params)
+            params = kernels.aligned_copy(net.params)
             for candidate in candidates:
                 trainer.run_candidate(candidate, np.arange(0), 0, 0, params=params, buffers=scratch)
             net.warm_up()
@@ -113,10 +113,10 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     specialised ones follow in the background), with an estimate from this
     machine's own past compiles and the seconds so far; nothing if they are in
     numba's disk cache."""
-    module = (_kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
-              else _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
+    module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
+              else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
-    if not enabled or _kernels.ready(module, names, net.dtype):
+    if not enabled or kernels.ready(module, names, net.dtype):
         yield
         return
     stream = sys.stderr if stream is None else stream
@@ -165,11 +165,11 @@ def _compile_units(net, kind):
     """What a compile's time grows with: the generic kernels' code is the same
     for every shape; the specialised kernels' grows with the outputs written
     out (the padded widths of the layers after the input)."""
-    return 1.0 if kind == "generic" else float(sum(_kernels.padded(w) for w in net.sizes[1:]))
+    return 1.0 if kind == "generic" else float(sum(kernels.padded(w) for w in net.sizes[1:]))
 
 
 def _compile_record_path():
-    return os.path.join(_kernels.cache_dir(), "compile-seconds.json")
+    return os.path.join(kernels.cache_dir(), "compile-seconds.json")
 
 
 def _compile_records():
@@ -200,7 +200,7 @@ def record_compile_seconds(net, seconds, kind="specialised"):
     values.append(seconds / _compile_units(net, kind))
     records[kind] = values[-_COMPILES_KEPT:]
     try:
-        os.makedirs(_kernels.cache_dir(), exist_ok=True)
+        os.makedirs(kernels.cache_dir(), exist_ok=True)
         atomic_write(_compile_record_path(), lambda f: f.write(json.dumps(records)),
                      overwrite=True, binary=False)
     except OSError:
@@ -211,5 +211,5 @@ def record_compile_seconds(net, seconds, kind="specialised"):
 def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
-    module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
-    return not _kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)
+    module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
+    return not kernels.ready(module, ["train_serial", "train_parallel"], net.dtype)

@@ -6,7 +6,7 @@ train through.
 One epoch is one pass over the shuffled training data, split into mini-batches
 of ``mini_batch_size`` examples; each mini-batch makes one step
 w -> w - (eta/m) sum_j dC_Xj/dw (likewise b).  The whole epoch runs inside a
-numba kernel (``_kernels.train_serial`` or ``train_parallel``); Python only
+numba kernel (``kernels.train_serial`` or ``train_parallel``); Python only
 draws the permutation, evaluates, and reports.
 """
 
@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from .. import _kernels, config
+from .. import config, kernels
 from .._validation import check_int, check_positive_float, stacklevel_outside_package
 from ..config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, RECHECK_EPOCHS,
                       ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
@@ -88,7 +88,7 @@ class Trainer:
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
         self.examples = self.data.examples
-        self.module = _kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
+        self.module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
         # (name, threads, row blocks of a direct update, chunk, example block)
@@ -118,8 +118,8 @@ class Trainer:
                 if specialize is None else check_choice(specialize, "specialize",
                                                         SPECIALIZE_MODES))
         names = [f"train_{plan[0]}" for plan in self.plans]
-        generic = _kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
-        if mode == "background" and not _kernels.ready(self.module, names, net.dtype):
+        generic = kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+        if mode == "background" and not kernels.ready(self.module, names, net.dtype):
             # Train on the generic kernels now (compiled once for every shape),
             # the first plan only, and switch to the specialised ones at a
             # segment boundary once a background thread has compiled them.
@@ -319,11 +319,11 @@ class Trainer:
         compiles its kernel); on the trainer's weights and buffers unless
         ``params`` and ``buffers`` are given.  Returns the sum of C_x."""
         buffers = self.buffers if buffers is None else buffers
-        plan = _kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
+        plan = kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
                              buffers.group, candidate.chunk, candidate.example_block,
                              candidate.threads)
         with numba_threads(candidate.threads):
-            return _kernels.call(
+            return kernels.call(
                 candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
                 self.eta, self.mean, self.net.params if params is None else params,
                 self.net.layout.arrays, buffers.scratch, plan, *self.decay())
@@ -360,7 +360,7 @@ class Trainer:
                     start += size
                 else:  # part of one mini-batch, as many examples as a trial
                     n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
-                    scratch = _kernels.aligned_copy(self.net.params)
+                    scratch = kernels.aligned_copy(self.net.params)
                     began = time.perf_counter()
                     self.run_candidate(candidate, order, 0, n_trial, params=scratch)
                     seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
@@ -450,17 +450,17 @@ class Buffers:
         self.direct_max = chunk_size(layout)
         self.group = group
         per_example = int(layout.a_off[-1])
-        # on cache lines, as params is (_kernels.aligned_zeros)
-        self.A = _kernels.aligned_zeros(rows * per_example, net.dtype)
-        self.D = _kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
-        self.costs = _kernels.aligned_zeros(rows, np.float64)  # written by every thread
+        # on cache lines, as params is (kernels.aligned_zeros)
+        self.A = kernels.aligned_zeros(rows * per_example, net.dtype)
+        self.D = kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
+        self.costs = kernels.aligned_zeros(rows, np.float64)  # written by every thread
         large = m > self.direct_max
-        self.nabla = _kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
+        self.nabla = kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
         # zero between uses: the kernel zeroes each buffer as it adds it to nabla
-        self.groups = _kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
+        self.groups = kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
                                             net.dtype)
         self.layout = layout
 
     @property
     def scratch(self):
-        return _kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
+        return kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)

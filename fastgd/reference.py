@@ -1,21 +1,41 @@
-"""The book's algorithms in plain NumPy, float64: the references every kernel is tested against.
+"""The book's maths in plain NumPy, float64: Nielsen's network.py and network2.py,
+transcribed.
 
-A transcription of Nielsen's network.py (chapter 1): column vectors, one
-backprop per example, nabla summed over the mini-batch, then
-w -> w - (eta/len(mini_batch)) nabla_w.  Then the parts of network2.py
-(chapter 3) that fastgd offers as options: the cross-entropy cost, L2 (and
-the chapter's L1) regularization, and the scaled initial weights.  Written
-for clarity, not speed.
+Read this module beside the book, and beside ``fastgd.kernels``: it is the same
+maths, readable; the kernels are the same maths, fast, and the test suite
+checks every kernel against the functions here.  Column vectors, one
+``backprop`` per example, nabla summed over the mini-batch, then the update.
+Chapter 2's four equations of backpropagation, for a cost C_x of one example x:
+
+* BP1: delta^L = nabla_a C_x (.) sigma'(z^L)  (the output error; the
+  cross-entropy cost's sigma'(z) cancels: delta^L = a^L - y)
+* BP2: delta^l = ((w^(l+1))^T delta^(l+1)) (.) sigma'(z^l)
+* BP3: dC_x/db^l_j = delta^l_j
+* BP4: dC_x/dw^l_jk = a^(l-1)_k delta^l_j
+
+and the update of a mini-batch of m examples (``update_mini_batch``):
+w -> w - (eta/m) sum_x dC_x/dw, b -> b - (eta/m) sum_x dC_x/db; with
+chapter 3's regularization (``update_mini_batch2``), w first becomes
+(1 - eta lmbda/n) w (L2) or w - (eta lmbda/n) sgn(w) (L1).  Then the parts of
+network2.py that fastgd offers as options: the cross-entropy cost, L2 (and the
+chapter's L1) regularization, and the scaled initial weights.
+
+Arguments are the book's shapes: ``weights[l]`` is (sizes[l+1], sizes[l]),
+``biases[l]`` is (sizes[l+1],), an input x is (sizes[0],) and a label an int.
+Written for clarity, not speed: a network's ``book()`` gives its weights and
+biases in these shapes.
 """
 
 import numpy as np
 
 
 def sigmoid(z):
+    """sigma(z) = 1 / (1 + e^-z)."""
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def one_hot(label, n_out):
+    """The desired output y(x) of a digit `label`: a column with 1.0 at label."""
     y = np.zeros((n_out, 1))
     y[label] = 1.0
     return y
@@ -44,14 +64,14 @@ def backprop(weights, biases, x, label):
         activations.append(activation)
     y = one_hot(label, weights[-1].shape[0])
     sp = sigmoid(zs[-1]) * (1 - sigmoid(zs[-1]))
-    delta = (activations[-1] - y) * sp
-    nabla_b[-1] = delta
-    nabla_w[-1] = np.dot(delta, activations[-2].T)
+    delta = (activations[-1] - y) * sp  # BP1
+    nabla_b[-1] = delta  # BP3
+    nabla_w[-1] = np.dot(delta, activations[-2].T)  # BP4
     for l in range(2, len(weights) + 1):
         sp = sigmoid(zs[-l]) * (1 - sigmoid(zs[-l]))
-        delta = np.dot(weights[-l + 1].T, delta) * sp
-        nabla_b[-l] = delta
-        nabla_w[-l] = np.dot(delta, activations[-l - 1].T)
+        delta = np.dot(weights[-l + 1].T, delta) * sp  # BP2
+        nabla_b[-l] = delta  # BP3
+        nabla_w[-l] = np.dot(delta, activations[-l - 1].T)  # BP4
     return [nb[:, 0] for nb in nabla_b], nabla_w
 
 
@@ -72,6 +92,7 @@ def update_mini_batch(weights, biases, X, y, eta, reduction="mean"):
         delta_nabla_b, delta_nabla_w = backprop(weights, biases, x, label)
         nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
         nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+    # the update: w -> w - (eta/m) nabla_w (with reduction "sum", w - eta nabla_w)
     scale = eta / len(X) if reduction == "mean" else eta
     weights = [w - scale * nw for w, nw in zip(weights, nabla_w)]
     biases = [b - scale * nb for b, nb in zip(biases, nabla_b)]
@@ -113,7 +134,7 @@ def backprop2(weights, biases, x, label, cost="cross-entropy"):
         zs.append(z)
         activation = sigmoid(z)
         activations.append(activation)
-    delta = activations[-1] - one_hot(label, weights[-1].shape[0])
+    delta = activations[-1] - one_hot(label, weights[-1].shape[0])  # BP1, cross-entropy
     nabla_b = [None] * len(weights)
     nabla_w = [None] * len(weights)
     nabla_b[-1] = delta

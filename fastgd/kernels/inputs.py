@@ -1,0 +1,93 @@
+"""The training examples as the kernels read them: each input row with the list
+of its nonzero columns (``nonzero_columns``, a CSR index) so that the zeros
+(most of MNIST's pixels) are skipped, or every column in order on the dense
+path (``dense_columns``), chosen from the data by ``uses_dense_path``; and the
+split of those lists into blocks of weight rows for a parallel update
+(``row_splits``, ``balanced_bounds``).
+"""
+
+import numpy as np
+from numba import njit
+
+from .. import config
+
+@njit(cache=True, nogil=True)
+def nonzero_columns(X):
+    """(indptr, indices, values): row x of X is nonzero exactly in the columns
+    indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
+    (CSR; the values are copied so that training reads them contiguously).
+    indptr is unsigned so that loops over it need no sign checks."""
+    n, n_in = X.shape
+    counts = np.zeros(n + 1, np.int64)
+    for x in range(n):
+        count = 0
+        for k in range(n_in):
+            if X[x, k] != 0:
+                count += 1
+        counts[x + 1] = counts[x] + count
+    indices = np.empty(counts[n], np.uint32)
+    values = np.empty(counts[n], X.dtype)
+    for x in range(n):
+        p = counts[x]
+        for k in range(n_in):
+            if X[x, k] != 0:
+                indices[p] = k
+                values[p] = X[x, k]
+                p += 1
+    return counts.astype(np.uint64), indices, values
+
+
+def dense_columns(X):
+    """(indptr, indices, values) of the dense input path: row x of X is
+    values[indptr[x]:indptr[x + 1]], all of its columns in order, so that a
+    column is its position in the row and indices is empty (nothing to read).
+    values is X itself, flattened (a copy only if X is not C-contiguous)."""
+    n, n_in = X.shape
+    indptr = np.arange(n + 1, dtype=np.uint64) * np.uint64(n_in)
+    return indptr, np.empty(0, np.uint32), np.ascontiguousarray(X).reshape(-1)
+
+
+def uses_dense_path(X):
+    """(dense, nonzero fraction): whether training on the rows of X takes the
+    dense input path, from the fraction of X's entries that are not zero: at
+    ``config.DENSE_FROM`` or more (read at every call), skipping the zeros saves
+    less than reading each nonzero input's column costs (BENCHMARKS.md).  The
+    path fixes the order of the additions, so the setting changes the bits."""
+    fraction = np.count_nonzero(X) / X.size if X.size else 0.0
+    return bool(fraction >= config.DENSE_FROM), float(fraction)
+
+
+def input_columns(X, dense):
+    """The rows of X as the training kernels read them: ``dense_columns`` for a
+    module generated with dense=True, else ``nonzero_columns`` (the zeros skipped)."""
+    return dense_columns(X) if dense else nonzero_columns(X)
+
+
+@njit(cache=True, nogil=True)
+def row_splits(indptr, indices, bounds):
+    """splits[x, r] = the first position p of row x with indices[p] >= bounds[r]
+    (bounds ascending, bounds[0] = 0, bounds[-1] = n_in): the nonzero inputs
+    of row x in the r-th block of weight rows are splits[x, r]:splits[x, r + 1]."""
+    n = indptr.shape[0] - 1
+    n_blocks = bounds.shape[0] - 1
+    splits = np.empty((n, n_blocks + 1), np.uint64)
+    for x in range(n):
+        p = indptr[x]
+        for r in range(n_blocks):
+            while p < indptr[x + 1] and indices[p] < bounds[r]:
+                p += np.uint64(1)
+            splits[x, r] = p
+        splits[x, n_blocks] = indptr[x + 1]
+    return splits
+
+
+def balanced_bounds(indices, n_in, n_blocks):
+    """Row boundaries 0 = b_0 < ... <= b_n_blocks = n_in that give each block of
+    weight rows about the same number of nonzero inputs (the update's work)."""
+    counts = np.bincount(indices, minlength=n_in).astype(np.float64) + 1.0
+    cumulative = np.cumsum(counts)
+    targets = cumulative[-1] * np.arange(1, n_blocks) / n_blocks
+    inner = np.searchsorted(cumulative, targets) + 1
+    return np.concatenate([[0], np.minimum(inner, n_in), [n_in]]).astype(np.int64)
+
+

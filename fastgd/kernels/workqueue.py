@@ -1,0 +1,95 @@
+"""The work queue that lets one parallel region run a whole epoch segment.
+
+Every worker thread of a training kernel runs the same loop over the stages
+(the forward and backward passes of a mini-batch, its decay, its update...),
+takes the pieces of each stage from a shared counter (``_take``,
+``_finish_and_take``) and starts the next stage once a second counter says
+every piece of this one is finished (``_wait_for``): atomic operations, much
+cheaper than starting and joining a parallel region per stage.
+"""
+
+import sys
+
+import numpy as np
+from numba import njit
+from numba import types as nbtypes
+
+from .intrinsics import _fetch_add, _load_acquire
+from .maths import _decay_rows
+
+# The work queue of a training kernel: counter[0] counts the pieces handed out,
+# counter[1] the pieces finished.  Pieces are numbered across the stages of the
+# whole run (a stage: the forward and backward passes of a mini-batch, its
+# update, ...), in the order the stages must happen.
+
+
+@njit(cache=True, nogil=True)
+def _work_queue():
+    """(counter, total): a new work queue's counter, [0, 0], and a zero running
+    total of the cost.  Allocated here, out of sight of the parallel kernels:
+    numba's parallel pass reads an element of a np.zeros array made in the
+    kernel as 0 after a prange loop whose called functions wrote to it."""
+    return np.zeros(2, np.int64), np.zeros(1)
+
+
+if sys.platform == "win32":
+    @njit(cache=True, nogil=True)
+    def _yield_cpu():
+        """Nothing (Windows has no sched_yield): the wait spins."""
+        return 0
+else:
+    # POSIX sched_yield, called by its name: numba links it from the C library the
+    # process has loaded (no address in the compiled code, so it caches)
+    _yield_cpu = nbtypes.ExternalFunction("sched_yield", nbtypes.int32())
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _take(counter):
+    """The next piece nobody has taken: threads take pieces as they become free,
+    so a thread the OS preempts delays only the piece it holds, and no thread
+    needs to know how many others there are."""
+    return _fetch_add(counter, 0, np.int64(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finish_and_take(counter):
+    """Count the piece held as finished, and take the next one."""
+    _fetch_add(counter, 1, np.int64(1))
+    return _fetch_add(counter, 0, np.int64(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wait_for(counter, end, patience):
+    """Wait until every piece before `end` is finished (the end of a stage, whose
+    results the next stage reads); returns end, the next stage's first piece.
+
+    A thread waits here holding no piece of the stages it waits for (only,
+    perhaps, one of a later stage), so each of those pieces is held by a thread
+    that is running it: no deadlock, even when the workers run one after
+    another on one thread.
+
+    After `patience` turns of the loop the thread gives its CPU away at every
+    turn (``_yield_cpu``): with more threads than CPUs, the thread it waits
+    for may be waiting for a CPU, and a spinning thread would hold one for
+    its whole time slice.  On an idle machine a stage's end comes sooner."""
+    spins = 0
+    while _load_acquire(counter, 1) < end:
+        spins += 1
+        if spins > patience:
+            _yield_cpu()
+    return end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes, scale,
+                 shrink, patience):
+    """The weight decay of one step as a stage of a training kernel's work queue
+    (``_descend``): n_pieces pieces of rows_per_piece weight rows (``_decay_rows``).
+    Takes the piece the worker holds and the stage's first piece; returns the
+    piece it holds after the stage and the next stage's first piece."""
+    while piece < base + n_pieces:
+        first = (piece - base) * rows_per_piece
+        _decay_rows(weights, sizes, first, first + rows_per_piece, scale, shrink)
+        piece = _finish_and_take(counter)
+    return piece, _wait_for(counter, base + n_pieces, patience)
+
