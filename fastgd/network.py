@@ -426,7 +426,8 @@ def _physical_memory():
 def check_regularization(lmbda, regularization):
     """lmbda as a float >= 0; ValueError naming the argument otherwise."""
     if regularization not in REGULARIZATIONS:
-        raise ValueError(f"regularization must be 'L2' or 'L1', got {regularization!r}")
+        raise ValueError(f"regularization must be {' or '.join(map(repr, REGULARIZATIONS))}, "
+                         f"got {regularization!r}")
     try:
         value = float(lmbda)
     except (TypeError, ValueError):

@@ -33,9 +33,13 @@ from .grid import GRID_KEYS, POINT_COLUMNS, grid_points, plain
 from .points import RESULT_COLUMNS, needs_compiling, network_shapes, run_point, summarize, warm
 from .table import COLUMNS, SweepTable
 
+# What a point whose training fails does: stops there, or goes on to its last epoch
+# (never "raise": one failed point must not end the others).
+ON_DIVERGENCE = ("stop", "warn")
+
 __all__ = ["sweep", "SweepTable", "grid_points", "run_point", "summarize", "network_shapes",
            "needs_compiling", "warm", "available_cores", "local_cluster", "DASK_HINT",
-           "GRID_KEYS", "POINT_COLUMNS", "RESULT_COLUMNS", "COLUMNS"]
+           "GRID_KEYS", "POINT_COLUMNS", "RESULT_COLUMNS", "COLUMNS", "ON_DIVERGENCE"]
 
 
 def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
@@ -83,8 +87,9 @@ def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
     fixed = dict(epochs=epochs, eta=eta, sizes=sizes, mini_batch_size=mini_batch_size,
                  seed=seed, dtype=dtype)
     todo = grid_points(grid, training_data, eval_data, **fixed)
-    if on_divergence not in ("stop", "warn"):
-        raise ValueError(f"on_divergence must be 'stop' or 'warn', got {on_divergence!r}")
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"on_divergence must be {' or '.join(map(repr, ON_DIVERGENCE))}, "
+                         f"got {on_divergence!r}")
     if n_workers is not None and client is not None:
         raise ValueError("n_workers sizes the local cluster that sweep starts; it cannot be "
                          "given with client")
