@@ -169,7 +169,7 @@ def read_only(array):
 # Each Dataset's read-only X, by id, with the private array it shows: given
 # to the kernels in its place, since numba compiles its kernels again for
 # read-only arrays (a distinct type).
-_TWINS = {}
+_TWINS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
 
 
 def _forget_twin(ref):

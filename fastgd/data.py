@@ -160,8 +160,8 @@ def _parse_idx(data: bytes, path) -> np.ndarray:
                        f"bytes after the header, found only {found}")
     if found > expected:
         extra = found - expected
-        extra = f"more than {_MAX_TRAILING}" if extra > _MAX_TRAILING else str(extra)
-        raise IDXError(f"{path}: {extra} trailing bytes after the "
+        shown = f"more than {_MAX_TRAILING}" if extra > _MAX_TRAILING else str(extra)
+        raise IDXError(f"{path}: {shown} trailing bytes after the "
                        f"{expected} bytes of data that shape {shape} calls for")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
 

@@ -276,7 +276,8 @@ class _Entry:
         self.labels, self.index = labels, index
 
 
-_entries = collections.OrderedDict()  # id(X) -> _Entry, most recently used last
+# id(X) -> _Entry, most recently used last
+_entries: collections.OrderedDict[int, _Entry] = collections.OrderedDict()
 # reentrant: an X freed by the garbage collector while a thread holds the lock
 # calls _forget_entry in that thread
 _entries_lock = threading.RLock()

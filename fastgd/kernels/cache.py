@@ -382,7 +382,7 @@ def remove_stale(folder, now=None):
     return _remove(folder, stale)
 
 
-_swept = set()
+_swept: set = set()  # the folders swept (str or Path, as given)
 _swept_lock = threading.Lock()
 
 
