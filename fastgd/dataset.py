@@ -177,7 +177,7 @@ class Dataset:
 
 # What every function that takes data takes: a pair (X, y) of arrays (inputs, one
 # per row, and integer labels), or a Dataset.
-Data: TypeAlias = tuple[ArrayLike, ArrayLike] | Dataset
+Data: TypeAlias = tuple[NDArray, NDArray] | Dataset
 
 
 def _unpickle(X, y):
