@@ -11,9 +11,13 @@ crafted file cannot make fastgd allocate more than it describes (``read_member``
 import os
 import stat
 import tempfile
+from typing import TypeAlias
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+# A file's path, as every function that reads or writes one takes it.
+StrPath: TypeAlias = str | os.PathLike[str]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),

@@ -9,7 +9,7 @@ import weakref
 
 import numpy as np
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float64": np.float64}
 
 
 class InputScaleWarning(UserWarning):
@@ -26,7 +26,7 @@ def stacklevel_outside_package():
     return level
 
 
-def check_dtype(dtype):
+def check_dtype(dtype) -> type[np.floating]:
     """Return np.float32 or np.float64 for a name or numpy dtype; nothing else is accepted."""
     try:
         name = None if dtype is None else np.dtype(dtype).name
@@ -45,7 +45,7 @@ def check_bool(value, name):
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
-def check_int(value, name, minimum=None, maximum=None):
+def check_int(value, name, minimum=None, maximum=None) -> int:
     """An integer (not a bool, not a float) within [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -57,7 +57,7 @@ def check_int(value, name, minimum=None, maximum=None):
     return value
 
 
-def check_positive_float(value, name):
+def check_positive_float(value, name) -> float:
     """A finite real number > 0 (the learning rate eta, for instance)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -67,7 +67,7 @@ def check_positive_float(value, name):
     return value
 
 
-def check_sizes(sizes):
+def check_sizes(sizes) -> list[int]:
     """The number of neurons in each layer: at least two layers, each a positive integer."""
     try:
         sizes = list(sizes)
@@ -82,7 +82,7 @@ def check_sizes(sizes):
     return [int(size) for size in sizes]
 
 
-def check_inputs(X, n_inputs, dtype, name="X", *, warn=True):
+def check_inputs(X, n_inputs, dtype, name="X", *, warn=True) -> np.ndarray:
     """A 2-D array of finite numbers with one row per example of n_inputs values
     (any number of values if n_inputs is None).
 
@@ -129,7 +129,7 @@ def warn_input_scale(name, largest):
                       "result", InputScaleWarning, stacklevel=stacklevel_outside_package())
 
 
-def check_labels(y, n, n_classes, name="y"):
+def check_labels(y, n, n_classes, name="y") -> np.ndarray:
     """n integer class labels in 0..n_classes-1 (the digit each input shows);
     with n_classes None, any class numbers >= 0."""
     y = np.asarray(y)
@@ -169,7 +169,7 @@ def read_only(array):
 # Each Dataset's read-only X, by id, with the private array it shows: given
 # to the kernels in its place, since numba compiles its kernels again for
 # read-only arrays (a distinct type).
-_TWINS = {}
+_TWINS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
 
 
 def _forget_twin(ref):

@@ -58,11 +58,14 @@ import math
 import numbers
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ._validation import check_int, check_positive_float
-from .dataset import check_data
+from .dataset import Data, check_data
 from .network import Network
 from .training import Trainer, numba_threads
 
@@ -287,12 +290,17 @@ def sweep_eta(training_data, validation_data, mini_batch_size, eta_grid=DEFAULT_
     return {"mini_batch_size": mini_batch_size, "trials": trials, "chosen_eta": best["eta"]}
 
 
-def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *,
-                     validation_data=None, sizes=(784, 30, 10), seed=0, dtype="float32",
-                     max_seconds=30.0, max_epochs=1000, targets=DEFAULT_TARGETS,
-                     evaluations_per_epoch=10, eta_grid=DEFAULT_ETA_GRID, sweep_seconds=3.0,
-                     sweep_epochs=None, threads=None, eval_name="eval",
-                     max_total_seconds=None, progress=None):
+def time_to_accuracy(training_data: Data, eval_data: Data,
+                     modes: Sequence[int | None] = DEFAULT_MODES,
+                     etas: Sequence[float] | None = None, *,
+                     validation_data: Data | None = None, sizes: Sequence[int] = (784, 30, 10),
+                     seed: int = 0, dtype: DTypeLike = "float32", max_seconds: float = 30.0,
+                     max_epochs: int = 1000, targets: Sequence[float] = DEFAULT_TARGETS,
+                     evaluations_per_epoch: int = 10,
+                     eta_grid: Sequence[float] = DEFAULT_ETA_GRID, sweep_seconds: float = 3.0,
+                     sweep_epochs: int | None = None, threads: int | None = None,
+                     eval_name: str = "eval", max_total_seconds: float | None = None,
+                     progress: Callable[..., object] | None = None) -> dict[str, Any]:
     """Accuracy on ``eval_data`` against epochs and training seconds, for each mode.
 
     Parameters
@@ -352,7 +360,7 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
         if len(etas) != len(modes):
             raise ValueError(f"etas must give one learning rate per mode: {len(modes)} modes, "
                              f"{len(etas)} etas")
-        sweep = None
+        sweep: list[dict[str, Any]] | None = None
     else:
         if validation_data is None:
             raise ValueError("validation_data is needed to choose eta (or give etas)")
@@ -384,6 +392,7 @@ def time_to_accuracy(training_data, eval_data, modes=DEFAULT_MODES, etas=None, *
                                    progress=progress))
         etas = [s["chosen_eta"] for s in sweep]
 
+    assert etas is not None  # given, or chosen by the sweep above
     runs = []
     for mode, eta in zip(modes, etas):
         net = Network(sizes, seed=seed, dtype=dtype)

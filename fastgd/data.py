@@ -34,9 +34,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from ._files import read_regular_file, special_kind
+from ._files import StrPath, read_regular_file, special_kind
 from ._validation import check_bool, check_dtype
+from .dataset import Data
 
 __all__ = [
     "IDXError",
@@ -160,8 +162,8 @@ def _parse_idx(data: bytes, path) -> np.ndarray:
                        f"bytes after the header, found only {found}")
     if found > expected:
         extra = found - expected
-        extra = f"more than {_MAX_TRAILING}" if extra > _MAX_TRAILING else str(extra)
-        raise IDXError(f"{path}: {extra} trailing bytes after the "
+        shown = f"more than {_MAX_TRAILING}" if extra > _MAX_TRAILING else str(extra)
+        raise IDXError(f"{path}: {shown} trailing bytes after the "
                        f"{expected} bytes of data that shape {shape} calls for")
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
 
@@ -175,7 +177,7 @@ def _check_sha256(data: bytes, path, expected: str) -> None:
                        f"Fashion-MNIST, load it with verify=False)")
 
 
-def read_idx(path, *, sha256: str | None = None) -> np.ndarray:
+def read_idx(path: StrPath, *, sha256: str | None = None) -> np.ndarray:
     """Read an IDX file, gzip-compressed or raw, into a new uint8 array.
 
     The header is checked (magic number, unsigned-byte type, number and
@@ -294,8 +296,9 @@ def load_idx_dataset(path=None, *, verify: bool | None = None):
     return _load_dir(path, bool(verify))
 
 
-def load_mnist(path=None, *, dtype="float32", validation_size: int = 10000,
-               verify: bool | None = None, as_dataset: bool = False):
+def load_mnist(path: StrPath | None = None, *, dtype: DTypeLike = "float32",
+               validation_size: int = 10000, verify: bool | None = None,
+               as_dataset: bool = False) -> tuple[Data, Data, Data]:
     """Return ``(training_data, validation_data, test_data)`` as in the book.
 
     Each is a tuple ``(X, y)``: ``X`` a fresh, writable ``dtype`` array of shape
@@ -389,7 +392,7 @@ def _pillow():
     return Image, ImageOps, UnidentifiedImageError
 
 
-def read_digit_image(path, *, dtype="float32") -> np.ndarray:
+def read_digit_image(path: StrPath, *, dtype: DTypeLike = "float32") -> np.ndarray:
     """Read a picture of one handwritten digit as MNIST's digits were made: a row of 784 pixels.
 
     The image (PNG, JPEG, or anything else Pillow reads) is made greyscale

@@ -31,12 +31,15 @@ import stat
 import threading
 import weakref
 import zipfile
+from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import kernels
-from ._files import BadFile, atomic_write, read_member
+from ._files import BadFile, StrPath, atomic_write, read_member
 from ._validation import (check_dtype, check_inputs, check_labels, read_only,
                           warn_input_scale, writeable_twin)
 
@@ -70,17 +73,16 @@ class Dataset:
     (``X, y = data``).  ``save`` and ``load`` keep it in an ``.npz`` file.
     """
 
-    def __init__(self, X, y, *, dtype="float32"):
-        dtype = np.dtype(check_dtype(dtype))
+    def __init__(self, X: ArrayLike, y: ArrayLike, *, dtype: DTypeLike = "float32") -> None:
         given_X, given_y = np.asarray(X), np.asarray(y)
-        X = check_inputs(given_X, None, dtype, name="X", warn=False)
-        y = check_labels(given_y, X.shape[0], None, name="y")
+        inputs = check_inputs(given_X, None, np.dtype(check_dtype(dtype)), name="X", warn=False)
+        labels = check_labels(given_y, inputs.shape[0], None, name="y")
         # private copies: nobody else may hold a reference to what is trained on
-        if np.may_share_memory(X, given_X):
-            X = X.copy()
-        if np.may_share_memory(y, given_y):
-            y = y.copy()
-        self._setup(X, y)
+        if np.may_share_memory(inputs, given_X):
+            inputs = inputs.copy()
+        if np.may_share_memory(labels, given_y):
+            labels = labels.copy()
+        self._setup(inputs, labels)
 
     @classmethod
     def _own(cls, X, y):
@@ -99,22 +101,22 @@ class Dataset:
         self._public = (read_only(X), read_only(y))
 
     @property
-    def X(self):
+    def X(self) -> NDArray[np.floating]:
         """The inputs, (n, inputs), read-only."""
         return self._public[0]
 
     @property
-    def y(self):
+    def y(self) -> NDArray[np.int64]:
         """The labels, (n,) int64, read-only."""
         return self._public[1]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._prepared.X.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[NDArray]:
         return iter(self._public)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         X = self._prepared.X
         return (f"Dataset({X.shape[0]} examples of {X.shape[1]} inputs, "
                 f"dtype={self.dtype.name!r})")
@@ -122,7 +124,7 @@ class Dataset:
     def __reduce__(self):  # pickled (to another process) as its arrays
         return _unpickle, (self._prepared.X, self._prepared.y)
 
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """The data's fingerprint as a network of this dtype sees them (what a
         checkpoint keeps to recognise its data); computed once."""
         return self._prepared.fingerprint()
@@ -149,7 +151,7 @@ class Dataset:
         warn_input_scale(f"{name}[0] (X)", prepared.index.largest_input)
         return prepared
 
-    def save(self, path, *, overwrite=False):
+    def save(self, path: StrPath, *, overwrite: bool = False) -> None:
         """Write X and y to an ``.npz`` file (no pickle inside), atomically;
         FileExistsError if ``path`` exists, unless ``overwrite``."""
         path = os.fspath(path)
@@ -160,7 +162,7 @@ class Dataset:
                      overwrite=overwrite)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: StrPath) -> "Dataset":
         """Read a Dataset written by ``save``.  The file is untrusted input: its
         members and their headers (dtype, shape, size) are checked before any
         data are read, and the data as a new Dataset's are; every problem is
@@ -171,6 +173,11 @@ class Dataset:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{os.fspath(path)} is not a valid fastgd dataset file "
                              f"({e})") from None
+
+
+# What every function that takes data takes: a pair (X, y) of arrays (inputs, one
+# per row, and integer labels), or a Dataset.
+Data: TypeAlias = tuple[NDArray, NDArray] | Dataset
 
 
 def _unpickle(X, y):
@@ -276,7 +283,8 @@ class _Entry:
         self.labels, self.index = labels, index
 
 
-_entries = collections.OrderedDict()  # id(X) -> _Entry, most recently used last
+# id(X) -> _Entry, most recently used last
+_entries: collections.OrderedDict[int, _Entry] = collections.OrderedDict()
 # reentrant: an X freed by the garbage collector while a thread holds the lock
 # calls _forget_entry in that thread
 _entries_lock = threading.RLock()
@@ -463,7 +471,7 @@ def _read_file(path):
                          f"{e}") from None
 
 
-def check_data(data, n_inputs, n_classes, dtype, name):
+def check_data(data, n_inputs, n_classes, dtype, name) -> tuple[np.ndarray, np.ndarray]:
     """A data set given as a pair (X, y), or a ``fastgd.Dataset``; returns
     validated arrays (a Dataset's own, checked when it was made: only what
     depends on the network is checked here)."""

@@ -35,10 +35,12 @@ Python loop; see ``minimize``.
 import math
 import numbers
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from numba.core.registry import CPUDispatcher
 
 from ._validation import check_int, check_positive_float
@@ -237,7 +239,7 @@ def _is_jitted(f):
     return isinstance(f, CPUDispatcher)
 
 
-def _check_start(v0):
+def _check_start(v0) -> tuple[np.ndarray, bool]:
     """v0 as a float64 1-D array, and whether it was a number (one variable)."""
     if isinstance(v0, bool) or isinstance(v0, (str, bytes)):
         raise TypeError(f"v0 must be a number or a 1-D array of numbers, got {v0!r}")
@@ -303,8 +305,10 @@ def _schedule_etas(schedule, steps):
 
 # -- the public function -------------------------------------------------------------------
 
-def minimize(C, grad_C, v0, eta=None, steps=100, *, epsilon=None, schedule=None, tol=None,
-             on_increase="warn"):
+def minimize(C: Callable[[NDArray], float], grad_C: Callable[[NDArray], ArrayLike],
+             v0: ArrayLike, eta: float | None = None, steps: int = 100, *,
+             epsilon: float | None = None, schedule: Callable[[int], float] | None = None,
+             tol: float | None = None, on_increase: str = "warn") -> Descent:
     """Gradient descent: starting at v0, repeat v -> v - eta grad C(v) for ``steps`` steps.
 
     C:          the function to minimize, C(v) -> a real number

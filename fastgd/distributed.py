@@ -39,13 +39,15 @@ import socket
 import time
 import warnings
 import zlib
+from typing import Any
 
 import numba
 import numpy as np
 
 from . import kernels
 from ._validation import check_int, check_positive_float, stacklevel_outside_package
-from .dataset import check_data
+from .dataset import Data, check_data
+from .network import Network
 from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
 from .training import (GROUP, KERNELS, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
                        DivergenceWarning, History, check_choice, chunk, chunk_size,
@@ -147,7 +149,7 @@ def _threads_facts(comm):
     return max(1, min(len(mine) // sharing, numba.config.NUMBA_NUM_THREADS)), node, cpus
 
 
-def default_threads(comm):
+def default_threads(comm: Any) -> int:
     """The numba threads a rank uses by default: the CPUs it may run on
     (``os.sched_getaffinity``) divided by the ranks on its node that share them.
     Collective: every rank of ``comm`` must call it."""
@@ -163,10 +165,12 @@ def _cpus():
         return set(range(os.cpu_count() or 1))
 
 
-def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *, comm=None,
-        shards=None, reduce="ordered", reduction="mean", shuffle=True, threads=None,
-        kernel="auto", verbose=True, monitor_training_cost=False, on_divergence="stop",
-        check_every=CHECK_EVERY, info=None):
+def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | None,
+        eta: float, test_data: Data | None = None, *, comm: Any = None,
+        shards: int | None = None, reduce: str = "ordered", reduction: str = "mean",
+        shuffle: bool = True, threads: int | None = None, kernel: str = "auto",
+        verbose: bool = True, monitor_training_cost: bool = False, on_divergence: str = "stop",
+        check_every: int = CHECK_EVERY, info: dict | None = None) -> History:
     """Train ``net`` with each mini-batch's gradient shared out over the ranks of
     ``comm``; returns a ``History``, the same on every rank.
 

@@ -10,12 +10,16 @@ the integer labels; the desired output y(x) is the one-hot vector of the label.
 
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import config, kernels
+from ._files import StrPath
 from .dataset import Dataset, check_data, data_pair
 from .layout import MAX_PARAMS, Layout  # noqa: F401 (fastgd.network.MAX_PARAMS: where it was)
 from .network_file import COSTS, DEFAULTS, INITS, read_network, write_network
@@ -26,6 +30,9 @@ REGULARIZATIONS = ("L2", "L1")
 # An output neuron is "pinned" when its activation is within PINNED of 0 (or
 # of 1) for all but PINNED of the inputs: it no longer depends on the input.
 PINNED = 0.01
+
+# Network.load gives back the class it is called on (fastgd.Network, with SGD).
+_N = TypeVar("_N", bound="Network")
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,10 @@ class Evaluation:
     cost_function: str = "quadratic"
 
     @property
-    def accuracy(self):
+    def accuracy(self) -> float:
         return self.correct / self.total if self.total else float("nan")
 
-    def check_finite(self):
+    def check_finite(self) -> None:
         if self.nonfinite:
             raise ValueError(f"{self.nonfinite} of the {self.total} inputs give NaN or infinite "
                              "outputs: the network's weights are not usable (training diverged?)")
@@ -90,8 +97,10 @@ class Network:
         scaled weights divided by sqrt(n_in), as network2.py does.
     """
 
-    def __init__(self, sizes, weights=None, biases=None, *, seed=None, dtype="float32",
-                 cost="quadratic", init="large"):
+    def __init__(self, sizes: Sequence[int], weights: Iterable[ArrayLike] | None = None,
+                 biases: Iterable[ArrayLike] | None = None, *, seed: int | None = None,
+                 dtype: DTypeLike = "float32", cost: str = "quadratic",
+                 init: str = "large") -> None:
         if cost not in COSTS:
             raise ValueError(f"cost must be one of {', '.join(map(repr, COSTS))}, "
                              f"got {cost!r}")
@@ -107,7 +116,7 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
-        self._modules = {}  # the compiled kernels by what picks them: see _kernel
+        self._modules: dict = {}  # the compiled kernels by what picks them: see _kernel
         needed = self.layout.n_params * self.dtype.itemsize
         if needed > _physical_memory():
             raise ValueError(f"sizes {self.sizes}: a network of {self.layout.n_params:,} "
@@ -119,23 +128,24 @@ class Network:
             raise ValueError(f"sizes {self.sizes}: not enough memory for a network of "
                              f"{self.layout.n_params:,} parameters ({needed / 2**30:.1f} "
                              "GiB)") from None
-        self.source = None  # the file it was loaded from, if any
+        self.source: str | None = None  # the file it was loaded from, if any
         if (weights is None) != (biases is None):
             raise ValueError("give both weights and biases, or neither (to draw them from N(0, 1))")
-        if weights is None:
+        if weights is None or biases is None:
             # The book's order: all biases, then all weights.
             biases = [self.rng.standard_normal(y) for y in self.sizes[1:]]
-            weights = [self.rng.standard_normal((y, x))
-                       for x, y in zip(self.sizes[:-1], self.sizes[1:])]
+            drawn = [self.rng.standard_normal((y, x))
+                     for x, y in zip(self.sizes[:-1], self.sizes[1:])]
             if init == "scaled":
-                weights = [w / np.sqrt(w.shape[1]) for w in weights]
+                drawn = [w / np.sqrt(w.shape[1]) for w in drawn]
+            weights = drawn
         self.biases = biases
         self.weights = weights
 
     # -- parameters: views into the flat array the kernels update -----------------
 
     @property
-    def weights(self):
+    def weights(self) -> tuple[NDArray[np.floating], ...]:
         """Tuple of weight matrices, weights[l] of shape (sizes[l+1], sizes[l]).
 
         Each is a view of the network's parameters: writing into it
@@ -145,19 +155,19 @@ class Network:
         return tuple(self.layout.unpack(self.params)[1])
 
     @weights.setter
-    def weights(self, values):
+    def weights(self, values: Iterable[ArrayLike]) -> None:
         shapes = [(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
         for view, value in zip(self.weights,
                                self._check_arrays(values, shapes, "weights", self.dtype)):
             view[...] = value
 
     @property
-    def biases(self):
+    def biases(self) -> tuple[NDArray[np.floating], ...]:
         """Tuple of bias vectors, biases[l] of shape (sizes[l+1],); views, as weights."""
         return tuple(self.layout.unpack(self.params)[0])
 
     @biases.setter
-    def biases(self, values):
+    def biases(self, values: Iterable[ArrayLike]) -> None:
         shapes = [(y,) for y in self.sizes[1:]]
         for view, value in zip(self.biases,
                                self._check_arrays(values, shapes, "biases", self.dtype)):
@@ -191,7 +201,7 @@ class Network:
         state["_modules"] = {}
         return state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         options = "".join(f", {name}={value!r}" for name, value in
                           (("cost", self.cost_function), ("init", self.init))
                           if value != DEFAULTS[name])
@@ -202,7 +212,7 @@ class Network:
 
     # -- the maths -------------------------------------------------------------------
 
-    def feedforward(self, X):
+    def feedforward(self, X: ArrayLike) -> NDArray[np.floating]:
         """The output a^L of the network for each input: a^l = sigmoid(w^l a^(l-1) + b^l).
 
         X is one input of shape (sizes[0],) or a batch of shape (n, sizes[0]);
@@ -224,7 +234,7 @@ class Network:
         kernels.call(kernel, X, self.params, self.layout.arrays, out, config.EVAL_BLOCK)
         return out
 
-    def evaluate(self, X, y=None):
+    def evaluate(self, X: ArrayLike | Dataset, y: ArrayLike | None = None) -> int:
         """The number of inputs for which the network's output neuron with the
         highest activation is the label.  ``X`` may be a ``Dataset`` (then no y).
 
@@ -235,7 +245,7 @@ class Network:
         result.check_finite()
         return result.correct
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike | Dataset) -> int | NDArray[np.int64]:
         """The network's answer for each input: the output neuron with the highest
         activation, argmax_j a^L_j (the digit, for MNIST).
 
@@ -263,7 +273,8 @@ class Network:
         labels = out.argmax(axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
-    def cost(self, X, y=None, lmbda=0.0, regularization="L2"):
+    def cost(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, lmbda: float = 0.0,
+             regularization: str = "L2") -> float:
         """The network's cost over the inputs X with labels y (y(x) the one-hot
         vector of the label): quadratic, C = 1/(2n) sum_x ||y(x) - a||^2, or
         cross-entropy, C = -(1/n) sum_x sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)].
@@ -279,7 +290,8 @@ class Network:
         return result.cost + regularization_term(self.weights, lmbda, regularization,
                                                  result.total)
 
-    def evaluation(self, X, y=None, *, name="data"):
+    def evaluation(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, *,
+                   name: str = "data") -> Evaluation:
         """Everything one forward pass over (X, y) tells: an ``Evaluation`` with the
         number correct, the network's cost, the inputs whose outputs are not finite,
         and the output neurons pinned at 0 or 1 whatever the input (saturated).
@@ -343,13 +355,13 @@ class Network:
             kernel = self._modules[key] = getattr(module, name)
         return kernel
 
-    def warm_up(self, generic=False):
+    def warm_up(self, generic: bool = False) -> None:
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it; with generic, the generic kernels'
         serial one instead (``kernels.generic_kernels``)."""
         if generic:
             module = kernels.generic_kernels(self.sizes, self.cost_function)
-            compiled = (module.feedforward_serial,)
+            compiled: tuple = (module.feedforward_serial,)
         else:
             module = kernels.kernels(self.sizes, self.dtype, self.cost_function)
             compiled = (module.feedforward_serial, module.feedforward_parallel)
@@ -358,7 +370,8 @@ class Network:
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
                           config.EVAL_BLOCK)
 
-    def backprop(self, x, y):
+    def backprop(self, x: ArrayLike, y: int
+                 ) -> tuple[list[NDArray[np.floating]], list[NDArray[np.floating]]]:
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
         cross-entropy) for one input x with label y, layer by layer, shaped like
         biases and weights: new arrays at every call (views of one new buffer for
@@ -379,7 +392,7 @@ class Network:
                       self.layout.arrays, nabla_b, nabla_w)
         return self.layout.unpack_book(nabla_b, nabla_w)
 
-    def gradients(self, X, y):
+    def gradients(self, X: ArrayLike, y: ArrayLike) -> NDArray[np.floating]:
         """Per-example gradients of C_x, one flat row per example, laid out as
         ``params`` (``layout.unpack(row)`` gives its nabla_b, nabla_w).
 
@@ -395,7 +408,7 @@ class Network:
 
     # -- save and load -------------------------------------------------------------
 
-    def save(self, path, *, overwrite=False):
+    def save(self, path: StrPath, *, overwrite: bool = False) -> None:
         """Write sizes, weights and biases to an ``.npz`` file (no pickle inside).
 
         The file is written beside ``path`` and renamed over it once complete, so a
@@ -404,7 +417,7 @@ class Network:
         write_network(path, self, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path):
+    def load(cls: type[_N], path: StrPath) -> _N:
         """Read a network written by ``save``, checking its format, shapes and values.
 
         Safe on untrusted files: each member's header is checked against ``sizes``
@@ -423,10 +436,11 @@ def _physical_memory():
         return float("inf")
 
 
-def check_regularization(lmbda, regularization):
+def check_regularization(lmbda: float, regularization: str) -> float:
     """lmbda as a float >= 0; ValueError naming the argument otherwise."""
     if regularization not in REGULARIZATIONS:
-        raise ValueError(f"regularization must be 'L2' or 'L1', got {regularization!r}")
+        raise ValueError(f"regularization must be {' or '.join(map(repr, REGULARIZATIONS))}, "
+                         f"got {regularization!r}")
     try:
         value = float(lmbda)
     except (TypeError, ValueError):
@@ -436,7 +450,8 @@ def check_regularization(lmbda, regularization):
     return value
 
 
-def regularization_term(weights, lmbda, regularization, n):
+def regularization_term(weights: Iterable[NDArray], lmbda: float, regularization: str,
+                        n: int) -> float:
     """(lmbda/2n) sum w^2 (L2) or (lmbda/n) sum |w| (L1) over the weights, in float64."""
     if regularization == "L2":
         return 0.5 * lmbda / n * sum(float(np.sum(np.square(w, dtype=np.float64)))

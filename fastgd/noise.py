@@ -35,12 +35,15 @@ set works without n x n_params numbers in memory.
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_int
 from .dataset import check_data
+from .network import Network
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 DEFAULT_BATCH_SIZES = (1, 10, 100, 1000)
@@ -186,8 +189,10 @@ def sample_batches(n, batch_sizes, n_batches, seed=None):
             for m in batch_sizes]
 
 
-def gradient_noise(net, X, y, batch_sizes=DEFAULT_BATCH_SIZES, n_batches=100, seed=None,
-                   max_bytes=DEFAULT_MAX_BYTES, label="", progress=None):
+def gradient_noise(net: Network, X: ArrayLike, y: ArrayLike,
+                   batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, n_batches: int = 100,
+                   seed: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES, label: str = "",
+                   progress: Callable[..., object] | None = None) -> NoiseResult:
     """Measure how well mini-batches of each size m estimate the gradient; a ``NoiseResult``.
 
     One streamed pass over (X, y) gives G = (1/n) sum_x g_x and tr(Sigma) =

@@ -5,9 +5,11 @@ distributed training and evaluating a network of given sizes use, compiled into
 import functools
 import time
 from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import config, kernels
 from ._validation import check_dtype, check_sizes
@@ -51,8 +53,9 @@ class CompiledKernels:
         return tuple(k for k in self.kernels if not k.cached)
 
 
-def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse",
-                    distributed=False, verbose=False):
+def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
+                    cost: str = "quadratic", *, inputs: str = "sparse",
+                    distributed: bool = False, verbose: bool = False) -> CompiledKernels:
     """Compile ahead of time, into the on-disk cache (or load from it), the
     kernels that training and evaluating a network of these sizes use, so that
     no later run compiles them (a Docker image, each node of a cluster, CI).
@@ -66,13 +69,13 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
     on cost or inputs.  Returns CompiledKernels.
     """
     sizes = check_sizes(sizes)
-    dtype = np.dtype(check_dtype(dtype)).name
+    dtype_name = np.dtype(check_dtype(dtype)).name
     if cost not in kernels.COSTS:
         raise ValueError(f"cost must be one of {', '.join(map(repr, kernels.COSTS))}, "
                          f"got {cost!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
-    net = Network(sizes, seed=0, dtype=dtype, cost=cost)
+    net = Network(sizes, seed=0, dtype=dtype_name, cost=cost)
     began = time.perf_counter()
     steps = []
     with _specialize("now"):  # the specialised kernels, not the generic stopgap
@@ -86,8 +89,9 @@ def compile_kernels(sizes, dtype="float32", cost="quadratic", *, inputs="sparse"
         steps.append(_compile_step("feedforward", None,
                                    [module.feedforward_serial, module.feedforward_parallel],
                                    net.warm_up))
-    return CompiledKernels(sizes, dtype, cost, inputs, kernels.cache.module_folder(create=False),
-                           tuple(steps), time.perf_counter() - began)
+    return CompiledKernels(sizes, dtype_name, cost, inputs,
+                           kernels.cache.module_folder(create=False), tuple(steps),
+                           time.perf_counter() - began)
 
 
 def _one_example(net, dense):

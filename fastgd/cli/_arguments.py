@@ -10,6 +10,10 @@ import sys
 import time
 
 from fastgd._files import check_writable
+from fastgd._validation import DTYPES as _DTYPES
+
+# The precisions a network may have, as --dtype offers them.
+DTYPES = list(_DTYPES)
 
 
 # -- argparse types ----------------------------------------------------------------------

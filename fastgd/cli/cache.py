@@ -8,8 +8,10 @@ looked at and cleared.
 """
 
 import fastgd
-from fastgd.cli._arguments import layer_sizes
+from fastgd.cli._arguments import DTYPES, layer_sizes
 from fastgd import config
+from fastgd.network_file import COSTS
+from fastgd.precompile import INPUTS
 
 BOOK_SIZES = [784, 30, 10]
 
@@ -29,11 +31,11 @@ def add_parsers(commands):
     compile_.add_argument("--sizes", type=layer_sizes, default=BOOK_SIZES, metavar="N,N,...",
                           help="the number of neurons in each layer, input layer first "
                                "(default 784,30,10)")
-    compile_.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+    compile_.add_argument("--dtype", choices=DTYPES, default="float32",
                           help="floating-point precision of the network (default float32)")
-    compile_.add_argument("--cost", choices=["quadratic", "cross-entropy"], default="quadratic",
+    compile_.add_argument("--cost", choices=COSTS, default="quadratic",
                           help="the cost the network trains on (default quadratic)")
-    compile_.add_argument("--inputs", choices=["sparse", "dense", "both"], default="sparse",
+    compile_.add_argument("--inputs", choices=INPUTS, default="sparse",
                           help="the training input path: sparse (default; MNIST's, whose "
                                "zero pixels are skipped), dense (training data with at least "
                                f"{config.DENSE_FROM * 100:g}%% of the inputs nonzero) or both")

@@ -14,7 +14,7 @@ import sys
 import time
 
 from fastgd import noise, plots
-from fastgd.cli._arguments import (Progress, check_fits, check_output, comma_list,
+from fastgd.cli._arguments import (DTYPES, Progress, check_fits, check_output, comma_list,
                                    draw_seed, int_at_least, layer_sizes, require_matplotlib)
 
 TRAIN_MINI_BATCH_SIZE = 10
@@ -52,7 +52,7 @@ def add_parsers(commands):
                              "measures at initialisation only)")
     parser.add_argument("--examples", type=int_at_least(1), metavar="N",
                         help="use the first N training inputs (default: all 50,000)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="precision of the network and its gradients (default float32; "
                              "statistics are always accumulated in float64)")
     parser.add_argument("--max-mb", type=int_at_least(1),

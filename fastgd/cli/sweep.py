@@ -13,8 +13,10 @@ import os
 import sys
 import time
 
-from fastgd.cli._arguments import (Progress, check_output, comma_list, int_at_least,
+from fastgd.cli._arguments import (DTYPES, Progress, check_output, comma_list, int_at_least,
                                    layer_sizes, positive_float, require_matplotlib)
+from fastgd.cli.train_arguments import EVALUATE_ON
+from fastgd.sweeps import ON_DIVERGENCE
 
 DEFAULT_ETAS = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 OUTPUTS = ("sweep.csv", "sweep.json", "sweep.md", "sweep.png")
@@ -31,9 +33,9 @@ def sizes_list(text):
 
 
 def dtype_name(text):
-    """An argparse type: float32 or float64."""
-    if text not in ("float32", "float64"):
-        raise argparse.ArgumentTypeError(f"expected float32 or float64, got {text!r}")
+    """An argparse type: one of DTYPES (float32 or float64)."""
+    if text not in DTYPES:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(DTYPES)}, got {text!r}")
     return text
 
 
@@ -76,13 +78,13 @@ def add_parsers(commands):
     parser.add_argument("--dtype", type=comma_list(dtype_name, "float32,float64", unique=True),
                         default=["float32"], metavar="DTYPE,...",
                         help="float32, float64 or both (default float32)")
-    parser.add_argument("--on-divergence", choices=["stop", "warn"], default="stop",
+    parser.add_argument("--on-divergence", choices=ON_DIVERGENCE, default="stop",
                         help="a run whose training fails (diverges, saturates, stalls) "
                              "stops there (default stop), or goes on to its last epoch "
                              "(warn): a saturated start sometimes recovers")
     parser.add_argument("--train-size", type=int_at_least(1), metavar="N",
                         help="train on the first N training inputs only (default: all 50,000)")
-    parser.add_argument("--evaluate-on", choices=["validation", "test"], default="validation",
+    parser.add_argument("--evaluate-on", choices=EVALUATE_ON, default="validation",
                         help="the inputs each run is scored on after each epoch: the 10,000 "
                              "validation images (default), or the test images, whose "
                              "accuracy is then no longer an unbiased estimate")

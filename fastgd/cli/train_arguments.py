@@ -6,15 +6,21 @@ import os
 
 import numba
 
-from fastgd.cli._arguments import fraction, layer_sizes, non_negative_float
+from fastgd.cli._arguments import DTYPES, fraction, layer_sizes, non_negative_float
 from fastgd.cli._arguments import int_at_least as _int_at_least
 from fastgd.cli._arguments import positive_float as _positive_float
-from fastgd.training import DIVERGENCE_PATIENCE
+from fastgd.distributed import REDUCES
+from fastgd.network_file import COSTS, INITS
+from fastgd.training import (DIVERGENCE_PATIENCE, ETA_SCHEDULES, KERNELS, ON_DIVERGENCE,
+                             REDUCTIONS, REGULARIZATIONS)
 
 BOOK_SIZES = [784, 30, 10]
 BOOK_MINI_BATCH_SIZE = 10
 BOOK_VALIDATION_SIZE = 10_000
-DTYPES = ["float32", "float64"]
+# The CLI spells eta_schedule=None "none".
+ETA_SCHEDULE_NAMES = ["none" if schedule is None else schedule for schedule in ETA_SCHEDULES]
+# The inputs a run is evaluated on after each epoch (the CLI's own choice).
+EVALUATE_ON = ["test", "validation"]
 
 DATA_HELP = ("a directory of MNIST-style IDX files (train-images-idx3-ubyte, "
              "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
@@ -83,7 +89,7 @@ def add_train(commands):
     train.add_argument("--monitor-training-cost", action="store_true",
                        help="also compute the cost C (the network's, without the "
                             "regularization term) on all the training inputs after each epoch")
-    train.add_argument("--on-divergence", choices=["stop", "warn", "raise"], default="stop",
+    train.add_argument("--on-divergence", choices=ON_DIVERGENCE, default="stop",
                        help="when training fails (the cost becomes NaN, stays well above its "
                             f"best for {DIVERGENCE_PATIENCE} epochs, stops falling, or most "
                             "output neurons saturate: eta too large): stop training "
@@ -98,7 +104,7 @@ def add_train(commands):
                             "--threads is per rank (default: the rank's cores divided by the "
                             "ranks sharing them). Pays off for large mini-batches and full "
                             "batch")
-    train.add_argument("--reduce", choices=["ordered", "allreduce"],
+    train.add_argument("--reduce", choices=REDUCES,
                        help="with --distributed, how the ranks' gradient sums are combined: "
                             "ordered (default: in rank order, the same bits on any MPI) or "
                             "allreduce (MPI's own sum, faster for many ranks)")
@@ -133,7 +139,7 @@ def add_evaluate(commands):
     evaluate.add_argument("--data", type=_directory, metavar="DIR", help=DATA_HELP)
     evaluate.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
                           metavar="N", help=VALIDATION_HELP)
-    evaluate.add_argument("--on", choices=["test", "validation", "training"], default="test",
+    evaluate.add_argument("--on", choices=[*EVALUATE_ON, "training"], default="test",
                           help="which inputs to classify: the 10,000 test images (default), "
                                "the validation images (10,000) or the training images (50,000)")
     evaluate.add_argument("--dtype", choices=DTYPES,
@@ -166,15 +172,15 @@ def add_training_options(parser, epochs=30):
                             "descent, each step using all the training inputs")
     modes.add_argument("--full-batch", dest="mode", action="store_const", const="full-batch",
                        help="short for --mode full-batch")
-    parser.add_argument("--reduction", choices=["mean", "sum"], default="mean",
+    parser.add_argument("--reduction", choices=REDUCTIONS, default="mean",
                        help="mean: w -> w - (eta/m) sum_j dC_Xj/dw, the book's rule "
                             "(default); sum: drop the 1/m")
-    parser.add_argument("--cost", choices=["quadratic", "cross-entropy"], default="quadratic",
+    parser.add_argument("--cost", choices=COSTS, default="quadratic",
                        help="the cost C_x to minimise: quadratic, ||y - a||^2 / 2 (default, "
                             "chapter 1), or cross-entropy, -sum_j [y_j ln a_j + (1 - y_j) "
                             "ln(1 - a_j)] (chapter 3: saturated output neurons still learn "
                             "fast; use a smaller eta, 0.5 in the book)")
-    parser.add_argument("--init", choices=["large", "scaled"], default="large",
+    parser.add_argument("--init", choices=INITS, default="large",
                        help="initial weights: large, Gaussian with standard deviation 1 "
                             "(default), or scaled, standard deviation 1/sqrt(n_in) for a neuron "
                             "with n_in inputs (chapter 3: hidden neurons do not start saturated)")
@@ -182,10 +188,10 @@ def add_training_options(parser, epochs=30):
                        help="the regularization parameter lambda (default 0: none); with n "
                             "training inputs, L2 shrinks each weight by the factor 1 - eta "
                             "lambda / n each step (5.0 in the book, for 50,000 inputs)")
-    parser.add_argument("--regularization", choices=["L2", "L1"], default="L2",
+    parser.add_argument("--regularization", choices=REGULARIZATIONS, default="L2",
                        help="L2 (default): add (lambda/2n) sum w^2 to the cost; L1: add "
                             "(lambda/n) sum |w|, so w -> w - (eta lambda / n) sgn(w) each step")
-    parser.add_argument("--eta-schedule", choices=["none", "halve-on-plateau"], default="none",
+    parser.add_argument("--eta-schedule", choices=ETA_SCHEDULE_NAMES, default="none",
                        help="halve-on-plateau: halve eta each time the accuracy on the "
                             "evaluation inputs has not improved for --patience epochs, and "
                             "stop once eta has fallen to --min-eta-factor of its start "
@@ -202,11 +208,11 @@ def add_training_options(parser, epochs=30):
                             "standard deviation 1, or as --init says) and the shuffling of the "
                             "training inputs (default: a fresh seed, printed so the run can be "
                             "repeated)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
                        help="floating-point precision of weights and inputs (default float32)")
     parser.add_argument("--threads", type=_threads,
                        help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
-    parser.add_argument("--kernel", choices=["auto", "serial", "parallel"], default="auto",
+    parser.add_argument("--kernel", choices=KERNELS, default="auto",
                        help="auto (default) times the serial kernel (1 thread) against the "
                             "parallel one (all threads) during the first epoch, keeps the "
                             "faster, and times them again when the speed drifts; all give the "
@@ -214,7 +220,7 @@ def add_training_options(parser, epochs=30):
     parser.add_argument("--data", type=_directory, metavar="DIR", help=DATA_HELP)
     parser.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
                         metavar="N", help=VALIDATION_HELP)
-    parser.add_argument("--evaluate-on", choices=["test", "validation"], default="test",
+    parser.add_argument("--evaluate-on", choices=EVALUATE_ON, default="test",
                        help="the inputs to classify after each epoch: the 10,000 test images "
                             "(default, as in the book) or the validation images (see "
                             "--validation-size)")

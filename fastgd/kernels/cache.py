@@ -308,7 +308,7 @@ class CacheInfo:
     entries: tuple
 
 
-def cache_info():
+def cache_info() -> "CacheInfo":
     """CacheInfo of the folder fastgd's kernels are cached in now (its
     environment variables as ``cache_dir`` reads them); creates nothing."""
     folder = module_folder(create=False)
@@ -382,7 +382,7 @@ def remove_stale(folder, now=None):
     return _remove(folder, stale)
 
 
-_swept = set()
+_swept: set = set()  # the folders swept (str or Path, as given)
 _swept_lock = threading.Lock()
 
 
@@ -399,7 +399,7 @@ def remove_stale_once(folder):
         pass
 
 
-def clear_cache():
+def clear_cache() -> "Removed":
     """Remove every generated kernel module of the cache folder (``cache_info``'s)
     with its compiled code and bytecode, current or not, and the older code's
     temporary files; nothing else there (the ``compile-seconds`` record stays).

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 from contextlib import nullcontext
+from types import ModuleType
 
 import numba
 import numpy as np
@@ -25,7 +26,7 @@ from .source import module_source
 # name (``cache.module_name``): read at import, as the drivers' source is, so that it describes
 # the code this process runs even if the files change later.
 _SOURCES = cache.source_hash()
-_modules = {}
+_modules: dict[tuple, ModuleType] = {}
 _modules_lock = threading.Lock()
 
 
@@ -150,7 +151,7 @@ def generic_kernels(sizes, cost="quadratic", dense=False):
     return _module_for([], None, cost, dense, generic=True)
 
 
-_ready = set()  # (kernel, dtype) known to be compiled or on disk: stays so
+_ready: set[tuple] = set()  # (kernel, dtype) known to be compiled or on disk: stays so
 
 
 def ready(module, names, dtype):

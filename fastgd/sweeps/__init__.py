@@ -27,20 +27,32 @@ so under ``if __name__ == "__main__":``.
 #   table.py    SweepTable: the rows, as CSV, JSON and Markdown
 
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from numpy.typing import DTypeLike
+
+from ..dataset import Data
 
 from .cluster import DASK_HINT, available_cores, connected, local_cluster, run_points
 from .grid import GRID_KEYS, POINT_COLUMNS, grid_points, plain
 from .points import RESULT_COLUMNS, needs_compiling, network_shapes, run_point, summarize, warm
 from .table import COLUMNS, SweepTable
 
+# What a point whose training fails does: stops there, or goes on to its last epoch
+# (never "raise": one failed point must not end the others).
+ON_DIVERGENCE = ("stop", "warn")
+
 __all__ = ["sweep", "SweepTable", "grid_points", "run_point", "summarize", "network_shapes",
            "needs_compiling", "warm", "available_cores", "local_cluster", "DASK_HINT",
-           "GRID_KEYS", "POINT_COLUMNS", "RESULT_COLUMNS", "COLUMNS"]
+           "GRID_KEYS", "POINT_COLUMNS", "RESULT_COLUMNS", "COLUMNS", "ON_DIVERGENCE"]
 
 
-def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
-          mini_batch_size=10, seed=0, dtype="float32", on_divergence="stop", client=None,
-          n_workers=None, progress=None):
+def sweep(grid: Mapping[str, Sequence[Any]], training_data: Data, eval_data: Data, *,
+          epochs: int = 30, eta: float = 3.0, sizes: Sequence[int] | None = None,
+          mini_batch_size: int = 10, seed: int = 0, dtype: DTypeLike = "float32",
+          on_divergence: str = "stop", client: Any = None, n_workers: int | None = None,
+          progress: Callable[..., object] | None = None) -> SweepTable:
     """Train the network at every point of ``grid`` on a Dask cluster; returns a
     ``SweepTable`` with one row per point, in grid order.
 
@@ -83,8 +95,9 @@ def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
     fixed = dict(epochs=epochs, eta=eta, sizes=sizes, mini_batch_size=mini_batch_size,
                  seed=seed, dtype=dtype)
     todo = grid_points(grid, training_data, eval_data, **fixed)
-    if on_divergence not in ("stop", "warn"):
-        raise ValueError(f"on_divergence must be 'stop' or 'warn', got {on_divergence!r}")
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"on_divergence must be {' or '.join(map(repr, ON_DIVERGENCE))}, "
+                         f"got {on_divergence!r}")
     if n_workers is not None and client is not None:
         raise ValueError("n_workers sizes the local cluster that sweep starts; it cannot be "
                          "given with client")
@@ -103,9 +116,11 @@ def sweep(grid, training_data, eval_data, *, epochs=30, eta=3.0, sizes=None,
         address = dask_client.scheduler.address
     fixed = {key: todo[0][key] for key in POINT_COLUMNS
              if key not in grid and not (key == "sizes" and "hidden" in grid)}
+    # unpacked, not indexed: a Dataset unpacks as (X, y) but has no [1]
+    (_, train_y), (_, eval_y) = training_data, eval_data
     return SweepTable(rows, info=dict(
         grid=plain({key: list(values) for key, values in grid.items()}), fixed=fixed,
-        on_divergence=on_divergence, train_size=len(training_data[1]),
-        eval_size=len(eval_data[1]), workers=workers,
+        on_divergence=on_divergence, train_size=len(train_y),
+        eval_size=len(eval_y), workers=workers,
         scheduler=None if client is None else address,
         wall_seconds=time.perf_counter() - began))

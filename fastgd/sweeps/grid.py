@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 
+from .._validation import DTYPES
+
 # What a grid may vary; "hidden" is a short way to give "sizes".
 GRID_KEYS = ("sizes", "hidden", "eta", "mini_batch_size", "seed", "epochs", "dtype")
 
@@ -73,7 +75,7 @@ def _dtype_name(dtype):
         name = np.dtype(dtype).name
     except TypeError:
         return dtype
-    return name if name in ("float32", "float64") else dtype
+    return name if name in DTYPES else dtype
 
 
 def plain(value):

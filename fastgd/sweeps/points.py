@@ -3,6 +3,7 @@
 import time
 import warnings
 
+from .._validation import DTYPES
 from .grid import POINT_COLUMNS
 
 # What a point's run gave, in the tables' column order after POINT_COLUMNS.
@@ -97,4 +98,4 @@ def _is_shape(point):
     sizes = point["sizes"]
     return (isinstance(sizes, list) and len(sizes) >= 2
             and all(isinstance(n, int) and n >= 1 for n in sizes)
-            and point["dtype"] in ("float32", "float64"))
+            and point["dtype"] in DTYPES)

@@ -4,8 +4,11 @@ run ends early (``DivergenceError``, ``DivergenceWarning``,
 ``TrainingInterrupted``)."""
 
 from collections import namedtuple
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .diagnose import SATURATION_SAMPLE
 from .kernel_choice import numba_threads
@@ -41,7 +44,7 @@ class DivergenceWarning(RuntimeWarning):
     """Training diverged and was stopped (or continued, if asked)."""
 
 
-class History(list):
+class History(list[dict[str, Any]]):
     """One dict per epoch: epoch, seconds, cost, and when measured correct, total,
     accuracy (test_data) and training_cost (monitor_training_cost).
 
@@ -55,15 +58,17 @@ class History(list):
     ``fastgd.plots.learning_curves(history)`` draws it.
     """
 
-    def __init__(self, *args, **info):
+    def __init__(self, *args: Iterable[dict[str, Any]], **info: Any) -> None:
         super().__init__(*args)
-        self.diverged = None   # the failure verdict (see diagnose), or None
-        self.stopped = None    # why training stopped before epochs_planned, or None
-        self.best_saved = None  # {"epoch", "path"} of the network save_best kept
-        self.checkpoint = None  # {"epoch", "position", "path"} of the last checkpoint
-        self.info = info
+        self.diverged: str | None = None  # the failure verdict (see diagnose), or None
+        self.stopped: str | None = None   # why training stopped before epochs_planned, or None
+        # {"epoch", "path"} of the network save_best kept
+        self.best_saved: dict[str, Any] | None = None
+        # {"epoch", "position", "path"} of the last checkpoint
+        self.checkpoint: dict[str, Any] | None = None
+        self.info: dict[str, Any] = info
 
-    def column(self, key):
+    def column(self, key: str) -> NDArray[np.float64]:
         """The values of one field across epochs, as an array (NaN where absent)."""
         return np.array([row.get(key, np.nan) for row in self], dtype=float)
 

@@ -2,8 +2,7 @@
 choice list they take, defined here once (the CLI offers the same tuples)."""
 
 from dataclasses import dataclass
-from typing import Any
-
+from .._files import StrPath
 from .._validation import check_int, check_positive_float
 from ..network import REGULARIZATIONS, check_regularization
 
@@ -26,7 +25,7 @@ __all__ = ["REDUCTIONS", "KERNELS", "ON_DIVERGENCE", "ETA_SCHEDULES", "SPECIALIZ
            "RUN_OPTION_DEFAULTS"]
 
 
-def check_choice(value, name, choices):
+def check_choice(value: str | None, name: str, choices: tuple[str | None, ...]) -> str | None:
     """value if it is one of choices, else ValueError naming the argument and
     the choices ("reduction must be 'mean' or 'sum', got 'avg'")."""
     if not (value is None or isinstance(value, str)) or value not in choices:
@@ -48,9 +47,9 @@ class TrainingOptions:
     verbose: bool = True
     monitor_training_cost: bool = False
     on_divergence: str = "stop"
-    checkpoint: Any = None  # a path
+    checkpoint: StrPath | None = None
     checkpoint_every: int = 1
-    save_best: Any = None  # a path
+    save_best: StrPath | None = None
     early_stop: int | None = None
     overwrite: bool = False
     handle_signals: bool = True
@@ -61,7 +60,7 @@ class TrainingOptions:
     patience: int = 10
     min_eta_factor: float = 1 / 128
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         def normalise(name, value):
             object.__setattr__(self, name, value)
 

@@ -7,12 +7,13 @@ best network, early stop, the eta schedule, checkpoints and stop requests
 import math
 import os
 import warnings
+from typing import TypeVar
 
 import numpy as np
 
-from .._files import check_writable
+from .._files import StrPath, check_writable
 from .._validation import check_int, stacklevel_outside_package
-from ..dataset import FINGERPRINT_ALGORITHM, prepare
+from ..dataset import FINGERPRINT_ALGORITHM, Data, prepare
 from ..network import Network
 from ..network_file import write_network
 from .checkpoint import check_same_data, read_checkpoint, write_checkpoint
@@ -24,13 +25,19 @@ from .progress import ProgressLine, epoch_line
 from .stop_requests import StopRequests, signal_name
 from .trainer import Trainer
 
+# resume gives back a network of the class it is given (fastgd.Network, with SGD).
+_N = TypeVar("_N", bound=Network)
 
-def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
-        reduction="mean", shuffle=True, threads=None, kernel="auto", verbose=True,
-        monitor_training_cost=False, on_divergence="stop", checkpoint=None,
-        checkpoint_every=1, save_best=None, early_stop=None, overwrite=False,
-        handle_signals=True, info=None, lmbda=0.0, regularization="L2", eta_schedule=None,
-        patience=10, min_eta_factor=1 / 128):
+
+def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | None,
+        eta: float, test_data: Data | None = None, *, reduction: str = "mean",
+        shuffle: bool = True, threads: int | None = None, kernel: str = "auto",
+        verbose: bool = True, monitor_training_cost: bool = False, on_divergence: str = "stop",
+        checkpoint: StrPath | None = None, checkpoint_every: int = 1,
+        save_best: StrPath | None = None, early_stop: int | None = None, overwrite: bool = False,
+        handle_signals: bool = True, info: dict | None = None, lmbda: float = 0.0,
+        regularization: str = "L2", eta_schedule: str | None = None, patience: int = 10,
+        min_eta_factor: float = 1 / 128) -> History:
     """Train ``net`` by stochastic gradient descent; returns a ``History``.
 
     The cost minimised is the network's own (``Network(cost=...)``).
@@ -344,9 +351,13 @@ class Run:
         self.rng_before = state["rng"]
 
 
-def resume(path, training_data, test_data=None, *, epochs=None, threads=None, kernel="auto",
-           verbose=True, checkpoint=None, save_best=None, overwrite=False,
-           handle_signals=True, network_class=Network):
+def resume(path: StrPath, training_data: Data, test_data: Data | None = None, *,
+           epochs: int | None = None, threads: int | None = None, kernel: str = "auto",
+           verbose: bool = True, checkpoint: StrPath | None = None,
+           save_best: StrPath | None = None, overwrite: bool = False,
+           handle_signals: bool = True,
+           network_class: type[_N] = Network,  # type: ignore[assignment]  # (mypy#3737)
+           ) -> tuple[_N, History]:
     """Continue the run whose checkpoint is at ``path``; returns (network, History).
 
     The network, the epoch (and position within it), the generator's state, the

@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from .options import REDUCTIONS, SPECIALIZE_MODES, check_choice
 from .specialization import Specialization, compile_notice
 
 # Each network's last calibration per settings (Trainer._remember_calibration).
-_LAST_CALIBRATION = weakref.WeakKeyDictionary()
+_LAST_CALIBRATION: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
 class Trainer:
