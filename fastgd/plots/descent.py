@@ -1,6 +1,11 @@
 """The chapter's picture: the ball rolling down the valley C(v), a ``Descent`` from
 ``fastgd.minimize`` drawn on the contours (two variables) or the curve (one) of C."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import math
 
 import numpy as np
@@ -8,10 +13,16 @@ import numpy as np
 from .._validation import check_int
 from .figure import figure_class
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..descent import Descent
+
 INCREASE_COLOR = "tab:red"
 
 
-def valley(result, C, *, name=None, minimum=None, grid=161):
+def valley(result: Descent, C: Callable[..., Any], *, name: str | None = None,
+           minimum: Sequence[float] | None = None, grid: int = 161) -> Figure:
     """The chapter's picture of a ``Descent`` (from ``fastgd.minimize``) on the valley of C.
 
     For two variables, the contours of C(v1, v2) with the ball's path v_0 -> v_1 -> ...
@@ -39,19 +50,18 @@ def valley(result, C, *, name=None, minimum=None, grid=161):
     grid = check_int(grid, "grid", minimum=3)
     if name is None:
         name = f"C = {getattr(C, '__name__', 'C')}"
-    if minimum is not None:
-        minimum = np.array(minimum, dtype=np.float64, ndmin=1)
-        if minimum.shape != (result.n,):
-            raise ValueError(f"minimum must have {result.n} coordinates like v, "
-                             f"got shape {minimum.shape}")
-    Figure = figure_class()
+    where = None if minimum is None else np.array(minimum, dtype=np.float64, ndmin=1)
+    if where is not None and where.shape != (result.n,):
+        raise ValueError(f"minimum must have {result.n} coordinates like v, "
+                         f"got shape {where.shape}")
+    FigureClass = figure_class()
 
-    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    fig = FigureClass(figsize=(12, 5.4), layout="constrained")
     left, costs = fig.subplots(1, 2, width_ratios=[1.35, 1])
     if result.n == 2:
-        _draw_contours(left, result, C, minimum, grid)
+        _draw_contours(left, result, C, where, grid)
     else:
-        _draw_curve(left, result, C, minimum, grid)
+        _draw_curve(left, result, C, where, grid)
     _draw_costs(costs, result)
     fig.suptitle(f"Gradient descent on {name}: {_rate(result)}, "
                  f"{result.steps_taken} step{'s' if result.steps_taken != 1 else ''}"

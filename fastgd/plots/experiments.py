@@ -1,6 +1,11 @@
 """The pictures of the experiments: time to accuracy (``fastgd.compare``), gradient noise
 (``fastgd.noise``) and sweeps over the learning rate (``fastgd.sweeps``)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import math
 
 import numpy as np
@@ -8,17 +13,22 @@ import numpy as np
 from ..noise import NoiseResult
 from .figure import figure_class
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..sweeps import SweepTable
+
 
 # -- time to accuracy ----------------------------------------------------------------------
 
-def time_to_accuracy(result, title=None):
+def time_to_accuracy(result: dict[str, Any], title: str | None = None) -> Figure:
     """Two panels for a ``fastgd.time_to_accuracy`` result: accuracy against epochs and
     against training seconds, one line per mode (labelled with its eta), dashed lines
     at the targets, circles where each target was first reached.  Both x axes are
     logarithmic: online learning reaches 90% within a fraction of an epoch while
     full-batch gradient descent takes hundreds of steps."""
-    Figure = figure_class()
-    fig = Figure(figsize=(13, 6), layout="constrained")
+    FigureClass = figure_class()
+    fig = FigureClass(figsize=(13, 6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     lowest = 1.0
     for i, run in enumerate(result["runs"]):
@@ -71,7 +81,7 @@ def time_to_accuracy(result, title=None):
 
 # -- gradient noise ----------------------------------------------------------------------
 
-def noise(results, title=None):
+def noise(results: NoiseResult | Sequence[NoiseResult], title: str | None = None) -> Figure:
     """Relative error (left) and cosine (right) of mini-batch gradients against m, one
     colour per ``NoiseResult`` (from ``fastgd.gradient_noise``).
 
@@ -85,9 +95,9 @@ def noise(results, title=None):
     results = list(results)
     if not results or not all(isinstance(r, NoiseResult) for r in results):
         raise TypeError("results must be a NoiseResult or a list of them")
-    Figure = figure_class()
+    FigureClass = figure_class()
 
-    fig = Figure(figsize=(11, 6.2), layout="constrained")
+    fig = FigureClass(figsize=(11, 6.2), layout="constrained")
     ax_err, ax_cos = fig.subplots(1, 2)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for i, r in enumerate(results):
@@ -135,7 +145,7 @@ def noise(results, title=None):
 
 # -- sweeps ------------------------------------------------------------------------------
 
-def sweep(table, title=None):
+def sweep(table: SweepTable, title: str | None = None) -> Figure:
     """Accuracy against eta for a ``fastgd.sweep`` result (a ``SweepTable`` or its rows),
     log x axis: one line per network (and per value of any other parameter the sweep
     varies besides eta and the seed), through the median over the seeds, with each
@@ -145,18 +155,18 @@ def sweep(table, title=None):
     rows = list(getattr(table, "rows", table))
     if not all(isinstance(r, dict) and "eta" in r and "best_accuracy" in r for r in rows):
         raise TypeError("table must be a SweepTable (from fastgd.sweep) or its rows")
-    Figure = figure_class()
+    FigureClass = figure_class()
     done = [r for r in rows if r["best_accuracy"] is not None]
     # Lines differ in everything that varies except eta (the x axis) and the seed
     # (the spread).
     keys = [k for k in ("sizes", "mini_batch_size", "epochs", "dtype")
             if len({str(r[k]) for r in rows}) > 1] or ["sizes"]
     names = {"sizes": "", "mini_batch_size": "m ", "epochs": "epochs ", "dtype": ""}
-    lines = {}
+    lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in done:
         lines.setdefault(tuple(str(r[k]) for k in keys), []).append(r)
 
-    fig = Figure(figsize=(8.5, 5.4), layout="constrained")
+    fig = FigureClass(figsize=(8.5, 5.4), layout="constrained")
     ax = fig.add_subplot()
     for i, runs in enumerate(lines.values()):
         colour = f"C{i % 10}"

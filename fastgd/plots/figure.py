@@ -1,9 +1,16 @@
 """The figure and the file: matplotlib's Figure, imported only when a picture is drawn,
 and ``save``, which writes a figure without replacing a file unless asked."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import os
 
-from .._files import atomic_write
+from .._files import StrPath, atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_HINT = "matplotlib is needed for plots: pip install 'fastgd[plot]'"
 
@@ -34,7 +41,7 @@ def check_path(path, overwrite=False, name="path", suffix=None):
     return path
 
 
-def save(fig, path, *, overwrite=False, dpi=110):
+def save(fig: Figure, path: StrPath, *, overwrite: bool = False, dpi: int = 110) -> StrPath:
     """Write ``fig`` to ``path`` (the format from its suffix, e.g. .png); an existing
     file is refused unless ``overwrite=True``, and nothing is left behind when drawing
     fails.  Returns ``path``."""

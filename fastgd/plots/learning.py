@@ -1,11 +1,21 @@
 """Learning curves of one training run, and the book's overfitting picture of several."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .figure import figure_class
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def learning_curves(history, title=None):
+    from ..training import History
+
+
+def learning_curves(history: History, title: str | None = None) -> Figure:
     """Accuracy (left) and cost (right) per epoch of a training ``History``.
 
     Left: the accuracy on the evaluation data after each epoch, when the run was
@@ -21,14 +31,14 @@ def learning_curves(history, title=None):
     if not all(isinstance(r, dict) and "epoch" in r for r in records):
         raise TypeError("history must be a training History: one dict per epoch with "
                         "'epoch' (and 'cost', 'accuracy', ...)")
-    Figure = figure_class()
+    FigureClass = figure_class()
 
     def column(key):
         return np.array([r.get(key, np.nan) if r.get(key) is not None else np.nan
                          for r in records], dtype=float)
 
     epochs = column("epoch")
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    fig = FigureClass(figsize=(11, 4.6), layout="constrained")
     ax_acc, ax_cost = fig.subplots(1, 2)
     accuracy = column("accuracy")
     marker = "o" if len(records) <= 40 else None
@@ -81,15 +91,15 @@ def learning_curves(history, title=None):
     return fig
 
 
-def overfitting(runs, title=None):
+def overfitting(runs: Mapping[str, Iterable[dict[str, Any]]], title: str | None = None) -> Figure:
     """The book's overfitting picture: for each run (a label and its History, or
     its list of epoch records, measured with ``monitor_training_cost`` and
     ``test_data``), the cost on the training data (left; it goes on falling)
     and the accuracy on the test data (right; it stops rising) per epoch."""
     if not runs:
         raise ValueError("runs must hold at least one training run")
-    Figure = figure_class()
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    FigureClass = figure_class()
+    fig = FigureClass(figsize=(11, 4.6), layout="constrained")
     ax_cost, ax_acc = fig.subplots(1, 2)
     colours = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
     for (label, records), colour in zip(runs.items(), colours * len(runs)):
