@@ -49,7 +49,7 @@ from ._validation import check_int, check_positive_float, stacklevel_outside_pac
 from .dataset import Data, check_data
 from .network import Network
 from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
-from .training import (GROUP, KERNELS, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
+from .training import (DETERMINISTIC_KERNELS, GROUP, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
                        DivergenceWarning, History, check_choice, chunk, chunk_size,
                        compile_notice, diagnose, epoch_line, epoch_record, numba_threads)
 
@@ -246,7 +246,8 @@ class Run:
         try:  # a rank's bad input is reported on every rank: none waits for it forever
             self.epochs = check_int(epochs, "epochs", minimum=0)
             check_choice(on_divergence, "on_divergence", ON_DIVERGENCE)
-            check_choice(kernel, "kernel", KERNELS)
+            # ranks must agree on every bit of their gradients: no hogwild here
+            check_choice(kernel, "kernel", DETERMINISTIC_KERNELS)
             check_choice(reduction, "reduction", REDUCTIONS)
             self.check_every = check_int(check_every, "check_every", minimum=1)
             self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1],

@@ -215,8 +215,11 @@ def add_training_options(parser, epochs=30):
     parser.add_argument("--kernel", choices=KERNELS, default="auto",
                        help="auto (default) times the serial kernel (1 thread) against the "
                             "parallel one (all threads) during the first epoch, keeps the "
-                            "faster, and times them again when the speed drifts; all give the "
-                            "same weights")
+                            "faster, and times them again when the speed drifts; these three "
+                            "give the same weights. hogwild (Hogwild!, for small mini-batches) "
+                            "lets each thread train on its own share of the mini-batches, "
+                            "updating the shared weights without locks: NOT deterministic on "
+                            "more than one thread (the weights differ from run to run)")
     parser.add_argument("--data", type=_directory, metavar="DIR", help=DATA_HELP)
     parser.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
                         metavar="N", help=VALIDATION_HELP)

@@ -24,10 +24,11 @@ Where the book's equations are, per example x of a mini-batch of m:
 import numpy as np
 from numba import prange
 
-from .buffers import _layers, _scratch
+from .buffers import Scratch, _layers, _scratch
 from .inputs import nonzero_columns
 from .maths import _add_groups, _apply
-from .workqueue import _decay_stage, _finish_and_take, _take, _wait_for, _work_queue
+from .workqueue import (_decay_stage, _finish_and_take, _hogwild_queues, _take, _wait_for,
+                        _work_queue)
 
 
 def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
@@ -58,6 +59,52 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
         _descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
                  scratch, plan, plan.direct_max, decay, shrink, counter, total)
     return total[0]
+
+
+def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
+                   scratch, plan, decay=1.0, shrink=0.0):
+    """Hogwild! (Recht, Re, Wright and Niu, 2011): ``_train``'s gradient descent
+    over idx[start:stop], with the mini-batches dealt out in one contiguous
+    block per thread, each thread stepping through its own block as the serial
+    kernel does and writing its steps into the shared params without locks.
+
+    NOT DETERMINISTIC with more than one thread: a thread's step reads weights
+    that other threads are writing, and two threads adding to the same weight
+    at once can lose one of the two additions, so the bits (and, slightly, the
+    accuracy) depend on how the threads happen to interleave.  That is the
+    method: Recht et al. prove that SGD converges like this when each step
+    touches few of the weights, as MNIST's sparse inputs make layer 0's
+    updates do.  With one thread it is ``_train``'s serial run, bit for bit:
+    the same ``_descend`` on one worker, over the same examples.
+
+    The arguments are ``_train``'s, except that every field of scratch has one
+    more, leading axis: the threads' own buffers (scratch[w] for thread w, its
+    rows on cache lines of their own, so that no two threads write one line),
+    and that plan is the serial kernel's plan with n_workers the number of
+    threads.  Returns the sum of C_x over the examples, each evaluated with
+    the weights its thread saw when its mini-batch started, the threads'
+    sums added in thread order.
+    """
+    n_threads = plan.n_workers
+    n_batches = (stop - start + mini_batch_size - 1) // mini_batch_size
+    counters, totals = _hogwild_queues(n_threads)
+    for w in prange(n_threads):
+        # thread w's mini-batches: first..last-1 of the n_batches, in order
+        first = start + (w * n_batches // n_threads) * mini_batch_size
+        last = min(stop, start + ((w + 1) * n_batches // n_threads) * mini_batch_size)
+        own = Scratch(scratch.nabla[w], scratch.groups[w], scratch.A[w], scratch.D[w],
+                      scratch.costs[w])
+        for p in range(own.nabla.shape[0]):
+            own.nabla[p] = 0
+        if first < last:
+            # one worker with its own work queue: the serial kernel's sequence of steps
+            _descend(examples, idx, first, last, mini_batch_size, eta, mean, True, params,
+                     layout, own, plan, plan.direct_max, decay, shrink, counters[w],
+                     totals[w])
+    total = 0.0
+    for w in range(n_threads):
+        total += totals[w, 0]
+    return total
 
 
 def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):

@@ -32,6 +32,20 @@ def _work_queue():
     return np.zeros(2, np.int64), np.zeros(1)
 
 
+# Numbers per row of ``_hogwild_queues``: 128 bytes, so that the counter and the
+# total of one thread never share a cache line (64 bytes) with another's.
+_QUEUE_ROW = 16
+
+
+@njit(cache=True, nogil=True)
+def _hogwild_queues(n_threads):
+    """(counters, totals): ``_work_queue``'s counter and total for each of
+    n_threads threads, as row w of each, the rows far enough apart that the
+    threads, each bumping its own counter at every piece, never write one cache
+    line.  Allocated here for the reason ``_work_queue`` gives."""
+    return np.zeros((n_threads, _QUEUE_ROW), np.int64), np.zeros((n_threads, _QUEUE_ROW))
+
+
 if sys.platform == "win32":
     @njit(cache=True, nogil=True)
     def _yield_cpu():

@@ -12,9 +12,9 @@ from .history import (DivergenceError, DivergenceWarning, EpochStep, History,
                       TrainingInterrupted, epoch_record)
 from .kernel_choice import (GROUP, Candidate, choose_kernel, chunk, chunk_size, numba_threads,
                             threading_layer)
-from .options import (ETA_SCHEDULES, KERNELS, ON_DIVERGENCE, REDUCTIONS, REGULARIZATIONS,
-                      RUN_OPTION_DEFAULTS, RUN_OPTIONS, SPECIALIZE_MODES, TrainingOptions,
-                      check_choice)
+from .options import (DETERMINISTIC_KERNELS, ETA_SCHEDULES, KERNELS, ON_DIVERGENCE,
+                      REDUCTIONS, REGULARIZATIONS, RUN_OPTION_DEFAULTS, RUN_OPTIONS,
+                      SPECIALIZE_MODES, TrainingOptions, check_choice)
 from .progress import ProgressLine, epoch_line
 from .sgd import SGD, Run, resume, scheduled_eta
 from .specialization import (Specialization, compile_estimate, compile_notice,
@@ -29,7 +29,8 @@ __all__ = [
     "epoch_record",
     "GROUP", "Candidate", "choose_kernel", "chunk", "chunk_size", "numba_threads",
     "threading_layer",
-    "ETA_SCHEDULES", "KERNELS", "ON_DIVERGENCE", "REDUCTIONS", "REGULARIZATIONS",
+    "DETERMINISTIC_KERNELS", "ETA_SCHEDULES", "KERNELS", "ON_DIVERGENCE", "REDUCTIONS",
+    "REGULARIZATIONS",
     "RUN_OPTION_DEFAULTS", "RUN_OPTIONS", "SPECIALIZE_MODES", "TrainingOptions", "check_choice",
     "ProgressLine", "epoch_line",
     "SGD", "Run", "resume", "scheduled_eta",

@@ -71,7 +71,8 @@ def chunk(m, most, group):
 
 def choose_kernel(mini_batch_size, threads, kernel="auto"):
     """(name, reason) of the kernel a run starts with: "serial", "parallel", or
-    "auto" (timed at run time) when both are candidates."""
+    "auto" (timed at run time) when both are candidates; "hogwild" (not
+    deterministic) only when asked for, never by "auto"."""
     if check_choice(kernel, "kernel", KERNELS) != "auto":
         return kernel, "asked for"
     if threads == 1:

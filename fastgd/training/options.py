@@ -9,8 +9,12 @@ from ..network import REGULARIZATIONS, check_regularization
 # How a mini-batch's summed gradient becomes a step: "mean" divides by its
 # size m, as the book does; "sum" does not.
 REDUCTIONS = ("mean", "sum")
-# Which training kernel runs: "auto" times both (see Trainer).
-KERNELS = ("auto", "serial", "parallel")
+# Which training kernel runs: "auto" times serial against parallel (see Trainer);
+# all three give bit-identical weights on any thread count.
+DETERMINISTIC_KERNELS = ("auto", "serial", "parallel")
+# "hogwild" (Hogwild!, opt-in) is the one kernel whose bits depend on how its
+# threads interleave: never chosen by "auto".
+KERNELS = DETERMINISTIC_KERNELS + ("hogwild",)
 # What a run does when training fails (see diagnose).
 ON_DIVERGENCE = ("stop", "warn", "raise")
 # How eta changes from epoch to epoch (see scheduled_eta).
@@ -20,9 +24,9 @@ ETA_SCHEDULES = (None, "halve-on-plateau")
 # the generic kernels, compiled first ("now"), or not at all ("never").
 SPECIALIZE_MODES = ("background", "now", "never")
 
-__all__ = ["REDUCTIONS", "KERNELS", "ON_DIVERGENCE", "ETA_SCHEDULES", "SPECIALIZE_MODES",
-           "REGULARIZATIONS", "TrainingOptions", "check_choice", "RUN_OPTIONS",
-           "RUN_OPTION_DEFAULTS"]
+__all__ = ["REDUCTIONS", "KERNELS", "DETERMINISTIC_KERNELS", "ON_DIVERGENCE", "ETA_SCHEDULES",
+           "SPECIALIZE_MODES", "REGULARIZATIONS", "TrainingOptions", "check_choice",
+           "RUN_OPTIONS", "RUN_OPTION_DEFAULTS"]
 
 
 def check_choice(value: str | None, name: str, choices: tuple[str | None, ...]) -> str | None:

@@ -65,11 +65,16 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         permutation: the data are never copied); False keeps the order given.
     threads : int, optional
         numba threads for this call (numba's setting is restored afterwards).
-    kernel : "auto", "serial" or "parallel"
+    kernel : "auto", "serial", "parallel" or "hogwild"
         "auto" times the serial kernel (1 thread) against the parallel one
         (all threads) during the first epoch and keeps the faster, timing them
-        again when the speed drifts (``History.info["calibration"]``).  All
-        give bit-identical weights.
+        again when the speed drifts (``History.info["calibration"]``).  These
+        three give bit-identical weights.  "hogwild" (Hogwild!, Recht et al.
+        2011, for online learning and small mini-batches; never chosen by
+        "auto") deals the mini-batches out to the threads, which update the
+        shared weights without locks: it is NOT deterministic on more than one
+        thread (``History.info["deterministic"]`` is False); on one thread it
+        gives the serial kernel's bits.
     verbose : bool
         Print one line per epoch, and progress during epochs longer than a
         couple of seconds.

@@ -103,8 +103,11 @@ class Trainer:
                 ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1,
                 chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
                 EXAMPLE_BLOCK))
+        if self.kernel_name == "hogwild":  # each thread runs the serial plan on its own share
+            self.plans.append(("hogwild", n_threads, 1, chunk(m, direct_max, group), direct_max))
         self.buffers = Buffers(net, m, max(min(m, direct_max),
-                                            max(plan[3] for plan in self.plans)), group)
+                                            max(plan[3] for plan in self.plans)), group,
+                               n_threads if self.kernel_name == "hogwild" else None)
         self.calibration = []
         self._reference = None  # s/example the current candidate was timed at
         self._trained = 0  # examples trained so far
@@ -154,7 +157,8 @@ class Trainer:
 
     def new_buffers(self, rows):
         """Scratch of this run's shape for `rows` examples, apart from the run's own."""
-        return Buffers(self.net, self.mini_batch_size, rows, self.buffers.group)
+        return Buffers(self.net, self.mini_batch_size, rows, self.buffers.group,
+                       self.buffers.threads)
 
     def _use(self, candidates):
         """Train with these candidates from now on (timing them if there are several)."""
@@ -220,6 +224,8 @@ class Trainer:
                     cost=self.net.cost_function, lmbda=self.lmbda,
                     regularization=self.regularization,
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
+                    # hogwild's bits depend on how its threads interleave
+                    deterministic=self.kernel_name != "hogwild",
                     kernel_in_use=self.current.name, kernels=self.build,
                     calibration=self.calibration,
                     inputs="dense" if self.dense else "sparse",
@@ -444,22 +450,37 @@ class Trainer:
 class Buffers:
     """Scratch arrays for the training kernel, allocated once per training run:
     activations and errors for `rows` examples, and for mini-batches larger
-    than direct_max, nabla and a buffer per group of the largest chunk."""
+    than direct_max, nabla and a buffer per group of the largest chunk.
 
-    def __init__(self, net, m, rows, group):
+    With ``threads`` (the hogwild kernel), each array has one more, leading
+    axis: a set of buffers per thread, each row starting on a cache line of its
+    own, so that no two threads write one line."""
+
+    def __init__(self, net, m, rows, group, threads=None):
         layout = net.layout
         self.direct_max = chunk_size(layout)
         self.group = group
+        self.threads = threads
         per_example = int(layout.a_off[-1])
+        large = m > self.direct_max
+        n_groups = -(-rows // group) if large else 0
+        if threads is not None:
+            self.A = kernels.aligned_rows(threads, rows * per_example, net.dtype)
+            self.D = kernels.aligned_rows(threads, rows * per_example, net.dtype)
+            self.costs = kernels.aligned_rows(threads, rows, np.float64)
+            self.nabla = kernels.aligned_rows(threads, layout.n_params if large else 0,
+                                              net.dtype)
+            groups = kernels.aligned_rows(threads * n_groups, layout.n_params, net.dtype)
+            self.groups = groups.reshape((threads, n_groups, groups.shape[1]))
+            self.layout = layout
+            return
         # on cache lines, as params is (kernels.aligned_zeros)
         self.A = kernels.aligned_zeros(rows * per_example, net.dtype)
         self.D = kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
         self.costs = kernels.aligned_zeros(rows, np.float64)  # written by every thread
-        large = m > self.direct_max
         self.nabla = kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
         # zero between uses: the kernel zeroes each buffer as it adds it to nabla
-        self.groups = kernels.aligned_rows(-(-rows // group) if large else 0, layout.n_params,
-                                            net.dtype)
+        self.groups = kernels.aligned_rows(n_groups, layout.n_params, net.dtype)
         self.layout = layout
 
     @property
