@@ -8,8 +8,12 @@ Every rank holds the whole training set and draws the same permutation each
 epoch.  Each step w -> w - (eta/m) sum_j dC_Xj/dw is shared out: of the
 mini-batch X_1..X_m, rank r backpropagates the contiguous slice
 X_(r m/P + 1)..X_((r+1) m/P) with the summing half of the training kernel
-(``kernels.drivers._gradient_sum``), the P partial sums nabla_r are combined, and
-every rank applies the same update to its own copy of the weights.
+(the gradient-sum kernels), the P partial sums nabla_r are combined, and
+every rank applies the same update to its own copy of the weights.  The
+training is fastgd's one epoch loop (``training.Trainer`` and ``training.Run``)
+given a combiner (``training.combine``); this module holds what is MPI's: the
+combiners over a communicator, the checks that every rank was given the same
+run, the threads per rank, and stopping every rank when one fails.
 
 Combining, ``reduce``:
 
@@ -23,6 +27,11 @@ Combining, ``reduce``:
   depends on the library, the rank count and the message size: results agree
   with "ordered" within float rounding, and it scales to more ranks.
 
+A rank that fails (an exception of its own, a second Ctrl-C) aborts the whole
+job (``MPI_Abort``) after one line on stderr saying why: the other ranks would
+wait for it forever.  A first SIGINT, SIGTERM or SIGHUP on any rank stops every
+rank at the same segment boundary (``TrainingInterrupted`` on each).
+
 A mini-batch's gradient is summed in groups of ``training.GROUP`` examples
 counted from the start of each rank's slice, so one rank (P = 1) gives the
 bits of ``net.SGD`` for every mini-batch larger than ``training.chunk_size``
@@ -32,32 +41,28 @@ within rounding); P ranks give the same within float rounding.
 mpi4py is imported only when a communicator is given (``pip install
 'fastgd[mpi]'``).  See the README ("Beyond one machine") for launch recipes.
 """
-
+import dataclasses
 import math
 import os
 import socket
+import sys
 import time
 import warnings
 import zlib
+from contextlib import contextmanager
 from typing import Any
 
 import numba
 import numpy as np
 
-from . import kernels
 from ._validation import check_int, check_positive_float, stacklevel_outside_package
 from .dataset import Data, check_data
 from .network import Network
-from .config import PARALLEL_CHUNK, TRIAL_EXAMPLES
-from .training import (DETERMINISTIC_KERNELS, GROUP, ON_DIVERGENCE, REDUCTIONS, DivergenceError,
-                       DivergenceWarning, History, check_choice, chunk, chunk_size,
-                       compile_notice, diagnose, epoch_line, epoch_record, numba_threads)
+from .training import (DETERMINISTIC_KERNELS, DivergenceError, History, Run,
+                       TrainingInterrupted, TrainingOptions, check_choice)
+from .training.combine import CHECK_EVERY, Shards, slices
 
 REDUCES = ("ordered", "allreduce")
-# Steps between two checks that every rank holds the same weights (and at each
-# epoch's end): a checksum of the weights per rank, gathered: about as cheap as
-# one step's combine, so a check every 10 steps costs a few per cent at most.
-CHECK_EVERY = 10
 # Examples whose gradient is timed at the start (for the break-even warning),
 # and combines timed.
 TIMING_EXAMPLES = 512
@@ -66,7 +71,7 @@ TIMING_COMBINES = 7
 
 def _every_rank(error):
     """Mark an exception that every rank raises at the same point (so that no rank
-    waits for another): a launcher need not abort the job for it."""
+    waits for another): the job need not be aborted for it."""
     error.every_rank = True
     return error
 
@@ -76,54 +81,40 @@ class DistributedWarning(RuntimeWarning):
     the cores, or too few examples per rank per step to pay for the communication."""
 
 
-class _Emulated:
-    """P ranks in one process: the P slices' sums added in rank order, exactly as
-    ``reduce="ordered"`` adds them after the Allgather."""
+class Communicator(Shards):
+    """The combiner of one rank of an MPI communicator (an mpi4py Comm): this
+    rank's slice summed here, the P sums combined by ``reduce``."""
 
-    def __init__(self, size):
-        self.size, self.rank, self.comm = size, 0, None
-
-    def agree(self, summary):
-        return [summary] * self.size
-
-    def bcast(self, value):
-        return value
-
-    def gather_costs(self, costs):
-        return costs
-
-    def check_same(self, params):
-        return bool(np.isfinite(params).all())
-
-
-class _Communicator:
-    """One rank of an MPI communicator (an mpi4py Comm)."""
-
-    def __init__(self, comm, reduce):
+    def __init__(self, comm, reduce, check_every=CHECK_EVERY):
         from mpi4py import MPI
+        super().__init__(comm.Get_size(), check_every)
         self.MPI, self.comm, self.reduce = MPI, comm, reduce
-        self.size, self.rank = comm.Get_size(), comm.Get_rank()
+        self.rank = comm.Get_rank()
+        self.costs = [0.0]  # this rank's only
+        self.gathered = None
 
-    def agree(self, summary):
-        return self.comm.allgather(summary)
+    def gradient(self, gradient_sum, nabla, first, mb):
+        bounds = slices(first, mb, self.size)
+        self.costs[0] += gradient_sum(bounds[self.rank], bounds[self.rank + 1])
+        return self.combine(nabla)
 
-    def bcast(self, value):
-        return self.comm.bcast(value, root=0)
-
-    def gather_costs(self, costs):
-        return self.comm.allgather(costs[0])
-
-    def combine(self, nabla, gathered, total):
-        """total = the sum of every rank's nabla (gathered: (P, n_params) scratch)."""
+    def combine(self, nabla):
+        """The sum of every rank's nabla: in rank order after an Allgather
+        ("ordered"), or MPI's own (Allreduce)."""
+        if self.total is None:
+            self.total = np.empty_like(nabla)
         if self.reduce == "allreduce":
-            self.comm.Allreduce(nabla, total, op=self.MPI.SUM)
-            return
-        self.comm.Allgather(nabla, gathered)
-        total[:] = gathered[0]
+            self.comm.Allreduce(nabla, self.total, op=self.MPI.SUM)
+            return self.total
+        if self.gathered is None:
+            self.gathered = np.empty((self.size, nabla.size), nabla.dtype)
+        self.comm.Allgather(nabla, self.gathered)
+        self.total[:] = self.gathered[0]
         for r in range(1, self.size):
-            total += gathered[r]
+            self.total += self.gathered[r]
+        return self.total
 
-    def check_same(self, params):
+    def same_and_finite(self, params):
         """True if the weights are finite; RuntimeError on every rank if any rank's
         weights differ from the others' (a checksum of their bytes)."""
         sums = self.comm.allgather((zlib.crc32(params), bool(np.isfinite(params).all())))
@@ -135,6 +126,48 @@ class _Communicator:
                 "CPU kind (the kernels' bits depend on them); reduce='ordered' guarantees "
                 "identical sums"))
         return sums[0][1]
+
+    def gathered_costs(self):
+        return self.comm.allgather(self.costs[0])
+
+    def agree(self, flag):
+        """The first rank's flag that is set (a signal number, True), else None."""
+        return next((value for value in self.comm.allgather(flag) if value), None)
+
+    def share(self, value):
+        return self.comm.bcast(value, root=0)
+
+    def in_turn(self, compile):
+        """Compile (or load from numba's cache) one rank per node first, so that
+        the others load what it wrote instead of all compiling at once."""
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        first = node.Get_rank() == 0
+        for turn in (True, False):
+            if first == turn:
+                compile()
+            node.Barrier()
+        node.Free()
+
+
+@contextmanager
+def _every_rank_stops(group):
+    """A failure of this rank alone (any exception not raised by every rank at
+    the same point, a second Ctrl-C) aborts the MPI job after one line on
+    stderr: the other ranks would otherwise wait for this one forever in the
+    next collective.  An abort cannot return an error, hence the line."""
+    try:
+        yield
+    except BaseException as e:
+        shared = (getattr(e, "every_rank", False)
+                  or isinstance(e, (DivergenceError, TrainingInterrupted)))
+        if not isinstance(group, Communicator) or group.size == 1 or shared:
+            raise
+        reason = str(e) or type(e).__name__
+        if not isinstance(e, KeyboardInterrupt):
+            reason = f"{type(e).__name__}: {reason}"
+        print(f"fastgd: rank {group.rank} of {group.size} failed ({reason}); aborting the "
+              "MPI job, every rank stops", file=sys.stderr, flush=True)
+        group.comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 1)
 
 
 def _threads_facts(comm):
@@ -170,7 +203,8 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         shards: int | None = None, reduce: str = "ordered", reduction: str = "mean",
         shuffle: bool = True, threads: int | None = None, kernel: str = "auto",
         verbose: bool = True, monitor_training_cost: bool = False, on_divergence: str = "stop",
-        check_every: int = CHECK_EVERY, info: dict | None = None) -> History:
+        check_every: int = CHECK_EVERY, handle_signals: bool = True,
+        info: dict | None = None) -> History:
     """Train ``net`` with each mini-batch's gradient shared out over the ranks of
     ``comm``; returns a ``History``, the same on every rank.
 
@@ -178,12 +212,11 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
     a ValueError on every rank names what differs).  Rank 0's weights and random
     generator are broadcast at the start, so every rank ends with rank 0's
     network trained, and the same ``net.rng`` state.  Only rank 0 evaluates
-    ``test_data`` (the others may pass None) and prints; the epoch records are
-    broadcast from it.
+    ``test_data`` and prints; the epoch records are broadcast from it.
 
     Parameters as ``fastgd.training.SGD`` (epochs, mini_batch_size, eta,
     test_data, reduction, shuffle, kernel, verbose, monitor_training_cost,
-    on_divergence, info), and:
+    on_divergence, handle_signals, info), and:
 
     comm : mpi4py communicator, optional
         The ranks sharing the work (e.g. ``MPI.COMM_WORLD``).
@@ -202,332 +235,167 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         bits either way).
     check_every : int
         Steps between checks that every rank holds identical weights (also done
-        at each epoch's end); RuntimeError on every rank if not.
+        at each segment's end); RuntimeError on every rank if not.
 
     Warns (``DistributedWarning``) when the ranks' threads oversubscribe a node's
     cores, and when a step gives a rank fewer examples than the break-even: the
     examples whose gradient takes as long as one combine, both measured at the
     start (``History.info["distributed"]``).
     """
-    run = Run(net, comm=comm, shards=shards, reduce=reduce, verbose=verbose)
-    run.prepare(training_data, epochs, mini_batch_size, eta, test_data, reduction, shuffle,
-                threads, monitor_training_cost, on_divergence, check_every, info, kernel=kernel)
-    return run.train()
+    if comm is not None and shards is not None:
+        raise ValueError("give comm (MPI ranks) or shards (ranks emulated in one "
+                         "process), not both")
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce must be 'ordered' or 'allreduce', got {reduce!r}")
+    if comm is None:
+        group = Shards(1 if shards is None else check_int(shards, "shards", minimum=1))
+    elif not all(hasattr(comm, name) for name in ("Get_size", "Allgather", "Abort")):
+        raise TypeError(f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD), got "
+                        f"{type(comm).__name__}")
+    else:
+        group = Communicator(comm, reduce)
+    with _every_rank_stops(group):
+        options = _agree_on_the_run(group, net, training_data, epochs, mini_batch_size, eta,
+                                    test_data, dict(
+                                        reduction=reduction, shuffle=shuffle, kernel=kernel,
+                                        threads=threads,
+                                        verbose=verbose and group.rank == 0,
+                                        monitor_training_cost=monitor_training_cost,
+                                        on_divergence=on_divergence,
+                                        handle_signals=handle_signals, info=info),
+                                    reduce, check_every)
+        options = dataclasses.replace(options, threads=_threads(group, options.threads))
+        run = Run(net, training_data, epochs, mini_batch_size, eta,
+                  test_data if group.rank == 0 else None, options, combiner=group)
+        trainer = run.trainer
+        facts = {"ranks": group.size, "reduce": reduce, "emulated": comm is None,
+                 "threads_per_rank": trainer.threads}
+        if trainer.calibration:
+            facts.update(kernel=trainer.current.name,
+                         kernel_s_per_example=trainer.calibration[-1]["s_per_example"])
+        if comm is not None:
+            _measure(trainer, group, facts)
+        run.history.info["distributed"] = facts
+        return run.train()
 
 
-class Run:
-    """One call of distributed SGD on one rank: ``prepare`` checks the arguments
-    (against every rank's), broadcasts rank 0's weights and generator, compiles and
-    times; ``run_epoch(order)`` is one epoch (what the benchmarks time), ``train``
-    the epoch loop with its evaluation and verdicts."""
+def _allgather(group, value):
+    """Every rank's value, in rank order (the emulated ranks all hold this one's)."""
+    if isinstance(group, Communicator):
+        return group.comm.allgather(value)
+    return [value] * group.size
 
-    def __init__(self, net, *, comm=None, shards=None, reduce="ordered", verbose=True):
-        if comm is not None and shards is not None:
-            raise ValueError("give comm (MPI ranks) or shards (ranks emulated in one "
-                             "process), not both")
-        if reduce not in REDUCES:
-            raise ValueError(f"reduce must be 'ordered' or 'allreduce', got {reduce!r}")
-        if comm is None:
-            group = _Emulated(1 if shards is None else check_int(shards, "shards", minimum=1))
-        else:
-            group = _Communicator(comm, reduce)
-        self.net, self.group, self.reduce = net, group, reduce
-        self.rank0 = group.rank == 0
-        self.verbose = verbose and self.rank0
-        self.steps = 0
 
-    # -- before training: checks every rank agrees on, weights and seed from rank 0 ---
+def _agree_on_the_run(group, net, training_data, epochs, mini_batch_size, eta, test_data,
+                      options, reduce, check_every):
+    """The checked TrainingOptions, once every rank has checked its arguments and
+    found them the same as rank 0's (else a ValueError on every rank: none waits
+    for another forever); then rank 0's weights and generator on every rank."""
+    error, summary = None, None
+    try:
+        options = TrainingOptions(**options)
+        # ranks must agree on every bit of their gradients: no hogwild here
+        check_choice(options.kernel, "kernel", DETERMINISTIC_KERNELS)
+        epochs = check_int(epochs, "epochs", minimum=0)
+        group.check_every = check_int(check_every, "check_every", minimum=1)
+        X, y = check_data(training_data, net.sizes[0], net.sizes[-1], net.dtype,
+                          "training_data")
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("training_data must hold at least one example")
+        m = n if mini_batch_size is None else check_int(
+            mini_batch_size, "mini_batch_size", minimum=1, maximum=n)
+        eta = check_positive_float(eta, "eta")
+        if test_data is not None and group.rank == 0:
+            check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype, "test_data")
+        data_sum = zlib.crc32(np.ascontiguousarray(y, np.int64),
+                              zlib.crc32(np.ascontiguousarray(X)))
+        summary = {"sizes": list(net.sizes), "dtype": net.dtype.name,
+                   "training examples": n, "mini-batch size": m, "eta": eta,
+                   "epochs": epochs, "reduction": options.reduction,
+                   "shuffle": bool(options.shuffle), "on_divergence": options.on_divergence,
+                   "handle_signals": bool(options.handle_signals), "reduce": reduce,
+                   "check_every": group.check_every,
+                   "training data (CRC-32)": f"{data_sum:08x}"}
+    except (ValueError, TypeError) as e:
+        error = f"{type(e).__name__}: {e}"
+    summaries = _allgather(group, error or summary)
+    failed = [(r, s) for r, s in enumerate(summaries) if isinstance(s, str)]
+    if failed:
+        r, message = failed[0]
+        raise _every_rank(ValueError(f"rank {r} of {group.size} refused its arguments: "
+                                      f"{message}"))
+    for r, other in enumerate(summaries):
+        for key, value in other.items():
+            if value != summaries[0][key]:
+                raise _every_rank(ValueError(
+                    f"the ranks disagree on the {key}: rank {r} has {value!r}, rank 0 "
+                    f"{summaries[0][key]!r}; every rank must call SGD with the same "
+                    "network sizes, dtype, training data and options"))
+    if isinstance(group, Communicator):
+        group.comm.Bcast(net.params, root=0)
+        net.seed, net.rng.bit_generator.state = group.share(
+            (net.seed, net.rng.bit_generator.state))
+    if not np.isfinite(net.params).all():  # rank 0's, now every rank's
+        raise _every_rank(ValueError("the network's weights or biases are not finite; "
+                                     "set finite values (or draw a new Network) before "
+                                     "training"))
+    return options
 
-    def prepare(self, training_data, epochs, mini_batch_size, eta, test_data, reduction,
-                shuffle, threads, monitor_training_cost, on_divergence, check_every, info,
-                kernel="auto"):
-        net, group = self.net, self.group
-        error, summary = None, None
-        try:  # a rank's bad input is reported on every rank: none waits for it forever
-            self.epochs = check_int(epochs, "epochs", minimum=0)
-            check_choice(on_divergence, "on_divergence", ON_DIVERGENCE)
-            # ranks must agree on every bit of their gradients: no hogwild here
-            check_choice(kernel, "kernel", DETERMINISTIC_KERNELS)
-            check_choice(reduction, "reduction", REDUCTIONS)
-            self.check_every = check_int(check_every, "check_every", minimum=1)
-            self.X, self.y = check_data(training_data, net.sizes[0], net.sizes[-1],
-                                        net.dtype, "training_data")
-            self.n = n = self.X.shape[0]
-            if n == 0:
-                raise ValueError("training_data must hold at least one example")
-            self.m = n if mini_batch_size is None else check_int(
-                mini_batch_size, "mini_batch_size", minimum=1, maximum=n)
-            self.eta = check_positive_float(eta, "eta")
-            self.test = None
-            if test_data is not None and self.rank0:
-                self.test = check_data(test_data, net.sizes[0], net.sizes[-1], net.dtype,
-                                       "test_data")
-            if threads is not None:
-                threads = check_int(threads, "threads", minimum=1,
-                                    maximum=numba.config.NUMBA_NUM_THREADS)
-            data_sum = zlib.crc32(np.ascontiguousarray(self.y, np.int64),
-                                  zlib.crc32(np.ascontiguousarray(self.X)))
-            summary = {"sizes": list(net.sizes), "dtype": net.dtype.name,
-                       "training examples": n, "mini-batch size": self.m, "eta": self.eta,
-                       "epochs": self.epochs, "reduction": reduction, "shuffle": bool(shuffle),
-                       "reduce": self.reduce, "check_every": self.check_every,
-                       "training data (CRC-32)": f"{data_sum:08x}"}
-        except (ValueError, TypeError) as e:
-            error = f"{type(e).__name__}: {e}"
-        summaries = group.agree(error or summary)
-        failed = [(r, s) for r, s in enumerate(summaries) if isinstance(s, str)]
-        if failed:
-            r, message = failed[0]
-            raise _every_rank(ValueError(f"rank {r} of {group.size} refused its arguments: "
-                                          f"{message}"))
-        for r, other in enumerate(summaries):
-            for key, value in other.items():
-                if value != summaries[0][key]:
-                    raise _every_rank(ValueError(
-                        f"the ranks disagree on the {key}: rank {r} has {value!r}, rank 0 "
-                        f"{summaries[0][key]!r}; every rank must call SGD with the same "
-                        "network sizes, dtype, training data and options"))
-        self.mean, self.shuffle = reduction == "mean", bool(shuffle)
-        self.monitor_training_cost, self.on_divergence = monitor_training_cost, on_divergence
 
-        # rank 0's weights and generator (its seed, and where it stands) everywhere
-        if group.comm is not None:
-            group.comm.Bcast(net.params, root=0)
-        state = group.bcast((net.seed, net.rng.bit_generator.state))
-        net.seed, net.rng.bit_generator.state = state
-        if not np.isfinite(net.params).all():  # rank 0's, now every rank's
-            raise _every_rank(ValueError("the network's weights or biases are not finite; "
-                                         "set finite values (or draw a new Network) before "
-                                         "training"))
+def _threads(group, threads):
+    """Threads per rank; over MPI, a warning (on rank 0) naming the nodes whose
+    cores the ranks' threads oversubscribe."""
+    if not isinstance(group, Communicator):
+        return threads
+    if threads is not None:
+        threads = check_int(threads, "threads", minimum=1,
+                            maximum=numba.config.NUMBA_NUM_THREADS)
+    default, node, cpus = _threads_facts(group.comm)
+    threads = default if threads is None else threads
+    demand = sum(node.allgather(threads))
+    cores = len(set().union(*map(set, cpus)))
+    nodes = group.comm.allgather((socket.gethostname(), node.Get_size(), demand, cores)
+                                 if node.Get_rank() == 0 else None)
+    node.Free()
+    crowded = [f"{host}: {ranks} ranks x threads = {want} threads on {have} cores"
+               for host, ranks, want, have in filter(None, nodes) if want > have]
+    if crowded and group.rank == 0:
+        warnings.warn(
+            "the ranks oversubscribe the cores (" + "; ".join(crowded) + "): threads "
+            "wait for each other and every step waits for the slowest rank.  Start "
+            "fewer ranks per node or pass fewer threads (--threads).",
+            DistributedWarning, stacklevel=stacklevel_outside_package())
+    return threads
 
-        self._threads(threads)
-        self._kernel(kernel)
-        self.facts = {"ranks": group.size, "reduce": self.reduce,
-                      "emulated": group.comm is None, "threads_per_rank": self.threads}
-        if self.kernel_timings is not None:
-            self.facts.update(kernel=self.kernel_name, kernel_s_per_example=self.kernel_timings)
-        if group.comm is not None:
-            self._measure()
-        self.history = History(**(info or {}), mini_batch_size=self.m, eta=self.eta,
-                               threads=self.threads, kernel=self.kernel_name,
-                               dtype=net.dtype.name, distributed=self.facts,
-                               epochs_planned=self.epochs)
 
-    def _threads(self, threads):
-        """Threads per rank; a warning (on rank 0) naming the nodes whose cores
-        the ranks' threads oversubscribe."""
-        group = self.group
-        self.node = None
-        if group.comm is None:
-            with numba_threads(threads) as n_threads:
-                self.threads = n_threads
-            return
-        default, self.node, cpus = _threads_facts(group.comm)
-        self.threads = default if threads is None else threads
-        demand = sum(self.node.allgather(self.threads))
-        cores = len(set().union(*map(set, cpus)))
-        nodes = group.comm.allgather((socket.gethostname(), self.node.Get_size(), demand,
-                                      cores) if self.node.Get_rank() == 0 else None)
-        crowded = [f"{host}: {ranks} ranks x threads = {want} threads on {have} cores"
-                   for host, ranks, want, have in filter(None, nodes) if want > have]
-        if crowded and self.rank0:
-            warnings.warn(
-                "the ranks oversubscribe the cores (" + "; ".join(crowded) + "): threads "
-                "wait for each other and every step waits for the slowest rank.  Start "
-                "fewer ranks per node or pass fewer threads (--threads).",
-                DistributedWarning, stacklevel=stacklevel_outside_package())
-
-    def _kernel(self, kernel):
-        """The compiled gradient sum, its plan and scratch for this rank's largest slice.
-
-        kernel="auto" with more than one thread: the serial kernel (one thread) and
-        the parallel one are both compiled and timed on the rank's first examples,
-        and the faster is kept, as training's kernel="auto" does: they give the same
-        bits, and a parallel kernel whose threads share their cores with other work
-        can be many times slower than one thread."""
-        net, P = self.net, self.group.size
-        # every rank holds the whole training set (checked), so all take the same path
-        self.dense, self.nonzero_fraction = kernels.uses_dense_path(self.X)
-        module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
-        layout = net.layout
-        direct_max = chunk_size(layout)
-        group = min(GROUP, direct_max)
-        largest = max(1, -(-self.m // P))
-        no_splits = np.zeros((0, 0), np.uint64)
-        candidates = []
-        if kernel in ("serial", "auto"):
-            candidates.append(("serial", module.gradient_sum_serial, kernels.Plan(
-                no_splits, no_splits, direct_max, group, chunk(largest, direct_max, group),
-                1, 1)))
-        if kernel == "parallel" or (kernel == "auto" and self.threads > 1):
-            most = max(direct_max, PARALLEL_CHUNK, 2 * group * self.threads)
-            candidates.append(("parallel", module.gradient_sum_parallel, kernels.Plan(
-                no_splits, no_splits, direct_max, group, chunk(largest, most, group), 1,
-                self.threads)))
-        rows = min(largest, max(plan.chunk for _, _, plan in candidates))
-        per_example = int(layout.a_off[-1])
-        self.nabla = kernels.aligned_zeros(layout.n_params, net.dtype)
-        self.scratch = kernels.Scratch(
-            self.nabla, kernels.aligned_rows(-(-rows // group), layout.n_params, net.dtype),
-            kernels.aligned_zeros(rows * per_example, net.dtype),
-            kernels.aligned_zeros(rows * per_example, net.dtype),
-            kernels.aligned_zeros(rows, np.float64))
-        self.total = np.zeros(layout.n_params, net.dtype)
-        self.gathered = (np.zeros((P, layout.n_params), net.dtype)
-                         if self.group.comm is not None and self.reduce == "ordered" else None)
-        self.examples = kernels.Examples(*kernels.input_columns(self.X, self.dense), self.y)
-        # Compile (or load from numba's cache) now: one rank per node first, so that
-        # the others load what it wrote instead of all compiling at once.
-        first = self.node is None or self.node.Get_rank() == 0
-        for turn in (True, False):
-            if first == turn:
-                with compile_notice(net, self.verbose and first and self.rank0,
-                                    dense=self.dense):
-                    for self.kernel_name, self.fn, self.plan in candidates:
-                        self._sum(np.arange(0), 0, 0)
-            if self.node is None:
-                break
-            self.node.Barrier()
-        if self.node is not None:
-            self.node.Free()
-            self.node = None
-        self.kernel_timings = None
-        if len(candidates) > 1:
-            k = min(self.n, TRIAL_EXAMPLES)
-            seconds = {name: [] for name, _, _ in candidates}
-            for _ in range(2):
-                for self.kernel_name, self.fn, self.plan in candidates:
-                    began = time.perf_counter()
-                    self._sum(np.arange(k), 0, k)
-                    seconds[self.kernel_name].append((time.perf_counter() - began) / k)
-            # each counts as fast as its slower trial, as in Trainer._calibrate: one
-            # lucky trial on a busy machine must not choose the parallel kernel
-            self.kernel_timings = {name: max(t) for name, t in seconds.items()}
-            self.kernel_name, self.fn, self.plan = min(
-                candidates, key=lambda c: self.kernel_timings[c[0]])
-
-    def _sum(self, order, start, stop):
-        """nabla = the gradient summed over order[start:stop]; returns the sum of C_x."""
-        with numba_threads(self.threads):
-            return kernels.call(self.fn, self.examples, order, start, stop, self.net.params,
-                                 self.net.layout.arrays, self.scratch, self.plan)
-
-    def _measure(self):
-        """Time one example's gradient and one combine (the slowest rank's, so that
-        every rank agrees); warn on rank 0 when a step gives a rank fewer examples
-        than the break-even."""
-        comm = self.group.comm
-        k = min(self.n, TIMING_EXAMPLES)
+def _measure(trainer, group, facts):
+    """Time one example's gradient and one combine (the slowest rank's, so that
+    every rank agrees); warn on rank 0 when a step gives a rank fewer examples
+    than the break-even."""
+    comm = group.comm
+    k = min(trainer.n, TIMING_EXAMPLES)
+    began = time.perf_counter()
+    trainer.gradient_sum(trainer.current, np.arange(k), 0, k)
+    per_example = (time.perf_counter() - began) / k
+    seconds = []
+    for _ in range(TIMING_COMBINES):
+        comm.Barrier()
         began = time.perf_counter()
-        self._sum(np.arange(k), 0, k)
-        per_example = (time.perf_counter() - began) / k
-        seconds = []
-        for _ in range(TIMING_COMBINES):
-            comm.Barrier()
-            began = time.perf_counter()
-            self.group.combine(self.nabla, self.gathered, self.total)
-            seconds.append(time.perf_counter() - began)
-        latency = float(np.median(seconds))
-        pairs = comm.allgather((latency, per_example))
-        latency, per_example = max(p[0] for p in pairs), max(p[1] for p in pairs)
-        break_even = math.ceil(latency / per_example)
-        fewest = self.m // self.group.size
-        self.facts.update(combine_s=latency, s_per_example=per_example,
-                          break_even_examples=break_even, fewest_examples_per_rank=fewest)
-        if fewest < break_even and self.rank0:
-            warnings.warn(
-                f"each step gives a rank as few as {fewest} examples, fewer than the "
-                f"{break_even} whose gradient takes as long as one combine here "
-                f"({latency * 1e6:.0f} us against {per_example * 1e6:.2f} us per example): "
-                f"communication outweighs the work shared out.  Use a larger mini-batch "
-                f"(or full batch), or fewer ranks.", DistributedWarning,
-                stacklevel=stacklevel_outside_package())
-
-    # -- training ----------------------------------------------------------------------
-
-    def _step_gradient(self, order, first, mb, costs):
-        """self.total = the mini-batch's summed gradient, combined over the ranks
-        in rank order (or by Allreduce); each rank's cost added to costs[rank]."""
-        P, group = self.group.size, self.group
-        bounds = [first + mb * r // P for r in range(P + 1)]
-        if group.comm is not None:
-            r = group.rank
-            costs[0] += self._sum(order, bounds[r], bounds[r + 1])
-            group.combine(self.nabla, self.gathered, self.total)
-            return
-        for r in range(P):
-            costs[r] += self._sum(order, bounds[r], bounds[r + 1])
-            if r == 0:
-                self.total[:] = self.nabla
-            else:
-                self.total += self.nabla
-
-    def run_epoch(self, order):
-        """One epoch over the examples X[order] (the same order on every rank);
-        returns the sum of C_x over them, or NaN once the weights are not finite
-        (the epoch then ends early)."""
-        group, params = self.group, self.net.params
-        costs = [0.0] * (group.size if group.comm is None else 1)
-        finite = True
-        for first in range(0, self.n, self.m):
-            mb = min(self.m, self.n - first)
-            self._step_gradient(order, first, mb, costs)
-            # the same operation, in the same dtype, as _train's params += step * nabla
-            step = params.dtype.type(-self.eta / mb if self.mean else -self.eta)
-            params += step * self.total
-            self.steps += 1
-            if self.steps % self.check_every == 0 and first + mb < self.n:
-                finite = group.check_same(params)
-                if not finite:
-                    break
-        finite = group.check_same(params) and finite
-        cost = 0.0
-        for c in group.gather_costs(costs):  # in rank order
-            cost += c
-        return cost if finite else math.nan
-
-    def train(self):
-        net, group, history = self.net, self.group, self.history
-        for epoch in range(self.epochs):
-            order = net.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-            started = time.perf_counter()
-            cost = self.run_epoch(order)
-            record = None
-            if self.rank0:
-                record = self._record(epoch, cost, time.perf_counter() - started)
-                history.append(record)
-                verdict = diagnose(history, self.eta, net.sizes[-1])
-                history.pop()
-            record, verdict = group.bcast((record, verdict if self.rank0 else None))
-            history.append(record)
-            if self.verbose:
-                print(epoch_line(record), flush=True)
-            if self._stop(verdict):
-                break
-        return history
-
-    def _record(self, epoch, cost, seconds):
-        """The epoch's entry in the History (rank 0 only: it evaluates)."""
-        return epoch_record(self.net, epoch, cost, seconds, (self.X, self.y), self.test,
-                            monitor_training_cost=self.monitor_training_cost,
-                            threads=self.threads)
-
-    def _stop(self, verdict):
-        """Whether training stops after this epoch (the same answer on every rank:
-        the verdict is rank 0's)."""
-        history = self.history
-        if verdict and history.diverged is None:
-            history.diverged = verdict
-            if self.on_divergence == "raise":
-                raise _every_rank(DivergenceError(verdict, history))
-            if self.rank0:
-                warnings.warn(verdict, DivergenceWarning,
-                              stacklevel=stacklevel_outside_package())
-            if self.on_divergence == "stop":
-                history.stopped = verdict
-                return True
-        if not math.isfinite(history[-1]["cost"]):
-            history.stopped = history.diverged
-            return True
-        return False
-
+        group.combine(trainer.buffers.nabla)
+        seconds.append(time.perf_counter() - began)
+    latency = float(np.median(seconds))
+    pairs = comm.allgather((latency, per_example))
+    latency, per_example = max(p[0] for p in pairs), max(p[1] for p in pairs)
+    break_even = math.ceil(latency / per_example)
+    fewest = trainer.mini_batch_size // group.size
+    facts.update(combine_s=latency, s_per_example=per_example,
+                 break_even_examples=break_even, fewest_examples_per_rank=fewest)
+    if fewest < break_even and group.rank == 0:
+        warnings.warn(
+            f"each step gives a rank as few as {fewest} examples, fewer than the "
+            f"{break_even} whose gradient takes as long as one combine here "
+            f"({latency * 1e6:.0f} us against {per_example * 1e6:.2f} us per example): "
+            f"communication outweighs the work shared out.  Use a larger mini-batch "
+            f"(or full batch), or fewer ranks.", DistributedWarning,
+            stacklevel=stacklevel_outside_package())

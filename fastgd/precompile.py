@@ -13,7 +13,7 @@ from numpy.typing import DTypeLike
 
 from . import config, kernels
 from ._validation import check_dtype, check_sizes
-from .distributed import Run
+from .distributed import SGD as distributed_SGD
 from .network import Network
 from .training import Trainer, compile_notice
 
@@ -124,10 +124,9 @@ def _compile_training(net, data, dense):
 
 def _compile_distributed(net, data, dense):
     """Compile the serial and the parallel gradient sum as distributed training
-    does (``distributed.Run.prepare`` of one emulated rank, no epochs)."""
+    does (one emulated rank, no epochs)."""
     def prepare(kind):
-        Run(net, shards=1, verbose=False).prepare(
-            data, 0, 1, 1.0, None, "mean", False, None, False, "stop", 1, None, kernel=kind)
+        distributed_SGD(net, data, 0, 1, 1.0, shards=1, kernel=kind, verbose=False)
 
     module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"gradient_sum_{kind}", "dense" if dense else "sparse",

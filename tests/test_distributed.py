@@ -75,7 +75,7 @@ def test_auto_keeps_the_faster_kernel(data):
     facts = history.info["distributed"]
     timings = facts["kernel_s_per_example"]
     assert set(timings) == {"serial", "parallel"}
-    assert facts["kernel"] == min(timings, key=timings.get) == history.info["kernel"]
+    assert facts["kernel"] == min(timings, key=timings.get) == history.info["kernel_in_use"]
 
 
 def test_short_last_mini_batch_within_rounding(data):
@@ -215,3 +215,50 @@ def test_an_error_on_one_rank_reaches_every_rank(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "rank0.txt").read_text() == "ValueError rank 1 stopped: no such directory\n"
     assert (tmp_path / "rank1.txt").read_text() == "OSError no such directory\n"
+
+
+# Trains for minutes unless stopped; each rank writes its pid once it has started.
+STOPPING = """\
+import os, sys
+from mpi4py import MPI
+import fastgd
+comm = MPI.COMM_WORLD
+open(f"rank{comm.rank}.pid", "w").write(str(os.getpid()))
+(X, y), _, _ = fastgd.load_mnist()
+net = fastgd.Network([784, 10, 10], seed=1)
+try:
+    net.SGD((X[:3000], y[:3000]), 1000, 10, 3.0, comm=comm, threads=1, verbose=False)
+except fastgd.TrainingInterrupted as e:
+    print(f"rank {comm.rank}: {e.history.stopped}", flush=True)
+    sys.exit(130)
+"""
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_a_rank_interrupted_or_killed_stops_every_rank(tmp_path, signal_name):
+    """One rank interrupted (SIGINT: every rank stops at the same step) or killed
+    (SIGKILL: the launcher ends the job): never a rank waiting forever."""
+    import signal
+    import time
+    env = dict(os.environ, PYTHONPATH=IMPORT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-c", STOPPING], cwd=tmp_path,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120  # imports and the kernels' compile
+        while not all((tmp_path / f"rank{r}.pid").exists() for r in range(2)):
+            assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+            time.sleep(0.2)
+        time.sleep(8)  # into training (the kernels come from numba's cache)
+        assert job.poll() is None, job.communicate()
+        os.kill(int((tmp_path / "rank1.pid").read_text()), getattr(signal, signal_name))
+        out, err = job.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.communicate()
+        pytest.fail(f"the job still ran 20 s after {signal_name} to rank 1")
+    assert job.returncode != 0
+    if signal_name == "SIGINT":
+        assert "rank 0: interrupted by SIGINT" in out and "rank 1: interrupted by SIGINT" in out

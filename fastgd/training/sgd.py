@@ -151,10 +151,11 @@ class Run:
     """One call of SGD: the Trainer made, and the epoch loop with its
     evaluation, verdicts, checkpoints and stop requests.  ``options`` is a
     TrainingOptions; what depends on the call's other arguments (test_data,
-    the files) is checked here."""
+    the files) is checked here.  With a ``combiner`` (``Trainer``), rank 0
+    alone evaluates and warns, and its epoch records are shared with the others."""
 
     def __init__(self, net, training_data, epochs, mini_batch_size, eta, test_data, options,
-                 resume_state=None):
+                 resume_state=None, combiner=None):
         o = self.options = options  # a TrainingOptions: checked already
         self.net, self.epochs = net, check_int(epochs, "epochs", minimum=0)
         self.checkpoint_every, self.early_stop = o.checkpoint_every, o.early_stop
@@ -183,7 +184,10 @@ class Run:
         self.trainer = Trainer(net, training_data, mini_batch_size, eta,
                                reduction=o.reduction, threads=o.threads,
                                kernel=o.kernel, lmbda=o.lmbda,
-                               regularization=o.regularization, notice=o.verbose)
+                               regularization=o.regularization, notice=o.verbose,
+                               combiner=combiner)
+        self.combiner = combiner
+        self.lead = combiner is None or combiner.rank == 0
         # SGD's calls on one network go on from each other's calibration (not
         # fastgd profile's or the benchmarks' Trainers, which time the kernels)
         self.trainer.start_from_last_calibration()
@@ -232,7 +236,7 @@ class Run:
                 self.rng_before = trainer.rng_before
                 if not step.done and math.isfinite(step.cost):
                     self.position, self.partial_cost = step.position, step.cost
-                    self._interrupted(stop.signal)
+                    self._interrupted(trainer.agree(stop.signal))
                 self.position, self.partial_cost = 0, 0.0
                 record = self._record(step.cost, step.seconds)
                 self.epoch += 1
@@ -246,21 +250,23 @@ class Run:
                     break
                 if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
                     self._write_checkpoint()
-                if stop.signal is not None:
-                    self._interrupted(stop.signal)
+                signum = trainer.agree(stop.signal)  # over ranks, every rank stops
+                if signum is not None:
+                    self._interrupted(signum)
         history.info.update(threading_layer=threading_layer(),
                             kernel_in_use=trainer.current.name, kernels=trainer.build)
         return history
 
     def _record(self, cost, seconds):
         """The epoch's entry in the History."""
-        trainer = self.trainer
-        record = epoch_record(self.net, self.epoch, cost, seconds, (trainer.X, trainer.y),
-                              self.test, threads=self.options.threads,
-                              monitor_training_cost=self.options.monitor_training_cost)
-        if self.options.eta_schedule is not None:
-            record["eta"] = trainer.eta
-        return record
+        trainer, record = self.trainer, None
+        if self.lead:
+            record = epoch_record(self.net, self.epoch, cost, seconds, (trainer.X, trainer.y),
+                                  self.test, threads=self.options.threads,
+                                  monitor_training_cost=self.options.monitor_training_cost)
+            if self.options.eta_schedule is not None:
+                record["eta"] = trainer.eta
+        return record if self.combiner is None else self.combiner.share(record)
 
     def _after_epoch(self):
         """Verdict, best network and early stop after an epoch; returns why
@@ -272,7 +278,9 @@ class Run:
             if o.on_divergence == "raise":
                 self._write_checkpoint()
                 raise DivergenceError(verdict, history)
-            warnings.warn(verdict, DivergenceWarning, stacklevel=stacklevel_outside_package())
+            if self.lead:
+                warnings.warn(verdict, DivergenceWarning,
+                              stacklevel=stacklevel_outside_package())
             if o.on_divergence == "stop":
                 return verdict
         if not math.isfinite(history[-1]["cost"]):

@@ -60,11 +60,15 @@ class Trainer:
     boundary once they are compiled (``Specialization``); "now" compiles them
     first; "never" trains on the generic kernels only.  ``build`` says which
     train now.
+
+    With a ``combiner`` (``fastgd.training.combine``), each step's gradient is
+    summed over the combiner's ranks instead, one step at a time: the same loop,
+    evaluation and History, for P processes over MPI or P ranks emulated here.
     """
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
                  threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False,
-                 specialize=None):
+                 specialize=None, combiner=None):
         if not np.isfinite(net.params).all():
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
@@ -83,6 +87,10 @@ class Trainer:
         # n in the decay eta lmbda / n is the training set's size, as in the book
         self.lmbda = check_regularization(lmbda, regularization)
         self.regularization = regularization
+        self.combiner = combiner
+        if combiner is not None and self.lmbda != 0.0:
+            raise ValueError("lmbda must be 0 when the gradient is combined over ranks "
+                             "(regularization is not implemented there)")
         with numba_threads(threads) as n_threads:
             self.threads = n_threads
         self.requested_threads = threads
@@ -92,6 +100,8 @@ class Trainer:
         self.module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
+        if combiner is not None:  # a rank sums at most its share of a mini-batch
+            m = max(1, -(-m // combiner.size))
         # (name, threads, row blocks of a direct update, chunk, example block)
         self.plans = []
         if self.kernel_name in ("serial", "auto"):
@@ -100,20 +110,21 @@ class Trainer:
             self.plans.append((
                 "parallel", n_threads,
                 # only direct mini-batches split their update by weight rows
-                ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max else 1,
+                ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max and combiner is None else 1,
                 chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
                 EXAMPLE_BLOCK))
         if self.kernel_name == "hogwild":  # each thread runs the serial plan on its own share
             self.plans.append(("hogwild", n_threads, 1, chunk(m, direct_max, group), direct_max))
         self.buffers = Buffers(net, m, max(min(m, direct_max),
                                             max(plan[3] for plan in self.plans)), group,
-                               n_threads if self.kernel_name == "hogwild" else None)
+                               n_threads if self.kernel_name == "hogwild" else None,
+                               summing=combiner is not None)
         self.calibration = []
         self._reference = None  # s/example the current candidate was timed at
         self._trained = 0  # examples trained so far
         self._recheck_interval = RECHECK_EPOCHS * n
         self._next_recheck = None
-        self.segment = max(1, SEGMENT // m) * m
+        self.segment = max(1, SEGMENT // self.mini_batch_size) * self.mini_batch_size
         self.position = 0
         self.rng_before = None
         self.notice = notice
@@ -123,6 +134,9 @@ class Trainer:
                                                         SPECIALIZE_MODES))
         names = [f"train_{plan[0]}" for plan in self.plans]
         generic = kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
+        if combiner is not None:
+            self._combined(generic if mode == "never" else self.module, notice, mode)
+            return
         if mode == "background" and not kernels.ready(self.module, names, net.dtype):
             # Train on the generic kernels now (compiled once for every shape),
             # the first plan only, and switch to the specialised ones at a
@@ -144,11 +158,68 @@ class Trainer:
             for candidate in self.candidates:
                 self.run_candidate(candidate, np.arange(0), 0, 0)
 
-    def candidate(self, module, plan, rows=None):
+    def _combined(self, module, notice, mode):
+        """With a combiner: module's gradient-sum kernels, compiled now (its
+        ranks in turn) and, if there are two, timed on the first examples (no
+        weight changes) and the faster kept: rechecking them during the epoch,
+        as without a combiner, would train other steps on each rank."""
+        self._use([self.candidate(module, plan, kind="gradient_sum") for plan in self.plans])
+        self._recheck = False
+
+        def compile_all():
+            with compile_notice(self.net, notice, dense=self.dense, generic=mode == "never"):
+                for candidate in self.candidates:
+                    self.gradient_sum(candidate, np.arange(0), 0, 0)
+        self.combiner.in_turn(compile_all)
+        if len(self.candidates) > 1:
+            k = min(self.n, TRIAL_EXAMPLES)
+            seconds = {c.name: [] for c in self.candidates}
+            for _ in range(2):
+                for candidate in self.candidates:
+                    began = time.perf_counter()
+                    self.gradient_sum(candidate, np.arange(k), 0, k)
+                    seconds[candidate.name].append((time.perf_counter() - began) / k)
+            # each counts as fast as its slower trial, as in _calibrate
+            slower = {name: max(times) for name, times in seconds.items()}
+            self.current = next(c for c in self.candidates
+                                if c.name == min(slower, key=slower.get))
+            self.calibration.append({"epoch": None, "s_per_example": slower,
+                                     "chose": self.current.name,
+                                     "timed_on": "gradient sums"})
+
+    def gradient_sum(self, candidate, order, start, stop):
+        """With a combiner: buffers.nabla = the gradient summed over the examples
+        order[start:stop] by ``candidate``; returns the sum of their C_x."""
+        buffers = self.buffers
+        plan = kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
+                             buffers.group, candidate.chunk, candidate.example_block,
+                             candidate.threads)
+        with numba_threads(candidate.threads):
+            return kernels.call(candidate.fn, self.examples, order, start, stop,
+                                 self.net.params, self.net.layout.arrays, buffers.scratch, plan)
+
+    def _combined_steps(self, candidate, order, start, stop):
+        """With a combiner: each mini-batch of order[start:stop] one step, its
+        gradient summed over the ranks; returns the sum of C_x (NaN once the
+        weights are not finite, which ends the slice early)."""
+        params, m, combiner = self.net.params, self.mini_batch_size, self.combiner
+        for first in range(start, stop, m):
+            mb = min(m, self.n - first)
+            total = combiner.gradient(
+                lambda a, b: self.gradient_sum(candidate, order, a, b), self.buffers.nabla,
+                first, mb)
+            # the same operation, in the same dtype, as _train's params += step * nabla
+            params += params.dtype.type(-self.eta / mb if self.mean else -self.eta) * total
+            if not combiner.after_step(params):
+                break
+        return combiner.cost(params)
+
+    def candidate(self, module, plan, rows=None, kind="train"):
         """The _Candidate that runs `plan` (an entry of ``_plans``) with module's
-        kernels, its spans sized for `rows` examples (the buffers' by default)."""
+        kernels of that kind, its spans sized for `rows` examples (the buffers'
+        by default)."""
         name, threads, row_blocks, chunk, example_block = plan
-        candidate = Candidate(name, getattr(module, f"train_{name}"), threads,
+        candidate = Candidate(name, getattr(module, f"{kind}_{name}"), threads,
                                self._splits(row_blocks), chunk, example_block)
         rows = len(self.buffers.costs) if rows is None else rows
         candidate.spans = np.zeros((rows if candidate.splits.size else 0,
@@ -262,10 +333,15 @@ class Trainer:
                 break
             if progress is not None:
                 progress(stop, self.n)
-            if should_stop is not None and should_stop():
+            if should_stop is not None and self.agree(should_stop()):
                 break
         self.position = start
         return total_cost
+
+    def agree(self, flag):
+        """Any rank's flag that is set (a stop request), the same on every rank:
+        this one's without a combiner, else the first rank's that is set."""
+        return flag if self.combiner is None else self.combiner.agree(flag)
 
     def epochs(self, count, *, shuffle=True, first=0, position=0, cost=0.0, marks=(),
                should_stop=None, progress=None):
@@ -325,6 +401,8 @@ class Trainer:
         """Train ``candidate`` on order[start:stop] (an empty range only loads or
         compiles its kernel); on the trainer's weights and buffers unless
         ``params`` and ``buffers`` are given.  Returns the sum of C_x."""
+        if self.combiner is not None:
+            return self._combined_steps(candidate, order, start, stop)
         buffers = self.buffers if buffers is None else buffers
         plan = kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
                              buffers.group, candidate.chunk, candidate.example_block,
@@ -433,7 +511,7 @@ class Trainer:
         often as one long call does, not at the start of every call.  The kernels
         give the same bits, so this changes only the speed; the drift rule and
         the recheck schedule go on from where the last call left them."""
-        if len(self.candidates) < 2:
+        if len(self.candidates) < 2 or self.combiner is not None:
             return
         last = _LAST_CALIBRATION.get(self.net, {}).get(self._calibration_key())
         if last is None:
@@ -450,19 +528,20 @@ class Trainer:
 class Buffers:
     """Scratch arrays for the training kernel, allocated once per training run:
     activations and errors for `rows` examples, and for mini-batches larger
-    than direct_max, nabla and a buffer per group of the largest chunk.
+    than direct_max (or ``summing``: for the gradient-sum kernels), nabla and a
+    buffer per group of the largest chunk.
 
     With ``threads`` (the hogwild kernel), each array has one more, leading
     axis: a set of buffers per thread, each row starting on a cache line of its
     own, so that no two threads write one line."""
 
-    def __init__(self, net, m, rows, group, threads=None):
+    def __init__(self, net, m, rows, group, threads=None, summing=False):
         layout = net.layout
         self.direct_max = chunk_size(layout)
         self.group = group
         self.threads = threads
         per_example = int(layout.a_off[-1])
-        large = m > self.direct_max
+        large = summing or m > self.direct_max
         n_groups = -(-rows // group) if large else 0
         if threads is not None:
             self.A = kernels.aligned_rows(threads, rows * per_example, net.dtype)
