@@ -226,6 +226,9 @@ class Run:
         if comm is None:
             group = _Emulated(1 if shards is None else check_int(shards, "shards", minimum=1))
         else:
+            if not all(hasattr(comm, name) for name in ("Get_rank", "Get_size", "Allreduce")):
+                raise TypeError(f"comm must be an mpi4py communicator (such as "
+                                f"MPI.COMM_WORLD), got {comm!r}"[:200])
             group = _Communicator(comm, reduce)
         self.net, self.group, self.reduce = net, group, reduce
         self.rank0 = group.rank == 0
