@@ -102,7 +102,8 @@ def check_inputs(X, n_inputs, dtype, name="X", *, warn=True) -> np.ndarray:
     # ones (issubdtype costs about a microsecond, felt by a call on one input)
     if X.dtype.kind not in "fiu" and not (np.issubdtype(X.dtype, np.floating)
                                           or np.issubdtype(X.dtype, np.integer)):
-        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+        what = "real numbers (not complex)" if X.dtype.kind == "c" else "numbers"
+        raise TypeError(f"{name} must hold {what}, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=dtype)
     if not X.size:
         return X

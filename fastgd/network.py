@@ -8,6 +8,9 @@ training; its file format is ``fastgd.network_file``).  Data sets are pairs
 the integer labels; the desired output y(x) is the one-hot vector of the label.
 """
 
+import contextlib
+import functools
+import threading
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -23,13 +26,40 @@ from ._files import StrPath
 from .dataset import Dataset, check_data, data_pair
 from .layout import MAX_PARAMS, Layout  # noqa: F401 (fastgd.network.MAX_PARAMS: where it was)
 from .network_file import COSTS, DEFAULTS, INITS, read_network, write_network
-from ._validation import (check_dtype, check_inputs, check_int,
+from ._validation import (check_bool, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
 REGULARIZATIONS = ("L2", "L1")
 # An output neuron is "pinned" when its activation is within PINNED of 0 (or
 # of 1) for all but PINNED of the inputs: it no longer depends on the input.
 PINNED = 0.01
+# Taken only to start training a network, so that two threads cannot both start.
+_START_TRAINING = threading.Lock()
+
+
+def _not_while_training(method):
+    """Refuse ``method`` (RuntimeError) while another thread trains the network:
+    it would read (or write) weights that the training kernels are changing.
+
+    The call registers itself in ``_readers`` before it looks at ``_trainer``,
+    and training sets ``_trainer`` before it looks at ``_readers`` (see
+    ``Network._training``): whichever starts second sees the other and is
+    refused.  A list's append and pop are atomic, so readers need no lock and
+    any number of them may run at once."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        readers = self._readers
+        readers.append(None)
+        try:
+            trainer = self._trainer
+            if trainer is not None and trainer != threading.get_ident():
+                raise RuntimeError(f"{method.__name__}: this network is being trained in "
+                                   "another thread; wait for its SGD to return (or copy "
+                                   "the network with copy.deepcopy before training it)")
+            return method(self, *args, **kwargs)
+        finally:
+            readers.pop()
+    return guarded
 
 # Network.load gives back the class it is called on (fastgd.Network, with SGD).
 _N = TypeVar("_N", bound="Network")
@@ -95,6 +125,19 @@ class Network:
         about 1, not sqrt(n_in), so hidden neurons do not start saturated).
         Biases are N(0, 1) either way.  The draws are the same numbers, the
         scaled weights divided by sqrt(n_in), as network2.py does.
+
+    Threads
+    -------
+    ``feedforward``, ``predict``, ``evaluate``, ``evaluation``, ``cost``,
+    ``backprop``, ``gradients`` and ``save`` may run in several threads at once
+    on one network: each reads the parameters and writes only arrays of its
+    own.  Training (``SGD``, ``resume``) changes the parameters in place, so
+    it is exclusive: while one thread trains a network, an ``SGD`` call on it
+    from any thread, and any of the calls above (or assigning ``weights`` or
+    ``biases``) from another thread, raise RuntimeError; an ``SGD`` call
+    started while another thread is inside one of those calls is refused the
+    same way.  Different networks train in parallel freely (copy one with
+    ``copy.deepcopy`` to train the copy).
     """
 
     def __init__(self, sizes: Sequence[int], weights: Iterable[ArrayLike] | None = None,
@@ -117,6 +160,9 @@ class Network:
         self.rng = np.random.default_rng(seed)
         self.layout = Layout.of(self.sizes)
         self._modules: dict = {}  # the compiled kernels by what picks them: see _kernel
+        # the thread training the network, if any (see _training)
+        self._trainer: int | None = None
+        self._readers: list = []  # one entry per call in progress that reads the parameters
         needed = self.layout.n_params * self.dtype.itemsize
         if needed > _physical_memory():
             raise ValueError(f"sizes {self.sizes}: a network of {self.layout.n_params:,} "
@@ -155,6 +201,7 @@ class Network:
         return tuple(self.layout.unpack(self.params)[1])
 
     @weights.setter
+    @_not_while_training
     def weights(self, values: Iterable[ArrayLike]) -> None:
         shapes = [(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
         for view, value in zip(self.weights,
@@ -167,6 +214,7 @@ class Network:
         return tuple(self.layout.unpack(self.params)[0])
 
     @biases.setter
+    @_not_while_training
     def biases(self, values: Iterable[ArrayLike]) -> None:
         shapes = [(y,) for y in self.sizes[1:]]
         for view, value in zip(self.biases,
@@ -181,7 +229,16 @@ class Network:
                              f"the input), got {len(values)}")
         checked = []
         for l, (value, shape) in enumerate(zip(values, shapes)):
-            value = np.asarray(value, dtype=np.float64)
+            value = np.asarray(value)
+            # complex values would lose their imaginary part in the cast below,
+            # strings would be parsed as numbers: both are refused
+            if value.dtype.kind not in "fiuO":
+                what = "real numbers (not complex)" if value.dtype.kind == "c" else "numbers"
+                raise TypeError(f"{name}[{l}] must hold {what}, got dtype {value.dtype}")
+            try:
+                value = value.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name}[{l}] must hold real numbers") from None
             if value.shape == shape + (1,):   # the book's column vectors
                 value = value[..., 0]
             if value.shape != shape:
@@ -199,7 +256,31 @@ class Network:
         # looks them up again
         state = self.__dict__.copy()
         state["_modules"] = {}
+        # a copy is not being trained, nor read, whatever the original is doing
+        state["_trainer"], state["_readers"] = None, []
         return state
+
+    @contextlib.contextmanager
+    def _training(self):
+        """Hold the network for training in this thread: RuntimeError if it is
+        being trained already (by another thread, or by a call of this one that
+        has not returned) or another thread is reading it (see the class
+        docstring, Threads).  Never waits."""
+        with _START_TRAINING:
+            if self._trainer is not None:
+                raise RuntimeError("this network is being trained already (by another "
+                                   "thread, or by an SGD call that has not returned); one "
+                                   "network trains in one SGD call at a time (copy it with "
+                                   "copy.deepcopy to train a copy)")
+            self._trainer = threading.get_ident()
+        try:
+            if self._readers:
+                raise RuntimeError("this network is in use by another thread (predict, "
+                                   "evaluate, ...); it cannot be trained until that call "
+                                   "returns")
+            yield
+        finally:
+            self._trainer = None
 
     def __repr__(self) -> str:
         options = "".join(f", {name}={value!r}" for name, value in
@@ -212,6 +293,7 @@ class Network:
 
     # -- the maths -------------------------------------------------------------------
 
+    @_not_while_training
     def feedforward(self, X: ArrayLike) -> NDArray[np.floating]:
         """The output a^L of the network for each input: a^l = sigmoid(w^l a^(l-1) + b^l).
 
@@ -234,6 +316,7 @@ class Network:
         kernels.call(kernel, X, self.params, self.layout.arrays, out, config.EVAL_BLOCK)
         return out
 
+    @_not_while_training
     def evaluate(self, X: ArrayLike | Dataset, y: ArrayLike | None = None) -> int:
         """The number of inputs for which the network's output neuron with the
         highest activation is the label.  ``X`` may be a ``Dataset`` (then no y).
@@ -245,6 +328,7 @@ class Network:
         result.check_finite()
         return result.correct
 
+    @_not_while_training
     def predict(self, X: ArrayLike | Dataset) -> int | NDArray[np.int64]:
         """The network's answer for each input: the output neuron with the highest
         activation, argmax_j a^L_j (the digit, for MNIST).
@@ -273,6 +357,7 @@ class Network:
         labels = out.argmax(axis=1).astype(np.int64)
         return int(labels[0]) if single else labels
 
+    @_not_while_training
     def cost(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, lmbda: float = 0.0,
              regularization: str = "L2") -> float:
         """The network's cost over the inputs X with labels y (y(x) the one-hot
@@ -290,6 +375,7 @@ class Network:
         return result.cost + regularization_term(self.weights, lmbda, regularization,
                                                  result.total)
 
+    @_not_while_training
     def evaluation(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, *,
                    name: str = "data") -> Evaluation:
         """Everything one forward pass over (X, y) tells: an ``Evaluation`` with the
@@ -359,7 +445,7 @@ class Network:
         """Compile (or load from numba's disk cache) the evaluation kernels now,
         so that no later timing counts it; with generic, the generic kernels'
         serial one instead (``kernels.generic_kernels``)."""
-        if generic:
+        if check_bool(generic, "generic"):
             module = kernels.generic_kernels(self.sizes, self.cost_function)
             compiled: tuple = (module.feedforward_serial,)
         else:
@@ -370,6 +456,7 @@ class Network:
                           self.layout.arrays, np.zeros((0, self.sizes[-1]), self.dtype),
                           config.EVAL_BLOCK)
 
+    @_not_while_training
     def backprop(self, x: ArrayLike, y: int
                  ) -> tuple[list[NDArray[np.floating]], list[NDArray[np.floating]]]:
         """(nabla_b, nabla_w): the gradient of C_x (||y(x) - a^L||^2 / 2, or the
@@ -392,6 +479,7 @@ class Network:
                       self.layout.arrays, nabla_b, nabla_w)
         return self.layout.unpack_book(nabla_b, nabla_w)
 
+    @_not_while_training
     def gradients(self, X: ArrayLike, y: ArrayLike) -> NDArray[np.floating]:
         """Per-example gradients of C_x, one flat row per example, laid out as
         ``params`` (``layout.unpack(row)`` gives its nabla_b, nabla_w).
@@ -408,13 +496,14 @@ class Network:
 
     # -- save and load -------------------------------------------------------------
 
+    @_not_while_training
     def save(self, path: StrPath, *, overwrite: bool = False) -> None:
         """Write sizes, weights and biases to an ``.npz`` file (no pickle inside).
 
         The file is written beside ``path`` and renamed over it once complete, so a
         failed or interrupted save never leaves a damaged file at ``path``.
         """
-        write_network(path, self, overwrite=overwrite)
+        write_network(path, self, overwrite=check_bool(overwrite, "overwrite"))
 
     @classmethod
     def load(cls: type[_N], path: StrPath) -> _N:

@@ -94,11 +94,13 @@ def _chapter3_options(args):
 
 
 # Options --resume takes from the checkpoint (the run's definition and its data);
-# the others may be given again.
+# the others may be given again.  No output path is ever taken from a checkpoint
+# (a file from elsewhere must not choose where fastgd writes): --save-best is
+# given again to go on keeping the best network.
 _FROM_CHECKPOINT = ("sizes", "dtype", "data", "validation_size", "evaluate_on", "train_size",
                     "mode", "mini_batch_size", "eta", "reduction", "seed",
                     "monitor_training_cost", "on_divergence", "checkpoint_every", "early_stop",
-                    "save_best", "cost", "init", "lmbda", "regularization", "eta_schedule",
+                    "cost", "init", "lmbda", "regularization", "eta_schedule",
                     "patience", "min_eta_factor")
 
 
@@ -253,11 +255,18 @@ def _options_from_checkpoint(args):
     """Set the run's options from the checkpoint given to --resume, refusing any
     that the command line sets to something else."""
     from fastgd.training import read_checkpoint
-    _, state = read_checkpoint(args.resume)
+    net, state = read_checkpoint(args.resume)
     saved = state["history"]["info"].get("cli")
     if saved is None:
         raise ValueError(f"--resume {args.resume}: this checkpoint was not written by "
                          "fastgd train; continue it with fastgd.resume() from Python")
+    # the options recorded must describe the network stored beside them
+    if not isinstance(saved, dict) or [saved.get(key, args.parser.get_default(key))
+                                       for key in ("sizes", "dtype", "cost")] != [
+            net.sizes, net.dtype.name, net.cost_function]:
+        raise ValueError(f"--resume {args.resume} is damaged: the options it records do not "
+                         f"match its network ({net.sizes}, {net.dtype.name}, "
+                         f"{net.cost_function})")
     for key in _FROM_CHECKPOINT:
         given, default = getattr(args, key), args.parser.get_default(key)
         # a checkpoint from before an option existed ran with its default
@@ -293,7 +302,12 @@ def _check_outputs(args):
         if clash:
             raise ValueError(f"{clash[0]} would overwrite the checkpoint given to "
                              f"--resume, {args.resume}")
-        own = {resumed} | ({os.path.realpath(args.save_best)} if args.save_best else set())
+        # the run's own --save-best, given again, may be replaced (never a path read
+        # from the checkpoint)
+        earlier = args._resume_state["definition"]["save_best"]
+        own = {resumed} | ({os.path.realpath(args.save_best)} if args.save_best and earlier
+                           and os.path.realpath(earlier) == os.path.realpath(args.save_best)
+                           else set())
     check_outputs(outputs, args.overwrite, own)
     if args.plot:
         require_matplotlib()

@@ -2,8 +2,9 @@
 choice list they take, defined here once (the CLI offers the same tuples)."""
 
 from dataclasses import dataclass
+
 from .._files import StrPath
-from .._validation import check_int, check_positive_float
+from .._validation import check_bool, check_int, check_positive_float
 from ..network import REGULARIZATIONS, check_regularization
 
 # How a mini-batch's summed gradient becomes a step: "mean" divides by its
@@ -68,6 +69,16 @@ class TrainingOptions:
         def normalise(name, value):
             object.__setattr__(self, name, value)
 
+        # a string such as "False" would read as true: flags are bools only
+        for name in ("shuffle", "verbose", "monitor_training_cost", "overwrite",
+                     "handle_signals"):
+            normalise(name, check_bool(getattr(self, name), name))
+        if self.info is not None:
+            if not isinstance(self.info, dict) or not all(isinstance(k, str)
+                                                          for k in self.info):
+                raise TypeError(f"info must be a dict with str keys (entries for "
+                                f"History.info), got {self.info!r}"[:200])
+            normalise("info", dict(self.info))
         check_choice(self.on_divergence, "on_divergence", ON_DIVERGENCE)
         normalise("checkpoint_every", check_int(self.checkpoint_every, "checkpoint_every",
                                                 minimum=1))

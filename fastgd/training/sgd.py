@@ -4,6 +4,7 @@ the Trainer made, and its epoch loop with evaluation, failure verdicts, the
 best network, early stop, the eta schedule, checkpoints and stop requests
 (``Run``); ``resume`` continues a run from its checkpoint."""
 
+import json
 import math
 import os
 import warnings
@@ -12,11 +13,11 @@ from typing import TypeVar
 import numpy as np
 
 from .._files import StrPath, check_writable
-from .._validation import check_int, stacklevel_outside_package
+from .._validation import check_bool, check_int, stacklevel_outside_package
 from ..dataset import FINGERPRINT_ALGORITHM, Data, prepare
 from ..network import Network
 from ..network_file import write_network
-from .checkpoint import check_same_data, read_checkpoint, write_checkpoint
+from .checkpoint import check_same_data, json_default, read_checkpoint, write_checkpoint
 from .diagnose import diagnose
 from .history import DivergenceError, DivergenceWarning, History, TrainingInterrupted, epoch_record
 from .kernel_choice import threading_layer
@@ -170,10 +171,18 @@ class Run:
                  if getattr(o, name) is not None}
         if len({os.path.realpath(p) for p in paths.values()}) < len(paths):
             raise ValueError("checkpoint and save_best must be different files")
-        # a resumed run goes on writing the files it wrote before
-        own = set() if resume_state is None else {
-            os.path.realpath(p) for p in (resume_state["path"],
-                                          resume_state["definition"]["save_best"]) if p}
+        # A resumed run goes on writing the files it wrote before: its checkpoint
+        # (the file the caller resumed from), and the save_best the caller gives
+        # again if the run had that one.  Paths come from the caller only; the
+        # checkpoint's own record of its save_best only lets the caller's same
+        # path be replaced without overwrite.
+        own = set()
+        if resume_state is not None:
+            own.add(os.path.realpath(resume_state["path"]))
+            earlier = resume_state["definition"]["save_best"]
+            if earlier and "save_best" in paths and (
+                    os.path.realpath(earlier) == os.path.realpath(paths["save_best"])):
+                own.add(os.path.realpath(paths["save_best"]))
         for name, path in paths.items():
             check_writable(path, name)
             if (os.path.exists(path) and not o.overwrite
@@ -208,8 +217,18 @@ class Run:
             lmbda=self.trainer.lmbda, regularization=o.regularization,
             eta_schedule=o.eta_schedule, patience=self.patience,
             min_eta_factor=self.min_eta_factor)
-        self.history = History(**(o.info or {}), **self.trainer.info(),
-                               epochs_planned=self.epochs)
+        recorded = dict(self.trainer.info(), epochs_planned=self.epochs)
+        clash = sorted(set(o.info or ()) & set(recorded))
+        if clash:
+            raise ValueError(f"info must not hold {clash}: History.info records "
+                             "those itself")
+        if o.info and "checkpoint" in paths:
+            try:
+                json.dumps(o.info, default=json_default)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"info must hold JSON values (it is kept in the "
+                                 f"checkpoint): {e}") from None
+        self.history = History(**(o.info or {}), **recorded)
         # Where the run stands: epochs done, and within the next one the
         # examples done, their summed cost, and the generator's state before
         # that epoch's permutation (so the permutation can be drawn again).
@@ -225,7 +244,8 @@ class Run:
         if self.position:  # resuming mid-epoch: draw the same permutation again
             net.rng.bit_generator.state = self.rng_before
         progress = ProgressLine() if self.options.verbose else None
-        with StopRequests(self.options.handle_signals) as stop:
+        # one training at a time per network, and none while another thread reads it
+        with net._training(), StopRequests(self.options.handle_signals) as stop:
             steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options.shuffle,
                                    first=self.epoch, position=self.position,
                                    cost=self.partial_cost, should_stop=stop.requested,
@@ -348,6 +368,15 @@ class Run:
 
     def _restore(self, state):
         check_same_data(state, self.data, lambda: self.fingerprint)
+        # the checkpoint was checked by itself (read_checkpoint); its position
+        # must also fall inside these data
+        n = self.trainer.n
+        if state["position"] >= n:
+            raise ValueError(f"the checkpoint {state['path']} is damaged: position "
+                             f"{state['position']} is past the {n} training examples")
+        if state["definition"]["mini_batch_size"] != self.trainer.mini_batch_size:
+            raise ValueError(f"the checkpoint {state['path']} is damaged: mini_batch_size "
+                             f"{state['definition']['mini_batch_size']} for {n} examples")
         saved = state["history"]
         self.history[:] = saved["records"]
         self.history.diverged = saved["diverged"]
@@ -373,6 +402,12 @@ def resume(path: StrPath, training_data: Data, test_data: Data | None = None, *,
            ) -> tuple[_N, History]:
     """Continue the run whose checkpoint is at ``path``; returns (network, History).
 
+    The checkpoint is untrusted: every field is checked before any is used, and
+    a damaged or crafted one raises ValueError.  Output paths come only from
+    the arguments: ``checkpoint`` (default ``path``) and ``save_best`` (default:
+    none, even if the run had one; give the same path again to go on keeping
+    the best network there, which it may then replace without ``overwrite``).
+
     The network, the epoch (and position within it), the generator's state, the
     History and the options that define the run (mini-batch size, eta, ...) come
     from the checkpoint, so a run of 6 epochs and a run of 3 epochs resumed for
@@ -383,6 +418,10 @@ def resume(path: StrPath, training_data: Data, test_data: Data | None = None, *,
     ``path``, which is updated as the run goes on.  ``network_class`` makes the
     network (``fastgd.resume`` gives ``fastgd.Network``, which has ``SGD``).
     """
+    # the caller's flags first: a bad one is the caller's error, whatever the file
+    for name, value in (("verbose", verbose), ("overwrite", overwrite),
+                        ("handle_signals", handle_signals)):
+        check_bool(value, name)
     net, state = read_checkpoint(path, network_class)
     definition = state["definition"]
     net.seed = state["seed"]
@@ -392,7 +431,7 @@ def resume(path: StrPath, training_data: Data, test_data: Data | None = None, *,
         on_divergence=definition["on_divergence"],
         checkpoint=path if checkpoint is None else checkpoint,
         checkpoint_every=definition["checkpoint_every"],
-        save_best=definition["save_best"] if save_best is None else save_best,
+        save_best=save_best,
         early_stop=definition["early_stop"], overwrite=overwrite, handle_signals=handle_signals,
         **{key: definition.get(key, default) for key, default in RUN_OPTION_DEFAULTS.items()})
     total = definition["epochs"] if epochs is None else check_int(epochs, "epochs", minimum=0)
