@@ -10,9 +10,9 @@ the integer labels; the desired output y(x) is the one-hot vector of the label.
 
 import contextlib
 import functools
-import threading
 import math
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
