@@ -25,9 +25,8 @@ class Network(network.Network):
         over the ranks: see ``fastgd.distributed.SGD``.
         """
         if comm is not None or options.get("shards") is not None:
-            with self._training():  # as training.SGD does: one training at a time
-                return distributed.SGD(self, training_data, epochs, mini_batch_size, eta,
-                                       test_data, comm=comm, **options)
+            return distributed.SGD(self, training_data, epochs, mini_batch_size, eta,
+                                   test_data, comm=comm, **options)
         return training.SGD(self, training_data, epochs, mini_batch_size, eta, test_data,
                             **options)
 
