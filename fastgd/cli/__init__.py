@@ -73,7 +73,7 @@ class Signals:
         self.command = "fastgd"
         self.unwritten = []  # the outputs not written yet, as "--save net.npz"
         self.pending = None  # a signal held while outputs are written
-        self.raising = False
+        self.raising = self.stopping = False
         self.hold_after_training = False  # set by a command that writes what it trained
         self.previous = {}
         self.runs_before = _training_runs()
@@ -98,9 +98,13 @@ class Signals:
 
     def _handle(self, signum, frame):
         if self.raising:
+            # once: the command then keeps what finished, which must not be cut short
+            self.raising, self.stopping = False, True
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise _Terminated(signum)
+        if self.stopping:
+            return
         if self.pending is None and self.hold_after_training and (
                 _training_runs() > self.runs_before):
             self.pending = signum  # the outputs are written first

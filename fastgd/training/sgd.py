@@ -205,6 +205,13 @@ class Run:
     # -- the loop ---------------------------------------------------------------------
 
     def train(self):
+        try:
+            return self._train()
+        finally:
+            if self.trainer.specialized is not None:  # no thread left in numba at exit
+                self.trainer.specialized.cancel()
+
+    def _train(self):
         net, trainer, history = self.net, self.trainer, self.history
         if self.position:  # resuming mid-epoch: draw the same permutation again
             net.rng.bit_generator.state = self.rng_before
