@@ -76,7 +76,9 @@ def SGD(net, training_data, epochs, mini_batch_size, eta, test_data=None, *,
         After every ``checkpoint_every`` epochs (and when training stops for
         any reason), write the network, the epoch, the generator's state, the
         History and the run's options there, atomically; ``resume`` continues
-        the run from it.
+        the run from it.  A write that fails (a full disk) does not stop
+        training: a RuntimeWarning, and ``History.info["write_errors"]``
+        (likewise for ``save_best``).
     save_best : path, optional
         Keep the network with the best accuracy on ``test_data`` there.
     early_stop : int, optional
