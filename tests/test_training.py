@@ -342,6 +342,9 @@ class NotCompiling:
     def done(self):
         return False
 
+    def cancel(self):  # the run has ended
+        pass
+
 
 @pytest.mark.parametrize("specialize, says", [
     pytest.param("now", "Compiling fastgd's kernels for a [8, 6, 3] network",

@@ -42,16 +42,110 @@ def build_parser():
     return parser
 
 
-class _Terminated(Exception):
-    """SIGTERM or SIGHUP outside training (which handles them itself)."""
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP where the command raises it (``fastgd sweep``, which
+    keeps the runs finished so far).  A BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` on the way (numba's, a library's) swallows it."""
 
     def __init__(self, signum):
         super().__init__(signum)
         self.signal = signum
 
 
-def _terminate(signum, frame):
-    raise _Terminated(signum)
+class Signals:
+    """What SIGINT, SIGTERM and SIGHUP do while a command runs (the training loop
+    handles them itself while it trains: ``fastgd.training.StopRequests``).
+
+    Before a command has anything to keep, a signal ends the process at once
+    (``os._exit``), after one line on stderr: unwinding through numba while it
+    imports, compiles or loads kernels, or exiting while a background compile
+    runs, is what crashed the process.  Once training has started, a signal is
+    held until the outputs are written (``pending``), and the command then exits
+    with 128 + N; ``raise_signals()`` makes it raise instead (KeyboardInterrupt
+    or _Terminated), for commands that keep what finished themselves.
+
+    A signal that was ignored when the process started (``nohup``, a background
+    job of a shell) stays ignored, as the caller asked."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self):
+        self.command = "fastgd"
+        self.unwritten = []  # the outputs not written yet, as "--save net.npz"
+        self.pending = None  # a signal held while outputs are written
+        self.raising = self.stopping = False
+        self.hold_after_training = False  # set by a command that writes what it trained
+        self.previous = {}
+        self.runs_before = _training_runs()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                if hasattr(signal, name):
+                    number = getattr(signal, name)
+                    if signal.getsignal(number) is not signal.SIG_IGN:
+                        self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+        return False
+
+    def raise_signals(self):
+        self.raising = True
+
+    def _handle(self, signum, frame):
+        if self.raising:
+            # once: the command then keeps what finished, which must not be cut short
+            self.raising, self.stopping = False, True
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise _Terminated(signum)
+        if self.stopping:
+            return
+        if self.pending is None and self.hold_after_training and (
+                _training_runs() > self.runs_before):
+            self.pending = signum  # the outputs are written first
+            return
+        if self.pending is not None:
+            return  # already stopping: the outputs are being written
+        print("\r" + self.stopped_line(signum), file=sys.stderr, flush=True)
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os._exit(128 + signum)
+
+    def stopped_line(self, signum):
+        """``fastgd train: stopped by SIGTERM; not written: --save net.npz``."""
+        what = ("interrupted" if signum == signal.SIGINT
+                else f"stopped by {signal.Signals(signum).name}")
+        unwritten = ""
+        if self.unwritten:
+            before = "" if _training_runs() > self.runs_before else " (before training began)"
+            unwritten = f"{before}; not written: {', '.join(self.unwritten)}"
+        return f"{self.command}: {what}{unwritten}"
+
+
+def _training_runs():
+    """How many training runs have handled signals in this process so far (once
+    one has started, there is a model to write); looked up, never imported here."""
+    module = sys.modules.get("fastgd.training.stop_requests")
+    return 0 if module is None else module.StopRequests.runs
+
+
+def _import_numba():
+    """Import numba here, where a failure is one line: numba raises at import for
+    settings it cannot use (NUMBA_NUM_THREADS=0, a bad threading layer)."""
+    try:
+        import numba  # noqa: F401
+    except Exception as e:
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                             if k.startswith("NUMBA_"))
+        raise ImportError(f"numba cannot start ({type(e).__name__}: {e})"
+                          + (f"; check {settings}" if settings else "")) from None
 
 
 def main(argv=None):
@@ -62,13 +156,18 @@ def main(argv=None):
     or an internal error; 128 + N on signal N (130 for Ctrl-C).  Set
     FASTGD_DEBUG=1 to see the traceback of an unexpected error.
     """
-    command = "fastgd"
-    previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name) and threading.current_thread() is threading.main_thread():
-            number = getattr(signal, name)
-            previous[number] = signal.signal(number, _terminate)
+    with Signals() as signals:
+        status = _run(argv, signals)
+        if signals.pending is not None:  # held while the outputs were written
+            print(f"{signals.command}: stopped by {signal.Signals(signals.pending).name} "
+                  "after training; the outputs were written first", file=sys.stderr)
+            status = 128 + signals.pending
+        return status
+
+
+def _run(argv, signals):
     try:
+        _import_numba()
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
@@ -77,21 +176,24 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        command = f"fastgd {args.command}"
+        signals.command = f"fastgd {args.command}"
+        args.signals = signals
         return args.func(args)
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(signals.stopped_line(getattr(e, "signal", signal.SIGINT)), file=sys.stderr)
+        return 128 + getattr(e, "signal", signal.SIGINT)
     except _Terminated as e:
-        print(f"{command}: stopped by {signal.Signals(e.signal).name}", file=sys.stderr)
+        print(signals.stopped_line(e.signal), file=sys.stderr)
         return 128 + e.signal
     except BrokenPipeError:
         # the reader went away (fastgd train | head): stop quietly, as other tools do
         _silence_stdout()
         return 141
     except Exception as e:
-        import fastgd
-        if isinstance(e, fastgd.DivergenceError):
+        # fastgd.training may be what failed to import: look it up, never import it here
+        history = sys.modules.get("fastgd.training.history")
+        diverged = history is not None and isinstance(e, history.DivergenceError)
+        if diverged:
             status = 1
         elif isinstance(e, (ValueError, TypeError, OSError, ImportError, MemoryError)):
             status = 2
@@ -102,13 +204,10 @@ def main(argv=None):
         message = str(e) or type(e).__name__
         if isinstance(e, MemoryError):
             message = "not enough memory" + (f": {e}" if str(e) else "")
-        elif status == 1 and not isinstance(e, fastgd.DivergenceError):
+        elif status == 1 and not diverged:
             message = f"internal error ({type(e).__name__}: {e}); FASTGD_DEBUG=1 shows where"
-        print(f"{command}: error: {message}", file=sys.stderr)
+        print(f"{signals.command}: error: {message}", file=sys.stderr)
         return status
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _silence_stdout():

@@ -208,10 +208,43 @@ def sweep_command(args):
         os.makedirs(args.out, exist_ok=True)
         for path in paths.values():
             check_output(path, "--out", args.overwrite)
-    table = fastgd.sweep(grid, training, evaluation, on_divergence=args.on_divergence,
-                         client=args.scheduler,
-                         n_workers=args.workers, progress=progress_lines(began))
+    report = progress_lines(began)
+    signals = getattr(args, "signals", None)  # fastgd.cli.Signals, from main()
+
+    def progress(done, total, row):
+        if row is None and signals is not None:
+            # The runs have started: a signal now raises, so that the runs finished
+            # are written (before, it ends the process at once: nothing to keep).
+            signals.raise_signals()
+        report(done, total, row)
+
+    try:
+        table = fastgd.sweep(grid, training, evaluation, on_divergence=args.on_divergence,
+                             client=args.scheduler, n_workers=args.workers, progress=progress)
+    except BaseException as e:
+        table = getattr(e, "table", None)  # interrupted: the runs finished are kept
+        if table is not None and any(row["epochs_run"] is not None or row["error"] is not None
+                                     and not row["error"].startswith("not finished")
+                                     for row in table.rows):
+            table.info["eval_name"] = args.evaluate_on
+            try:
+                _report(table, paths, args, info)
+            except (OSError, ValueError) as error:
+                print(f"fastgd sweep: error: the runs finished could not be written: {error}",
+                      file=info)
+        raise
     table.info["eval_name"] = args.evaluate_on
+    _report(table, paths, args, info)
+    failed = sum(row["error"] is not None for row in table.rows)
+    if failed == len(table.rows):
+        print(f"fastgd sweep: error: every run failed; the first: {table.rows[0]['error']}",
+              file=info)
+        return 1
+    return 0
+
+
+def _report(table, paths, args, info):
+    """The table on stdout, and the files --out asks for."""
     header, rows = table.cells()
     print(table.description())
     print("\n".join(_text_table(header, rows)))
@@ -226,9 +259,3 @@ def sweep_command(args):
             from fastgd import plots
             plots.save(plots.sweep(table), paths["sweep.png"], overwrite=args.overwrite)
         print("written: " + ", ".join(paths.values()), file=info)
-    failed = sum(row["error"] is not None for row in table.rows)
-    if failed == len(table.rows):
-        print(f"fastgd sweep: error: every run failed; the first: {table.rows[0]['error']}",
-              file=info)
-        return 1
-    return 0

@@ -112,6 +112,12 @@ def train_command(args):
     with _on_every_rank(comm):
         outputs = _check_outputs(args)
         net, (X, y), eval_data, m, seed = _prepare(args)
+    signals = getattr(args, "signals", None)  # fastgd.cli.Signals, from main()
+    if signals is not None:
+        # once training has started, a signal waits until the outputs are written
+        signals.hold_after_training = True
+        signals.unwritten = [f"{option} {path}" for option, path in outputs.items()
+                             if option in ("--save", "--history", "--plot")]
     n = len(y)
     if not args.quiet and rank0:
         threads = args.threads or numba.get_num_threads()
@@ -133,8 +139,11 @@ def train_command(args):
 
     status, interruption = 0, None
     with warnings.catch_warnings():
-        # Reported below from history.diverged, once and without a source line.
+        # Reported below from history.diverged and history.info["write_errors"],
+        # once and without a source line.
         warnings.simplefilter("ignore", fastgd.DivergenceWarning)
+        warnings.filterwarnings("ignore", r"(checkpoint|save_best) .* could not be written",
+                                RuntimeWarning)
         try:
             if args.resume:
                 net, history = fastgd.resume(
@@ -171,6 +180,11 @@ def train_command(args):
         # a failed run must not look like one that worked, to people or to scripts
         print(f"fastgd train: error: {history.diverged}", file=sys.stderr)
         status = status or 1
+    for option, failure in history.info.get("write_errors", {}).items():
+        print(f"fastgd train: error: --{option.replace('_', '-')} {failure['path']} could not "
+              f"be written (last tried after {plural(failure['epoch'], 'epoch')}): "
+              f"{failure['error']}", file=sys.stderr)
+        status = status or 2
     if not write_outputs(args, net, history, seed, n):
         status = status or 2
     return status

@@ -78,10 +78,16 @@ def write_outputs(args, net, history, seed, n):
     """Write --save first, then --history and --plot; returns False if any write failed.  A
     network that could not be written where asked is written to a fallback file."""
     ok, saved = True, False
+    signals = getattr(args, "signals", None)  # fastgd.cli.Signals: what is still unwritten
+
+    def written(option, path):
+        if signals is not None and f"{option} {path}" in signals.unwritten:
+            signals.unwritten.remove(f"{option} {path}")
     if args.save:
         try:
             net.save(args.save, overwrite=args.overwrite or bool(args.resume))
             print(f"saved to {args.save}")
+            written("--save", args.save)
             saved = True
         except (OSError, ValueError) as e:
             print(f"fastgd train: error: --save {args.save}: {e}", file=sys.stderr)
@@ -99,6 +105,7 @@ def write_outputs(args, net, history, seed, n):
             atomic_write(args.history, lambda f: json.dump(report, f, indent=1),
                          overwrite=args.overwrite, binary=False)
             print(f"history written to {args.history}")
+            written("--history", args.history)
         except (OSError, ValueError) as e:
             print(f"fastgd train: error: --history {args.history}: {e}", file=sys.stderr)
             ok = False
@@ -106,6 +113,7 @@ def write_outputs(args, net, history, seed, n):
         try:
             plots.save(plots.learning_curves(history), args.plot, overwrite=args.overwrite)
             print(f"learning curves drawn to {args.plot}")
+            written("--plot", args.plot)
         except (OSError, ValueError, ImportError) as e:
             print(f"fastgd train: error: --plot {args.plot}: {e}", file=sys.stderr)
             ok = False

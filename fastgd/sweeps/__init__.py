@@ -87,6 +87,11 @@ def sweep(grid: Mapping[str, Sequence[Any]], training_data: Data, eval_data: Dat
     row whose ``error`` holds what went wrong; the other points go on.  A run that
     diverges is a result, not an error: its ``diverged`` holds the verdict.
 
+    Interrupted (KeyboardInterrupt, or any exception while the points run), the
+    exception raised carries ``table``: the SweepTable of the points finished so
+    far, the others rows whose ``error`` says they did not finish, and
+    ``info["incomplete"]`` how many did.
+
     The kernels of each network shape are compiled (or loaded from numba's cache) in
     this process first, so that the workers load them from the on-disk cache
     instead of each compiling them; a cluster on other machines shares that only
@@ -109,18 +114,39 @@ def sweep(grid: Mapping[str, Sequence[Any]], training_data: Data, eval_data: Dat
     warm(network_shapes(todo), training_data)
     if n_workers is None:
         n_workers = min(len(todo), available_cores())
-    with connected(client, n_workers) as dask_client:
-        workers = len(dask_client.nthreads())
-        rows = run_points(dask_client, distributed, todo, (training_data, eval_data),
-                    on_divergence, progress, own_cluster=client is None)
-        address = dask_client.scheduler.address
     fixed = {key: todo[0][key] for key in POINT_COLUMNS
              if key not in grid and not (key == "sizes" and "hidden" in grid)}
     # unpacked, not indexed: a Dataset unpacks as (X, y) but has no [1]
     (_, train_y), (_, eval_y) = training_data, eval_data
-    return SweepTable(rows, info=dict(
-        grid=plain({key: list(values) for key, values in grid.items()}), fixed=fixed,
-        on_divergence=on_divergence, train_size=len(train_y),
-        eval_size=len(eval_y), workers=workers,
-        scheduler=None if client is None else address,
-        wall_seconds=time.perf_counter() - began))
+    info = dict(grid=plain({key: list(values) for key, values in grid.items()}), fixed=fixed,
+                on_divergence=on_divergence, train_size=len(train_y),
+                eval_size=len(eval_y), workers=0,
+                scheduler=client if isinstance(client, str) else None)
+    try:
+        with connected(client, n_workers) as dask_client:
+            info["workers"] = len(dask_client.nthreads())
+            info["scheduler"] = None if client is None else dask_client.scheduler.address
+            rows = run_points(dask_client, distributed, todo, (training_data, eval_data),
+                              on_divergence, progress, own_cluster=client is None)
+    except BaseException as e:
+        finished = getattr(e, "rows", None) or [None] * len(todo)
+        # the caller (fastgd sweep) writes what finished: attached to the error
+        e.table = SweepTable(  # type: ignore[attr-defined]
+            _unfinished(todo, finished),
+            info=dict(info, wall_seconds=time.perf_counter() - began,
+                      incomplete=f"interrupted: {sum(r is not None for r in finished)} of "
+                                 f"{len(todo)} runs finished"))
+        raise
+    return SweepTable(rows, info=dict(info, wall_seconds=time.perf_counter() - began))
+
+
+def _unfinished(points, rows):
+    """The rows, with a row saying so for each point that did not finish."""
+    complete = []
+    for i, (point, row) in enumerate(zip(points, rows)):
+        if row is None:
+            row = {key: point.get(key) for key in POINT_COLUMNS}
+            row.update(dict.fromkeys(RESULT_COLUMNS), point=i,
+                       error="not finished: the sweep was interrupted")
+        complete.append(row)
+    return complete

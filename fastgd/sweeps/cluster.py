@@ -135,7 +135,9 @@ def run_points(client, distributed, points, data, on_divergence, progress, own_c
             rows[i]["point"] = i
             if progress is not None:
                 progress(done, len(points), rows[i])
-    except BaseException:
+    except BaseException as e:
+        # interrupted: the rows finished so far go with the interrupt (sweep keeps them)
+        e.rows = rows
         if not own_cluster:  # someone else's cluster goes on: free it of the sweep
             client.cancel(futures + [data])
         raise

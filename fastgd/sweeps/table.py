@@ -125,6 +125,8 @@ class SweepTable:
         if "wall_seconds" in info:
             text += (f"; {info['wall_seconds']:.1f} s on "
                      f"{_plural(info.get('workers', 0), 'Dask worker')}")
+        if info.get("incomplete"):
+            text += f"; INCOMPLETE ({info['incomplete']})"
         return text + "."
 
     def best(self):

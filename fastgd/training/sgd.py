@@ -89,7 +89,9 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         After every ``checkpoint_every`` epochs (and when training stops for
         any reason), write the network, the epoch, the generator's state, the
         History and the run's options there, atomically; ``resume`` continues
-        the run from it.
+        the run from it.  A write that fails (a full disk) does not stop
+        training: a RuntimeWarning, and ``History.info["write_errors"]``
+        (likewise for ``save_best``).
     save_best : path, optional
         Keep the network with the best accuracy on ``test_data`` there.
     early_stop : int, optional
@@ -240,6 +242,13 @@ class Run:
     # -- the loop ---------------------------------------------------------------------
 
     def train(self):
+        try:
+            return self._train()
+        finally:
+            if self.trainer.specialized is not None:  # no thread left in numba at exit
+                self.trainer.specialized.cancel()
+
+    def _train(self):
         net, trainer, history = self.net, self.trainer, self.history
         if self.position:  # resuming mid-epoch: draw the same permutation again
             net.rng.bit_generator.state = self.rng_before
@@ -309,8 +318,12 @@ class Run:
             return None
         best = max(range(len(history)), key=lambda i: (history[i]["correct"], -i))
         if best == len(history) - 1 and "save_best" in self.paths:
-            write_network(self.paths["save_best"], self.net, overwrite=True)
-            history.best_saved = {"epoch": history[best]["epoch"], "path": self.paths["save_best"]}
+            try:
+                write_network(self.paths["save_best"], self.net, overwrite=True)
+                history.best_saved = {"epoch": history[best]["epoch"],
+                                      "path": self.paths["save_best"]}
+            except OSError as e:
+                self._write_failed("save_best", e)
         if self.early_stop is not None and len(history) - 1 - best >= self.early_stop:
             return (f"no better accuracy for {self.early_stop} epochs (early_stop): the best "
                     f"was {history[best]['correct']} / {history[best]['total']} in epoch "
@@ -361,10 +374,27 @@ class Run:
                              "diverged": self.history.diverged,
                              "stopped": self.history.stopped,
                              "best_saved": self.history.best_saved}}
-        write_checkpoint(path, self.net, state)
+        try:
+            write_checkpoint(path, self.net, state)
+        except OSError as e:
+            self._write_failed("checkpoint", e)
+            return None
         self.history.checkpoint = {"epoch": self.epoch, "position": self.position,
                                    "path": path}
         return path
+
+    def _write_failed(self, name, error):
+        """A checkpoint or save_best that could not be written (a full disk): the
+        run goes on, since the network it trains is what matters and the caller
+        still has it; ``History.info["write_errors"][name]`` keeps the last failure,
+        and the first is warned of (RuntimeWarning)."""
+        errors = self.history.info.setdefault("write_errors", {})
+        if name not in errors:
+            warnings.warn(f"{name} {self.paths[name]} could not be written ({error}); "
+                          "training goes on without it", RuntimeWarning,
+                          stacklevel=stacklevel_outside_package())
+        errors[name] = {"path": self.paths[name], "epoch": self.epoch,
+                        "position": self.position, "error": str(error)}
 
     def _restore(self, state):
         check_same_data(state, self.data, lambda: self.fingerprint)

@@ -35,6 +35,7 @@ class Specialization:
     def __init__(self, trainer):
         self.candidates, self.error, self.seconds = None, None, None
         self.compiler = None  # the compiling process, while it runs
+        self.cancelled = threading.Event()
         self.thread = threading.Thread(target=self._compile, args=(trainer,), daemon=True,
                                        name="fastgd-specialize")
         self.thread.start()
@@ -42,11 +43,21 @@ class Specialization:
     def done(self):
         return not self.thread.is_alive()
 
+    def cancel(self):
+        """The run has ended: leave the compiling process to finish the cache, but
+        load nothing here, and wait for a load already under way.  A thread still
+        inside numba when the interpreter exits can crash the process."""
+        self.cancelled.set()
+        if self.compiler is None:  # loading (from the cache, or compiling) here
+            self.thread.join()
+
     def _compile(self, trainer):
         started = time.perf_counter()
         try:
             net = trainer.net
             self._compile_elsewhere(trainer)
+            if self.cancelled.is_set():
+                raise RuntimeError("cancelled: the run ended first")
             candidates = [trainer.candidate(trainer.module, plan) for plan in trainer.plans]
             # an empty run loads (or compiles) a kernel: on scratch and weights of
             # its own, of the same types, since the trainer's are in use meanwhile

@@ -8,7 +8,13 @@ import threading
 class StopRequests:
     """While training, SIGINT, SIGTERM and SIGHUP ask it to stop at the next
     segment boundary (so the work so far can be kept); a second one aborts at
-    once.  Only the main thread can handle signals; elsewhere this does nothing."""
+    once (``SecondSignal``, a KeyboardInterrupt).  Only the main thread can
+    handle signals; elsewhere this does nothing.  A signal the process ignores
+    (started under ``nohup``, say) stays ignored.  ``runs`` counts the runs that
+    have started in this process: the command line keeps a signal that comes
+    after one until it has written the outputs."""
+
+    runs = 0
 
     def __init__(self, enabled):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
@@ -21,15 +27,17 @@ class StopRequests:
     def _handle(self, signum, frame):
         if self.signal is not None:
             self.__exit__()
-            raise KeyboardInterrupt(f"second {signal_name(signum)}: stopped at once")
+            raise SecondSignal(signum)
         self.signal = signum
 
     def __enter__(self):
         if self.enabled:
+            StopRequests.runs += 1
             for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                 if hasattr(signal, name):
                     number = getattr(signal, name)
-                    self.previous[number] = signal.signal(number, self._handle)
+                    if signal.getsignal(number) is not signal.SIG_IGN:
+                        self.previous[number] = signal.signal(number, self._handle)
         return self
 
     def __exit__(self, *exc):
@@ -38,6 +46,14 @@ class StopRequests:
         self.previous = {}
         return False
 
+
+class SecondSignal(KeyboardInterrupt):
+    """A second signal while a run was stopping: training stopped at once.
+    ``signal`` is its number."""
+
+    def __init__(self, signum):
+        super().__init__(f"second {signal_name(signum)}: stopped at once")
+        self.signal = signum
 
 
 def signal_name(signum):

@@ -1,0 +1,182 @@
+"""Signals at chosen moments of ``fastgd train`` and ``fastgd sweep``, and writes that
+fail part-way through a run: the outputs are written, or one line says exactly
+which were not; the exit status is 128 + N; never a traceback or a crash.
+
+The moments are found by reading the process's output (a fixed delay would land
+elsewhere on a busy machine): the header line (before training, or as it starts),
+the first epoch's line, and the "Trained" line (training over, the outputs not
+yet written).
+"""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastgd
+from test_faults import ROOT, fastgd_process, tiny_data, wait_for_line
+
+# Small and quick: the generic kernels (the suite's FASTGD_SPECIALIZE=never), one thread.
+RUN = ["train", "--sizes", "784,10,10", "--train-size", "2000", "--epochs", "3", "--seed", "1",
+       "--kernel", "serial", "--threads", "1"]
+OUTPUTS = ["--save", "net.npz", "--history", "history.json"]
+
+
+def stop_at(tmp_path, pattern, signum, args=()):
+    """Run fastgd train, send ``signum`` once stdout shows ``pattern``; returns
+    (status, stdout, stderr)."""
+    process = fastgd_process(RUN + OUTPUTS + list(args), tmp_path)
+    out = wait_for_line(process, pattern)
+    process.send_signal(signum)
+    rest, err = process.communicate(timeout=120)
+    return process.returncode, out + rest, err
+
+
+def assert_written_or_said(tmp_path, err):
+    """Either both outputs are written and load, or stderr names each one missing."""
+    missing = [name for name in ("net.npz", "history.json") if not (tmp_path / name).exists()]
+    if missing:
+        assert "not written: --save net.npz, --history history.json" in err, err
+        assert len(missing) == 2, "one output written and one not"
+        return False
+    fastgd.Network.load(tmp_path / "net.npz")
+    json.loads((tmp_path / "history.json").read_text())
+    return True
+
+
+def test_a_signal_right_after_training_still_writes_every_output(tmp_path):
+    """SIGHUP as "Trained ..." is printed: the model, the history and the plot
+    are written first (the plot's matplotlib import makes that window seconds
+    long), then the run ends with 129 and says why."""
+    pytest.importorskip("matplotlib")
+    status, out, err = stop_at(tmp_path, "Trained", signal.SIGHUP, ["--plot", "curves.png"])
+    assert status == 129, err
+    assert "Traceback" not in err
+    assert assert_written_or_said(tmp_path, err)
+    assert (tmp_path / "curves.png").exists()
+    assert "stopped by SIGHUP" in err
+
+
+@pytest.mark.slow  # nine processes
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("moment", ["Network [", "Epoch 0:", "Trained"])
+def test_a_signal_at_any_moment_ends_the_run_cleanly(tmp_path, signum, moment):
+    status, out, err = stop_at(tmp_path, moment, signum)
+    assert status == 128 + signum, err
+    assert "Traceback" not in err and "Fatal Python error" not in err
+    written = assert_written_or_said(tmp_path, err)
+    if moment != "Network [":  # training had started: the outputs must be there
+        assert written
+
+
+@pytest.mark.slow  # a process
+def test_a_hangup_ignored_by_the_caller_stays_ignored(tmp_path):
+    """Under nohup (SIGHUP ignored when fastgd starts), a hangup at any moment
+    changes nothing: the run goes on to its end."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastgd", *RUN, *OUTPUTS], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for_line(process, "Network [")
+    process.send_signal(signal.SIGHUP)
+    wait_for_line(process, "Epoch 0:")
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "saved to net.npz" in out
+    fastgd.Network.load(tmp_path / "net.npz")
+
+
+def test_numba_failing_at_import_is_one_line(tmp_path):
+    env = dict(os.environ, NUMBA_NUM_THREADS="0",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-m", "fastgd", *RUN], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("fastgd: error: numba cannot start")
+    assert "NUMBA_NUM_THREADS=0" in result.stderr
+
+
+# -- writes that fail mid-run ------------------------------------------------------------
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_training(tmp_path, monkeypatch):
+    """A full disk under the checkpoint: training goes on, with a warning and the
+    failure in History.info; the weights are those of a run without checkpoints."""
+    from fastgd.training import sgd
+    data, test = tiny_data(600), tiny_data(60, seed=1)
+    whole = fastgd.Network([8, 6, 3], seed=5)
+    expected = whole.SGD(data, 3, 10, 2.0, test_data=test, verbose=False, kernel="serial")
+    monkeypatch.setattr(sgd, "write_checkpoint", no_space)
+    monkeypatch.setattr(sgd, "write_network", no_space)
+    net = fastgd.Network([8, 6, 3], seed=5)
+    with pytest.warns(RuntimeWarning, match="could not be written") as caught:
+        history = net.SGD(data, 3, 10, 2.0, test_data=test, verbose=False, kernel="serial",
+                          checkpoint=tmp_path / "run.ckpt", save_best=tmp_path / "best.npz")
+    assert len(caught) == 2  # once each, not once an epoch
+    assert len(history) == 3 and history.checkpoint is None and history.best_saved is None
+    errors = history.info["write_errors"]
+    assert set(errors) == {"checkpoint", "save_best"}
+    assert errors["checkpoint"]["epoch"] == 3 and "No space left" in errors["checkpoint"]["error"]
+    assert net.params.tobytes() == whole.params.tobytes()
+    assert [r["correct"] for r in history] == [r["correct"] for r in expected]
+
+
+def test_the_cli_saves_the_model_when_its_checkpoint_fails(tmp_path, capsys, monkeypatch):
+    from fastgd.cli import main
+    from fastgd.training import sgd
+    monkeypatch.setattr(sgd, "write_checkpoint", no_space)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported as a line, not as a warning
+        status = main(RUN + ["--quiet", "--save", str(tmp_path / "net.npz"),
+                             "--checkpoint", str(tmp_path / "run.ckpt")])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "saved to" in captured.out
+    assert f"--checkpoint {tmp_path / 'run.ckpt'} could not be written" in captured.err
+    assert "No space left" in captured.err and "Traceback" not in captured.err
+    assert np.isfinite(fastgd.Network.load(tmp_path / "net.npz").params).all()
+    assert not (tmp_path / "run.ckpt").exists()
+
+
+# -- sweeps ----------------------------------------------------------------------------
+
+@pytest.mark.slow  # a Dask cluster
+def test_an_interrupted_sweep_writes_the_runs_finished(tmp_path):
+    pytest.importorskip("distributed")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastgd", "sweep", "--train-size", "2000", "--eta", "1,3",
+         "--epochs", "1,300", "--workers", "2", "--out", "out", "--no-plot"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep
+                               + os.environ.get("PYTHONPATH", "")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    for line in process.stderr:
+        seen += line
+        if line.startswith("[1/4]"):
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=180)
+    err = seen + err
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "INCOMPLETE" in out and "not finished" in out
+    saved = fastgd.SweepTable.read_json(tmp_path / "out" / "sweep.json")
+    assert saved.info["incomplete"].startswith("interrupted:")
+    finished = [row for row in saved.rows if row["error"] is None]
+    assert finished and all(row["epochs"] == 1 for row in finished)
+    assert len(saved.rows) == 4
+    assert (tmp_path / "out" / "sweep.csv").read_text().count("not finished") == \
+        4 - len(finished)
