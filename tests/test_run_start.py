@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +14,8 @@ RUN = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
 def load_run():
+    # run.py imports its sibling _measure, as it does when run as a script
+    sys.path.insert(0, str(RUN.parent))
     spec = importlib.util.spec_from_file_location("benchmark_run", RUN)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
