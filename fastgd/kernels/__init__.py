@@ -49,7 +49,9 @@ The modules, one job each:
 * ``source``: a generated module's whole text;
 * ``loader``: modules generated, cached and imported (``kernels``,
   ``generic_kernels``), whether they are compiled (``ready``), and ``call``;
-* ``cache``: the folder of generated modules, their names and clean-up.
+* ``cache``: the folder of generated modules, their names and clean-up;
+* ``numba_cache``: numba's disk cache for fastgd's kernels, with a checksum on
+  every file (a damaged entry is compiled again, never run).
 
 Parameter layout
 ----------------

@@ -17,7 +17,7 @@ import numpy as np
 from numba import types as nbtypes
 
 from .. import config
-from . import cache
+from . import cache, numba_cache
 from .generator import COSTS, panel_width, settings
 from .source import module_source
 
@@ -58,6 +58,8 @@ def _module_for(widths, panel, cost="quadratic", dense=False, generic=False):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+        # before any kernel compiles: its disk cache is read only past a checksum
+        numba_cache.checksum_module(module)
         _modules[key] = module
         return module
 
