@@ -69,6 +69,18 @@ DENSE_FROM = 0.75
 # process and its children (the test suite runs on the generic kernels this way, and
 # tests the specialised ones where it says so).
 SPECIALIZE = os.environ.get("FASTGD_SPECIALIZE", "background")
+# The specialised kernels write each output of each layer out as code of its own
+# (``kernels.unrolled_outputs``: the padded widths after the input, 48 for the
+# book's [784, 30, 10]).  Their source grows in proportion (about ten lines per
+# output), and so do numba's and LLVM's time and memory to compile it, past a
+# fixed part, until one function holds too many variables for LLVM: a few times
+# the book's network compiles in about twice its time, a layer of 1000 took many
+# minutes and over a gigabyte, one of 10000 gigabytes more.  A shape past this
+# many outputs is never specialised: it trains on the generic kernels (the same
+# bits), and nothing compiles for it in the background.  The bound counts
+# outputs, not seconds, so that which kernels a shape gets does not depend on
+# the machine.
+SPECIALIZE_MAX_OUTPUTS = 256
 
 # -- cutting the work into pieces (fastgd.training) ---------------------------------------
 

@@ -35,13 +35,13 @@ from collections.abc import Iterator
 from typing import TypeAlias
 
 import numpy as np
-from numba import njit
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import kernels
 from ._files import BadFile, StrPath, atomic_write, read_member
 from ._validation import (check_dtype, check_inputs, check_labels, read_only,
                           warn_input_scale, writeable_twin)
+from .kernels.numba_cache import njit
 
 FILE_FORMAT = "fastgd-dataset-1"
 # Tags the fingerprints a checkpoint holds; checkpoints without a tag hold

@@ -38,7 +38,9 @@ class CompiledKernel:
 class CompiledKernels:
     """What ``compile_kernels`` did: the network it compiled for (``sizes``,
     ``dtype``, ``cost``, ``inputs``), the cache ``folder``, each kernel
-    (``kernels``, CompiledKernel) and the ``seconds`` it all took."""
+    (``kernels``, CompiledKernel) and the ``seconds`` it all took.
+    ``generic``: the network is too wide for kernels specialised to its
+    widths (``kernels.specialisable``), so they are the generic kernels."""
     sizes: list
     dtype: str
     cost: str
@@ -46,6 +48,7 @@ class CompiledKernels:
     folder: str
     kernels: tuple
     seconds: float
+    generic: bool = False
 
     @property
     def compiled(self):
@@ -66,7 +69,9 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
     config.DENSE_FROM of their inputs nonzero) or "both".  distributed: also the
     gradient sums that distributed (MPI) training runs.  verbose: say on stderr
     while compiling (``compile_notice``).  The evaluation kernels do not depend
-    on cost or inputs.  Returns CompiledKernels.
+    on cost or inputs.  A network too wide for specialised kernels
+    (``kernels.specialisable``) gets the generic ones only.  Returns
+    CompiledKernels.
     """
     sizes = check_sizes(sizes)
     dtype_name = np.dtype(check_dtype(dtype)).name
@@ -91,7 +96,7 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
                                    net.warm_up))
     return CompiledKernels(sizes, dtype_name, cost, inputs,
                            kernels.cache.module_folder(create=False), tuple(steps),
-                           time.perf_counter() - began)
+                           time.perf_counter() - began, generic=not kernels.specialisable(sizes))
 
 
 def _one_example(net, dense):

@@ -62,7 +62,10 @@ def compile_command(args):
                                     distributed=args.distributed, verbose=True)
     compiled = len(result.compiled)
     inputs = "sparse and dense" if result.inputs == "both" else result.inputs
-    print(f"Kernels for a {result.sizes} network, {result.dtype}, {result.cost} cost, {inputs} "
+    # a network too wide to specialise trains on the generic kernels: those are compiled
+    what = ("Generic kernels only (too wide for specialised ones: "
+            "fastgd.config.SPECIALIZE_MAX_OUTPUTS)" if result.generic else "Kernels")
+    print(f"{what} for a {result.sizes} network, {result.dtype}, {result.cost} cost, {inputs} "
           f"inputs: {compiled} compiled, {len(result.kernels) - compiled} already on disk, "
           f"{result.seconds:.1f} s; cache {result.folder}")
     names = [step.kernel + (f" ({step.inputs})" if step.inputs else "") for step in result.kernels]

@@ -49,7 +49,9 @@ The modules, one job each:
 * ``source``: a generated module's whole text;
 * ``loader``: modules generated, cached and imported (``kernels``,
   ``generic_kernels``), whether they are compiled (``ready``), and ``call``;
-* ``cache``: the folder of generated modules, their names and clean-up.
+* ``cache``: the folder of generated modules, their names and clean-up;
+* ``numba_cache``: numba's disk cache for fastgd's kernels, with a checksum on
+  every file (a damaged entry is compiled again, never run).
 
 Parameter layout
 ----------------
@@ -89,11 +91,12 @@ from .generator import COSTS, panel_width, settings
 from .inputs import (balanced_bounds, dense_columns, input_columns, nonzero_columns, row_splits,
                      uses_dense_path)
 from .loader import (THREAD_SAFE_LAYERS, call, generic_kernels, kernels, on_disk, ready,
-                     usable_kernels)
+                     specialisable, unrolled_outputs, usable_kernels)
 from .source import module_source
 
 __all__ = ["CACHE_LINE", "COSTS", "PAD", "THREAD_SAFE_LAYERS", "Examples", "LayoutArrays",
            "Plan", "Scratch", "aligned_copy", "aligned_rows", "aligned_zeros", "balanced_bounds",
            "cache_dir", "call", "dense_columns", "generic_kernels", "input_columns", "kernels",
            "module_source", "nonzero_columns", "on_disk", "padded", "panel_width", "ready",
-           "row_splits", "settings", "usable_kernels", "uses_dense_path"]
+           "row_splits", "settings", "specialisable", "unrolled_outputs", "usable_kernels",
+           "uses_dense_path"]

@@ -13,7 +13,8 @@ weights and biases are zero and stay zero.  Per-example scratch (activations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+
+from .numba_cache import njit
 
 # Rows are padded to a multiple of this many numbers: a vector register's width.
 PAD = 8

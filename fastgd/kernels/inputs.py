@@ -7,9 +7,9 @@ split of those lists into blocks of weight rows for a parallel update
 """
 
 import numpy as np
-from numba import njit
 
 from .. import config
+from .numba_cache import njit
 
 @njit(cache=True, nogil=True)
 def nonzero_columns(X):

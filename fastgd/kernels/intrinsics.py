@@ -7,10 +7,11 @@ None of them changes a result.
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
 from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .numba_cache import njit
 
 @intrinsic
 def _bits(typingctx, x):

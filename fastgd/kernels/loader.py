@@ -18,7 +18,8 @@ import numpy as np
 from numba import types as nbtypes
 
 from .. import config
-from . import cache
+from . import cache, numba_cache
+from .buffers import padded
 from .generator import COSTS, panel_width, settings
 from .source import module_source
 
@@ -59,6 +60,8 @@ def _module_for(widths, panel, cost="quadratic", dense=False, generic=False):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+        # before any kernel compiles: its disk cache is read only past a checksum
+        numba_cache.checksum_module(module)
         _modules[key] = module
         return module
 
@@ -136,11 +139,29 @@ def on_disk(kernel):
     return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
 
 
+def unrolled_outputs(sizes):
+    """The outputs the specialised kernels of a network of these sizes write out
+    one by one (the padded widths of the layers after the input): their code,
+    and the time and memory numba and LLVM take to compile it, grow with it."""
+    return sum(padded(int(w)) for w in list(sizes)[1:])
+
+
+def specialisable(sizes):
+    """Whether a network of these sizes gets kernels specialised to its widths:
+    not past config.SPECIALIZE_MAX_OUTPUTS outputs written out, whose compile
+    would take minutes to hours and gigabytes."""
+    return unrolled_outputs(sizes) <= config.SPECIALIZE_MAX_OUTPUTS
+
+
 def kernels(sizes, dtype, cost="quadratic", dense=False):
     """The generated module of kernels (train_serial, train_parallel,
     gradient_sum_*, and for the sparse path feedforward_* and gradients_*) for a
     network of these sizes and dtype, trained on `cost` (the feedforward kernels
-    do not depend on it), reading its inputs from ``input_columns(X, dense)``."""
+    do not depend on it), reading its inputs from ``input_columns(X, dense)``.
+    A network too wide to specialise (``specialisable``) gets the generic
+    module (``generic_kernels``: the same names and bits)."""
+    if not specialisable(sizes):
+        return generic_kernels(sizes, cost, dense)
     return _module_for(list(sizes)[1:], panel_width(np.dtype(dtype).itemsize), cost, dense)
 
 

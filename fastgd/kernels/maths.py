@@ -8,9 +8,9 @@ decay of chapter 3 (``_decay_rows``), group sums added to nabla
 """
 
 import numpy as np
-from numba import njit
 
 from .intrinsics import _bits, _from_bits
+from .numba_cache import njit
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low 21 bits zero: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10  # ln 2 - _LN2_HI

@@ -11,11 +11,11 @@ cheaper than starting and joining a parallel region per stage.
 import sys
 
 import numpy as np
-from numba import njit
 from numba import types as nbtypes
 
 from .intrinsics import _fetch_add, _load_acquire
 from .maths import _decay_rows
+from .numba_cache import njit
 
 # The work queue of a training kernel: counter[0] counts the pieces handed out,
 # counter[1] the pieces finished.  Pieces are numbered across the stages of the

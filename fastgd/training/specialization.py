@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import kernels
+from .. import config, kernels
 from .._files import atomic_write
 
 
@@ -123,14 +123,24 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     generic kernels, compiled once for every shape; "background": while the
     specialised ones follow in the background), with an estimate from this
     machine's own past compiles and the seconds so far; nothing if they are in
-    numba's disk cache."""
+    numba's disk cache.  A network too wide for specialised kernels
+    (``kernels.specialisable``) gets the generic ones, and is told so once
+    even when nothing compiles."""
+    stream = sys.stderr if stream is None else stream
+    if not kernels.specialisable(net.sizes):
+        generic = True
+        if enabled:
+            print(f"fastgd: a {net.sizes} network trains on the generic kernels only: "
+                  f"{kernels.unrolled_outputs(net.sizes)} outputs are more than kernels "
+                  "specialised to its widths write out (config.SPECIALIZE_MAX_OUTPUTS = "
+                  f"{config.SPECIALIZE_MAX_OUTPUTS}); the same results, more slowly",
+                  file=stream, flush=True)
     module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
               else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
     if not enabled or kernels.ready(module, names, net.dtype):
         yield
         return
-    stream = sys.stderr if stream is None else stream
     kind = "generic" if generic else "specialised"
     estimate = compile_estimate(net, kind)
     about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
@@ -196,7 +206,10 @@ def _compile_records():
 def compile_estimate(net, kind="specialised"):
     """Seconds compiling `kind` ("generic" or "specialised") kernels for this
     network should take here: the median of this machine's past compiles, per
-    unit of ``_compile_units``; None before the first."""
+    unit of ``_compile_units``; None before the first.  A network too wide
+    for specialised kernels compiles the generic ones instead."""
+    if not kernels.specialisable(net.sizes):
+        kind = "generic"
     seconds_per_unit = _compile_records().get(kind)
     if not seconds_per_unit:
         return None
@@ -206,6 +219,8 @@ def compile_estimate(net, kind="specialised"):
 def record_compile_seconds(net, seconds, kind="specialised"):
     """Keep how long compiling took, for the next estimate (best effort: a cache
     folder that cannot be written only costs the estimate)."""
+    if not kernels.specialisable(net.sizes):
+        kind = "generic"
     records = _compile_records()
     values = records.setdefault(kind, [])
     values.append(seconds / _compile_units(net, kind))

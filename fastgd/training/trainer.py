@@ -132,6 +132,8 @@ class Trainer:
         mode = (check_choice(config.SPECIALIZE, "config.SPECIALIZE", SPECIALIZE_MODES)
                 if specialize is None else check_choice(specialize, "specialize",
                                                         SPECIALIZE_MODES))
+        if not kernels.specialisable(net.sizes):
+            mode = "never"  # too wide to write out (config.SPECIALIZE_MAX_OUTPUTS)
         names = [f"train_{plan[0]}" for plan in self.plans]
         generic = kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
         if combiner is not None:
