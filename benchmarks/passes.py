@@ -72,10 +72,10 @@ def main():
     D = kernels.aligned_zeros(args.chunk * per_example, net.dtype)
     costs = kernels.aligned_zeros(args.chunk, np.float64)
     target = kernels.aligned_zeros(net.layout.n_params, net.dtype)
-    weights, biases = (tuple(p) for p in kernels.buffers._layers(net.params, layout))
-    target_w, target_b = (tuple(p) for p in kernels.buffers._layers(target, layout))
-    scratch = (tuple(kernels.buffers._scratch(A, layout, args.chunk)),
-               tuple(kernels.buffers._scratch(D, layout, args.chunk)))
+    weights, biases = (tuple(p) for p in kernels.buffers.layer_views(net.params, layout))
+    target_w, target_b = (tuple(p) for p in kernels.buffers.layer_views(target, layout))
+    scratch = (tuple(kernels.buffers.scratch_views(A, layout, args.chunk)),
+               tuple(kernels.buffers.scratch_views(D, layout, args.chunk)))
     drive = make_driver(module)
     one = np.ones(1, net.dtype)[0]
     orders = {"shuffled": np.random.default_rng(1).permutation(len(y)),

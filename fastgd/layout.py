@@ -57,7 +57,7 @@ class Layout:
     @cached_property
     def book(self):
         """Where the book's nabla_b and nabla_w lie in the two flat vectors that
-        ``kernels.drivers._backprop`` fills, each layer's in turn, weights (n_out, n_in)
+        ``kernels.drivers.drive_backprop`` fills, each layer's in turn, weights (n_out, n_in)
         row-major: (length of the biases' vector, of the weights', and for each
         layer (its biases' slice, its weights' slice, its weights' shape))."""
         sizes = self.sizes.tolist()
@@ -69,7 +69,7 @@ class Layout:
 
     def unpack_book(self, nabla_b, nabla_w):
         """(biases, weights): lists of views, shaped as the book's, of the two flat
-        vectors that ``kernels.drivers._backprop`` fills (see ``book``)."""
+        vectors that ``kernels.drivers.drive_backprop`` fills (see ``book``)."""
         layers = self.book[2]
         return ([nabla_b[b] for b, _, _ in layers],
                 [nabla_w[w].reshape(shape) for _, w, shape in layers])

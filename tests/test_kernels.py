@@ -264,9 +264,9 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype,
     layout = net.layout.arrays
     indptr, indices, values = kernels.nonzero_columns(X.astype(dtype))
     rows = np.random.default_rng(1).permutation(n)
-    weights, biases = (tuple(part) for part in kernels.buffers._layers(net.params, layout))
+    weights, biases = (tuple(part) for part in kernels.buffers.layer_views(net.params, layout))
     A = np.zeros(n * layout.a_off[-1], dtype)
-    As = tuple(kernels.buffers._scratch(A, layout, n))
+    As = tuple(kernels.buffers.scratch_views(A, layout, n))
     no_splits = np.empty((0, 0), np.uint64)
     kernels.call(module.forward_pass, 0, n, rows, indptr, indices, values, no_splits,
                   no_splits, weights, biases, As, np.zeros(1, dtype)[0])
@@ -276,7 +276,7 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype,
         cost = np.full(n, np.nan)
         for t0, t1 in calls:
             kernels.call(module.backward_pass, t0, t1, rows, y, weights, As,
-                          tuple(kernels.buffers._scratch(D, layout, n)), cost, sizes[-1])
+                          tuple(kernels.buffers.scratch_views(D, layout, n)), cost, sizes[-1])
         deltas.append(D)
         costs.append(cost)
     assert np.count_nonzero(deltas[0]) > n  # errors were computed
@@ -287,7 +287,7 @@ def test_backward_pass_with_transposed_weights_gives_the_same_bits(sizes, dtype,
 def test_exp_is_within_an_ulp_of_numpy():
     """The kernels' own e^x (it vectorises; np.exp is a C call per number)."""
     from numba import njit
-    from fastgd.kernels.maths import _exp, _sigmoid
+    from fastgd.kernels.maths import exp as _exp, sigmoid as _sigmoid
 
     @njit(error_model="numpy")
     def both(x):

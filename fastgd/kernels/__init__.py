@@ -12,20 +12,20 @@ chapter 3), for a mini-batch of m examples x:
 
 =====================================================  ==================================
 feedforward  a^l = sigma(w^l a^(l-1) + b^l)            ``generator._forward_code``
-                                                       (``forward_pass``), ``maths._sigmoid``
+                                                       (``forward_pass``), ``maths.sigmoid``
 BP1  delta^L = nabla_a C (.) sigma'(z^L)               ``generator._backward_code``
-                                                       (``backward_pass``), ``maths._quadratic_
-                                                       output_error``, ``maths._cross_entropy_
-                                                       output_error``
+                                                       (``backward_pass``),
+                                                       ``maths.quadratic_output_error``,
+                                                       ``maths.cross_entropy_output_error``
 BP2  delta^l = ((w^(l+1))^T delta^(l+1)) (.) sigma'(z^l)  ``generator._backward_code``
 BP3  dC/db^l_j = delta^l_j                             ``generator._update_code``
                                                        (``update_rows``)
 BP4  dC/dw^l_jk = a^(l-1)_k delta^l_j                  ``generator._update_code``
 update  w -> w - (eta/m) sum_x dC_x/dw (b likewise)    ``update_rows`` with coef = -eta/m,
-                                                       or ``maths._add_groups`` then
-                                                       ``maths._apply``
-decay (ch. 3)  w -> (1 - eta lmbda/n) w (L2),          ``maths._decay_rows``,
-               w -> w - (eta lmbda/n) sgn(w) (L1)      ``workqueue._decay_stage``
+                                                       or ``maths.add_groups`` then
+                                                       ``maths.apply_nabla``
+decay (ch. 3)  w -> (1 - eta lmbda/n) w (L2),          ``maths.decay_rows``,
+               w -> w - (eta lmbda/n) sgn(w) (L1)      ``workqueue.decay_stage``
 =====================================================  ==================================
 
 ``generic`` writes the same operations as loops over any widths, with the same
@@ -43,9 +43,9 @@ The modules, one job each:
 * ``inputs``: the examples as the kernels read them (CSR rows or the dense path);
 * ``generator`` and ``generic``: the code generator, specialised to a network's
   widths or generic;
-* ``drivers``: the loops around the generated operations (``_train``,
-  ``_gradient_sum``, ``_descend``, ``_feedforward``, ``_gradients``,
-  ``_backprop``), copied into every generated module;
+* ``drivers``: the loops around the generated operations (``drive_train``,
+  ``drive_gradient_sum``, ``drive_descend``, ``drive_feedforward``, ``drive_gradients``,
+  ``drive_backprop``), copied into every generated module;
 * ``source``: a generated module's whole text;
 * ``loader``: modules generated, cached and imported (``kernels``,
   ``generic_kernels``), whether they are compiled (``ready``), and ``call``;
@@ -80,7 +80,7 @@ inserts a wrap-around check for any index it cannot prove non-negative, which
 stops vectorisation); the next examples' nonzero inputs are prefetched, into L2
 well ahead and into L1 a few examples ahead (examples come shuffled, from
 anywhere in memory); errors delta smaller than tiny/eps of the dtype are
-flushed to zero (``maths._flush``), so that neither they nor their products in
+flushed to zero (``maths.flush_tiny``), so that neither they nor their products in
 the update are denormal numbers, ~100 times slower on x86.
 """
 

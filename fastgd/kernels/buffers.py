@@ -6,8 +6,8 @@ transposed, as an ``(n_in, stride)`` block of the flat ``params`` array, so that
 the weights leaving one input neuron are contiguous; ``stride[i]`` is
 ``sizes[i+1]`` rounded up to a multiple of ``PAD`` (``padded``), and the padding
 weights and biases are zero and stay zero.  Per-example scratch (activations
-``A`` and errors ``D``) is one flat buffer each, layer-major.  ``_layers`` and
-``_scratch`` make the 2-D views the kernels index, once per call.
+``A`` and errors ``D``) is one flat buffer each, layer-major.  ``layer_views`` and
+``scratch_views`` make the 2-D views the kernels index, once per call.
 """
 
 from collections import namedtuple
@@ -93,7 +93,7 @@ def aligned_rows(n_rows, row_length, dtype):
 
 
 @njit(cache=True, nogil=True)
-def _layers(params, layout):
+def layer_views(params, layout):
     """(weights, biases): each layer's weights as a (sizes[i], stride[i]) view of
     params (row k holds w_jk for all j) and its biases as a (stride[i],) view."""
     sizes, stride, w_off, b_off = layout.sizes, layout.stride, layout.w_off, layout.b_off
@@ -105,7 +105,7 @@ def _layers(params, layout):
 
 
 @njit(cache=True, nogil=True)
-def _scratch(buffer, layout, rows):
+def scratch_views(buffer, layout, rows):
     """Layer i's per-example values (activations or errors) as a (rows, stride[i])
     view of buffer: layer-major, so that a layer's rows are contiguous."""
     stride, a_off = layout.stride, layout.a_off

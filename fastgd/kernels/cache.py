@@ -12,8 +12,8 @@ A module's name says what it was built from::
 everything the generated code depends on (``source_hash``: the text of every
 file of fastgd/kernels/ and of fastgd/config.py, and numba's version), ``<digest>`` the
 hash of the module's own source.  numba checks only the module's own file
-before it loads compiled code, not the helpers it compiled in (``_sigmoid``,
-``_exp``, ...): the source hash in the name is what makes an edit of a helper
+before it loads compiled code, not the helpers it compiled in (``sigmoid``,
+``exp``, ...): the source hash in the name is what makes an edit of a helper
 give new modules instead of old machine code.
 
 Modules of another source hash are stale.  The first time a process uses the

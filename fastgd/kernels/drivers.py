@@ -16,22 +16,22 @@ Where the book's equations are, per example x of a mini-batch of m:
 * BP1 and BP2, the errors delta^L and delta^l: ``backward_pass``;
 * BP3 and BP4, dC_x/db = delta and dC_x/dw = a_in delta_out, added over the
   mini-batch: ``update_rows`` (straight into params for a small mini-batch,
-  into a group's row of ``groups`` for a large one, then ``_add_groups``);
+  into a group's row of ``groups`` for a large one, then ``add_groups``);
 * the update w -> w - (eta/m) sum_x dC_x/dw (and the decay of chapter 3 first:
-  ``_decay_stage``): ``update_rows`` with coef = -eta/m, or ``_apply``.
+  ``decay_stage``): ``update_rows`` with coef = -eta/m, or ``apply_nabla``.
 """
 
 import numpy as np
 from numba import prange
 
-from .buffers import Scratch, _layers, _scratch
+from .buffers import Scratch, layer_views, scratch_views
 from .inputs import nonzero_columns
-from .maths import _add_groups, _apply
-from .workqueue import (_decay_stage, _finish_and_take, _hogwild_queues, _take, _wait_for,
-                        _work_queue)
+from .maths import add_groups, apply_nabla
+from .workqueue import (decay_stage, finish_and_take, hogwild_queues, take_piece, wait_for,
+                        work_queue)
 
 
-def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
+def drive_train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
            plan, decay=1.0, shrink=0.0):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (``fastgd.reference.train_epoch``).
@@ -48,22 +48,22 @@ def _train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layou
     computed and before it is applied; decay 1.0 and shrink 0.0 skip it.
 
     n_workers loops (one per thread) share the work in one parallel region
-    (``_descend``); returns the sum of C_x over the examples, each evaluated
+    (``drive_descend``); returns the sum of C_x over the examples, each evaluated
     with the weights in force when its mini-batch started (the running
     training cost).
     """
-    counter, total = _work_queue()
+    counter, total = work_queue()
     for p in range(scratch.nabla.shape[0]):
         scratch.nabla[p] = 0
     for _worker in prange(plan.n_workers):
-        _descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
+        drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
                  scratch, plan, plan.direct_max, decay, shrink, counter, total)
     return total[0]
 
 
-def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
+def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
                    scratch, plan, decay=1.0, shrink=0.0):
-    """Hogwild! (Recht, Re, Wright and Niu, 2011): ``_train``'s gradient descent
+    """Hogwild! (Recht, Re, Wright and Niu, 2011): ``drive_train``'s gradient descent
     over idx[start:stop], with the mini-batches dealt out in one contiguous
     block per thread, each thread stepping through its own block as the serial
     kernel does and writing its steps into the shared params without locks.
@@ -74,10 +74,10 @@ def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, param
     accuracy) depend on how the threads happen to interleave.  That is the
     method: Recht et al. prove that SGD converges like this when each step
     touches few of the weights, as MNIST's sparse inputs make layer 0's
-    updates do.  With one thread it is ``_train``'s serial run, bit for bit:
-    the same ``_descend`` on one worker, over the same examples.
+    updates do.  With one thread it is ``drive_train``'s serial run, bit for bit:
+    the same ``drive_descend`` on one worker, over the same examples.
 
-    The arguments are ``_train``'s, except that every field of scratch has one
+    The arguments are ``drive_train``'s, except that every field of scratch has one
     more, leading axis: the threads' own buffers (scratch[w] for thread w, its
     rows on cache lines of their own, so that no two threads write one line),
     and that plan is the serial kernel's plan with n_workers the number of
@@ -87,7 +87,7 @@ def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, param
     """
     n_threads = plan.n_workers
     n_batches = (stop - start + mini_batch_size - 1) // mini_batch_size
-    counters, totals = _hogwild_queues(n_threads)
+    counters, totals = hogwild_queues(n_threads)
     for w in prange(n_threads):
         # thread w's mini-batches: first..last-1 of the n_batches, in order
         first = start + (w * n_batches // n_threads) * mini_batch_size
@@ -98,7 +98,7 @@ def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, param
             own.nabla[p] = 0
         if first < last:
             # one worker with its own work queue: the serial kernel's sequence of steps
-            _descend(examples, idx, first, last, mini_batch_size, eta, mean, True, params,
+            drive_descend(examples, idx, first, last, mini_batch_size, eta, mean, True, params,
                      layout, own, plan, plan.direct_max, decay, shrink, counters[w],
                      totals[w])
     total = 0.0
@@ -107,40 +107,40 @@ def _train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, param
     return total
 
 
-def _gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
+def drive_gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
     """nabla = sum_x dC_x/dw (likewise b) over the examples idx[start:stop], in
     params' layout; returns the sum of their C_x.  Nothing else is changed.
 
-    The summing half of ``_train``'s step for a large mini-batch, for a
+    The summing half of ``drive_train``'s step for a large mini-batch, for a
     mini-batch shared between processes (``fastgd.distributed``): groups are
     counted from ``start``, so that called on a whole mini-batch it gives the
-    bits of the nabla that ``_train`` applies, whatever the chunk, the thread
+    bits of the nabla that ``drive_train`` applies, whatever the chunk, the thread
     count or the variant.  Only nabla, groups, A, D and costs of the scratch,
     and group, chunk and n_workers of the plan, are used.
     """
-    counter, total = _work_queue()
+    counter, total = work_queue()
     for p in range(scratch.nabla.shape[0]):
         scratch.nabla[p] = 0
     for _worker in prange(plan.n_workers):
-        _descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
+        drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
                  layout, scratch, plan, 0, 1.0, 0.0, counter, total)
     return total[0]
 
 
-def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, params, layout,
+def drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, params, layout,
              scratch, plan, direct_max, decay, shrink, counter, total):
-    """One worker's share of ``_train`` (or, with apply False, of
-    ``_gradient_sum``): every worker runs this same sequence of stages, and
-    takes the pieces of each stage from the shared ``counter`` (``_take``)
+    """One worker's share of ``drive_train`` (or, with apply False, of
+    ``drive_gradient_sum``): every worker runs this same sequence of stages, and
+    takes the pieces of each stage from the shared ``counter`` (``take_piece``)
     until they are all taken; a stage starts once the previous one is
-    finished (``_wait_for``).  So a call is one parallel region, and the end
+    finished (``wait_for``).  So a call is one parallel region, and the end
     of a stage costs a wait on a counter instead of a join and a new fork.
 
     A mini-batch of at most direct_max examples is backpropagated in one go
     (all its examples see the same weights) and its update added straight to
     params, example by example; stages: forward and backward passes in blocks
     of example_block examples, the decay in blocks of DECAY_ROWS weight rows
-    (``_decay_stage``), the update in the blocks of weight rows that splits
+    (``decay_stage``), the update in the blocks of weight rows that splits
     describes (``row_splits``; spans holds their bounds for the chunk's
     examples; neither has columns for a single block), each weight adding its
     examples' terms in the order t = 0, 1, ...
@@ -150,8 +150,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     each group's gradient summed in a buffer of its own (a row of ``groups``,
     zero on entry and left zero), so that each thread adds up the examples
     whose inputs it has just read; then the buffers added to nabla in group
-    order, in blocks of PARAM_BLOCK parameters (``_add_groups``).  Then the
-    decay, and nabla applied (``_apply``, which leaves it zero again).  With
+    order, in blocks of PARAM_BLOCK parameters (``add_groups``).  Then the
+    decay, and nabla applied (``apply_nabla``, which leaves it zero again).  With
     apply False, nabla (zero on entry) keeps the sum instead.  A and D hold
     the activations and errors of max(chunk, direct_max) examples (fewer if
     the mini-batches are smaller); D's padding must be zero on entry.
@@ -175,8 +175,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     n_layer_pieces = sizes.shape[0] - 1  # one block of rows for layer 0, then the others
     n_param_blocks = (n_params + PARAM_BLOCK - 1) // PARAM_BLOCK
     no_splits = np.empty((0, 0), np.uint64)  # groups update whole rows: no spans to copy
-    weights, biases = _layers(params, layout)
-    As, Ds = _scratch(A, layout, rows_held), _scratch(D, layout, rows_held)
+    weights, biases = layer_views(params, layout)
+    As, Ds = scratch_views(A, layout, rows_held), scratch_views(D, layout, rows_held)
     typed = np.ones(1, params.dtype)  # gives the coefficients params' dtype
     one = typed[0]
     zero = one - one
@@ -194,7 +194,7 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
     # anew for each constant argument (a Literal type), and the drivers below
     # call the passes with these where others pass variables.
     no_offset, one_block = np.int64(0), np.int64(1)
-    piece = _take(counter)  # the piece this worker holds
+    piece = take_piece(counter)  # the piece this worker holds
     base = 0  # the current stage's first piece
     for mb_start in range(start, stop, mini_batch_size):
         mb = min(mini_batch_size, stop - mb_start)
@@ -210,10 +210,10 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 forward_pass(t0, t1, rows, indptr, indices, values, splits, spans, weights,
                              biases, As, zero)
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs, n_out)
-                piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_blocks, patience)
+                piece = finish_and_take(counter)
+            base = wait_for(counter, base + n_blocks, patience)
             # chapter 3's decay: w -> (1 - eta lmbda / n) w (L2) or w - (eta lmbda / n) sgn(w)
-            piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
+            piece, base = decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
                                        sizes, scale, sign_term, patience)
             while piece < base + n_pieces:
                 if piece == base:
@@ -223,8 +223,8 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 # w -> w - (eta/m) sum_x a_in delta_out
                 update_rows(piece - base, n_row_blocks, no_offset, mb, rows, indptr, indices,
                             values, spans, step, weights, biases, As, Ds)
-                piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_pieces, patience)
+                piece = finish_and_take(counter)
+            base = wait_for(counter, base + n_pieces, patience)
             continue
         for first in range(mb_start, mb_start + mb, chunk):
             count = min(chunk, mb_start + mb - first)
@@ -240,48 +240,49 @@ def _descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, para
                 backward_pass(t0, t1, rows, labels, weights, As, Ds, costs, n_out)
                 # BP3 dC_x/db = delta and BP4 dC_x/dw = a_in delta_out, summed over the
                 # group's examples into its own row of groups
-                group_w, group_b = _layers(groups[g], layout)
+                group_w, group_b = layer_views(groups[g], layout)
                 for layer_piece in range(n_layer_pieces):
                     update_rows(layer_piece, one_block, t0, t1, rows, indptr, indices, values,
                                 no_splits, one, group_w, group_b, As, Ds)
-                piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_groups, patience)
+                piece = finish_and_take(counter)
+            base = wait_for(counter, base + n_groups, patience)
             while piece < base + n_param_blocks:
                 blk = piece - base
                 if blk == 0:
                     for t in range(count):
                         total[0] += costs[t]
                 # nabla = sum_x dC_x/dw, the groups added in order
-                _add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
+                add_groups(nabla, groups, n_groups, blk * PARAM_BLOCK,
                             min(n_params, (blk + 1) * PARAM_BLOCK))
-                piece = _finish_and_take(counter)
-            base = _wait_for(counter, base + n_param_blocks, patience)
+                piece = finish_and_take(counter)
+            base = wait_for(counter, base + n_param_blocks, patience)
         if not apply:
             continue
         # chapter 3's decay: w -> (1 - eta lmbda / n) w (L2) or w - (eta lmbda / n) sgn(w)
-        piece, base = _decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
+        piece, base = decay_stage(counter, piece, base, n_decay_pieces, DECAY_ROWS, weights,
                                    sizes, scale, sign_term, patience)
         while piece < base + n_param_blocks:
             blk = piece - base
             # the update: w -> w - (eta/m) nabla, b likewise (step = -eta/m)
-            _apply(params, nabla, step, blk * PARAM_BLOCK, min(n_params, (blk + 1) * PARAM_BLOCK))
-            piece = _finish_and_take(counter)
-        base = _wait_for(counter, base + n_param_blocks, patience)
+            apply_nabla(params, nabla, step, blk * PARAM_BLOCK,
+                        min(n_params, (blk + 1) * PARAM_BLOCK))
+            piece = finish_and_take(counter)
+        base = wait_for(counter, base + n_param_blocks, patience)
 
 
-def _feedforward(X, params, layout, out, block):
+def drive_feedforward(X, params, layout, out, block):
     """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
     (``fastgd.reference.feedforward``).  (The passes' integer arguments are int64 values, not
     constants, so that they reuse the training kernels' compiled passes.)"""
     n = X.shape[0]
     sizes, a_off = layout.sizes, layout.a_off
     last = sizes.shape[0] - 2
-    weights, biases = _layers(params, layout)
+    weights, biases = layer_views(params, layout)
     n_blocks = (n + block - 1) // block
     for bi in prange(n_blocks):
         x0, x1 = bi * block, min(n, (bi + 1) * block)
         indptr, indices, values = nonzero_columns(X[x0:x1])
-        As = _scratch(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
+        As = scratch_views(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
         forward_pass(np.int64(0), x1 - x0, np.arange(x1 - x0), indptr, indices, values,
                      no_splits, no_splits, weights, biases, As, np.zeros(1, params.dtype)[0])
@@ -290,18 +291,18 @@ def _feedforward(X, params, layout, out, block):
                 out[x0 + t, j] = As[last][t, j]
 
 
-def _gradients(X, labels, params, layout, nabla):
+def drive_gradients(X, labels, params, layout, nabla):
     """nabla[x] = the gradient of C_x for each example x (row x of X), in params'
     layout (``fastgd.reference.backprop``): dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k
     delta^l_j; padding entries are zero."""
     n = X.shape[0]
     sizes, a_off = layout.sizes, layout.a_off
     n_layers = sizes.shape[0] - 1
-    weights, biases = _layers(params, layout)
+    weights, biases = layer_views(params, layout)
     for x in prange(n):
         indptr, indices, values = nonzero_columns(X[x:x + 1])
-        As = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
-        Ds = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+        As = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
+        Ds = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
         cost = np.empty(1)
         first_row = np.zeros(1, np.int64)
         no_splits = np.empty((0, 0), np.uint64)
@@ -311,7 +312,7 @@ def _gradients(X, labels, params, layout, nabla):
                       cost, sizes[n_layers])
         g = nabla[x]
         g[:] = 0
-        nabla_w, nabla_b = _layers(g, layout)
+        nabla_w, nabla_b = layer_views(g, layout)
         for i in range(n_layers):
             # each layer's arrays taken from the lists once, and the inner loop on
             # an unsigned bound: indexing the lists inside it kept it from
@@ -327,20 +328,20 @@ def _gradients(X, labels, params, layout, nabla):
                     row[j] = ak * delta[j]
 
 
-def _backprop(X, labels, params, layout, nabla_b, nabla_w):
+def drive_backprop(X, labels, params, layout, nabla_b, nabla_w):
     """The gradient of C_x for the one example x = X[0] with label labels[0],
     shaped as the book's (``fastgd.reference.backprop``): nabla_b holds dC_x/db^l = delta^l for
     each layer after the input in turn, nabla_w the matrices dC_x/dw^l_jk =
     a^(l-1)_k delta^l_j, (sizes[l], sizes[l-1]) each, row-major, one after the other.
 
-    ``_gradients`` on one row, storing the same products in the book's
+    ``drive_gradients`` on one row, storing the same products in the book's
     orientation: its rows are params' transposed blocks, which backprop would
     otherwise copy transposed (half of its time on the book's network)."""
     sizes, a_off = layout.sizes, layout.a_off
-    weights, biases = _layers(params, layout)
+    weights, biases = layer_views(params, layout)
     indptr, indices, values = nonzero_columns(X[0:1])
-    As = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
-    Ds = _scratch(np.zeros(a_off[-1], params.dtype), layout, 1)
+    As = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
+    Ds = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
     cost = np.empty(1)
     first_row = np.zeros(1, np.int64)
     no_splits = np.empty((0, 0), np.uint64)
@@ -355,7 +356,7 @@ def _backprop(X, labels, params, layout, nabla_b, nabla_w):
         delta = Ds[i][0]
         for j in range(n_out):
             nabla_b[b0 + j] = delta[j]
-        # The loops and products of _gradients, only stored elsewhere: of two NaNs
+        # The loops and products of drive_gradients, only stored elsewhere: of two NaNs
         # multiplied, which one the product is depends on how the loop compiles (a
         # loop over k for each delta_j, faster, gave the other one), and a network
         # whose weights diverged must get the same NaNs from either.

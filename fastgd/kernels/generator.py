@@ -20,7 +20,7 @@ the generated code:
 * BP3: dC/db^l_j = delta^l_j                                     (update_rows)
 * BP4: dC/dw^l_jk = a^(l-1)_k delta^l_j                          (update_rows)
 * the update: w -> w - (eta/m) sum_x dC_x/dw, b likewise         (update_rows
-  with coef = -eta/m, or the drivers' ``_apply``)
+  with coef = -eta/m, or the drivers' ``apply_nabla``)
 
 The settings of ``fastgd.config`` the generated code depends on are read each
 time a module is generated (``SETTINGS``); ``CHAINS`` changes the order of
@@ -38,7 +38,7 @@ from .buffers import PAD, padded
 # Every generated kernel's numba options.  error_model="numpy": a float division
 # by zero gives inf or NaN instead of raising, so that numba inserts no check
 # (which would stop the sigmoid loop from vectorising).
-_OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
+NJIT_OPTIONS = 'cache=True, nogil=True, error_model="numpy"'
 
 # The settings of fastgd.config that the generated source is written from (the
 # generator's and the drivers'): part of the loader's key, and written into
@@ -102,21 +102,21 @@ def _register_panel(features, itemsize):
     return max(PAD, register_bytes // 4 // itemsize // PAD * PAD)
 
 
-def _example_loop_head():
+def example_loop_head():
     """The head of forward_pass's loop over the examples t0 <= t < t1, the same in
     both builds: each example's nonzero inputs p0..p1-1 (``pairs`` pairs of
     them), its row splits copied to spans, and later examples' inputs
     prefetched (see _forward_code)."""
     ahead, outer = config.PREFETCH_AHEAD, config.PREFETCH_OUTER
     return [f"    for t in range(t0, min(t1, t0 + {ahead})):  # the first ones now",
-            "        _prefetch_row(rows[t], indptr, indices, values, splits)",
+            "        prefetch_row(rows[t], indptr, indices, values, splits)",
             "    for t in range(t0, t1):",
             "        x = rows[t]",
             f"        if t + {ahead} < rows.shape[0]:",
-            f"            _prefetch_row(rows[t + {ahead}], indptr, indices, values, "
+            f"            prefetch_row(rows[t + {ahead}], indptr, indices, values, "
             "splits)",
             f"        if t + {outer} < rows.shape[0]:",
-            f"            _prefetch_row_outer(rows[t + {outer}], indptr, indices, "
+            f"            prefetch_row_outer(rows[t + {outer}], indptr, indices, "
             "values)",
             "        for r in range(spans.shape[1]):",
             "            spans[t, r] = splits[x, r]",
@@ -149,7 +149,7 @@ def _forward_code(widths, panel, dense=False):
              "                 biases, A, zero):",
              "    one = np.uint64(1)"]
     lines += [f"    W{i}, B{i}, A{i} = weights[{i}], biases[{i}], A[{i}]" for i in range(n_layers)]
-    lines += _example_loop_head()
+    lines += example_loop_head()
     for i, n_out in enumerate(widths):
         lines += [f"        # feedforward, layer {i}: z = w a + b, a = sigma(z)"]
         # The padding columns are computed too, in whole vectors (their weights
@@ -192,7 +192,7 @@ def _forward_code(widths, panel, dense=False):
             lines += [f"        A{i}[t, {j}] = z{j} + y{j}" for j in cols]
         # a loop, not written out: the loop vectoriser packs the sigmoids' branches
         lines += [f"        for j in range(A{i}.shape[1]):",
-                  f"            A{i}[t, j] = _sigmoid(A{i}[t, j])"]
+                  f"            A{i}[t, j] = sigmoid(A{i}[t, j])"]
     return lines
 
 
@@ -216,7 +216,7 @@ def _backward_code(widths, cost="quadratic"):
     delta^L = (a^L - y) * sigma'(z^L) for the quadratic cost, a^L - y for the
     cross-entropy cost; delta^l = ((w^(l+1))^T delta^(l+1)) * sigma'(z^l), with
     sigma'(z) = a (1 - a).  costs[t] = C_x: ||y - a^L||^2 / 2, or
-    -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] (see _CE_SMALLEST).
+    -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] (see CE_SMALLEST).
     D's padding columns must be zero on entry; they are left so.
 
     (w^(l+1))^T delta^(l+1) sums, for each input k, the k-th row of w^(l+1)'s
@@ -251,7 +251,7 @@ def _backward_code(widths, cost="quadratic"):
             lines += [f"        a = A{L}[t, {j}]",
                       f"        y = 1.0 if label == {j} else 0.0",
                       "        cost += 0.5 * (a - y) * (a - y)",
-                      f"        D{L}[t, {j}] = _flush(_quadratic_output_error(a, y), tiny)"]
+                      f"        D{L}[t, {j}] = flush_tiny(quadratic_output_error(a, y), tiny)"]
         lines += ["        costs[t] = cost"]
     elif cost == "cross-entropy":
         # C_x = -ln(a_label * prod_{j != label} (1 - a_j)): the probability the
@@ -262,8 +262,8 @@ def _backward_code(widths, cost="quadratic"):
                       f"        y = 1.0 if label == {j} else 0.0",
                       "        p *= np.float64(a) if label == " + str(j)
                       + " else 1.0 - np.float64(a)",
-                      f"        D{L}[t, {j}] = _flush(_cross_entropy_output_error(a, y), tiny)"]
-        lines += ["        costs[t] = -np.log(max(p, _CE_SMALLEST))"]
+                      f"        D{L}[t, {j}] = flush_tiny(cross_entropy_output_error(a, y), tiny)"]
+        lines += ["        costs[t] = -np.log(max(p, CE_SMALLEST))"]
     else:
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
     for i in range(L - 1, -1, -1):
@@ -277,7 +277,7 @@ def _backward_code(widths, cost="quadratic"):
                       f"            for k in range({widths[i]}):",
                       f"                s = {_dot_terms(stride, term)}",
                       f"                ak = A{i}[t, k]",
-                      f"                D{i}[t, k] = _flush(s * ak * (1.0 - ak), tiny)"]
+                      f"                D{i}[t, k] = flush_tiny(s * ak * (1.0 - ak), tiny)"]
     return lines
 
 
@@ -339,5 +339,5 @@ def layer_code(widths, panel, cost="quadratic", dense=False):
     inputs from ``nonzero_columns`` or, with dense, ``dense_columns``."""
     parts = [_forward_code(widths, panel, dense), _backward_code(widths, cost),
              _update_code(widths, panel, dense)]
-    return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
+    return "\n\n\n".join(f"@njit({NJIT_OPTIONS})\n" + "\n".join(p) for p in parts)
 

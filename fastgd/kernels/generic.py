@@ -12,7 +12,7 @@ weights are bit-identical whichever trained them; tests/test_generic.py checks
 it.  The book's equations are labelled in the generated code as in layer_code's.
 """
 
-from .generator import _OPTIONS, COSTS, _example_loop_head, check_chains
+from .generator import NJIT_OPTIONS, COSTS, example_loop_head, check_chains
 
 
 def _generic_forward_code(dense=False):
@@ -29,7 +29,7 @@ def _generic_forward_code(dense=False):
              "    for i in range(len(weights)):",
              "        widest = max(widest, weights[i].shape[1])",
              "    second = np.empty(widest, A[0].dtype)"]
-    lines += _example_loop_head()
+    lines += example_loop_head()
     lines += ["        # feedforward, each layer: z = w a + b, a = sigma(z)",
               "        for i in range(len(weights)):",
              "            W, B = weights[i], biases[i]",
@@ -81,7 +81,7 @@ def _generic_forward_code(dense=False):
                   "            for j in range(W.shape[1]):",
                   "                z[j] = z[j] + y[j]"]
     lines += ["            for j in range(W.shape[1]):",
-              "                z[j] = _sigmoid(z[j])"]
+              "                z[j] = sigmoid(z[j])"]
     return lines
 
 
@@ -102,7 +102,7 @@ def _generic_backward_code(cost="quadratic"):
                   "            a = AL[t, j]",
                   "            y = 1.0 if label == j else 0.0",
                   "            cost += 0.5 * (a - y) * (a - y)",
-                  "            DL[t, j] = _flush(_quadratic_output_error(a, y), tiny)",
+                  "            DL[t, j] = flush_tiny(quadratic_output_error(a, y), tiny)",
                   "        costs[t] = cost"]
     elif cost == "cross-entropy":
         lines += ["        p = 1.0",
@@ -110,8 +110,8 @@ def _generic_backward_code(cost="quadratic"):
                   "            a = AL[t, j]",
                   "            y = 1.0 if label == j else 0.0",
                   "            p *= np.float64(a) if label == j else 1.0 - np.float64(a)",
-                  "            DL[t, j] = _flush(_cross_entropy_output_error(a, y), tiny)",
-                  "        costs[t] = -np.log(max(p, _CE_SMALLEST))"]
+                  "            DL[t, j] = flush_tiny(cross_entropy_output_error(a, y), tiny)",
+                  "        costs[t] = -np.log(max(p, CE_SMALLEST))"]
     else:
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
     lines += ["        # BP2: delta^l = ((w^(l+1))^T delta^(l+1)) (.) sigma'(z^l)",
@@ -127,7 +127,7 @@ def _generic_backward_code(cost="quadratic"):
               "                    s3 += w[j + 3] * d[j + 3]",
               "                s = (s0 + s1) + (s2 + s3)",
               "                ak = Ai[t, k]",
-              "                Di[t, k] = _flush(s * ak * (1.0 - ak), tiny)"]
+              "                Di[t, k] = flush_tiny(s * ak * (1.0 - ak), tiny)"]
     return lines
 
 
@@ -175,5 +175,5 @@ def generic_layer_code(cost="quadratic", dense=False):
     widths, trained on `cost`, inputs as for layer_code."""
     parts = [_generic_forward_code(dense), _generic_backward_code(cost),
              _generic_update_code(dense)]
-    return "\n\n\n".join(f"@njit({_OPTIONS})\n" + "\n".join(p) for p in parts)
+    return "\n\n\n".join(f"@njit({NJIT_OPTIONS})\n" + "\n".join(p) for p in parts)
 

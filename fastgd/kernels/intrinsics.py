@@ -1,7 +1,7 @@
 """LLVM intrinsics the kernels need and numba does not offer: a float's bits
-(``_bits``, ``_from_bits``, for ``maths._exp``), prefetch hints
+(``float_bits``, ``float_from_bits``, for ``maths.exp``), prefetch hints
 (``_prefetch``, ``_prefetch_outer`` and the row prefetches built on them), and
-atomic operations for the work queue (``_fetch_add``, ``_load_acquire``).
+atomic operations for the work queue (``fetch_add``, ``load_acquire``).
 None of them changes a result.
 """
 
@@ -14,7 +14,7 @@ from numba.extending import intrinsic
 from .numba_cache import njit
 
 @intrinsic
-def _bits(typingctx, x):
+def float_bits(typingctx, x):
     """The 64 bits of a float64 as an int64 (a reinterpretation, not a conversion)."""
     if x != nbtypes.float64:
         return None
@@ -26,8 +26,8 @@ def _bits(typingctx, x):
 
 
 @intrinsic
-def _from_bits(typingctx, i):
-    """The float64 whose 64 bits are the int64 i (the inverse of _bits)."""
+def float_from_bits(typingctx, i):
+    """The float64 whose 64 bits are the int64 i (the inverse of float_bits)."""
     if i != nbtypes.int64:
         return None
 
@@ -82,7 +82,7 @@ _prefetch_outer = _prefetch_intrinsic(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _prefetch_row(x, indptr, indices, values, splits):
+def prefetch_row(x, indptr, indices, values, splits):
     """Start loading row x of the CSR arrays (and of splits) into cache: examples
     come in shuffled order, so each one's nonzero inputs lie somewhere new in
     memory.  Dense rows (``dense_columns``) have no indices."""
@@ -97,9 +97,9 @@ def _prefetch_row(x, indptr, indices, values, splits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _prefetch_row_outer(x, indptr, indices, values):
+def prefetch_row_outer(x, indptr, indices, values):
     """Start loading row x of the CSR arrays into L2 only: the first of two
-    steps, many examples ahead (``_prefetch_row``, into L1, is the second,
+    steps, many examples ahead (``prefetch_row``, into L1, is the second,
     nearer the row's use), so that the wait for memory overlaps more examples'
     work without filling L1."""
     if indices.shape[0] > 0:
@@ -110,10 +110,10 @@ def _prefetch_row_outer(x, indptr, indices, values):
 
 
 @intrinsic
-def _fetch_add(typingctx, array, i, value):
+def fetch_add(typingctx, array, i, value):
     """old = array[i]; array[i] += value, atomically; returns old.  Acquire-release
     ordering: what a thread wrote before its addition is seen by a thread that
-    reads the sum after it (``_wait_for``)."""
+    reads the sum after it (``wait_for``)."""
     if not (isinstance(array, nbtypes.Array) and array.dtype == nbtypes.int64
             and isinstance(i, nbtypes.Integer) and value == nbtypes.int64):
         return None
@@ -126,7 +126,7 @@ def _fetch_add(typingctx, array, i, value):
 
 
 @intrinsic
-def _load_acquire(typingctx, array, i):
+def load_acquire(typingctx, array, i):
     """array[i], read atomically with acquire ordering (the compiler can neither
     keep it in a register across a loop nor move later reads before it)."""
     if not (isinstance(array, nbtypes.Array) and array.dtype == nbtypes.int64

@@ -1,15 +1,15 @@
 """The book's scalar maths, as numba functions the generated kernels inline:
-sigma(z) = 1 / (1 + e^-z) (``_sigmoid``, with its own vectorisable ``_exp``),
-the output error delta^L of each cost (BP1: ``_quadratic_output_error``,
-``_cross_entropy_output_error``), the flush of tiny errors to zero
-(``_flush``), and the update's pieces on whole runs of parameters: the weight
-decay of chapter 3 (``_decay_rows``), group sums added to nabla
-(``_add_groups``) and w -> w - (eta/m) nabla applied (``_apply``).
+sigma(z) = 1 / (1 + e^-z) (``sigmoid``, with its own vectorisable ``exp``),
+the output error delta^L of each cost (BP1: ``quadratic_output_error``,
+``cross_entropy_output_error``), the flush of tiny errors to zero
+(``flush_tiny``), and the update's pieces on whole runs of parameters: the weight
+decay of chapter 3 (``decay_rows``), group sums added to nabla
+(``add_groups``) and w -> w - (eta/m) nabla applied (``apply_nabla``).
 """
 
 import numpy as np
 
-from .intrinsics import _bits, _from_bits
+from .intrinsics import float_bits, float_from_bits
 from .numba_cache import njit
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 with its low 21 bits zero: n * _LN2_HI is exact
@@ -19,7 +19,7 @@ _EXP_TAYLOR = tuple(1.0 / np.prod(np.arange(1.0, k + 1)) for k in range(14))  # 
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _exp(x):
+def exp(x):
     """e^x in float64, within about an ulp of np.exp, in code that vectorises.
 
     np.exp is a call into the C library per number, which SLP cannot pack, and
@@ -32,36 +32,36 @@ def _exp(x):
     xc = min(max(x, -746.0), 710.0)
     t = xc * 1.4426950408889634 + _ROUND
     n = t - _ROUND
-    ni = _bits(t) - _bits(_ROUND)
+    ni = float_bits(t) - float_bits(_ROUND)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
     p = _EXP_TAYLOR[13]
     for k in range(12, -1, -1):  # Horner's rule; a constant count, so it unrolls
         p = p * r + _EXP_TAYLOR[k]
     n1 = ni >> 1
-    e = p * _from_bits((n1 + 1023) << 52) * _from_bits((ni - n1 + 1023) << 52)
+    e = p * float_from_bits((n1 + 1023) << 52) * float_from_bits((ni - n1 + 1023) << 52)
     return e if x == x else x
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _sigmoid(z):
+def sigmoid(z):
     """1 / (1 + e^-z), in float64 whatever z's dtype (rounded where it is stored)."""
-    return 1.0 / (1.0 + _exp(-np.float64(z)))
+    return 1.0 / (1.0 + exp(-np.float64(z)))
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _flush(d, tiny):
+def flush_tiny(d, tiny):
     """d, or 0 where |d| < tiny (a denormal-to-be); NaN stays NaN."""
     return 0.0 if abs(d) < tiny else d
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _quadratic_output_error(a, y):
+def quadratic_output_error(a, y):
     """delta^L_j for the quadratic cost: (a - y) * sigma'(z), sigma'(z) = a (1 - a)."""
     return (a - y) * a * (1.0 - a)
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _cross_entropy_output_error(a, y):
+def cross_entropy_output_error(a, y):
     """delta^L_j for the cross-entropy cost: a - y (the sigma'(z) of dC/da cancels)."""
     return a - y
 
@@ -70,11 +70,11 @@ def _cross_entropy_output_error(a, y):
 # probabilities (one logarithm per example instead of one per output).  A
 # product of 0, from an output rounded to exactly 0 or 1, counts as this one:
 # C_x = 708 instead of infinity, which would read as divergence.
-_CE_SMALLEST = float(np.finfo(np.float64).tiny)
+CE_SMALLEST = float(np.finfo(np.float64).tiny)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _decay_rows(weights, sizes, r0, r1, scale, shrink):
+def decay_rows(weights, sizes, r0, r1, scale, shrink):
     """w -> scale * w when shrink is 0 (L2: scale = 1 - eta lmbda / n), else
     w -> w - shrink * sgn(w) (L1: shrink = eta lmbda / n), for the weights
     leaving the input neurons r0..r1-1, counted across layers (layer 0's inputs
@@ -106,7 +106,7 @@ def _decay_rows(weights, sizes, r0, r1, scale, shrink):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _add_groups(nabla, groups, n_groups, p0, p1):
+def add_groups(nabla, groups, n_groups, p0, p1):
     """nabla[p0:p1] += groups[g, p0:p1] for g = 0, 1, ..., n_groups - 1 in turn, and
     each of those buffers zeroed for its next use.  Each addition and each zeroing
     is its own loop on unsigned indices, so that both vectorise (one loop over two
@@ -122,7 +122,7 @@ def _add_groups(nabla, groups, n_groups, p0, p1):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _apply(params, nabla, step, p0, p1):
+def apply_nabla(params, nabla, step, p0, p1):
     """params[p0:p1] += step * nabla[p0:p1], and nabla[p0:p1] zeroed for the
     next mini-batch (loops on unsigned indices, so that both vectorise)."""
     n = np.uint64(p1 - p0)

@@ -2,9 +2,9 @@
 
 Every worker thread of a training kernel runs the same loop over the stages
 (the forward and backward passes of a mini-batch, its decay, its update...),
-takes the pieces of each stage from a shared counter (``_take``,
-``_finish_and_take``) and starts the next stage once a second counter says
-every piece of this one is finished (``_wait_for``): atomic operations, much
+takes the pieces of each stage from a shared counter (``take_piece``,
+``finish_and_take``) and starts the next stage once a second counter says
+every piece of this one is finished (``wait_for``): atomic operations, much
 cheaper than starting and joining a parallel region per stage.
 """
 
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 from numba import types as nbtypes
 
-from .intrinsics import _fetch_add, _load_acquire
-from .maths import _decay_rows
+from .intrinsics import fetch_add, load_acquire
+from .maths import decay_rows
 from .numba_cache import njit
 
 # The work queue of a training kernel: counter[0] counts the pieces handed out,
@@ -24,7 +24,7 @@ from .numba_cache import njit
 
 
 @njit(cache=True, nogil=True)
-def _work_queue():
+def work_queue():
     """(counter, total): a new work queue's counter, [0, 0], and a zero running
     total of the cost.  Allocated here, out of sight of the parallel kernels:
     numba's parallel pass reads an element of a np.zeros array made in the
@@ -32,17 +32,17 @@ def _work_queue():
     return np.zeros(2, np.int64), np.zeros(1)
 
 
-# Numbers per row of ``_hogwild_queues``: 128 bytes, so that the counter and the
+# Numbers per row of ``hogwild_queues``: 128 bytes, so that the counter and the
 # total of one thread never share a cache line (64 bytes) with another's.
 _QUEUE_ROW = 16
 
 
 @njit(cache=True, nogil=True)
-def _hogwild_queues(n_threads):
-    """(counters, totals): ``_work_queue``'s counter and total for each of
+def hogwild_queues(n_threads):
+    """(counters, totals): ``work_queue``'s counter and total for each of
     n_threads threads, as row w of each, the rows far enough apart that the
     threads, each bumping its own counter at every piece, never write one cache
-    line.  Allocated here for the reason ``_work_queue`` gives."""
+    line.  Allocated here for the reason ``work_queue`` gives."""
     return np.zeros((n_threads, _QUEUE_ROW), np.int64), np.zeros((n_threads, _QUEUE_ROW))
 
 
@@ -58,22 +58,22 @@ else:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _take(counter):
+def take_piece(counter):
     """The next piece nobody has taken: threads take pieces as they become free,
     so a thread the OS preempts delays only the piece it holds, and no thread
     needs to know how many others there are."""
-    return _fetch_add(counter, 0, np.int64(1))
+    return fetch_add(counter, 0, np.int64(1))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _finish_and_take(counter):
+def finish_and_take(counter):
     """Count the piece held as finished, and take the next one."""
-    _fetch_add(counter, 1, np.int64(1))
-    return _fetch_add(counter, 0, np.int64(1))
+    fetch_add(counter, 1, np.int64(1))
+    return fetch_add(counter, 0, np.int64(1))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _wait_for(counter, end, patience):
+def wait_for(counter, end, patience):
     """Wait until every piece before `end` is finished (the end of a stage, whose
     results the next stage reads); returns end, the next stage's first piece.
 
@@ -87,7 +87,7 @@ def _wait_for(counter, end, patience):
     for may be waiting for a CPU, and a spinning thread would hold one for
     its whole time slice.  On an idle machine a stage's end comes sooner."""
     spins = 0
-    while _load_acquire(counter, 1) < end:
+    while load_acquire(counter, 1) < end:
         spins += 1
         if spins > patience:
             _yield_cpu()
@@ -95,15 +95,15 @@ def _wait_for(counter, end, patience):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes, scale,
+def decay_stage(counter, piece, base, n_pieces, rows_per_piece, weights, sizes, scale,
                  shrink, patience):
     """The weight decay of one step as a stage of a training kernel's work queue
-    (``_descend``): n_pieces pieces of rows_per_piece weight rows (``_decay_rows``).
+    (``drive_descend``): n_pieces pieces of rows_per_piece weight rows (``decay_rows``).
     Takes the piece the worker holds and the stage's first piece; returns the
     piece it holds after the stage and the next stage's first piece."""
     while piece < base + n_pieces:
         first = (piece - base) * rows_per_piece
-        _decay_rows(weights, sizes, first, first + rows_per_piece, scale, shrink)
-        piece = _finish_and_take(counter)
-    return piece, _wait_for(counter, base + n_pieces, patience)
+        decay_rows(weights, sizes, first, first + rows_per_piece, scale, shrink)
+        piece = finish_and_take(counter)
+    return piece, wait_for(counter, base + n_pieces, patience)
 

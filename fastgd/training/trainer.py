@@ -210,7 +210,7 @@ class Trainer:
             total = combiner.gradient(
                 lambda a, b: self.gradient_sum(candidate, order, a, b), self.buffers.nabla,
                 first, mb)
-            # the same operation, in the same dtype, as _train's params += step * nabla
+            # the same operation, in the same dtype, as drive_train's params += step * nabla
             params += params.dtype.type(-self.eta / mb if self.mean else -self.eta) * total
             if not combiner.after_step(params):
                 break
