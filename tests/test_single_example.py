@@ -151,7 +151,8 @@ def test_bad_single_inputs_are_rejected_with_the_same_messages(dtype):
         (with_value(5, -np.inf), ValueError, r"must be finite, but {0}\[0, 5\] is -inf"),
         (np.full(7, "a"), TypeError, r"must hold numbers, got dtype <U1"),
         (np.ones(7, bool), TypeError, r"must hold numbers, got dtype bool"),
-        (np.ones(7, complex), TypeError, r"must hold numbers, got dtype complex128"),
+        (np.ones(7, complex), TypeError,
+         r"must hold real numbers \(not complex\), got dtype complex128"),
     ]
     if dtype == "float32":  # finite in float64, inf once rounded to the network's dtype
         bad.append((np.full(7, 1e39), ValueError, r"must be finite, but {0}\[0, 0\] is inf"))

@@ -87,7 +87,9 @@ def test_wide_networks_train_soon_in_bounded_memory(tmp_path):
         build, seconds, kilobytes = done.stdout.splitlines()[-1].split()
         assert build == "generic"
         assert float(seconds) < most_seconds, (sizes, seconds)
-        assert int(kilobytes) < 2_000_000, (sizes, kilobytes)  # weights: 31 MB at the most
+        # Compiling the generic kernels cold peaks at about 2.3 GB (numba and LLVM);
+        # the specialised ones grew without bound (9.3 GB for 784,10000,10 after 4 min).
+        assert int(kilobytes) < 4_000_000, (sizes, kilobytes)  # weights: 31 MB at the most
     # nothing was generated for the wide widths: the generic modules only
     assert not glob.glob(str(tmp_path / "fastgd" / "fastgd_kernels_1000*"))
     assert not glob.glob(str(tmp_path / "fastgd" / "fastgd_kernels_10000*"))
