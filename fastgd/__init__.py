@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # Names are imported on first use, so that ``import fastgd.cli`` is quick and a
 # Ctrl-C while numba loads reaches the command line's handler, not a traceback.
 _HOMES = {
-    "Network": "trainable", "Evaluation": "network", "Dataset": "dataset",
+    "Network": "trainable", "Evaluation": "evaluation", "Dataset": "dataset",
     "SGD": "training", "resume": "trainable", "Trainer": "training", "History": "training",
     "TrainingOptions": "training",
     "DivergenceError": "training", "DivergenceWarning": "training",
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and doc generators
     from .dataset import Dataset  # noqa: F401
     from .descent import Descent, minimize  # noqa: F401
     from .kernels.cache import cache_info, clear_cache  # noqa: F401
-    from .network import Evaluation  # noqa: F401
+    from .evaluation import Evaluation  # noqa: F401
     from .noise import gradient_noise  # noqa: F401
     from .precompile import compile_kernels  # noqa: F401
     from .sweeps import SweepTable, sweep  # noqa: F401

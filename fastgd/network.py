@@ -14,7 +14,6 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numba
@@ -24,15 +23,13 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import config, kernels
 from ._files import StrPath
 from .dataset import Dataset, check_data, data_pair
+from .evaluation import PINNED, Evaluation
 from .layout import MAX_PARAMS, Layout  # noqa: F401 (fastgd.network.MAX_PARAMS: where it was)
 from .network_file import COSTS, DEFAULTS, INITS, read_network, write_network
 from ._validation import (check_bool, check_dtype, check_inputs, check_int,
                           check_labels, check_sizes)
 
 REGULARIZATIONS = ("L2", "L1")
-# An output neuron is "pinned" when its activation is within PINNED of 0 (or
-# of 1) for all but PINNED of the inputs: it no longer depends on the input.
-PINNED = 0.01
 # Taken only to start training a network, so that two threads cannot both start.
 _START_TRAINING = threading.Lock()
 
@@ -63,37 +60,6 @@ def _not_while_training(method):
 
 # Network.load gives back the class it is called on (fastgd.Network, with SGD).
 _N = TypeVar("_N", bound="Network")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A network's results on a data set.
-
-    correct:   inputs whose highest output activation is the label's neuron
-    total:     inputs
-    cost:      the network's cost (NaN for no inputs): quadratic, C = 1/(2n) sum_x
-               ||y(x) - a||^2, or cross-entropy, C = -(1/n) sum_x sum_j [y_j ln a_j
-               + (1 - y_j) ln(1 - a_j)] (see ``Network.evaluation``)
-    nonfinite: inputs with a NaN or infinite output (never counted correct)
-    pinned:    output neurons whose activation is within PINNED of 0, or of 1, for
-               all but a fraction PINNED of the inputs: saturated, they no longer
-               respond to the input
-    """
-    correct: int
-    total: int
-    cost: float
-    nonfinite: int
-    pinned: int
-    cost_function: str = "quadratic"
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
-
-    def check_finite(self) -> None:
-        if self.nonfinite:
-            raise ValueError(f"{self.nonfinite} of the {self.total} inputs give NaN or infinite "
-                             "outputs: the network's weights are not usable (training diverged?)")
 
 
 class Network:

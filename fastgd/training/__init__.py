@@ -19,7 +19,8 @@ from .progress import ProgressLine, epoch_line
 from .sgd import SGD, Run, resume, scheduled_eta
 from .specialization import (Specialization, compile_estimate, compile_notice,
                              compiling_needed)
-from .trainer import Buffers, Trainer
+from .buffers import Buffers
+from .trainer import Trainer
 
 __all__ = [
     "CHECKPOINT_FORMAT", "data_fingerprint", "read_checkpoint",

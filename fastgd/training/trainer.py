@@ -25,6 +25,7 @@ from ..config import (DRIFT, EXAMPLE_BLOCK, PARALLEL_CHUNK, RECHECK_EPOCHS,
                       ROW_BLOCKS_PER_THREAD, SEGMENT, TRIAL_CUTOFF, TRIAL_EXAMPLES)
 from ..dataset import prepare
 from ..network import check_regularization
+from .buffers import Buffers
 from .history import EpochStep
 from .kernel_choice import (GROUP, Candidate, choose_kernel, chunk, chunk_size, numba_threads,
                             threading_layer)
@@ -118,7 +119,7 @@ class Trainer:
         self.buffers = Buffers(net, m, max(min(m, direct_max),
                                             max(plan[3] for plan in self.plans)), group,
                                n_threads if self.kernel_name == "hogwild" else None,
-                               summing=combiner is not None)
+                               summing=combiner is not None, direct_max=direct_max)
         self.calibration = []
         self._reference = None  # s/example the current candidate was timed at
         self._trained = 0  # examples trained so far
@@ -231,7 +232,7 @@ class Trainer:
     def new_buffers(self, rows):
         """Scratch of this run's shape for `rows` examples, apart from the run's own."""
         return Buffers(self.net, self.mini_batch_size, rows, self.buffers.group,
-                       self.buffers.threads)
+                       self.buffers.threads, direct_max=self.buffers.direct_max)
 
     def _use(self, candidates):
         """Train with these candidates from now on (timing them if there are several)."""
@@ -525,45 +526,3 @@ class Trainer:
         self._recheck = last["recheck"] or last["left"] <= 0
         self.calibration.append({"epoch": None, "s_per_example": last["s_per_example"],
                                  "chose": last["chose"], "timed_on": "an earlier call"})
-
-
-class Buffers:
-    """Scratch arrays for the training kernel, allocated once per training run:
-    activations and errors for `rows` examples, and for mini-batches larger
-    than direct_max (or ``summing``: for the gradient-sum kernels), nabla and a
-    buffer per group of the largest chunk.
-
-    With ``threads`` (the hogwild kernel), each array has one more, leading
-    axis: a set of buffers per thread, each row starting on a cache line of its
-    own, so that no two threads write one line."""
-
-    def __init__(self, net, m, rows, group, threads=None, summing=False):
-        layout = net.layout
-        self.direct_max = chunk_size(layout)
-        self.group = group
-        self.threads = threads
-        per_example = int(layout.a_off[-1])
-        large = summing or m > self.direct_max
-        n_groups = -(-rows // group) if large else 0
-        if threads is not None:
-            self.A = kernels.aligned_rows(threads, rows * per_example, net.dtype)
-            self.D = kernels.aligned_rows(threads, rows * per_example, net.dtype)
-            self.costs = kernels.aligned_rows(threads, rows, np.float64)
-            self.nabla = kernels.aligned_rows(threads, layout.n_params if large else 0,
-                                              net.dtype)
-            groups = kernels.aligned_rows(threads * n_groups, layout.n_params, net.dtype)
-            self.groups = groups.reshape((threads, n_groups, groups.shape[1]))
-            self.layout = layout
-            return
-        # on cache lines, as params is (kernels.aligned_zeros)
-        self.A = kernels.aligned_zeros(rows * per_example, net.dtype)
-        self.D = kernels.aligned_zeros(rows * per_example, net.dtype)  # padding stays zero
-        self.costs = kernels.aligned_zeros(rows, np.float64)  # written by every thread
-        self.nabla = kernels.aligned_zeros(layout.n_params if large else 0, net.dtype)
-        # zero between uses: the kernel zeroes each buffer as it adds it to nabla
-        self.groups = kernels.aligned_rows(n_groups, layout.n_params, net.dtype)
-        self.layout = layout
-
-    @property
-    def scratch(self):
-        return kernels.Scratch(self.nabla, self.groups, self.A, self.D, self.costs)
