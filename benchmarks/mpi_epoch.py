@@ -3,7 +3,7 @@
     mpiexec -n P python benchmarks/mpi_epoch.py --threads T [--reduce R] [--m M]
 
 Every rank loads the book's 50,000 training images (300 with FASTGD_BENCH_SMOKE),
-prepares a ``fastgd.distributed.Run`` for a [784, 30, 10] float32 network and
+prepares a distributed run (``fastgd.distributed.prepare``) for a [784, 30, 10] float32 network and
 waits.  Rank 0 reads commands from stdin (mpiexec forwards it there), one a line,
 and every rank carries them out:
 
@@ -29,7 +29,7 @@ import numpy as np
 from mpi4py import MPI
 
 import fastgd
-from fastgd.distributed import Run
+from fastgd.distributed import prepare
 
 SEED = 1
 ETA = 3.0
@@ -49,17 +49,17 @@ def main():
     net = fastgd.Network([int(s) for s in args.sizes.split(",")], seed=SEED)
     start = net.params.copy()
     order = np.random.default_rng(SEED).permutation(len(y))
-    run = Run(net, comm=comm, reduce=args.reduce, verbose=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # several threads: the parallel kernel, whatever auto would pick on a busy machine
-        run.prepare((X, y), 0, args.m, ETA, None, "mean", False, args.threads, False,
-                    "stop", 10, None, kernel="serial" if args.threads == 1 else "parallel")
+        run = prepare(net, (X, y), 0, args.m, ETA, comm=comm, reduce=args.reduce,
+                      shuffle=False, threads=args.threads, verbose=False, handle_signals=False,
+                      kernel="serial" if args.threads == 1 else "parallel")
     cpus = comm.gather(sorted(os.sched_getaffinity(0)), root=0)
     if comm.rank == 0:
-        facts = dict(run.facts, cpus=cpus, host=socket.gethostname(),
+        facts = dict(run.history.info["distributed"], cpus=cpus, host=socket.gethostname(),
                      mpi=MPI.Get_library_version().splitlines()[0].strip(),
-                     mpi4py=__import__("mpi4py").__version__, kernel=run.kernel_name,
+                     mpi4py=__import__("mpi4py").__version__, kernel=run.trainer.current.name,
                      examples=len(y), warnings=[str(w.message) for w in caught])
         print("ready " + json.dumps(facts), flush=True)
     while True:
@@ -70,7 +70,7 @@ def main():
         elif command == "epoch":
             comm.Barrier()
             began = time.perf_counter()
-            run.run_epoch(order)
+            run.trainer.run_epoch(order)
             seconds = comm.reduce(time.perf_counter() - began, op=MPI.MAX, root=0)
             if comm.rank == 0:
                 print(f"done {seconds!r}", flush=True)

@@ -242,41 +242,63 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
     examples whose gradient takes as long as one combine, both measured at the
     start (``History.info["distributed"]``).
     """
+    group = _group(comm, shards, reduce)
+    with _every_rank_stops(group):
+        options = dict(reduction=reduction, shuffle=shuffle, kernel=kernel, threads=threads,
+                       verbose=verbose, monitor_training_cost=monitor_training_cost,
+                       on_divergence=on_divergence, handle_signals=handle_signals, info=info)
+        return _prepared(group, reduce, net, training_data, epochs, mini_batch_size, eta,
+                         test_data, options, check_every).train()
+
+
+def prepare(net: Network, training_data: Data, epochs: int, mini_batch_size: int | None,
+            eta: float, *, comm: Any = None, reduce: str = "ordered", **options: Any) -> Run:
+    """The run ``SGD`` would train, checked and agreed on every rank, its kernels
+    compiled, but not started: ``run.trainer.run_epoch(order)`` is one epoch (what
+    the MPI benchmark times).  ``options`` are SGD's keywords."""
+    group = _group(comm, None, reduce)
+    check_every = options.pop("check_every", CHECK_EVERY)
+    with _every_rank_stops(group):
+        return _prepared(group, reduce, net, training_data, epochs, mini_batch_size, eta,
+                         None, options, check_every)
+
+
+def _group(comm, shards, reduce):
+    """The combiner of a step's gradient: MPI ranks (comm) or ranks emulated here."""
     if comm is not None and shards is not None:
         raise ValueError("give comm (MPI ranks) or shards (ranks emulated in one "
                          "process), not both")
     if reduce not in REDUCES:
         raise ValueError(f"reduce must be 'ordered' or 'allreduce', got {reduce!r}")
     if comm is None:
-        group = Shards(1 if shards is None else check_int(shards, "shards", minimum=1))
-    elif not all(hasattr(comm, name) for name in ("Get_size", "Allgather", "Abort")):
+        return Shards(1 if shards is None else check_int(shards, "shards", minimum=1))
+    if not all(hasattr(comm, name) for name in ("Get_size", "Allgather", "Abort")):
         raise TypeError(f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD), got "
                         f"{type(comm).__name__}")
-    else:
-        group = Communicator(comm, reduce)
-    with _every_rank_stops(group):
-        options = _agree_on_the_run(group, net, training_data, epochs, mini_batch_size, eta,
-                                    test_data, dict(
-                                        reduction=reduction, shuffle=shuffle, kernel=kernel,
-                                        threads=threads,
-                                        verbose=verbose and group.rank == 0,
-                                        monitor_training_cost=monitor_training_cost,
-                                        on_divergence=on_divergence,
-                                        handle_signals=handle_signals, info=info),
-                                    reduce, check_every)
-        options = dataclasses.replace(options, threads=_threads(group, options.threads))
-        run = Run(net, training_data, epochs, mini_batch_size, eta,
-                  test_data if group.rank == 0 else None, options, combiner=group)
-        trainer = run.trainer
-        facts = {"ranks": group.size, "reduce": reduce, "emulated": comm is None,
-                 "threads_per_rank": trainer.threads}
-        if trainer.calibration:
-            facts.update(kernel=trainer.current.name,
-                         kernel_s_per_example=trainer.calibration[-1]["s_per_example"])
-        if comm is not None:
-            _measure(trainer, group, facts)
-        run.history.info["distributed"] = facts
-        return run.train()
+    return Communicator(comm, reduce)
+
+
+def _prepared(group, reduce, net, training_data, epochs, mini_batch_size, eta, test_data,
+              options, check_every):
+    """The Run of every rank, once the ranks agree on it, with its facts in
+    ``history.info["distributed"]``."""
+    options = dict(options, verbose=options.get("verbose", True) and group.rank == 0)
+    options = _agree_on_the_run(group, net, training_data, epochs, mini_batch_size, eta,
+                                test_data, options, reduce, check_every)
+    options = dataclasses.replace(options, threads=_threads(group, options.threads))
+    run = Run(net, training_data, epochs, mini_batch_size, eta,
+              test_data if group.rank == 0 else None, options, combiner=group)
+    trainer = run.trainer
+    facts = {"ranks": group.size, "reduce": reduce,
+             "emulated": not isinstance(group, Communicator),
+             "threads_per_rank": trainer.threads}
+    if trainer.calibration:
+        facts.update(kernel=trainer.current.name,
+                     kernel_s_per_example=trainer.calibration[-1]["s_per_example"])
+    if isinstance(group, Communicator):
+        _measure(trainer, group, facts)
+    run.history.info["distributed"] = facts
+    return run
 
 
 def _allgather(group, value):
