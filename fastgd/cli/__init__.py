@@ -18,6 +18,8 @@ import signal
 import sys
 import threading
 
+from fastgd._signals import catch_signals, restore_signals
+
 
 def build_parser():
     import fastgd
@@ -80,16 +82,11 @@ class Signals:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for name in self.NAMES:
-                if hasattr(signal, name):
-                    number = getattr(signal, name)
-                    if signal.getsignal(number) is not signal.SIG_IGN:
-                        self.previous[number] = signal.signal(number, self._handle)
+            self.previous = catch_signals(self.NAMES, self._handle)
         return self
 
     def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
+        restore_signals(self.previous)
         self.previous = {}
         return False
 

@@ -4,6 +4,8 @@ into a request the epoch loop sees at its next segment boundary."""
 import signal
 import threading
 
+from .._signals import SIGNALS, catch_signals, restore_signals
+
 
 class StopRequests:
     """While training, SIGINT, SIGTERM and SIGHUP ask it to stop at the next
@@ -33,16 +35,11 @@ class StopRequests:
     def __enter__(self):
         if self.enabled:
             StopRequests.runs += 1
-            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-                if hasattr(signal, name):
-                    number = getattr(signal, name)
-                    if signal.getsignal(number) is not signal.SIG_IGN:
-                        self.previous[number] = signal.signal(number, self._handle)
+            self.previous = catch_signals(SIGNALS, self._handle)
         return self
 
     def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
+        restore_signals(self.previous)
         self.previous = {}
         return False
 
@@ -62,3 +59,4 @@ def signal_name(signum):
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
