@@ -3,7 +3,8 @@
 A page's ```python blocks run in order in one namespace (a later block uses what an
 earlier one made), in a fresh temporary folder, and the whole page runs a second time
 in the same folder: an example that writes a file must say ``overwrite=True``.  Shell
-blocks (```sh) run their lines that start with ``fastgd`` or ``mpiexec``.  HTML
+blocks (```sh) run their lines that start with ``fastgd`` or ``mpiexec``; the second
+run repeats only the lines that wrote a file the first time.  HTML
 comments just before a block steer the test, never what the reader sees:
 
     <!-- test: replace "OLD" "NEW" -->   run the block with OLD replaced by NEW
@@ -107,15 +108,35 @@ def shell_commands(block):
     return commands
 
 
-def run_block(block, namespace, folder):
+def folder_state(folder):
+    """Every file under folder, with its size and modification time."""
+    state = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            info = os.stat(path)
+            state[path] = (info.st_size, info.st_mtime_ns)
+    return state
+
+
+def run_block(block, namespace, folder, writers=None):
+    """Run one block.  writers: the shell commands that wrote a file in the first
+    run (collected then): the second run repeats only those, since
+    a command that writes nothing cannot trip over its own earlier output."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     if block.language == "sh":
         for words in shell_commands(block):
+            key = (str(block), shlex.join(words))
+            if writers is not None and key not in writers["wrote"] and writers["second"]:
+                continue
+            before = folder_state(folder)
             done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
                                   timeout=600)
             assert done.returncode == 0, (f"{block}: {shlex.join(words)} exited "
                                           f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
+            if writers is not None and folder_state(folder) != before:
+                writers["wrote"].add(key)
         return
     if block.mode == "inline":
         with contextlib.redirect_stdout(io.StringIO()):
@@ -151,14 +172,16 @@ def needs(block):
                          ids=lambda page: os.path.relpath(page, ROOT))
 def test_examples_run_twice(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    writers = {"wrote": set(), "second": False}
     for attempt in (1, 2):
+        writers["second"] = attempt == 2
         namespace = {"__name__": "__docs__"}
         for block in runnable(page):
             reason = needs(block)
             if reason is not None:
                 continue
             try:
-                run_block(block, namespace, str(tmp_path))
+                run_block(block, namespace, str(tmp_path), writers)
             except Exception as error:
                 raise AssertionError(f"{block} (run {attempt}): {error!r}") from error
 
