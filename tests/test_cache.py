@@ -422,3 +422,62 @@ def test_cache_clear_command_fails_when_a_file_stays(folder, capsys, monkeypatch
 def test_compile_kernels_is_exported():
     assert fastgd.compile_kernels is fastgd.precompile.compile_kernels
     assert {"compile_kernels", "cache_info", "clear_cache"} <= set(fastgd.__all__)
+
+
+# -- one process compiles, the others wait ------------------------------------------------
+
+def test_nested_compiling_in_one_process_does_not_wait_for_itself():
+    module = kernels.generic_kernels([3, 2])
+    waits = []
+    with kernels.compiling(module, "float64", lambda: waits.append(1)):
+        with kernels.compiling(module, "float64", lambda: waits.append(2)):
+            pass
+    assert waits == []
+
+
+@pytest.mark.skipif(kernels.loader.fcntl is None, reason="no file locks between processes here")
+def test_a_process_meeting_cold_kernels_waits_while_another_compiles_them(tmp_path):
+    """While this process holds the compile lock of the generic kernels, a run
+    that needs them cold says that it waits, and compiles nothing meanwhile
+    (it is killed then: its compile is not this test's point)."""
+    import fcntl
+    import subprocess
+    import sys
+    import threading
+
+    name = kernels.generic_kernels([3, 2]).__name__  # the same name in any folder
+    lock = open(tmp_path / f"{name}.float64.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    code = ("import sys, numpy as np\n"
+            "from numba.core import event\n"
+            "class Told(event.Listener):\n"
+            "    def on_start(self, ev):\n"
+            "        print('numba compiles', ev.data['dispatcher'].py_func.__name__,\n"
+            "              file=sys.stderr, flush=True)\n"
+            "    def on_end(self, ev):\n"
+            "        pass\n"
+            "event.register('numba:compile', Told())\n"
+            "import fastgd\n"
+            "net = fastgd.Network([3, 2], seed=0, dtype='float64')\n"
+            "net.SGD((np.zeros((4, 3)), np.zeros(4, np.int64)), 1, 2, 1.0)\n")
+    env = dict(os.environ, FASTGD_CACHE_DIR=str(tmp_path),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), FASTGD_SPECIALIZE="never")
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("waiting for another fastgd process" in line for line in lines):
+            assert child.poll() is None and time.monotonic() < deadline, (
+                "the run did not say it waits:\n" + "".join(lines))
+            time.sleep(0.05)
+        time.sleep(2.0)
+        after = "".join(lines).split("waiting for another fastgd process", 1)[1]
+        assert child.poll() is None, "it ended while the other process held the lock"
+        assert "numba compiles" not in after, after
+    finally:
+        child.kill()
+        child.wait()
+        lock.close()

@@ -1,8 +1,9 @@
 """Where the generated modules are made, found and run: ``kernels`` and
 ``generic_kernels`` (a network's module, generated, written to the cache and
 imported once per process), ``ready`` and ``on_disk`` (whether a kernel would
-compile on its first call), ``usable_kernels``, and ``call`` (a kernel called
-with numba's SLP vectoriser on, and under the lock a threading layer needs).
+compile on its first call), ``compiling`` (one process at a time compiles a
+module's kernels), ``usable_kernels``, and ``call`` (a kernel called with
+numba's SLP vectoriser on, and under the lock a threading layer needs).
 """
 
 import glob
@@ -10,8 +11,13 @@ import importlib.util
 import os
 import sys
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from types import ModuleType
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock between processes, each compiles for itself
+    fcntl = None  # type: ignore[assignment]
 
 import numba
 import numpy as np
@@ -182,6 +188,8 @@ def ready(module, names, dtype):
     nb_dtype = numba.from_dtype(np.dtype(dtype))
     for name in names:
         kernel = getattr(module, name)
+        if not hasattr(kernel, "signatures"):  # not a numba kernel (a test's stand-in)
+            continue
         if (kernel, nb_dtype) in _ready:
             continue
         in_process = any(isinstance(t, nbtypes.Array) and t.dtype == nb_dtype
@@ -201,3 +209,48 @@ def usable_kernels(sizes, dtype, cost, names, dense=False):
     if config.SPECIALIZE == "now" or ready(module, names, dtype):
         return module
     return generic_kernels(sizes, cost, dense)
+
+
+_held: dict[str, int] = {}  # lock files this process holds, with how deep
+_held_lock = threading.Lock()
+
+
+@contextmanager
+def compiling(module, dtype, waiting=None):
+    """Hold, while the block runs, the lock on compiling `module`'s kernels for
+    `dtype` that every fastgd process using this cache folder takes (a file
+    lock beside the module): of several processes that meet the same kernels
+    cold at once (MPI ranks, Dask workers, test workers), one compiles them and
+    the others then load them from numba's disk cache, instead of each
+    compiling for minutes side by side.  waiting() is called if another
+    process holds the lock, before this one waits for it.
+    Re-entrant in a process (its threads share numba's own compiler lock);
+    where file locks are missing (Windows) or the folder is read-only, no lock.
+    """
+    path = os.path.join(os.path.dirname(module.__file__),
+                        f"{module.__name__}.{np.dtype(dtype).name}.lock")
+    with _held_lock:
+        depth = _held.get(path, 0)
+        _held[path] = depth + 1
+    handle = None
+    try:
+        if depth == 0 and fcntl is not None:
+            try:
+                handle = open(path, "a")
+            except OSError:
+                handle = None
+            if handle is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held by another process: say so, then wait for it
+                    if waiting is not None:
+                        waiting()
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
+        with _held_lock:
+            _held[path] -= 1
+            if not _held[path]:
+                del _held[path]

@@ -138,8 +138,12 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
               else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
-    if not enabled or kernels.ready(module, names, net.dtype):
+    if kernels.ready(module, names, net.dtype):
         yield
+        return
+    if not enabled:
+        with kernels.compiling(module, net.dtype):
+            yield
         return
     kind = "generic" if generic else "specialised"
     estimate = compile_estimate(net, kind)
@@ -152,6 +156,10 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
         what = "fastgd's generic kernels (once for every network shape)"
     else:
         what = f"fastgd's kernels for a {net.sizes} network (first run of this shape only)"
+    def waiting():
+        print("  (waiting for another fastgd process that is compiling them)", file=stream,
+              flush=True)
+
     print(f"Compiling {what}: numba keeps them on disk; {about}...", file=stream, flush=True)
     started = time.perf_counter()
     finished = threading.Event()
@@ -164,7 +172,8 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
     try:
-        yield
+        with kernels.compiling(module, net.dtype, waiting):
+            yield
     except BaseException:
         finished.set()
         ticker.join()
