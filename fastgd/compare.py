@@ -67,7 +67,7 @@ from numpy.typing import DTypeLike
 from ._validation import check_int, check_positive_float
 from .dataset import Data, check_data
 from .network import Network
-from .training import Trainer, numba_threads
+from .training import Trainer, measuring_mode, numba_threads
 
 DEFAULT_MODES = (1, 10, 100, 1000, None)
 DEFAULT_ETA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -164,7 +164,8 @@ def train_curve(net, training_data, eval_data, mini_batch_size, eta, *, max_seco
     max_seconds, max_epochs = _check_budget(max_seconds, max_epochs)
     evaluations_per_epoch = check_int(evaluations_per_epoch, "evaluations_per_epoch", minimum=1)
     wall_start = time.perf_counter()
-    trainer = Trainer(net, training_data, mini_batch_size, eta, threads=threads, specialize="now")
+    trainer = Trainer(net, training_data, mini_batch_size, eta, threads=threads,
+                      specialize=measuring_mode())
     eval_X, eval_y = check_data(eval_data, net.sizes[0], net.sizes[-1], net.dtype, "eval_data")
     if len(eval_y) == 0:
         raise ValueError("eval_data must hold at least one example")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from .training import Trainer, numba_threads, threading_layer
+from .training import Trainer, measuring_mode, numba_threads, threading_layer
 
 
 def flops_per_example(sizes, nonzero_fraction=1.0):
@@ -115,7 +115,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     trainer = Trainer(net, (X[:warm_n], y[:warm_n]),
                       mini_batch_size and min(mini_batch_size, warm_n), eta,
                       reduction=reduction, threads=threads, kernel=kernel, lmbda=lmbda,
-                      regularization=regularization, specialize="now")
+                      regularization=regularization, specialize=measuring_mode())
     saved = net.params.copy()
     trainer.run_epoch(np.arange(warm_n))
     first_train = time.perf_counter() - start
@@ -138,7 +138,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
     with busy_loop(busy):
         trainer = Trainer(net, training_data, mini_batch_size, eta, reduction=reduction,
                           threads=threads, kernel=kernel, lmbda=lmbda,
-                          regularization=regularization, specialize="now")
+                          regularization=regularization, specialize=measuring_mode())
         for step in trainer.epochs(epochs, shuffle=shuffle):
             tic = time.perf_counter()
             if test_data is not None:
@@ -152,6 +152,7 @@ def profile_training(net, training_data, test_data, epochs, mini_batch_size, eta
                 net, start_params, rng_state, training_data, epochs, mini_batch_size, eta,
                 reduction, shuffle, lmbda, regularization)
     report.update(trainer.info())
+    report["build"] = trainer.build  # "specialised", or "generic" where SPECIALIZE is "never"
     report["busy"] = busy
     report["threading_layer"] = threading_layer()
 
@@ -189,7 +190,8 @@ def _serial_epochs(net, start_params, rng_state, training_data, epochs, mini_bat
     copy.params[:] = start_params
     copy.rng.bit_generator.state = rng_state
     trainer = Trainer(copy, training_data, mini_batch_size, eta, reduction=reduction,
-                      kernel="serial", lmbda=lmbda, regularization=regularization, specialize="now")
+                      kernel="serial", lmbda=lmbda, regularization=regularization,
+                      specialize=measuring_mode())
     return [step.seconds - step.shuffle_seconds
             for step in trainer.epochs(epochs, shuffle=shuffle)]
 
@@ -208,7 +210,8 @@ def format_report(report):
         f"first training call: {jit['first_training_call_s']:.2f} s (kernel {cache}); "
         f"second: {ms(jit['second_training_call_s'])}",
         f"first evaluation: {jit['first_evaluation_s']:.2f} s",
-        f"kernel: {report['kernel']} ({report['kernel_reason']}); "
+        f"kernel: {report['kernel']} ({report['kernel_reason']}), "
+        f"{report.get('build', 'specialised')} build; "
         f"{report['threads']} thread{'s' if report['threads'] != 1 else ''}, "
         f"numba threading layer {report['threading_layer']} "
         f"(up to {report['numba_threads_available']} threads)",

@@ -18,7 +18,7 @@ from .options import (DETERMINISTIC_KERNELS, ETA_SCHEDULES, KERNELS, ON_DIVERGEN
 from .progress import ProgressLine, epoch_line
 from .sgd import SGD, Run, resume, scheduled_eta
 from .specialization import (Specialization, compile_estimate, compile_notice,
-                             compiling_needed)
+                             compiling_needed, measuring_mode)
 from .buffers import Buffers
 from .trainer import Trainer
 
@@ -36,5 +36,6 @@ __all__ = [
     "ProgressLine", "epoch_line",
     "SGD", "Run", "resume", "scheduled_eta",
     "Specialization", "compile_estimate", "compile_notice", "compiling_needed",
+    "measuring_mode",
     "Buffers", "Trainer",
 ]

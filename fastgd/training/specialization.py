@@ -243,6 +243,14 @@ def record_compile_seconds(net, seconds, kind="specialised"):
 
 
 
+def measuring_mode():
+    """The ``specialize`` mode of a run that measures speed (``fastgd.profile``,
+    ``fastgd.compare``): the kernels a run ends up on, compiled first ("now"), so
+    that no measurement mixes the two builds; the generic ones alone ("never")
+    where config.SPECIALIZE asks for that (the test suite does)."""
+    return "never" if config.SPECIALIZE == "never" else "now"
+
+
 def compiling_needed(net, dense=False):
     """True if training this network's shape will compile kernels first (numba's
     disk cache has none for it yet): tens of seconds, worth telling the user."""
