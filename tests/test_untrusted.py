@@ -359,3 +359,44 @@ def test_several_threads_may_predict_at_once():
     for t in threads:
         t.join(60)
     assert all((r == expected).all() for rs in results for r in rs)
+
+
+# -- the command line's options recorded in a checkpoint ------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_checkpoint(tmp_path_factory):
+    """A checkpoint written by ``fastgd train`` after 1 of 2 epochs, and its arrays."""
+    from fastgd.cli import main
+
+    path = tmp_path_factory.mktemp("cli") / "run.ckpt"
+    assert main(["train", "--sizes", "784,8,10", "--epochs", "1", "--train-size", "200",
+                 "--validation-size", "100", "--seed", "1", "--kernel", "serial",
+                 "--checkpoint", str(path)]) == 0
+    with np.load(path, allow_pickle=False) as archive:
+        return path, dict(archive)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("eta", "3.0"), ("eta", -1.0), ("eta", [3.0]), ("mini_batch_size", 0),
+    ("mini_batch_size", "10"), ("seed", {"a": 1}), ("train_size", True),
+    ("mode", "sideways"), ("cost", "hinge"), ("monitor_training_cost", "False"),
+    ("data", 3), ("validation_size", 1.5), ("on_divergence", None),
+])
+def test_a_checkpoint_whose_recorded_options_the_command_line_could_not_take_is_refused(
+        cli_checkpoint, tmp_path, capsys, key, value):
+    from fastgd.cli import main
+
+    path = _crafted(cli_checkpoint, tmp_path, _set("history", "info", "cli", key, value))
+    assert main(["train", "--resume", str(path), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "crafted.ckpt is damaged" in err
+    assert "Traceback" not in err
+
+
+def test_a_checkpoint_of_the_command_line_resumes_with_the_options_it_records(
+        cli_checkpoint, tmp_path, capsys):
+    from fastgd.cli import main
+
+    path = _crafted(cli_checkpoint, tmp_path, lambda state: None)  # the same state
+    assert main(["train", "--resume", str(path), "--epochs", "2"]) == 0
+    assert "Epoch 1" in capsys.readouterr().out

@@ -8,6 +8,7 @@ Errors print one ``fastgd COMMAND: error: ...`` line; ``fastgd.cli.main`` gives
 the exit statuses.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -285,6 +286,7 @@ def _options_from_checkpoint(args):
         given, default = getattr(args, key), args.parser.get_default(key)
         # a checkpoint from before an option existed ran with its default
         value = saved.get(key, default)
+        _check_recorded(args, key, value, default)
         if given != default and given != value:
             option = "--" + key.replace("_", "-")
             raise ValueError(f"{option} cannot be changed when resuming (--resume "
@@ -300,6 +302,30 @@ def _options_from_checkpoint(args):
     args._resume_epoch = (f"{state['epoch']}" + (f" (+ {state['position']} examples)"
                                                   if state["position"] else ""))
     args._resume_state = state
+
+
+def _check_recorded(args, key, value, default):
+    """The option value a checkpoint records (read from a file: untrusted) must be
+    one the command line could have given: what its argument type makes of the
+    value written out gives the value back, and it is among the choices."""
+    action = next(a for a in args.parser._actions if a.dest == key)
+    option = action.option_strings[-1]
+    if value is None and default is None:
+        return
+    if action.nargs == 0:  # a flag
+        valid = isinstance(value, bool)
+    elif isinstance(value, (bool, dict)) or value is None:
+        valid = False
+    else:
+        text = (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
+        try:
+            valid = (action.type(text) if action.type else text) == value
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            valid = False
+        valid = valid and (action.choices is None or value in action.choices)
+    if not valid:
+        raise ValueError(f"--resume {args.resume} is damaged: it records {option} "
+                         f"{value!r}, which {option} does not take")
 
 
 def _check_outputs(args):
