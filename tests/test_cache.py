@@ -354,11 +354,11 @@ def test_compile_kernels_leaves_every_kernel_on_disk(monkeypatch):
 
 # -- the commands ----------------------------------------------------------------------------
 
-@pytest.mark.slow  # [4, 3, 2] in float64 unless test_compile_kernels_... compiled it
+@pytest.mark.slow  # [5, 4, 3, 2] in float64 unless test_kernels.py compiled it first
 def test_compile_command_says_what_it_compiled(capsys):
-    assert main(["compile", "--sizes", "4,3,2", "--dtype", "float64"]) == 0
+    assert main(["compile", "--sizes", "5,4,3,2", "--dtype", "float64"]) == 0
     out = capsys.readouterr().out
-    assert re.match(r"Kernels for a \[4, 3, 2\] network, float64, quadratic cost, sparse "
+    assert re.match(r"Kernels for a \[5, 4, 3, 2\] network, float64, quadratic cost, sparse "
                     r"inputs: (\d) compiled, (\d) already on disk, [\d.]+ s; cache ", out)
     counts = re.match(r".*: (\d) compiled, (\d) already", out)
     assert int(counts[1]) + int(counts[2]) == 3

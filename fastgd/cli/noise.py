@@ -109,8 +109,10 @@ def noise_command(args):
     seed = draw_seed(args.seed, to_stderr=args.json)
 
     from fastgd.precompile import compile_kernels
-    if args.train_epochs:
-        # training between the two measurements: compile first, and say so
+    from fastgd.training import measuring_mode
+    if args.train_epochs and measuring_mode() == "now":
+        # training between the two measurements: compile first, and say so (unless
+        # fastgd.config.SPECIALIZE is "never": the generic kernels, for any shape)
         compile_kernels(args.sizes, args.dtype, verbose=True)
     net = Network(args.sizes, seed=seed, dtype=args.dtype)
     measure = dict(batch_sizes=args.batch_sizes, n_batches=args.batches, seed=seed,
