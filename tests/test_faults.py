@@ -328,7 +328,7 @@ def test_sgd_interrupted_by_a_signal_gives_back_its_history_and_a_checkpoint(tmp
         done.set()
         sender.join()
     e = stopped.value
-    assert e.signal == signal.SIGINT and e.checkpoint == str(path)
+    assert e.signal == signal.SIGINT and e.checkpoint == str(path) and e.network is net
     assert len(e.history) == e.epoch > 0 and e.history.stopped == "interrupted by SIGINT"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     # resuming to one epoch past the stop equals an uninterrupted run of that length
@@ -376,6 +376,24 @@ def test_a_signal_stops_the_cli_which_writes_everything_and_can_resume(tmp_path,
               kernel="serial", threads=1)
     assert fastgd.Network.load(tmp_path / "resumed.npz").params.tobytes() == \
         whole.params.tobytes()
+
+
+@pytest.mark.slow  # subprocesses
+def test_a_resumed_run_interrupted_saves_the_network_it_trained(tmp_path):
+    """--save after Ctrl-C in a --resume run is the network resumed and trained
+    (the one the checkpoint holds now), not a freshly initialised one."""
+    first = fastgd_process(RUN + ["--epochs", "300", "--checkpoint", "run.ckpt"], tmp_path)
+    wait_for_line(first, "Epoch 1:")
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    resumed = fastgd_process(["train", "--resume", "run.ckpt", "--save", "net.npz"], tmp_path)
+    wait_for_line(resumed, "Epoch")
+    resumed.send_signal(signal.SIGINT)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 130 and "saved to net.npz" in out, err
+    held, _ = fastgd.training.read_checkpoint(tmp_path / "run.ckpt")
+    assert fastgd.Network.load(tmp_path / "net.npz").params.tobytes() == \
+        held.params.tobytes()
 
 
 @pytest.mark.slow  # subprocesses

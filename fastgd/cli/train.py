@@ -168,10 +168,14 @@ def train_command(args):
         except fastgd.TrainingInterrupted as e:
             history, interruption = e.history, e
             status = 128 + e.signal
+            if e.network is not None:  # resume's network, not the one _prepare made
+                net = e.network
         except fastgd.DivergenceError as e:
             if e.history is None:
                 raise
             history, status = e.history, 1
+            if e.network is not None:
+                net = e.network
 
     if not rank0:  # rank 0 reports and writes the files
         return status or (1 if history.diverged else 0)

@@ -17,11 +17,12 @@ from .stop_requests import signal_name
 
 class DivergenceError(RuntimeError):
     """Training failed (see ``diagnose``) with ``on_divergence="raise"``;
-    ``history`` holds the epochs run."""
+    ``history`` holds the epochs run, ``network`` the network trained (as it was
+    when training stopped; the one ``fastgd.resume`` read, for a resumed run)."""
 
-    def __init__(self, message, history=None):
+    def __init__(self, message, history=None, network=None):
         super().__init__(message)
-        self.history = history
+        self.history, self.network = history, network
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -31,13 +32,16 @@ class TrainingInterrupted(KeyboardInterrupt):
     history:    the History of the epochs completed
     epoch:      epochs completed; position: examples trained of the next one
     checkpoint: the checkpoint written, or None
+    network:    the network trained, as it was when training stopped (for a run of
+                ``fastgd.resume``, the network it read from the checkpoint)
     """
 
-    def __init__(self, signum, history, epoch, position, checkpoint):
+    def __init__(self, signum, history, epoch, position, checkpoint, network=None):
         super().__init__(f"training interrupted by {signal_name(signum)} after {epoch} "
                          f"epochs" + (f" and {position} examples" if position else ""))
         self.signal, self.history = signum, history
         self.epoch, self.position, self.checkpoint = epoch, position, checkpoint
+        self.network = network
 
 
 class DivergenceWarning(RuntimeWarning):

@@ -306,7 +306,7 @@ class Run:
             history.diverged = verdict
             if o.on_divergence == "raise":
                 self._write_checkpoint()
-                raise DivergenceError(verdict, history)
+                raise DivergenceError(verdict, history, self.net)
             if self.lead:
                 warnings.warn(verdict, DivergenceWarning,
                               stacklevel=stacklevel_outside_package())
@@ -345,7 +345,7 @@ class Run:
                                  kernel_in_use=self.trainer.current.name,
                                  kernels=self.trainer.build)
         raise TrainingInterrupted(signum, self.history, self.epoch, self.position,
-                                  written)
+                                  written, self.net)
 
     # -- checkpoints ----------------------------------------------------------------
 
