@@ -119,24 +119,24 @@ def folder_state(folder):
     return state
 
 
-def run_block(block, namespace, folder, writers=None):
-    """Run one block.  writers: the shell commands that wrote a file in the first
-    run (collected then): the second run repeats only those, since
-    a command that writes nothing cannot trip over its own earlier output."""
+def run_block(block, namespace, folder, wrote, first_run):
+    """Run one block.  wrote: the shell commands that wrote a file in the first run
+    (filled in then); the second run repeats only those, since a command that
+    writes nothing cannot trip over its own earlier output."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     if block.language == "sh":
         for words in shell_commands(block):
             key = (str(block), shlex.join(words))
-            if writers is not None and key not in writers["wrote"] and writers["second"]:
+            if not first_run and key not in wrote:
                 continue
-            before = folder_state(folder)
+            before = folder_state(folder) if first_run else None
             done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
                                   timeout=600)
             assert done.returncode == 0, (f"{block}: {shlex.join(words)} exited "
                                           f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
-            if writers is not None and folder_state(folder) != before:
-                writers["wrote"].add(key)
+            if first_run and folder_state(folder) != before:
+                wrote.add(key)
         return
     if block.mode == "inline":
         with contextlib.redirect_stdout(io.StringIO()):
@@ -172,16 +172,15 @@ def needs(block):
                          ids=lambda page: os.path.relpath(page, ROOT))
 def test_examples_run_twice(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    writers = {"wrote": set(), "second": False}
+    wrote = set()
     for attempt in (1, 2):
-        writers["second"] = attempt == 2
         namespace = {"__name__": "__docs__"}
         for block in runnable(page):
             reason = needs(block)
             if reason is not None:
                 continue
             try:
-                run_block(block, namespace, str(tmp_path), writers)
+                run_block(block, namespace, str(tmp_path), wrote, attempt == 1)
             except Exception as error:
                 raise AssertionError(f"{block} (run {attempt}): {error!r}") from error
 
