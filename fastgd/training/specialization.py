@@ -156,7 +156,10 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
         what = "fastgd's generic kernels (once for every network shape)"
     else:
         what = f"fastgd's kernels for a {net.sizes} network (first run of this shape only)"
+    waited = []
+
     def waiting():
+        waited.append(True)
         print("  (waiting for another fastgd process that is compiling them)", file=stream,
               flush=True)
 
@@ -183,7 +186,8 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
     ticker.join()
     seconds = time.perf_counter() - started
     print(f"\r  compiled in {seconds:.1f} s      ", file=stream, flush=True)
-    record_compile_seconds(net, seconds, kind)
+    if not waited:  # a wait for another process is not this machine's compile time
+        record_compile_seconds(net, seconds, kind)
 
 
 
