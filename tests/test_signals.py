@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import fastgd
+from test_distributed import mpiexec, needs_mpi
 from test_faults import ROOT, fastgd_process, tiny_data, wait_for_line
 
 # Small and quick: the generic kernels (the suite's FASTGD_SPECIALIZE=never), one thread.
@@ -180,3 +181,64 @@ def test_an_interrupted_sweep_writes_the_runs_finished(tmp_path):
     assert len(saved.rows) == 4
     assert (tmp_path / "out" / "sweep.csv").read_text().count("not finished") == \
         4 - len(finished)
+
+
+# -- MPI ---------------------------------------------------------------------------------
+
+def _rank_pid(job, rank):
+    """The pid of MPI rank ``rank`` of the mpiexec process ``job`` (its PMI_RANK)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if f"PMI_RANK={rank}".encode() in environ and b"fastgd" in command and \
+                str(job.pid).encode() in _ancestors(int(entry)):
+            return int(entry)
+    raise AssertionError(f"no rank {rank} under mpiexec {job.pid}")
+
+
+def _ancestors(pid):
+    found = b""
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        found += f" {pid} ".encode()
+    return found
+
+
+@needs_mpi
+@pytest.mark.slow  # an MPI job
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("target", ["mpiexec", "rank 1"])
+def test_a_signal_after_distributed_training_waits_for_the_outputs(tmp_path, target):
+    """Ctrl-C to mpiexec (passed on to every rank), or SIGINT to rank 1 alone, as
+    "Trained" is printed: every rank holds it until rank 0 has written the model,
+    the history and the plot (a rank ending at once made mpiexec kill rank 0
+    mid-write), then the job ends with 130 and one line says so."""
+    pytest.importorskip("matplotlib")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    job = subprocess.Popen(
+        [mpiexec(), "-n", "2", sys.executable, "-m", "fastgd", *RUN[:-4], "--distributed",
+         "--mini-batch-size", "100", *OUTPUTS, "--plot", "curves.png"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out = wait_for_line(job, "Trained")
+        os.kill(job.pid if target == "mpiexec" else _rank_pid(job, 1), signal.SIGINT)
+        rest, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, out + rest + err
+    assert "Traceback" not in err
+    assert all((tmp_path / name).exists() for name in ("net.npz", "history.json", "curves.png"))
+    assert (out + rest + err).count("stopped by SIGINT after training; the outputs were "
+                                    "written first") == 1

@@ -75,6 +75,7 @@ class Signals:
         self.command = "fastgd"
         self.unwritten = []  # the outputs not written yet, as "--save net.npz"
         self.pending = None  # a signal held while outputs are written
+        self.report_held = True  # say so once it is over (not on MPI ranks other than 0)
         self.raising = self.stopping = False
         self.hold_after_training = False  # set by a command that writes what it trained
         self.previous = {}
@@ -155,9 +156,10 @@ def main(argv=None):
     """
     with Signals() as signals:
         status = _run(argv, signals)
-        if signals.pending is not None:  # held while the outputs were written
+        if signals.pending is not None and signals.report_held:  # held while writing
             print(f"{signals.command}: stopped by {signal.Signals(signals.pending).name} "
                   "after training; the outputs were written first", file=sys.stderr)
+        if signals.pending is not None:
             status = 128 + signals.pending
         return status
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 
 import numba
@@ -177,8 +178,39 @@ def train_command(args):
             if e.network is not None:
                 net = e.network
 
-    if not rank0:  # rank 0 reports and writes the files
-        return status or (1 if history.diverged else 0)
+    if comm is None:
+        return _report_and_write(args, net, history, eval_data, seed, n, interruption, status)
+    # Rank 0 reports and writes the files; every rank stays until it has, so that a
+    # signal to any rank (or to mpiexec, which passes it on) is held until then as
+    # in one process: a rank that ended early or died of it would make mpiexec kill
+    # rank 0 mid-write.
+    try:
+        if rank0:
+            status = _report_and_write(args, net, history, eval_data, seed, n,
+                                       interruption, status)
+        else:
+            status = status or (1 if history.diverged else 0)
+    finally:
+        held = _finish_together(comm, signals)
+    if signals is not None and held is not None:
+        signals.pending = held
+        signals.report_held = rank0  # one line, from rank 0
+    return status
+
+
+def _finish_together(comm, signals):
+    """Wait until every rank is here (rank 0 once its outputs are written), polling
+    so that this rank's Python signal handler runs (and holds) meanwhile; returns
+    the signal some rank holds (the first rank's), else None."""
+    request = comm.Ibarrier()
+    while not request.Test():
+        time.sleep(0.02)
+    held = comm.allgather(None if signals is None else signals.pending)
+    return next((signum for signum in held if signum is not None), None)
+
+
+def _report_and_write(args, net, history, eval_data, seed, n, interruption, status):
+    """The summary lines and the outputs (on rank 0 only under MPI); the exit status."""
     for line in summary(history, net, eval_data, args, interruption):
         print(line, flush=True)
     if history.diverged:
