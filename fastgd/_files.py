@@ -24,6 +24,19 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
           (stat.S_ISSOCK, "a socket"))
 
 
+def as_path(path, what="path"):
+    """``path`` (a str, bytes or os.PathLike) as os.fspath gives it; TypeError
+    naming ``what`` for anything else, ValueError for an empty one.  Checked
+    before any os call: an int would be taken as an open file descriptor."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{what} must be a file path (str or os.PathLike), got "
+                        f"{type(path).__name__} {path!r}"[:200])
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"{what} is an empty path, expected a file name")
+    return path
+
+
 def special_kind(path):
     """What ``path`` is when it exists and is not a regular file ("a named pipe
     (FIFO)", "a character device", ...), following symbolic links; else None."""
@@ -43,6 +56,7 @@ def check_regular_file(path, what):
     """Raise unless ``path`` is an existing regular file (symbolic links followed):
     FileNotFoundError if it is missing, IsADirectoryError for a directory,
     ValueError for a pipe, device or socket, naming ``what`` and the path."""
+    path = as_path(path, what)
     kind = special_kind(path)
     if kind == "a directory":
         raise IsADirectoryError(f"{what} {path} is a directory, expected a file")
@@ -76,7 +90,7 @@ def atomic_write(path, write, *, overwrite=False, binary=True):
     process killed mid-write cannot remove it: the hidden ``.<name>.<pid>.*.tmp``
     it leaves is removed by the next write to ``path`` once that pid is gone.
     """
-    path = os.fspath(path)
+    path = as_path(path)
     if os.path.islink(path):  # write the file the link points at, keeping the link
         path = os.path.realpath(path)
     kind = special_kind(path)
@@ -156,7 +170,7 @@ def _fsync_directory(folder):
 def check_writable(path, what):
     """Fail now, not after hours of training, if ``path`` could not be written:
     its folder must exist and be writable, and the path must not be a folder."""
-    path = os.fspath(path)
+    path = as_path(path, what)
     kind = special_kind(path)
     if kind == "a directory":
         raise IsADirectoryError(f"{what} {path} is a directory, expected a file name")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._files import StrPath, read_regular_file, special_kind
+from ._files import StrPath, as_path, read_regular_file, special_kind
 from ._validation import check_bool, check_dtype
 from .dataset import Data
 
@@ -187,6 +187,8 @@ def read_idx(path: StrPath, *, sha256: str | None = None) -> np.ndarray:
     Raises :class:`IDXError` (a ``ValueError``) naming ``path`` and the problem,
     or ``FileNotFoundError`` if there is no such file.
     """
+    if sha256 is not None and not isinstance(sha256, str):
+        raise TypeError(f"sha256 must be a hex digest (str) or None, got {sha256!r}"[:200])
     return _read(path, sha256).copy()
 
 
@@ -415,7 +417,7 @@ def read_digit_image(path: StrPath, *, dtype: DTypeLike = "float32") -> np.ndarr
     """
     dtype = check_dtype(dtype)
     Image, ImageOps, UnidentifiedImageError = _pillow()
-    path = Path(path)
+    path = Path(as_path(path, "image"))
     data = read_regular_file(path, "image")  # never a pipe: Pillow would wait on it
     try:
         with Image.open(io.BytesIO(data)) as image:

@@ -38,8 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import kernels
-from ._files import BadFile, StrPath, atomic_write, read_member
-from ._validation import (check_dtype, check_inputs, check_labels, read_only,
+from ._files import BadFile, StrPath, as_path, atomic_write, read_member
+from ._validation import (check_bool, check_dtype, check_inputs, check_labels, read_only,
                           warn_input_scale, writeable_twin)
 from .kernels.numba_cache import njit
 
@@ -154,7 +154,10 @@ class Dataset:
     def save(self, path: StrPath, *, overwrite: bool = False) -> None:
         """Write X and y to an ``.npz`` file (no pickle inside), atomically;
         FileExistsError if ``path`` exists, unless ``overwrite``."""
-        path = os.fspath(path)
+        path = as_path(path)
+        overwrite = check_bool(overwrite, "overwrite")
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a directory, expected a file name")
         if not overwrite and os.path.exists(path):
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         X, y = self._prepared.X, self._prepared.y
@@ -167,7 +170,8 @@ class Dataset:
         members and their headers (dtype, shape, size) are checked before any
         data are read, and the data as a new Dataset's are; every problem is
         one ValueError naming the file."""
-        X, y = _read_file(os.fspath(path))
+        path = as_path(path)
+        X, y = _read_file(path)
         try:
             return cls._own(X, y)
         except (ValueError, TypeError) as e:

@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 
 from . import kernels
-from ._files import BadFile, atomic_write, read_member, special_kind
+from ._files import BadFile, as_path, atomic_write, read_member, special_kind
 from ._validation import check_bool, check_sizes
 from .layout import Layout
 
@@ -42,8 +42,10 @@ def _arrays_of(net):
 
 def write_network(path, net, *, overwrite=False, extra=None, file_format=FILE_FORMAT):
     """Write ``net`` (and the ``extra`` arrays) atomically as an ``.npz`` file."""
-    path = os.fspath(path)
+    path = as_path(path)
     overwrite = check_bool(overwrite, "overwrite")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, expected a file name")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not np.isfinite(net.params).all():
@@ -85,7 +87,7 @@ def read_network(path, network_class, *, file_format=FILE_FORMAT, extra=(),
     cannot be read, and ValueError for everything else: not a regular file, not
     an archive, damaged, truncated, crafted.
     """
-    path = os.fspath(path)
+    path = as_path(path)
     kind = special_kind(path)
     if kind is not None:
         raise ValueError(f"{path} is not a regular file but {kind} (expected a {what}, "

@@ -131,3 +131,47 @@ def test_reading_a_regular_file(tmp_path):
         read_regular_file(tmp_path, "folder")
     with pytest.raises(FileNotFoundError, match="model .*nothing: no such file"):
         read_regular_file(tmp_path / "nothing", "model")
+
+
+def test_a_path_must_be_a_path_never_a_file_descriptor(tmp_path, capsys):
+    """An int is taken by os.stat and open as an open file descriptor: read_idx(5)
+    read whatever fd 5 was.  Every entry point that takes a path refuses one with
+    a TypeError naming the argument, and an empty path with a ValueError."""
+    r, w = os.pipe()  # an open descriptor that a path check could be fooled by
+    try:
+        for call, name in ((lambda p: read_idx(p), "IDX file"),
+                           (lambda p: fastgd.Network.load(p), "path"),
+                           (lambda p: fastgd.Network([4, 2]).save(p), "path"),
+                           (lambda p: fastgd.Dataset(np.zeros((2, 4)), [0, 1]).save(p), "path"),
+                           (lambda p: fastgd.Dataset.load(p), "path"),
+                           (lambda p: read_digit_image(p), "image"),
+                           (lambda p: check_writable(p, "--save"), "--save")):
+            with pytest.raises(TypeError, match=f"{name} must be a file path"):
+                call(r)
+            with pytest.raises(ValueError, match="empty path"):
+                call("")
+        X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
+        with pytest.raises(TypeError, match="checkpoint must be a file path"):
+            fastgd.Network([4, 2]).SGD((X, y), 1, 10, 1.0, checkpoint=w, verbose=False)
+    finally:
+        os.close(r)
+        os.close(w)
+    # the command line: an empty output path is refused, not silently skipped
+    from fastgd.cli import main
+    assert main(["train", "--save", ""]) == 2
+    assert "--save is an empty path" in capsys.readouterr().err
+
+
+def test_a_directory_given_to_save_is_named_as_one(tmp_path):
+    for save in (fastgd.Network([4, 2]).save,
+                 fastgd.Dataset(np.zeros((2, 4)), [0, 1]).save):
+        for overwrite in (False, True):
+            with pytest.raises(IsADirectoryError, match="is a directory"):
+                save(tmp_path, overwrite=overwrite)
+
+
+def test_read_idx_checks_the_digest_it_is_given(tmp_path):
+    path = tmp_path / "labels"
+    path.write_bytes(idx_bytes(np.arange(3, dtype=np.uint8)))
+    with pytest.raises(TypeError, match="sha256 must be a hex digest"):
+        read_idx(path, sha256=5)

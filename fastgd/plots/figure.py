@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import os
 
-from .._files import StrPath, atomic_write
+from .._files import StrPath, as_path, atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -28,7 +28,7 @@ def figure_class():
 def check_path(path, overwrite=False, name="path", suffix=None):
     """A file name that may be written: not a directory, in a directory that exists,
     ending in ``suffix`` if given, and not an existing file unless ``overwrite``."""
-    path = os.fspath(path)
+    path = as_path(path, name)
     if suffix is not None and not str(path).lower().endswith(suffix):
         raise ValueError(f"{name} must be a file name ending in {suffix}, got {path!r}")
     if os.path.isdir(path):

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .._files import StrPath, check_writable
+from .._files import StrPath, as_path, check_writable
 from .._validation import check_bool, check_int, stacklevel_outside_package
 from ..dataset import FINGERPRINT_ALGORITHM, Data, prepare
 from ..network import Network
@@ -169,7 +169,7 @@ class Run:
             raise ValueError("eta_schedule needs test_data (the accuracy it watches is "
                              "measured on it)")
         self.patience, self.min_eta_factor = o.patience, o.min_eta_factor
-        paths = {name: os.fspath(getattr(o, name)) for name in ("checkpoint", "save_best")
+        paths = {name: as_path(getattr(o, name), name) for name in ("checkpoint", "save_best")
                  if getattr(o, name) is not None}
         if len({os.path.realpath(p) for p in paths.values()}) < len(paths):
             raise ValueError("checkpoint and save_best must be different files")
