@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from . import config, kernels
-from ._validation import check_dtype, check_sizes
+from ._validation import check_bool, check_dtype, check_sizes
 from .distributed import SGD as distributed_SGD
 from .network import Network
 from .training import Trainer, compile_notice
@@ -80,6 +80,8 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
                          f"got {cost!r}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
+    distributed = check_bool(distributed, "distributed")
+    verbose = check_bool(verbose, "verbose")
     net = Network(sizes, seed=0, dtype=dtype_name, cost=cost)
     began = time.perf_counter()
     steps = []

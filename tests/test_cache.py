@@ -318,6 +318,10 @@ def test_a_module_whose_files_were_cleared_is_written_again(folder, monkeypatch)
      "cost must be one of 'quadratic', 'cross-entropy', got 'hinge'"),
     (dict(sizes=[4, 3, 2], inputs="all"), ValueError,
      "inputs must be one of 'sparse', 'dense', 'both', got 'all'"),
+    # flags are booleans: "no" was taken as true (and compiled the MPI kernels too)
+    (dict(sizes=[4, 3, 2], distributed="no"), TypeError,
+     "distributed must be True or False, got 'no'"),
+    (dict(sizes=[4, 3, 2], verbose="x"), TypeError, "verbose must be True or False, got 'x'"),
 ])
 def test_compile_kernels_refuses_bad_arguments_before_compiling(kwargs, error, message,
                                                                  monkeypatch):

@@ -138,6 +138,21 @@ def test_grid_errors_before_anything_runs(data):
     assert sweeps.grid_points({}, *data)[0]["sizes"] == [784, 30, 10]  # the book's
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    # n_workers=0 waited 40 s for a worker, then raised Dask's TimeoutError
+    (dict(n_workers=0), ValueError, "n_workers must be >= 1, got 0"),
+    (dict(n_workers="2"), TypeError, "n_workers must be an integer"),
+    (dict(client=5), TypeError, "client must be None, a scheduler address or a "
+                                "distributed.Client, got int 5"),
+    (dict(progress=5), TypeError, "progress must be a function"),
+])
+def test_sweep_arguments_are_checked_before_any_cluster_starts(data, kwargs, error, message,
+                                                              monkeypatch):
+    monkeypatch.setattr(sweeps, "warm", None)  # nothing may compile or start
+    with pytest.raises(error, match=message):
+        fastgd.sweep({"eta": [1.0]}, *data, epochs=1, sizes=SIZES, **kwargs)
+
+
 def test_table_json_has_no_nan_and_reads_back(tmp_path):
     row = {"point": 0, "sizes": SIZES, "eta": 100.0, "mini_batch_size": 10, "seed": 1,
            "epochs": 1, "dtype": "float32", "final_cost": float("nan"), "epochs_run": 1,

@@ -32,6 +32,7 @@ from typing import Any
 
 from numpy.typing import DTypeLike
 
+from .._validation import check_int
 from ..dataset import Data
 
 from .cluster import DASK_HINT, available_cores, connected, local_cluster, run_points
@@ -106,10 +107,18 @@ def sweep(grid: Mapping[str, Sequence[Any]], training_data: Data, eval_data: Dat
     if n_workers is not None and client is not None:
         raise ValueError("n_workers sizes the local cluster that sweep starts; it cannot be "
                          "given with client")
+    if n_workers is not None:
+        check_int(n_workers, "n_workers", minimum=1)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function progress(done, total, row), got "
+                        f"{progress!r}"[:200])
     try:
         import distributed
     except ImportError:
         raise ImportError(DASK_HINT) from None
+    if client is not None and not isinstance(client, (str, distributed.Client)):
+        raise TypeError(f"client must be None, a scheduler address or a distributed.Client, "
+                        f"got {type(client).__name__} {client!r}"[:200])
     began = time.perf_counter()
     warm(network_shapes(todo), training_data)
     if n_workers is None:
