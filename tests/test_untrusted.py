@@ -169,6 +169,8 @@ _DELETE = object()
     _set("definition", "shuffle", _DELETE),
     _set("seed", -1), _set("seed", "5"), _set("dtype", "float64"),
     _set("rng", "x"), _set("rng", {"bit_generator": "MT19937"}), _set("rng", _DELETE),
+    # numbers numpy's generator takes as an OverflowError
+    _set("rng", "state", "state", -1), _set("rng", "state", "inc", 2**300),
     _set("fingerprint", None), _set("fingerprint", "training_data", 3),
     _set("history", "records", 3), _set("history", "records", []),
     _set("history", "info", []), _set("history", "info", "dtype", "float64"),
@@ -178,6 +180,7 @@ _DELETE = object()
     lambda state: state["history"]["records"][0].update(epoch=-3),
     lambda state: state["history"]["records"][1].update(cost="0.1"),
     lambda state: state["history"]["records"][1].pop("correct"),
+    lambda state: state["history"]["records"][1].update(correct=10**9),  # of 60 inputs
     lambda state: "[1, 2]", lambda state: "{not json", lambda state: "[" * 100000,
 ])
 def test_a_crafted_checkpoint_is_one_value_error(honest, tmp_path, change):
@@ -381,6 +384,10 @@ def cli_checkpoint(tmp_path_factory):
     ("mini_batch_size", "10"), ("seed", {"a": 1}), ("train_size", True),
     ("mode", "sideways"), ("cost", "hinge"), ("monitor_training_cost", "False"),
     ("data", 3), ("validation_size", 1.5), ("on_divergence", None),
+    # options the run's definition holds too must agree with it: the run resumes
+    # with the definition's, and the header would describe another
+    ("eta", 9.0), ("mini_batch_size", 20), ("mode", "online"), ("lmbda", 1.0),
+    ("eta_schedule", "halve-on-plateau"), ("on_divergence", "warn"),
 ])
 def test_a_checkpoint_whose_recorded_options_the_command_line_could_not_take_is_refused(
         cli_checkpoint, tmp_path, capsys, key, value):

@@ -328,6 +328,7 @@ def _options_from_checkpoint(args):
             raise ValueError(f"{option} cannot be changed when resuming (--resume "
                              f"{args.resume} has {option} {value}); leave it out")
         setattr(args, key, value)
+    _check_agrees(args, state["definition"])
     if args.epochs == args.parser.get_default("epochs"):
         args.epochs = state["definition"]["epochs"]
     if args.epochs < state["epoch"]:
@@ -338,6 +339,26 @@ def _options_from_checkpoint(args):
     args._resume_epoch = (f"{state['epoch']}" + (f" (+ {state['position']} examples)"
                                                   if state["position"] else ""))
     args._resume_state = state
+
+
+# The options --resume reads from info["cli"] that the run's definition holds too
+# (the run resumes with the definition's): the two must agree, or the header would
+# describe a run other than the one resumed.
+_DEFINED = ("eta", "reduction", "monitor_training_cost", "on_divergence", "checkpoint_every",
+            "early_stop", "lmbda", "regularization", "patience", "min_eta_factor")
+
+
+def _check_agrees(args, definition):
+    recorded = {key: getattr(args, key) for key in _DEFINED}
+    recorded["eta_schedule"] = None if args.eta_schedule == "none" else args.eta_schedule
+    if args.mode != "full-batch":
+        recorded["mini_batch_size"] = (1 if args.mode == "online"
+                                       else args.mini_batch_size or BOOK_MINI_BATCH_SIZE)
+    for key, value in recorded.items():
+        if key in definition and definition[key] != value:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume {args.resume} is damaged: its options record {option} "
+                             f"{value!r}, but the run it holds has {definition[key]!r}"[:300])
 
 
 def _check_recorded(args, key, value, default):

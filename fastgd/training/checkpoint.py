@@ -45,7 +45,7 @@ def read_checkpoint(path, network_class=Network):
     try:
         state = json.loads(texts["state"])
         _check_state(state, net)
-    except (KeyError, TypeError, ValueError, RecursionError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as e:
         raise ValueError(f"{path} is not a valid fastgd checkpoint (its state is "
                          f"damaged: {str(e)[:300]})") from None
     state["path"] = os.fspath(path)
@@ -121,7 +121,8 @@ def _check_state(state, net):
         _require(isinstance(record, dict) and record.get("epoch") == i
                  and not isinstance(record.get("epoch"), bool) and "cost" in record
                  and all(isinstance(k, str) and _is_real(v) for k, v in record.items())
-                 and (not tested or all(_is_count(record.get(k)) for k in ("correct", "total"))),
+                 and (not tested or (all(_is_count(record.get(k)) for k in ("correct", "total"))
+                                     and record["correct"] <= record["total"])),
                  f"history record {i} is not the record of epoch {i}")
     _require(isinstance(info, dict), "history info is not a JSON object")
     for key, value in (("dtype", net.dtype.name), ("cost", net.cost_function)):
