@@ -1,5 +1,6 @@
 """Input checks shared by the public API: each error names the argument and what was expected."""
 
+import collections.abc
 import math
 import numbers
 import os
@@ -69,6 +70,10 @@ def check_positive_float(value, name) -> float:
 
 def check_sizes(sizes) -> list[int]:
     """The number of neurons in each layer: at least two layers, each a positive integer."""
+    if isinstance(sizes, (str, bytes, collections.abc.Mapping, collections.abc.Set)):
+        # a string is its characters, a dict its keys, a set in no set order
+        raise TypeError(f"sizes must be a list of layer sizes such as [784, 30, 10], "
+                        f"got {type(sizes).__name__} {sizes!r}"[:200])
     try:
         sizes = list(sizes)
     except TypeError:

@@ -312,7 +312,8 @@ def test_a_module_whose_files_were_cleared_is_written_again(folder, monkeypatch)
 
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(sizes=[4]), ValueError, "sizes must list at least two layers"),
-    (dict(sizes="4,3,2"), ValueError, "sizes must be positive integers"),
+    (dict(sizes="4,3,2"), TypeError,
+     "sizes must be a list of layer sizes such as [784, 30, 10], got str"),
     (dict(sizes=[4, 3, 2], dtype="float16"), ValueError, "dtype must be 'float32' or 'float64'"),
     (dict(sizes=[4, 3, 2], cost="hinge"), ValueError,
      "cost must be one of 'quadratic', 'cross-entropy', got 'hinge'"),

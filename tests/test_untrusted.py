@@ -275,6 +275,13 @@ def test_errors_about_info_name_info():
         net.SGD(DATA, 1, 10, 2.0, verbose=False, info={"dtype": 1})
 
 
+@pytest.mark.parametrize("sizes", ["8,6,3", {8: 1, 3: 2}, {8, 3}, b"\x08\x03"])
+def test_sizes_in_no_order_or_as_text_are_refused(sizes):
+    """A dict gave its keys and a set its own order: a network of other sizes."""
+    with pytest.raises(TypeError, match="sizes must be a list of layer sizes"):
+        fastgd.Network(sizes)
+
+
 def test_complex_numbers_are_refused():
     net = fastgd.Network(SIZES, seed=0)
     X, y = DATA
