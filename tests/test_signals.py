@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -43,7 +44,8 @@ def assert_written_or_said(tmp_path, err):
     """Either both outputs are written and load, or stderr names each one missing."""
     missing = [name for name in ("net.npz", "history.json") if not (tmp_path / name).exists()]
     if missing:
-        assert "not written: --save net.npz, --history history.json" in err, err
+        assert ("not written: --save net.npz, --history history.json" in err
+                or "before it started; nothing was written" in err), err
         assert len(missing) == 2, "one output written and one not"
         return False
     fastgd.Network.load(tmp_path / "net.npz")
@@ -74,6 +76,21 @@ def test_a_signal_at_any_moment_ends_the_run_cleanly(tmp_path, signum, moment):
     written = assert_written_or_said(tmp_path, err)
     if moment != "Network [":  # training had started: the outputs must be there
         assert written
+
+
+@pytest.mark.slow  # four processes
+@pytest.mark.parametrize("delay", [0.3, 0.9, 1.6, 2.4])
+def test_a_signal_before_training_says_what_was_not_written(tmp_path, delay):
+    """Before the header line (the parser being built, the data being read), a
+    signal said only "fastgd: stopped by SIGTERM" or "fastgd train: stopped by
+    SIGTERM": now it names the outputs not written, or says nothing was."""
+    process = fastgd_process(RUN + OUTPUTS, tmp_path)
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert_written_or_said(tmp_path, err)
 
 
 @pytest.mark.slow  # a process

@@ -121,7 +121,9 @@ class Signals:
         what = ("interrupted" if signum == signal.SIGINT
                 else f"stopped by {signal.Signals(signum).name}")
         unwritten = ""
-        if self.unwritten:
+        if self.command == "fastgd":  # its arguments not even read yet
+            unwritten = " before it started; nothing was written"
+        elif self.unwritten:
             before = "" if _training_runs() > self.runs_before else " (before training began)"
             unwritten = f"{before}; not written: {', '.join(self.unwritten)}"
         return f"{self.command}: {what}{unwritten}"

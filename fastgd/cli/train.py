@@ -107,6 +107,11 @@ _FROM_CHECKPOINT = ("sizes", "dtype", "data", "validation_size", "evaluate_on", 
 
 
 def train_command(args):
+    signals = getattr(args, "signals", None)  # fastgd.cli.Signals, from main()
+    if signals is not None:  # what a signal from now on leaves unwritten
+        signals.unwritten = [f"{option} {path}" for option, path in (
+            ("--save", args.save), ("--history", args.history), ("--plot", args.plot))
+            if path is not None]
     comm = _communicator(args)  # None without --distributed
     rank0 = comm is None or comm.Get_rank() == 0
     if args.resume:
@@ -114,12 +119,9 @@ def train_command(args):
     with _on_every_rank(comm):
         outputs = _check_outputs(args)
         net, (X, y), eval_data, m, seed = _prepare(args)
-    signals = getattr(args, "signals", None)  # fastgd.cli.Signals, from main()
     if signals is not None:
         # once training has started, a signal waits until the outputs are written
         signals.hold_after_training = True
-        signals.unwritten = [f"{option} {path}" for option, path in outputs.items()
-                             if option in ("--save", "--history", "--plot")]
     n = len(y)
     if not args.quiet and rank0:
         threads = args.threads or numba.get_num_threads()
