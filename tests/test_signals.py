@@ -259,3 +259,39 @@ def test_a_signal_after_distributed_training_waits_for_the_outputs(tmp_path, tar
     assert all((tmp_path / name).exists() for name in ("net.npz", "history.json", "curves.png"))
     assert (out + rest + err).count("stopped by SIGINT after training; the outputs were "
                                     "written first") == 1
+
+
+@needs_mpi
+@pytest.mark.slow  # MPI jobs
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("delay", [0.5, 1.2])
+def test_a_rank_stopped_before_training_ends_the_whole_job(tmp_path, delay):
+    """SIGINT to rank 0 in its first second (its arguments being read, before
+    MPI_Init): it left at once, MPICH's mpiexec did not notice, and rank 1 waited
+    in MPI_Init forever.  The rank now aborts the job."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    job = subprocess.Popen(
+        [mpiexec(), "-n", "2", sys.executable, "-m", "fastgd", *RUN[:-4], "--distributed",
+         *OUTPUTS], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pid = _rank_pid(job, 0)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGINT)
+        out, err = job.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the job still ran 30 s after SIGINT to rank 0 ({delay} s in)")
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.communicate()
+    assert job.returncode != 0
+    assert "Traceback" not in err
+    assert "interrupted" in err

@@ -114,6 +114,7 @@ class Signals:
             sys.stdout.flush()
         except (OSError, ValueError):
             pass
+        _abort_mpi_job(128 + signum)
         os._exit(128 + signum)
 
     def stopped_line(self, signum):
@@ -127,6 +128,29 @@ class Signals:
             before = "" if _training_runs() > self.runs_before else " (before training began)"
             unwritten = f"{before}; not written: {', '.join(self.unwritten)}"
         return f"{self.command}: {what}{unwritten}"
+
+
+# What MPI launchers put in each rank's environment (MPICH's hydra, Open MPI, PMIx).
+_MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def _abort_mpi_job(status):
+    """A rank of ``fastgd train --distributed`` that stops before training would
+    leave the others waiting for it forever: abort the MPI job instead.  MPICH's
+    mpiexec does not notice a rank that exits before MPI_Init, so MPI is
+    initialised here first if it was not yet (the other ranks reach MPI_Init
+    too); an alarm ends this process should that ever wait."""
+    if "--distributed" not in sys.argv[1:] or not any(
+            name in os.environ for name in _MPI_RANK_VARIABLES):
+        return
+    try:
+        if hasattr(signal, "alarm"):
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(20)
+        from mpi4py import MPI
+        MPI.COMM_WORLD.Abort(status)
+    except Exception:  # no mpi4py, no MPI: nothing waits for this rank
+        pass
 
 
 def _training_runs():
