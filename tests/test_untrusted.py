@@ -407,6 +407,19 @@ def test_a_checkpoint_whose_recorded_options_the_command_line_could_not_take_is_
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("key, value", [("data", "/"), ("train_size", 10**9)])
+def test_an_error_from_an_option_a_checkpoint_records_names_the_checkpoint(
+        cli_checkpoint, tmp_path, capsys, key, value):
+    """--data and --train-size are read from the checkpoint: an error about them
+    must say where they came from (the user gave neither)."""
+    from fastgd.cli import main
+
+    path = _crafted(cli_checkpoint, tmp_path, _set("history", "info", "cli", key, value))
+    assert main(["train", "--resume", str(path), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"(with the options --resume {path} records)" in err and "Traceback" not in err
+
+
 def test_a_checkpoint_of_the_command_line_resumes_with_the_options_it_records(
         cli_checkpoint, tmp_path, capsys):
     from fastgd.cli import main

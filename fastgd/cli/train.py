@@ -118,7 +118,13 @@ def train_command(args):
         _options_from_checkpoint(args)
     with _on_every_rank(comm):
         outputs = _check_outputs(args)
-        net, (X, y), eval_data, m, seed = _prepare(args)
+        try:
+            net, (X, y), eval_data, m, seed = _prepare(args)
+        except (ValueError, OSError) as e:
+            if not args.resume:
+                raise
+            # the data and options came from the checkpoint: say so
+            raise type(e)(f"{e} (with the options --resume {args.resume} records)") from None
     if signals is not None:
         # once training has started, a signal waits until the outputs are written
         signals.hold_after_training = True
