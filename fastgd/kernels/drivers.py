@@ -55,9 +55,26 @@ def drive_train(examples, idx, start, stop, mini_batch_size, eta, mean, params, 
     counter, total = work_queue()
     for p in range(scratch.nabla.shape[0]):
         scratch.nabla[p] = 0
+    # np.bool_(True), a value rather than the constant True, and likewise in the other
+    # drivers: numba compiles a callee anew for each constant argument (a Literal
+    # type), and drive_train_serial passes drive_descend a plain bool from Python.
     for _worker in prange(plan.n_workers):
-        drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
-                 scratch, plan, plan.direct_max, decay, shrink, counter, total)
+        drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, np.bool_(True),
+                      params, layout, scratch, plan, plan.direct_max, decay, shrink, counter,
+                      total)
+    return total[0]
+
+
+def drive_train_serial(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
+                       scratch, plan, decay=1.0, shrink=0.0):
+    """``drive_train`` on one worker, called from Python: the same call of
+    ``drive_descend``, so the same steps and the same bits.  Not compiled
+    itself: a compiled wrapper would make numba optimise and generate all of
+    drive_descend's machine code once more, seconds of a cold first epoch."""
+    counter, total = work_queue()
+    scratch.nabla[:] = 0
+    drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
+                  scratch, plan, plan.direct_max, decay, shrink, counter, total)
     return total[0]
 
 
@@ -98,9 +115,9 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
             own.nabla[p] = 0
         if first < last:
             # one worker with its own work queue: the serial kernel's sequence of steps
-            drive_descend(examples, idx, first, last, mini_batch_size, eta, mean, True, params,
-                     layout, own, plan, plan.direct_max, decay, shrink, counters[w],
-                     totals[w])
+            drive_descend(examples, idx, first, last, mini_batch_size, eta, mean, np.bool_(True),
+                          params, layout, own, plan, plan.direct_max, decay, shrink, counters[w],
+                          totals[w])
     total = 0.0
     for w in range(n_threads):
         total += totals[w, 0]
@@ -122,8 +139,19 @@ def drive_gradient_sum(examples, idx, start, stop, params, layout, scratch, plan
     for p in range(scratch.nabla.shape[0]):
         scratch.nabla[p] = 0
     for _worker in prange(plan.n_workers):
-        drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
-                 layout, scratch, plan, 0, 1.0, 0.0, counter, total)
+        drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, np.bool_(False),
+                      np.bool_(False), params, layout, scratch, plan, np.int64(0), 1.0, 0.0,
+                      counter, total)
+    return total[0]
+
+
+def drive_gradient_sum_serial(examples, idx, start, stop, params, layout, scratch, plan):
+    """``drive_gradient_sum`` on one worker, called from Python (for the reason
+    ``drive_train_serial`` gives)."""
+    counter, total = work_queue()
+    scratch.nabla[:] = 0
+    drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
+                  layout, scratch, plan, 0, 1.0, 0.0, counter, total)
     return total[0]
 
 

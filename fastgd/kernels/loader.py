@@ -136,6 +136,7 @@ def call(kernel, *args):
 def on_disk(kernel):
     """True if numba's disk cache holds compiled code for this kernel (a first
     call then loads it instead of compiling), False if not, None if unknown."""
+    kernel = getattr(kernel, "dispatcher", kernel)  # a serial driver: what it calls
     try:
         folder = kernel._cache.cache_path
         name = kernel.py_func.__qualname__
@@ -188,6 +189,7 @@ def ready(module, names, dtype):
     nb_dtype = numba.from_dtype(np.dtype(dtype))
     for name in names:
         kernel = getattr(module, name)
+        kernel = getattr(kernel, "dispatcher", kernel)  # a serial driver: what it calls
         if not hasattr(kernel, "signatures"):  # not a numba kernel (a test's stand-in)
             continue
         if (kernel, nb_dtype) in _ready:
