@@ -1,6 +1,6 @@
 """``python -m fastgd``: the command line (see fastgd.cli)."""
 
-from .cli import main
+from .cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -112,6 +112,26 @@ def test_a_hangup_ignored_by_the_caller_stays_ignored(tmp_path):
     fastgd.Network.load(tmp_path / "net.npz")
 
 
+# A command that has finished, and a signal while the interpreter shuts down
+# (which, after a sweep's cluster, takes seconds): an exit hook stands in for it.
+AFTER_THE_COMMAND = """
+import atexit, os, signal, sys, time
+import fastgd.cli
+sys.argv = ["fastgd", "--version"]
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(30)))
+raise SystemExit(fastgd.cli.entry())
+"""
+
+
+def test_a_signal_after_the_command_has_finished_exits_with_its_status(tmp_path):
+    """Everything is written: the process exits 128 + N at once, not killed by the signal."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", AFTER_THE_COMMAND], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 128 + signal.SIGTERM, (done.returncode, done.stderr)
+    assert done.stdout.startswith("fastgd ") and "Traceback" not in done.stderr
+
+
 def test_numba_failing_at_import_is_one_line(tmp_path):
     env = dict(os.environ, NUMBA_NUM_THREADS="0",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))

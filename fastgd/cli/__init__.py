@@ -172,6 +172,27 @@ def _import_numba():
                           + (f"; check {settings}" if settings else "")) from None
 
 
+def entry():
+    """The ``fastgd`` script and ``python -m fastgd``: ``main()`` as a process of its own.
+
+    Once main has returned, every output is written; a signal while the
+    interpreter then shuts down (seconds, after a sweep's cluster) ends the
+    process at once with status 128 + N, as during the command, rather than
+    killing it by the signal, which a caller takes for a crash.  Installed
+    before main, whose own handlers put it back when they are done."""
+    catch_signals(Signals.NAMES, _exit_after_main)
+    return main()
+
+
+def _exit_after_main(signum, frame):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(128 + signum)
+
+
 def main(argv=None):
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
