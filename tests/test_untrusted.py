@@ -185,7 +185,7 @@ _DELETE = object()
 ])
 def test_a_crafted_checkpoint_is_one_value_error(honest, tmp_path, change):
     path = _crafted(honest, tmp_path, change)
-    with pytest.raises(ValueError, match="crafted.ckpt|mini_batch_size must be <= 300"):
+    with pytest.raises(ValueError, match="crafted.ckpt"):  # every message names the file
         fastgd.resume(path, DATA, TEST, epochs=4, verbose=False, kernel="serial")
 
 

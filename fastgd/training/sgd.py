@@ -468,7 +468,14 @@ def resume(path: StrPath, training_data: Data, test_data: Data | None = None, *,
     if total < state["epoch"]:
         raise ValueError(f"epochs must be at least the {state['epoch']} epochs the checkpoint "
                          f"has done, got {total}")
-    run = Run(net, training_data, total, definition["mini_batch_size"], definition["eta"],
-              test_data, options, resume_state=state)
+    try:
+        run = Run(net, training_data, total, definition["mini_batch_size"], definition["eta"],
+                  test_data, options, resume_state=state)
+    except ValueError as e:
+        if not str(e).startswith("mini_batch_size "):
+            raise
+        # here it can only be the checkpoint's: say so, and where it came from
+        raise ValueError(f"{e} (the mini-batch size that checkpoint {os.fspath(path)!r} "
+                         "records: is this the training data it was written for?)") from None
     return net, run.train()
 
