@@ -180,11 +180,18 @@ def entry():
     process at once with status 128 + N, as during the command, rather than
     killing it by the signal, which a caller takes for a crash.  Installed
     before main, whose own handlers put it back when they are done."""
-    catch_signals(Signals.NAMES, _exit_after_main)
-    return main()
+    catch_signals(Signals.NAMES, _exit_outside_main)
+    status = main()
+    _main_returned.append(status)
+    return status
 
 
-def _exit_after_main(signum, frame):
+_main_returned: list = []
+
+
+def _exit_outside_main(signum, frame):
+    if not _main_returned:  # in the moment before main's own handlers
+        print(Signals().stopped_line(signum), file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
