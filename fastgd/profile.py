@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from . import kernels
 from .training import Trainer, measuring_mode, numba_threads, threading_layer
 
 
@@ -69,8 +70,8 @@ def import_seconds():
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _loaded_from_cache(dispatcher):
-    stats = dispatcher.stats
+def _loaded_from_cache(kernel):
+    stats = kernels.dispatcher(kernel).stats
     return sum(stats.cache_hits.values()) > 0 and not sum(stats.cache_misses.values())
 
 

@@ -207,6 +207,11 @@ def test_profile_reports_each_part_of_an_epoch(capsys, monkeypatch):
     assert report["bytes_per_example"] > 3 * 16 * 4 * report["nonzero_input_fraction"] * 784
     assert len(report["correct"]) == 2 and report["jit"]["first_training_call_s"] > 0
     assert sizes == report["sizes"]
+    # the serial kernel is a Python driver around a numba one: profile looks behind it
+    assert main(args + ["--kernel", "serial", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kernel_in_use"] == "serial"
+    assert report["jit"]["training_kernel_loaded_from_cache"] in (True, False)
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "per epoch over 2 epochs" in text and "GFLOP/s" in text and "kernel:" in text

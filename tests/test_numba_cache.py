@@ -104,7 +104,7 @@ def test_fastgds_dispatchers_have_the_checksummed_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTGD_CACHE_DIR", str(tmp_path / "fastgd"))
     monkeypatch.setattr(kernels.loader, "_modules", {})
     module = kernels.generic_kernels([4, 3, 2])
-    for dispatcher in (maths.sigmoid, maths.apply_nabla, module.train_serial.dispatcher,
+    for dispatcher in (maths.sigmoid, maths.apply_nabla, kernels.dispatcher(module.train_serial),
                        module.train_parallel, module.forward_pass, module.drive_descend):
         assert type(dispatcher._cache) is numba_cache.ChecksummedFunctionCache
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd import kernels
 from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel, diagnose
 
 from helpers import random_data, two_threads
@@ -329,8 +330,7 @@ def test_the_kernel_is_compiled_before_the_first_epoch_is_timed(data):
     net = fastgd.Network([8, 6, 3], seed=0)
     before = net.params.copy()
     trainer = fastgd.Trainer(net, data, 5, 1.0, kernel="serial")
-    # compiled for these argument types (the serial driver's: those of what it calls)
-    assert getattr(trainer.kernel, "dispatcher", trainer.kernel).signatures
+    assert kernels.dispatcher(trainer.kernel).signatures  # compiled for these argument types
     np.testing.assert_array_equal(net.params, before)
 
 

@@ -1,7 +1,8 @@
 """Where the generated modules are made, found and run: ``kernels`` and
 ``generic_kernels`` (a network's module, generated, written to the cache and
 imported once per process), ``ready`` and ``on_disk`` (whether a kernel would
-compile on its first call), ``compiling`` (one process at a time compiles a
+compile on its first call), ``dispatcher`` (the numba dispatcher behind a
+kernel), ``compiling`` (one process at a time compiles a
 module's kernels), ``usable_kernels``, and ``call`` (a kernel called with
 numba's SLP vectoriser on, and under the lock a threading layer needs).
 """
@@ -133,10 +134,17 @@ def call(kernel, *args):
             return kernel(*args)
 
 
+def dispatcher(kernel):
+    """The numba dispatcher that compiles and runs ``kernel``: itself, or for a
+    serial driver (``train_serial``, ``gradient_sum_serial``: plain functions)
+    the drive_descend it calls."""
+    return getattr(kernel, "dispatcher", kernel)
+
+
 def on_disk(kernel):
     """True if numba's disk cache holds compiled code for this kernel (a first
     call then loads it instead of compiling), False if not, None if unknown."""
-    kernel = getattr(kernel, "dispatcher", kernel)  # a serial driver: what it calls
+    kernel = dispatcher(kernel)
     try:
         folder = kernel._cache.cache_path
         name = kernel.py_func.__qualname__
@@ -188,8 +196,7 @@ def ready(module, names, dtype):
     of compiling)."""
     nb_dtype = numba.from_dtype(np.dtype(dtype))
     for name in names:
-        kernel = getattr(module, name)
-        kernel = getattr(kernel, "dispatcher", kernel)  # a serial driver: what it calls
+        kernel = dispatcher(getattr(module, name))
         if not hasattr(kernel, "signatures"):  # not a numba kernel (a test's stand-in)
             continue
         if (kernel, nb_dtype) in _ready:
