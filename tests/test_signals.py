@@ -94,19 +94,24 @@ def wait_until_caught(process, signum, timeout=60):
 
 @pytest.mark.slow  # four processes
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("delay", [0.0, 0.6, 1.3, 2.1])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.2])
 def test_a_signal_before_training_says_what_was_not_written(tmp_path, delay):
     """Before the header line (the parser being built, the data being read), a
     signal said only "fastgd: stopped by SIGTERM" or "fastgd train: stopped by
     SIGTERM": now it names the outputs not written, or says nothing was.  The
-    delays count from fastgd's first handler."""
+    delays count from fastgd's first handler; on a fast machine with the kernels
+    cached the later ones may find the run finished (status 0, all written), never
+    a process killed by the signal."""
     process = fastgd_process(RUN + OUTPUTS, tmp_path)
     wait_until_caught(process, signal.SIGTERM)
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
     assert "Traceback" not in err
+    if process.returncode == 0:  # it had finished
+        assert "saved to net.npz" in out and assert_written_or_said(tmp_path, err)
+        return
+    assert process.returncode == 143, (process.returncode, err)
     assert_written_or_said(tmp_path, err)
 
 
@@ -130,23 +135,46 @@ def test_a_hangup_ignored_by_the_caller_stays_ignored(tmp_path):
 
 
 # A command that has finished, and a signal while the interpreter shuts down
-# (which, after a sweep's cluster, takes seconds): an exit hook stands in for it.
+# (which, after a sweep's cluster, takes seconds): a hook that a library registered
+# during the command, run at exit, stands in for it.
 AFTER_THE_COMMAND = """
 import atexit, os, signal, sys, time
 import fastgd.cli
-sys.argv = ["fastgd", "--version"]
-atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(30)))
+
+def command():
+    print("done", flush=True)
+    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(30)))
+    return 0
+
+fastgd.cli.main = command
 raise SystemExit(fastgd.cli.entry())
 """
 
 
-def test_a_signal_after_the_command_has_finished_exits_with_its_status(tmp_path):
-    """Everything is written: the process exits 128 + N at once, not killed by the signal."""
+# The same signal in the interpreter's last moments, after fastgd's last exit hook
+# (registered before fastgd's, so run after it): nothing is left to stop.
+AT_THE_VERY_END = """
+import atexit, os, signal, time
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.5)))
+import fastgd.cli
+fastgd.cli.main = lambda: print("done", flush=True) or 0
+raise SystemExit(fastgd.cli.entry())
+"""
+
+
+@pytest.mark.parametrize("code, status", [(AFTER_THE_COMMAND, 128 + signal.SIGTERM),
+                                          (AT_THE_VERY_END, 0)], ids=["clean-up", "very end"])
+def test_a_signal_after_the_command_has_finished_is_never_a_crash(tmp_path, code, status):
+    """Everything is written.  While Python code still runs, the process exits
+    128 + N at once (before ``entry``: killed by the signal, -15); after fastgd's
+    last exit hook the signal is ignored, with the command's status, since in the
+    interpreter's final clean-up Python gives the default back and the signal
+    would kill the process."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", AFTER_THE_COMMAND], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 128 + signal.SIGTERM, (done.returncode, done.stderr)
-    assert done.stdout.startswith("fastgd ") and "Traceback" not in done.stderr
+    assert done.returncode == status, (done.returncode, done.stderr)
+    assert done.stdout == "done\n" and "Traceback" not in done.stderr
 
 
 def test_numba_failing_at_import_is_one_line(tmp_path):

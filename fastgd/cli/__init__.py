@@ -13,6 +13,7 @@ signal N: 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP).
 """
 
 import argparse
+import atexit
 import os
 import signal
 import sys
@@ -175,11 +176,15 @@ def _import_numba():
 def entry():
     """The ``fastgd`` script and ``python -m fastgd``: ``main()`` as a process of its own.
 
-    Once main has returned, every output is written; a signal while the
+    Once main has returned, every output is written.  A signal while the
     interpreter then shuts down (seconds, after a sweep's cluster) ends the
     process at once with status 128 + N, as during the command, rather than
-    killing it by the signal, which a caller takes for a crash.  Installed
-    before main, whose own handlers put it back when they are done."""
+    killing it by the signal, which a caller takes for a crash: the handler is
+    installed before main, whose own handlers put it back when they are done.
+    Python gives the default back to every handler it installed once no more
+    Python code runs, so the last exit hook ignores these signals instead, for
+    the interpreter's final clean-up (a signal then has nothing left to stop)."""
+    atexit.register(_ignore_stop_signals)  # the first registered runs last
     catch_signals(Signals.NAMES, _exit_outside_main)
     status = main()
     _main_returned.append(status)
@@ -198,6 +203,13 @@ def _exit_outside_main(signum, frame):
         except (OSError, ValueError):
             pass
     os._exit(128 + signum)
+
+
+def _ignore_stop_signals():
+    for name in Signals.NAMES:
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is _exit_outside_main:
+            signal.signal(number, signal.SIG_IGN)
 
 
 def main(argv=None):
