@@ -151,13 +151,19 @@ raise SystemExit(fastgd.cli.entry())
 """
 
 
-# The same signal in the interpreter's last moments, after fastgd's last exit hook
-# (registered before fastgd's, so run after it): nothing is left to stop.
+# The same signal in the interpreter's last clean-up (a module's object deleted
+# slowly), where no Python handler runs any more.
 AT_THE_VERY_END = """
-import atexit, os, signal, time
-atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.5)))
+import os, subprocess, time
 import fastgd.cli
+
+class SlowToDelete:
+    def __del__(self):
+        time.sleep(3)
+
+kept_until_the_end = SlowToDelete()
 fastgd.cli.main = lambda: print("done", flush=True) or 0
+subprocess.Popen(["sh", "-c", f"sleep 0.5; kill -TERM {os.getpid()}"])
 raise SystemExit(fastgd.cli.entry())
 """
 
@@ -166,10 +172,9 @@ raise SystemExit(fastgd.cli.entry())
                                           (AT_THE_VERY_END, 0)], ids=["clean-up", "very end"])
 def test_a_signal_after_the_command_has_finished_is_never_a_crash(tmp_path, code, status):
     """Everything is written.  While Python code still runs, the process exits
-    128 + N at once (before ``entry``: killed by the signal, -15); after fastgd's
-    last exit hook the signal is ignored, with the command's status, since in the
-    interpreter's final clean-up Python gives the default back and the signal
-    would kill the process."""
+    128 + N at once; in the interpreter's last clean-up, where Python has given
+    every handler back, the signal is ignored and the status is the command's.
+    Both were a process killed by the signal (-15) before ``entry``."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
