@@ -78,18 +78,20 @@ def test_a_signal_at_any_moment_ends_the_run_cleanly(tmp_path, signum, moment):
         assert written
 
 
-def wait_until_caught(process, signum, timeout=60):
-    """Wait until the process handles signum itself (Linux: its SigCgt mask), that
+def wait_until_caught(pid, signum, timeout=60):
+    """Wait until process pid handles signum itself (Linux: its SigCgt mask), that
     is, until fastgd's code runs: a signal in the interpreter's own start-up gets
-    Python's default, and that start-up takes longer on a loaded machine."""
+    Python's default, and that start-up takes longer on a loaded machine.  (fastgd
+    catches SIGINT, SIGTERM and SIGHUP at once; Python catches SIGINT from its
+    start, so ask about SIGTERM.)"""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        with open(f"/proc/{process.pid}/status") as f:
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as f:
             caught = next(line for line in f if line.startswith("SigCgt:"))
         if int(caught.split()[1], 16) >> (signum - 1) & 1:
             return
         time.sleep(0.005)
-    raise AssertionError(f"the process never caught signal {signum}")
+    raise AssertionError(f"process {pid} never caught signal {signum}")
 
 
 @pytest.mark.slow  # four processes
@@ -103,7 +105,7 @@ def test_a_signal_before_training_says_what_was_not_written(tmp_path, delay):
     cached the later ones may find the run finished (status 0, all written), never
     a process killed by the signal."""
     process = fastgd_process(RUN + OUTPUTS, tmp_path)
-    wait_until_caught(process, signal.SIGTERM)
+    wait_until_caught(process.pid, signal.SIGTERM)
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
@@ -336,9 +338,9 @@ def test_a_signal_after_distributed_training_waits_for_the_outputs(tmp_path, tar
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("delay", [0.5, 1.2])
 def test_a_rank_stopped_before_training_ends_the_whole_job(tmp_path, delay):
-    """SIGINT to rank 0 in its first second (its arguments being read, before
-    MPI_Init): it left at once, MPICH's mpiexec did not notice, and rank 1 waited
-    in MPI_Init forever.  The rank now aborts the job."""
+    """SIGINT to rank 0 in its first second of fastgd's code (its arguments being
+    read, before MPI_Init): it left at once, MPICH's mpiexec did not notice, and
+    rank 1 waited in MPI_Init forever.  The rank now aborts the job."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     job = subprocess.Popen(
         [mpiexec(), "-n", "2", sys.executable, "-m", "fastgd", *RUN[:-4], "--distributed",
@@ -353,6 +355,7 @@ def test_a_rank_stopped_before_training_ends_the_whole_job(tmp_path, delay):
             except AssertionError:
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
+        wait_until_caught(pid, signal.SIGTERM)  # fastgd's handlers, not Python's start-up
         time.sleep(delay)
         os.kill(pid, signal.SIGINT)
         out, err = job.communicate(timeout=30)
