@@ -1,5 +1,6 @@
 """The epoch driver: history, printing, kernel choice, threads, divergence."""
 
+import json
 import math
 import time
 import warnings
@@ -370,6 +371,33 @@ def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, speci
     monkeypatch.setattr(kernels, "ready", lambda *args: False)  # as on an empty cache
     net.SGD(data, 1, 5, 1.0)
     assert says in capsys.readouterr().err
+
+
+def test_kernels_loaded_from_the_cache_are_not_recorded_as_a_compile(data, tmp_path,
+                                                                      monkeypatch):
+    """The notice shows (as when another process had just written the kernels), but
+    numba loads them from its cache: that is not this machine's compile time, and
+    an estimate from it said "about 0 s" before a real compile."""
+    import io
+
+    import fastgd.kernels as kernels
+    import fastgd.training.specialization as specialization
+    net = fastgd.Network([8, 6, 3], seed=0)
+    fastgd.Trainer(net, data, 5, 1.0, kernel="serial")  # compiled, or loaded, now
+    records = tmp_path / "compile-seconds.json"
+    monkeypatch.setattr(specialization, "_compile_record_path", lambda: str(records))
+    monkeypatch.setattr(kernels, "ready", lambda *args: False)
+    stream = io.StringIO()
+    with specialization.compile_notice(net, stream=stream, generic=True):
+        pass
+    assert "Compiling fastgd's generic kernels" in stream.getvalue()
+    assert not records.exists()
+    # a block in which a kernel of the module missed numba's cache is recorded
+    misses = iter([0, 1])
+    monkeypatch.setattr(specialization, "_cache_misses", lambda module: next(misses))
+    with specialization.compile_notice(net, stream=stream, generic=True):
+        pass
+    assert list(json.loads(records.read_text())) == ["generic"]
 
 
 @two_threads
