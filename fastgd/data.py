@@ -110,6 +110,9 @@ def _idx_bytes(path) -> bytes:
         raise IDXError(str(e)) from None
     if raw[:2] != _GZIP_MAGIC:
         return raw
+    whole = _one_gzip_member(raw)
+    if whole is not None:
+        return whole
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             head = stream.read(4)
@@ -127,6 +130,34 @@ def _idx_bytes(path) -> bytes:
             return data + bytes(min(trailing, _MAX_TRAILING + 1))
     except (EOFError, zlib.error, OSError) as e:  # gzip.BadGzipFile is an OSError
         raise IDXError(f"{path}: corrupt gzip stream ({type(e).__name__}: {e})") from e
+
+
+def _one_gzip_member(raw: bytes) -> bytes | None:
+    """The IDX bytes of ``raw`` if it is exactly one gzip member holding exactly
+    what its IDX header calls for (as the MNIST files are), else None: the
+    caller's GzipFile reading then finds what is wrong, or what else is there.
+
+    One call of zlib per step, which releases the GIL for the whole stream
+    (GzipFile takes it back every 128 KiB), so that a thread can decompress
+    while another works (``fastgd train``); zlib checks the stream's CRC-32 and
+    length at its end, and the output is bounded by the header's size plus one
+    byte."""
+    try:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, 4 + 4 * 255)
+        ndim = head[3] if len(head) >= 4 else 0
+        if ndim == 0 or len(head) < 4 + 4 * ndim:
+            return None
+        expected = 1
+        for size in struct.unpack(f">{ndim}i", head[4:4 + 4 * ndim]):
+            expected *= max(size, 0)
+        total = 4 + 4 * ndim + expected
+        stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data = stream.decompress(raw, total + 1)
+    except (zlib.error, OverflowError, ValueError):  # corrupt, or a header past any size
+        return None
+    if len(data) != total or not stream.eof or stream.unused_data:
+        return None
+    return data
 
 
 def _parse_idx(data: bytes, path) -> np.ndarray:

@@ -10,6 +10,7 @@ from fastgd.data import (
     IDXError,
     MNIST_FILES,
     MNIST_SHA256,
+    _one_gzip_member,
     load_idx_dataset,
     load_mnist,
     mnist_dir,
@@ -171,6 +172,33 @@ def test_corrupt_gzip(tmp_path):
     bad_crc = write(tmp_path / "badcrc.gz", bytes(bad_crc))
     with pytest.raises(IDXError, match="badcrc.gz.*gzip"):
         read_idx(bad_crc)
+
+
+def test_one_gzip_member_is_read_in_one_go_and_anything_else_by_gzipfile(tmp_path):
+    """The fast reading (one zlib call, ``_one_gzip_member``) takes exactly one
+    member holding exactly the header's data, and gives GzipFile's bytes; a
+    second member, trailing bytes, a bad CRC or a short stream are left to
+    GzipFile, which reads or refuses them as before."""
+    data = idx_bytes(np.arange(200, dtype=np.uint8).reshape(20, 10))
+    one = gzip.compress(data)
+    assert _one_gzip_member(one) == data
+    bad_crc = bytearray(one)
+    bad_crc[-8] ^= 0xFF
+    for other in (gzip.compress(data[:50]) + gzip.compress(data[50:]),  # two members
+                  one + b"\0\0\0\0",  # zero padding after the member
+                  one + b"junk",
+                  gzip.compress(data + b"x"),  # a byte past the header's data
+                  gzip.compress(data[:-1]),  # a byte short
+                  bytes(bad_crc), one[:len(one) // 2]):
+        assert _one_gzip_member(other) is None
+    # what GzipFile makes of two members and of zero padding: the same IDX array
+    for i, other in enumerate((gzip.compress(data[:50]) + gzip.compress(data[50:]),
+                               one + b"\0\0\0\0")):
+        path = write(tmp_path / f"other{i}.gz", other)
+        np.testing.assert_array_equal(read_idx(path), np.arange(200).reshape(20, 10))
+    # a header no size can hold: declined, not an OverflowError
+    huge = gzip.compress(b"\0\0\x08\x04" + struct.pack(">4i", *[2**31 - 1] * 4))
+    assert _one_gzip_member(huge) is None
 
 
 def test_missing_file(tmp_path):

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
@@ -46,6 +47,17 @@ def _load_data(directory, dtype, validation_size, wanted):
     return data
 
 
+def _load_data_beside_numba(args):
+    """``_load_data`` in a thread while this one loads numba's machinery
+    (``kernels.load_numba``): decompressing, checking and converting MNIST
+    mostly release the GIL, so on two cores the two take the time of the longer."""
+    with ThreadPoolExecutor(1, thread_name_prefix="fastgd-load") as pool:
+        loading = pool.submit(_load_data, args.data, args.dtype, args.validation_size,
+                              args.evaluate_on)
+        fastgd.kernels.load_numba(args.dtype)
+        return loading.result()
+
+
 # -- the subcommands --------------------------------------------------------------------
 
 def _prepare(args):
@@ -55,7 +67,7 @@ def _prepare(args):
         raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
                          f"(online means m = 1, full-batch means m = all the training inputs)")
 
-    data = _load_data(args.data, args.dtype, args.validation_size, args.evaluate_on)
+    data = _load_data_beside_numba(args)
     X, y = data["training"]
     eval_data = data[args.evaluate_on]
     sizes_option = "--sizes " + ",".join(map(str, args.sizes))

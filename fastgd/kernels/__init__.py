@@ -88,8 +88,8 @@ from .buffers import (CACHE_LINE, PAD, Examples, LayoutArrays, Plan, Scratch, al
                       aligned_rows, aligned_zeros, padded)
 from .cache import cache_dir
 from .generator import COSTS, panel_width, settings
-from .inputs import (balanced_bounds, dense_columns, input_columns, nonzero_columns, row_splits,
-                     uses_dense_path)
+from .inputs import (balanced_bounds, dense_columns, input_columns, load_numba, nonzero_columns,
+                     row_splits, uses_dense_path)
 from .loader import (THREAD_SAFE_LAYERS, call, compiling, dispatcher, generic_kernels, kernels,
                      on_disk, ready, specialisable, unrolled_outputs, usable_kernels)
 from .source import module_source
@@ -97,6 +97,6 @@ from .source import module_source
 __all__ = ["CACHE_LINE", "COSTS", "PAD", "THREAD_SAFE_LAYERS", "Examples", "LayoutArrays",
            "Plan", "Scratch", "aligned_copy", "aligned_rows", "aligned_zeros", "balanced_bounds",
            "cache_dir", "call", "compiling", "dense_columns", "dispatcher", "generic_kernels",
-           "input_columns", "kernels", "module_source", "nonzero_columns", "on_disk", "padded",
-           "panel_width", "ready", "row_splits", "settings", "specialisable",
+           "input_columns", "kernels", "load_numba", "module_source", "nonzero_columns",
+           "on_disk", "padded", "panel_width", "ready", "row_splits", "settings", "specialisable",
            "unrolled_outputs", "usable_kernels", "uses_dense_path"]

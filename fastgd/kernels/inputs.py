@@ -37,6 +37,15 @@ def nonzero_columns(X):
     return counts.astype(np.uint64), indices, values
 
 
+def load_numba(dtype):
+    """Load ``nonzero_columns`` for X of `dtype` (compile it, on a cold cache) by
+    indexing one row of zeros.  The first kernel a process compiles or loads
+    also fills numba's typing and lowering registries, about half a second of
+    importing: done here, a caller can run it beside work that does not need
+    numba (reading the data, in ``fastgd train``) instead of after it."""
+    nonzero_columns(np.zeros((1, 1), dtype))
+
+
 def dense_columns(X):
     """(indptr, indices, values) of the dense input path: row x of X is
     values[indptr[x]:indptr[x + 1]], all of its columns in order, so that a
