@@ -4,6 +4,7 @@ specialised kernels; plain helpers are in helpers.py."""
 import json
 import os
 import shutil
+import signal
 import tempfile
 
 # The suite trains on the generic kernels (the specialised kernels' bits, compiled
@@ -12,6 +13,16 @@ import tempfile
 # test_boundscheck.py) run the specialised ones too.  Set before fastgd is imported:
 # config reads it then, and subprocesses inherit it.
 os.environ.setdefault("FASTGD_SPECIALIZE", "never")
+
+# A suite started with a stop signal ignored (a background job of a script without job
+# control ignores SIGINT, nohup ignores SIGHUP) would pass that on to every process it
+# starts, and fastgd rightly keeps an ignored signal ignored: the tests that stop a run
+# by a signal could then never stop it.  The tests need the usual handling.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+for _name in ("SIGTERM", "SIGHUP"):
+    if hasattr(signal, _name) and signal.getsignal(getattr(signal, _name)) is signal.SIG_IGN:
+        signal.signal(getattr(signal, _name), signal.SIG_DFL)
 
 import pytest  # noqa: E402
 
