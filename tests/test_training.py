@@ -348,19 +348,23 @@ class NotCompiling:
         pass
 
 
+# [5, 4, 3, 2] in float64: a specialised module test_kernels.py compiles too (a shape of
+# its own would cost a compile of a minute for this test alone)
 @pytest.mark.parametrize("specialize, says", [
-    pytest.param("now", "Compiling fastgd's kernels for a [8, 6, 3] network",
+    pytest.param("now", "Compiling fastgd's kernels for a [5, 4, 3, 2] network",
                  marks=pytest.mark.specialised),
     ("never", "Compiling fastgd's generic kernels (once for every network shape)"),
     ("background", "Compiling fastgd's generic kernels (first run of fastgd only; the kernels "
-                   "specialised for a [8, 6, 3] network follow in the background)")])
-def test_verbose_training_says_when_it_compiles(data, capsys, monkeypatch, specialize, says):
+                   "specialised for a [5, 4, 3, 2] network follow in the background)")])
+def test_verbose_training_says_when_it_compiles(capsys, monkeypatch, specialize, says):
     import fastgd.kernels as kernels
     monkeypatch.setattr(fastgd.config, "SPECIALIZE", specialize)
     # what is said, not the background compile (a process per call, a minute or more
     # each; test_generic.py compiles in the background)
     monkeypatch.setattr(fastgd.training.trainer, "Specialization", NotCompiling)
-    net = fastgd.Network([8, 6, 3], seed=0)
+    sizes = [5, 4, 3, 2]
+    data = random_data(sizes, 40, seed=1)
+    net = fastgd.Network(sizes, seed=0, dtype="float64")
     net.SGD(data, 1, 5, 1.0)  # compiles, unless an earlier test did
     module = (kernels.kernels(net.sizes, net.dtype) if specialize == "now"
               else kernels.generic_kernels(net.sizes))
