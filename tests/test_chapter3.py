@@ -29,7 +29,9 @@ EPOCHS = [
 ]
 
 
-@pytest.mark.parametrize("kernel", ["serial", "parallel"])
+# The parallel kernels of each cost are a compile of their own (about 15 s each): the
+# quick tier (-m "not slow") checks the serial ones, CI both.
+@pytest.mark.parametrize("kernel", ["serial", pytest.param("parallel", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("sizes, n, m, cost, lmbda, regularization", EPOCHS, ids=str)
 def test_two_epochs_match_network2(sizes, n, m, cost, lmbda, regularization, kernel):
     net = fastgd.Network(sizes, seed=5, dtype="float64", cost=cost, init="scaled")
@@ -227,6 +229,7 @@ MODES = {"online": 1, "mini-batch": 10, "large mini-batch": 300, "full batch": N
 
 
 @two_threads
+@pytest.mark.slow  # the parallel kernels of both costs to compile
 @pytest.mark.parametrize("regularization", ["L2", "L1"])
 @pytest.mark.parametrize("mode", MODES)
 def test_bit_identical_at_one_and_two_threads_with_every_option(mnist, mode, regularization):

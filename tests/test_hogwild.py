@@ -13,6 +13,7 @@ from helpers import random_data, two_threads
 SIZES = [20, 12, 5]
 
 
+@pytest.mark.slow  # the hogwild kernel is a compile of its own (about 15 s)
 @pytest.mark.parametrize("regularization", ["L2", "L1"])
 @pytest.mark.parametrize("m", [1, 10, 300])  # 300: summed in groups (chunk_size is 256 here)
 def test_one_thread_gives_the_serial_bits(m, regularization):
@@ -31,6 +32,7 @@ def test_one_thread_gives_the_serial_bits(m, regularization):
 
 
 @two_threads
+@pytest.mark.slow  # the hogwild kernel to compile, and epochs of MNIST
 @pytest.mark.parametrize("m", [1, 10])
 def test_two_threads_train_mnist_about_as_well_as_serial(mnist, m):
     (X, y), _, (X_test, y_test) = mnist
