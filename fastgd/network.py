@@ -385,8 +385,10 @@ class Network:
     def _kernel(self, name, cost="quadratic"):
         """The compiled kernel `name` of this network's generated kernels for `cost`
         (``kernels.usable_kernels``: the specialised ones, or the generic ones
-        while those are not compiled; the generic feedforward is its serial one,
-        which ``warm_up`` compiles), found once per network: finding it anew (the
+        while those are not compiled; the generic feedforward and gradients are
+        their serial ones, which compile in a fraction of the parallel ones' time
+        and give the same bits; ``warm_up`` compiles the feedforward), found once
+        per network: finding it anew (the
         sizes and panel width hashed, the module table read under its lock) takes
         microseconds, as long as the arithmetic of a call on one example.  Kept by
         what picks the module besides the sizes, so that a change of any of it finds
@@ -402,8 +404,7 @@ class Network:
         if kernel is None:
             module = kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
             if module.generic:
-                return getattr(module, name.replace("feedforward_parallel",
-                                                    "feedforward_serial"))
+                return getattr(module, name.replace("_parallel", "_serial"))
             kernel = self._modules[key] = getattr(module, name)
         return kernel
 

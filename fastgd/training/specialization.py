@@ -118,15 +118,21 @@ net.warm_up()
 
 
 @contextmanager
-def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
+def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, names=None):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
     being compiled for this network's shape and input path (with generic, the
     generic kernels, compiled once for every shape; "background": while the
     specialised ones follow in the background), with an estimate from this
     machine's own past compiles and the seconds so far; nothing if they are in
-    numba's disk cache.  A network too wide for specialised kernels
+    numba's disk cache.  names: the kernels the block runs (default: the
+    serial and parallel training kernels, the serial one alone for generic).
+    A network too wide for specialised kernels
     (``kernels.specialisable``) gets the generic ones, and is told so once
-    even when nothing compiles."""
+    even when nothing compiles.
+
+    Whether told or not, the block holds the lock that makes other fastgd
+    processes meeting the same kernels cold wait and then load them
+    (``kernels.compiling``), instead of compiling them side by side."""
     stream = sys.stderr if stream is None else stream
     if not kernels.specialisable(net.sizes):
         generic = True
@@ -138,7 +144,8 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
                   file=stream, flush=True)
     module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
               else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
-    names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
+    if names is None:
+        names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
     if kernels.ready(module, names, net.dtype):
         yield
         return
@@ -146,7 +153,10 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False):
         with kernels.compiling(module, net.dtype):
             yield
         return
-    kind = "generic" if generic else "specialised"
+    kind = "specialised"
+    if generic:  # the parallel kernels take about as long again as the serial one
+        kind = "generic" if all(name.endswith("_serial") for name in names) else (
+            "generic-parallel")
     estimate = compile_estimate(net, kind)
     about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
         "a first estimate: 10-60 s")
@@ -210,7 +220,9 @@ def _compile_units(net, kind):
     """What a compile's time grows with: the generic kernels' code is the same
     for every shape; the specialised kernels' grows with the outputs written
     out (the padded widths of the layers after the input)."""
-    return 1.0 if kind == "generic" else float(sum(kernels.padded(w) for w in net.sizes[1:]))
+    if kind.startswith("generic"):
+        return 1.0
+    return float(sum(kernels.padded(w) for w in net.sizes[1:]))
 
 
 def _compile_record_path():
@@ -228,11 +240,12 @@ def _compile_records():
 
 
 def compile_estimate(net, kind="specialised"):
-    """Seconds compiling `kind` ("generic" or "specialised") kernels for this
-    network should take here: the median of this machine's past compiles, per
-    unit of ``_compile_units``; None before the first.  A network too wide
-    for specialised kernels compiles the generic ones instead."""
-    if not kernels.specialisable(net.sizes):
+    """Seconds compiling `kind` ("generic", "generic-parallel" or "specialised")
+    kernels for this network should take here: the median of this machine's
+    past compiles, per unit of ``_compile_units``; None before the first.  A
+    network too wide for specialised kernels compiles the generic ones
+    instead."""
+    if not kernels.specialisable(net.sizes) and kind == "specialised":
         kind = "generic"
     seconds_per_unit = _compile_records().get(kind)
     if not seconds_per_unit:
@@ -243,7 +256,7 @@ def compile_estimate(net, kind="specialised"):
 def record_compile_seconds(net, seconds, kind="specialised"):
     """Keep how long compiling took, for the next estimate (best effort: a cache
     folder that cannot be written only costs the estimate)."""
-    if not kernels.specialisable(net.sizes):
+    if not kernels.specialisable(net.sizes) and kind == "specialised":
         kind = "generic"
     records = _compile_records()
     values = records.setdefault(kind, [])

@@ -145,7 +145,8 @@ class Trainer:
             # the first plan only, and switch to the specialised ones at a
             # segment boundary once a background thread has compiled them.
             self._use([self.candidate(generic, self.plans[0])])
-            with compile_notice(net, notice, dense=self.dense, generic="background"):
+            with compile_notice(net, notice, dense=self.dense, generic="background",
+                                names=names[:1]):
                 self.run_candidate(self.current, np.arange(0), 0, 0)
                 # evaluation between epochs must not wait for numba's compiler lock,
                 # which the background compile holds for tens of seconds at a time
@@ -157,7 +158,8 @@ class Trainer:
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
         # user is told when that means compiling (``compile_notice``).
-        with compile_notice(net, notice, dense=self.dense, generic=mode == "never"):
+        with compile_notice(net, notice, dense=self.dense, generic=mode == "never",
+                            names=names):
             for candidate in self.candidates:
                 self.run_candidate(candidate, np.arange(0), 0, 0)
 
@@ -170,7 +172,8 @@ class Trainer:
         self._recheck = False
 
         def compile_all():
-            with compile_notice(self.net, notice, dense=self.dense, generic=mode == "never"):
+            with compile_notice(self.net, notice, dense=self.dense, generic=mode == "never",
+                                names=[f"gradient_sum_{plan[0]}" for plan in self.plans]):
                 for candidate in self.candidates:
                     self.gradient_sum(candidate, np.arange(0), 0, 0)
         self.combiner.in_turn(compile_all)
