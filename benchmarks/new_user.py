@@ -94,13 +94,17 @@ def fastgd_run(train, test, marks):
                                    "switched to" if job is None else
                                    "finished, not switched to" if job.done() else
                                    "still compiling at exit"),
-            "numba_threads": trainer.threads}
+            "numba_threads": trainer.threads,
+            # still compiling when this process exits: test_start.py waits for it,
+            # so that it does not slow the next process it times
+            "compiler_pid": (job.compiler.pid if job is not None and job.compiler is not None
+                             else None)}
 
 
 def kernel_build(trainer):
-    """'generic' or 'specialised': which build of the kernels the trainer runs now."""
-    generic = trainer.current.fn.__module__.startswith("fastgd_kernels_generic")
-    return "generic" if generic else "specialised"
+    """'starter', 'generic' or 'specialised': which build of the kernels the
+    trainer runs now."""
+    return trainer.build
 
 
 def baseline_run(impl, train, test, marks):

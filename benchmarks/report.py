@@ -423,10 +423,11 @@ def kernel_story(result):
     kernel = result.get("kernel_in_use") or "?"
     if result.get("started_on") == "specialised":
         return f"specialised {kernel}"
-    story = {"switched to": f"generic, then specialised {kernel} once compiled in the background",
-             "still compiling at exit": f"generic {kernel}; specialised still compiling at exit",
-             "finished, not switched to": f"generic {kernel}; specialised ready after the epoch"}
-    return story.get(result.get("background_compile"), f"generic {kernel}")
+    first = result.get("started_on") or "generic"
+    story = {"switched to": f"{first}, then specialised {kernel} once compiled in the background",
+             "still compiling at exit": f"{first} {kernel}; specialised still compiling at exit",
+             "finished, not switched to": f"{first} {kernel}; specialised ready after the epoch"}
+    return story.get(result.get("background_compile"), f"{first} {kernel}")
 
 
 def in_rounds(stories):

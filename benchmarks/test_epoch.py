@@ -108,11 +108,10 @@ def specialised_trainer(*args, **kwargs):
 
 def trainer_facts(trainer):
     """The kernel auto chose and why, the one it ran last and its calibration
-    when it has them, and whether that kernel was the generic or the specialised
-    build; read after the epochs, since auto may decide during them."""
+    when it has them, and which build that kernel was (starter, generic or
+    specialised); read after the epochs, since auto may decide during them."""
     facts = dict(kernel=trainer.kernel_name, kernel_reason=trainer.kernel_reason,
-                 kernel_build="generic" if trainer.current.fn.__module__.startswith(
-                     "fastgd_kernels_generic") else "specialised")
+                 kernel_build=trainer.build)
     info = trainer.info()
     for key in ("kernel_in_use", "calibration"):
         if info.get(key) is not None:

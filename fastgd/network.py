@@ -387,7 +387,8 @@ class Network:
         (``kernels.usable_kernels``: the specialised ones, or the generic ones
         while those are not compiled; the generic feedforward and gradients are
         their serial ones, which compile in a fraction of the parallel ones' time
-        and give the same bits; ``warm_up`` compiles the feedforward), found once
+        and give the same bits; ``warm_up`` compiles the feedforward; until it is
+        compiled, the starter kernel's feedforward if that one is), found once
         per network: finding it anew (the
         sizes and panel width hashed, the module table read under its lock) takes
         microseconds, as long as the arithmetic of a call on one example.  Kept by
@@ -404,7 +405,14 @@ class Network:
         if kernel is None:
             module = kernels.usable_kernels(self.sizes, self.dtype, cost, [name])
             if module.generic:
-                return getattr(module, name.replace("_parallel", "_serial"))
+                name = name.replace("_parallel", "_serial")
+                if name == "feedforward_serial" and not kernels.ready(module, [name], self.dtype):
+                    # a first run trains on the starter kernel: evaluate on it too
+                    # rather than compile the generic feedforward for seconds
+                    starter = kernels.starter.kernels(cost)
+                    if kernels.ready(starter, [name], self.dtype):
+                        return starter.feedforward_serial
+                return getattr(module, name)
             kernel = self._modules[key] = getattr(module, name)
         return kernel
 

@@ -350,13 +350,16 @@ class NotCompiling:
 
 # [5, 4, 3, 2] in float64: a specialised module test_kernels.py compiles too (a shape of
 # its own would cost a compile of a minute for this test alone)
-@pytest.mark.parametrize("specialize, says", [
-    pytest.param("now", "Compiling fastgd's kernels for a [5, 4, 3, 2] network",
+@pytest.mark.parametrize("specialize, lmbda, says", [
+    pytest.param("now", 0.0, "Compiling fastgd's kernels for a [5, 4, 3, 2] network",
                  marks=pytest.mark.specialised),
-    ("never", "Compiling fastgd's generic kernels (once for every network shape)"),
-    ("background", "Compiling fastgd's generic kernels (first run of fastgd only; the kernels "
-                   "specialised for a [5, 4, 3, 2] network follow in the background)")])
-def test_verbose_training_says_when_it_compiles(capsys, monkeypatch, specialize, says):
+    ("never", 0.0, "Compiling fastgd's generic kernels (once for every network shape)"),
+    ("background", 0.0, "Compiling fastgd's starter kernel (first run of fastgd only; the "
+     "kernels specialised for a [5, 4, 3, 2] network follow in the background)"),
+    # regularized: the starter does not do it
+    ("background", 0.1, "Compiling fastgd's generic kernels (first run of fastgd only; the "
+     "kernels specialised for a [5, 4, 3, 2] network follow in the background)")])
+def test_verbose_training_says_when_it_compiles(capsys, monkeypatch, specialize, lmbda, says):
     import fastgd.kernels as kernels
     monkeypatch.setattr(fastgd.config, "SPECIALIZE", specialize)
     # what is said, not the background compile (a process per call, a minute or more
@@ -365,15 +368,16 @@ def test_verbose_training_says_when_it_compiles(capsys, monkeypatch, specialize,
     sizes = [5, 4, 3, 2]
     data = random_data(sizes, 40, seed=1)
     net = fastgd.Network(sizes, seed=0, dtype="float64")
-    net.SGD(data, 1, 5, 1.0)  # compiles, unless an earlier test did
+    net.SGD(data, 1, 5, 1.0, lmbda=lmbda)  # compiles, unless an earlier test did
     module = (kernels.kernels(net.sizes, net.dtype) if specialize == "now"
+              else kernels.starter.kernels("quadratic") if "starter" in says
               else kernels.generic_kernels(net.sizes))
     assert kernels.on_disk(module.train_serial) is True  # cached now
     capsys.readouterr()
-    net.SGD(data, 1, 5, 1.0)
+    net.SGD(data, 1, 5, 1.0, lmbda=lmbda)
     assert "Compiling" not in capsys.readouterr().err
     monkeypatch.setattr(kernels, "ready", lambda *args: False)  # as on an empty cache
-    net.SGD(data, 1, 5, 1.0)
+    net.SGD(data, 1, 5, 1.0, lmbda=lmbda)
     assert says in capsys.readouterr().err
 
 

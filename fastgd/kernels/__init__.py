@@ -43,6 +43,8 @@ The modules, one job each:
 * ``inputs``: the examples as the kernels read them (CSR rows or the dense path);
 * ``generator`` and ``generic``: the code generator, specialised to a network's
   widths or generic;
+* ``starter``: one small kernel for any widths, compiled in seconds, that a
+  first run trains and evaluates on while the generated ones compile;
 * ``drivers``: the loops around the generated operations (``drive_train``,
   ``drive_gradient_sum``, ``drive_descend``, ``drive_feedforward``, ``drive_gradients``,
   ``drive_backprop``), copied into every generated module;
@@ -93,10 +95,11 @@ from .inputs import (balanced_bounds, dense_columns, input_columns, load_numba, 
 from .loader import (THREAD_SAFE_LAYERS, call, compiling, dispatcher, generic_kernels, kernels,
                      on_disk, ready, specialisable, unrolled_outputs, usable_kernels)
 from .source import module_source
+from . import starter  # noqa: E402  (after loader: the package's names first)
 
 __all__ = ["CACHE_LINE", "COSTS", "PAD", "THREAD_SAFE_LAYERS", "Examples", "LayoutArrays",
            "Plan", "Scratch", "aligned_copy", "aligned_rows", "aligned_zeros", "balanced_bounds",
            "cache_dir", "call", "compiling", "dense_columns", "dispatcher", "generic_kernels",
            "input_columns", "kernels", "load_numba", "module_source", "nonzero_columns",
            "on_disk", "padded", "panel_width", "ready", "row_splits", "settings", "specialisable",
-           "unrolled_outputs", "usable_kernels", "uses_dense_path"]
+           "starter", "unrolled_outputs", "usable_kernels", "uses_dense_path"]

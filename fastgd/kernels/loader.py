@@ -148,10 +148,11 @@ def on_disk(kernel):
     try:
         folder = kernel._cache.cache_path
         name = kernel.py_func.__qualname__
-        module = kernel.py_func.__module__
+        # numba names the files after the source file's name, not the module's
+        source = os.path.splitext(os.path.basename(kernel.py_func.__code__.co_filename))[0]
     except AttributeError:  # numba internals changed: do not guess
         return None
-    return bool(glob.glob(os.path.join(folder, f"{module}.{name}-*.nbi")))
+    return bool(glob.glob(os.path.join(folder, f"{source}.{name}-*.nbi")))
 
 
 def unrolled_outputs(sizes):

@@ -118,7 +118,8 @@ net.warm_up()
 
 
 @contextmanager
-def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, names=None):
+def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, names=None,
+                   module=None):
     """While the block runs, tell the user (on stderr) that fastgd's kernels are
     being compiled for this network's shape and input path (with generic, the
     generic kernels, compiled once for every shape; "background": while the
@@ -126,6 +127,9 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, n
     machine's own past compiles and the seconds so far; nothing if they are in
     numba's disk cache.  names: the kernels the block runs (default: the
     serial and parallel training kernels, the serial one alone for generic).
+    generic="starter": the starter kernel (``kernels.starter``; module, its
+    kernels, must be given), while the specialised ones follow in the
+    background.
     A network too wide for specialised kernels
     (``kernels.specialisable``) gets the generic ones, and is told so once
     even when nothing compiles.
@@ -142,8 +146,9 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, n
                   "specialised to its widths write out (config.SPECIALIZE_MAX_OUTPUTS = "
                   f"{config.SPECIALIZE_MAX_OUTPUTS}); the same results, more slowly",
                   file=stream, flush=True)
-    module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
-              else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
+    if module is None:
+        module = (kernels.generic_kernels(net.sizes, net.cost_function, dense) if generic
+                  else kernels.kernels(net.sizes, net.dtype, net.cost_function, dense))
     if names is None:
         names = ["train_serial"] if generic else ["train_serial", "train_parallel"]
     if kernels.ready(module, names, net.dtype):
@@ -154,13 +159,18 @@ def compile_notice(net, enabled=True, stream=None, dense=False, generic=False, n
             yield
         return
     kind = "specialised"
-    if generic:  # the parallel kernels take about as long again as the serial one
+    if generic == "starter":
+        kind = "starter"
+    elif generic:  # the parallel kernels take about as long again as the serial one
         kind = "generic" if all(name.endswith("_serial") for name in names) else (
             "generic-parallel")
     estimate = compile_estimate(net, kind)
     about = f"about {estimate:.0f} s, from this machine's past compiles" if estimate else (
-        "a first estimate: 10-60 s")
-    if generic == "background":
+        "a first estimate: 3-20 s" if kind == "starter" else "a first estimate: 10-60 s")
+    if generic == "starter":
+        what = ("fastgd's starter kernel (first run of fastgd only; the kernels specialised "
+                f"for a {net.sizes} network follow in the background)")
+    elif generic == "background":
         what = ("fastgd's generic kernels (first run of fastgd only; the kernels specialised "
                 f"for a {net.sizes} network follow in the background)")
     elif generic:
@@ -220,7 +230,7 @@ def _compile_units(net, kind):
     """What a compile's time grows with: the generic kernels' code is the same
     for every shape; the specialised kernels' grows with the outputs written
     out (the padded widths of the layers after the input)."""
-    if kind.startswith("generic"):
+    if kind in ("starter", "generic", "generic-parallel"):
         return 1.0
     return float(sum(kernels.padded(w) for w in net.sizes[1:]))
 
@@ -240,7 +250,7 @@ def _compile_records():
 
 
 def compile_estimate(net, kind="specialised"):
-    """Seconds compiling `kind` ("generic", "generic-parallel" or "specialised")
+    """Seconds compiling `kind` ("starter", "generic", "generic-parallel" or "specialised")
     kernels for this network should take here: the median of this machine's
     past compiles, per unit of ``_compile_units``; None before the first.  A
     network too wide for specialised kernels compiles the generic ones

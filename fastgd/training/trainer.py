@@ -140,6 +140,19 @@ class Trainer:
         if combiner is not None:
             self._combined(generic if mode == "never" else self.module, notice, mode)
             return
+        if mode == "background" and not kernels.ready(self.module, names, net.dtype) and \
+                kernels.starter.eligible(net.cost_function, self.dense, self.mini_batch_size,
+                                         direct_max, self.lmbda != 0.0, self.plans[0][0]):
+            # Train on the starter kernel now (one small function, compiled in
+            # seconds, evaluation included), and switch to the specialised kernels
+            # at a segment boundary once a background process has compiled them.
+            starter = kernels.starter.kernels(net.cost_function)
+            self._use([self.candidate(starter, self.plans[0])])
+            with compile_notice(net, notice, generic="starter", names=["train_serial"],
+                                module=starter):
+                self.run_candidate(self.current, np.arange(0), 0, 0)
+            self.specialized = Specialization(self)
+            return
         if mode == "background" and not kernels.ready(self.module, names, net.dtype):
             # Train on the generic kernels now (compiled once for every shape),
             # the first plan only, and switch to the specialised ones at a
@@ -291,9 +304,12 @@ class Trainer:
     @property
     def build(self):
         """Which kernels train now: "specialised" (generated for this network's
-        widths) or "generic" (any widths: the same bits, more slowly)."""
-        return "generic" if self.current.fn.__module__.startswith(
-            "fastgd_kernels_generic") else "specialised"
+        widths), "generic" (any widths: the same bits, more slowly) or "starter"
+        (``kernels.starter``: the same bits, compiled in seconds)."""
+        module = self.current.fn.__module__
+        if module == kernels.starter.__name__:
+            return "starter"
+        return "generic" if module.startswith("fastgd_kernels_generic") else "specialised"
 
     def info(self):
         """The run's settings, as recorded in a History."""
