@@ -132,7 +132,7 @@ def test_a_cold_first_run_starts_on_the_starter_where_it_can(m, lmbda, build, mo
 def test_evaluation_uses_the_starter_while_the_generic_feedforward_is_not_compiled(
         monkeypatch):
     sizes = [7, 9, 4]
-    net = fastgd.Network(sizes, seed=2)
+    net = fastgd.Network(sizes, seed=2, dtype="float64")
     starter = kernels.starter.kernels(net.cost_function)
     X, _ = random_data(sizes, 3, seed=1)
     kernels.call(starter.feedforward_serial, X, net.params, net.layout.arrays,
@@ -141,7 +141,9 @@ def test_evaluation_uses_the_starter_while_the_generic_feedforward_is_not_compil
     monkeypatch.setattr(config, "SPECIALIZE", "background")
     for compiled, used in ((starter, starter.feedforward_serial),  # the generic one is not
                            (generic, generic.feedforward_serial)):
-        monkeypatch.setattr(kernels, "ready",
-                            lambda module, names, dtype, compiled=compiled: module is compiled)
+        def ready(module, names, dtype, compiled=compiled):
+            return module is compiled  # the specialised module never, whatever is on disk
+        monkeypatch.setattr(kernels, "ready", ready)
+        monkeypatch.setattr(kernels.loader, "ready", ready)  # usable_kernels' own name
         assert net._kernel("feedforward_serial") is used
         assert net._kernel("feedforward_parallel") is used
