@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import cache
+from .buffers import layer_views, scratch_views
 from .generator import COSTS, check_chains
 from .inputs import nonzero_columns
 from .maths import (CE_SMALLEST, cross_entropy_output_error, flush_tiny,
@@ -166,17 +167,15 @@ def start_kernel(train, rows, start, stop, mini_batch_size, typed, indptr, indic
     return total
 
 
-def _views(params, layout, buffer, rows):
-    """weights[i], biases[i] as views of params, and buffer's (rows, stride)
-    block of each layer, as ``buffers.layer_views`` and ``scratch_views`` make
-    them inside the generated kernels."""
-    sizes, stride, w_off, b_off, a_off = (np.asarray(f).tolist() for f in layout)
-    weights = tuple(params[w_off[i]:w_off[i] + sizes[i] * stride[i]].reshape(sizes[i], stride[i])
-                    for i in range(len(sizes) - 1))
-    biases = tuple(params[b_off[i]:b_off[i] + stride[i]] for i in range(len(sizes) - 1))
-    blocks = tuple(buffer[rows * a_off[i]:rows * a_off[i + 1]].reshape(rows, stride[i])
-                   for i in range(len(sizes) - 1))
-    return weights, biases, blocks
+def _layer_views(params, layout):
+    """``buffers.layer_views`` run as Python, as tuples (one numba type)."""
+    weights, biases = layer_views.py_func(params, layout)
+    return tuple(weights), tuple(biases)
+
+
+def _scratch_views(buffer, layout, rows):
+    """``buffers.scratch_views`` run as Python, as a tuple."""
+    return tuple(scratch_views.py_func(buffer, layout, rows))
 
 
 def _tiny(dtype):
@@ -202,8 +201,9 @@ def kernels(cost):
         if min(mini_batch_size, stop - start) > min(plan.direct_max, rows_held):
             raise ValueError("the starter kernel takes mini-batches of at most direct_max "
                              "examples")
-        weights, biases, A = _views(params, layout, scratch.A, rows_held)
-        D = _views(params, layout, scratch.D, rows_held)[2]
+        weights, biases = _layer_views(params, layout)
+        A = _scratch_views(scratch.A, layout, rows_held)
+        D = _scratch_views(scratch.D, layout, rows_held)
         return start_kernel(True, idx, start, stop, mini_batch_size, np.zeros(1, params.dtype),
                             examples.indptr, examples.indices, examples.values,
                             examples.labels, weights, biases, A, D, scratch.costs,
@@ -217,7 +217,8 @@ def kernels(cost):
         indptr, indices, values = nonzero_columns(X)
         rows = max(1, min(block, X.shape[0]))
         buffer = np.zeros(rows * int(layout.a_off[-1]), params.dtype)
-        weights, biases, A = _views(params, layout, buffer, rows)
+        weights, biases = _layer_views(params, layout)
+        A = _scratch_views(buffer, layout, rows)
         start_kernel(False, np.arange(X.shape[0]), 0, X.shape[0], rows,
                      np.zeros(1, params.dtype), indptr, indices, values,
                      np.zeros(0, np.int64), weights, biases, A, A, np.zeros(rows),

@@ -56,9 +56,11 @@ class Trainer:
 
     Where the kernels specialised for the network's widths are not compiled
     yet, ``specialize`` (default: config.SPECIALIZE) says what to do:
-    "background" trains on the generic kernels (the same bits, compiled once
-    for every shape) and switches to the specialised ones at a segment
-    boundary once they are compiled (``Specialization``); "now" compiles them
+    "background" trains on the starter kernel where it can
+    (``kernels.starter.eligible``; compiled in seconds), else on the generic
+    kernels (compiled once for every shape), both with the same bits, and
+    switches to the specialised ones at a segment boundary once they are
+    compiled (``Specialization``); "now" compiles them
     first; "never" trains on the generic kernels only.  ``build`` says which
     train now.
 
@@ -136,37 +138,32 @@ class Trainer:
         if not kernels.specialisable(net.sizes):
             mode = "never"  # too wide to write out (config.SPECIALIZE_MAX_OUTPUTS)
         names = [f"train_{plan[0]}" for plan in self.plans]
-        generic = kernels.generic_kernels(net.sizes, net.cost_function, self.dense)
         if combiner is not None:
-            self._combined(generic if mode == "never" else self.module, notice, mode)
-            return
-        if mode == "background" and not kernels.ready(self.module, names, net.dtype) and \
-                kernels.starter.eligible(net.cost_function, self.dense, self.mini_batch_size,
-                                         direct_max, self.lmbda != 0.0, self.plans[0][0]):
-            # Train on the starter kernel now (one small function, compiled in
-            # seconds, evaluation included), and switch to the specialised kernels
-            # at a segment boundary once a background process has compiled them.
-            starter = kernels.starter.kernels(net.cost_function)
-            self._use([self.candidate(starter, self.plans[0])])
-            with compile_notice(net, notice, generic="starter", names=["train_serial"],
-                                module=starter):
-                self.run_candidate(self.current, np.arange(0), 0, 0)
-            self.specialized = Specialization(self)
+            self._combined(self._generic() if mode == "never" else self.module, notice, mode)
             return
         if mode == "background" and not kernels.ready(self.module, names, net.dtype):
-            # Train on the generic kernels now (compiled once for every shape),
-            # the first plan only, and switch to the specialised ones at a
-            # segment boundary once a background thread has compiled them.
-            self._use([self.candidate(generic, self.plans[0])])
-            with compile_notice(net, notice, dense=self.dense, generic="background",
-                                names=names[:1]):
-                self.run_candidate(self.current, np.arange(0), 0, 0)
-                # evaluation between epochs must not wait for numba's compiler lock,
-                # which the background compile holds for tens of seconds at a time
-                net.warm_up(generic=True)
+            # Train now on kernels that compile in seconds (the starter) or once for
+            # every shape (the generic ones, the first plan only), and switch to the
+            # specialised ones at a segment boundary once a background process has
+            # compiled them.
+            if kernels.starter.eligible(net.cost_function, self.dense, self.mini_batch_size,
+                                        direct_max, self.lmbda != 0.0, self.plans[0][0]):
+                starter = kernels.starter.kernels(net.cost_function)  # evaluates too
+                self._use([self.candidate(starter, self.plans[0])])
+                with compile_notice(net, notice, generic="starter", names=["train_serial"],
+                                    module=starter):
+                    self.run_candidate(self.current, np.arange(0), 0, 0)
+            else:
+                self._use([self.candidate(self._generic(), self.plans[0])])
+                with compile_notice(net, notice, dense=self.dense, generic="background",
+                                    names=names[:1]):
+                    self.run_candidate(self.current, np.arange(0), 0, 0)
+                    # evaluation between epochs must not wait for numba's compiler lock,
+                    # which the background compile holds for tens of seconds at a time
+                    net.warm_up(generic=True)
             self.specialized = Specialization(self)
             return
-        module = generic if mode == "never" else self.module
+        module = self._generic() if mode == "never" else self.module
         self._use([self.candidate(module, plan) for plan in self.plans])
         # An empty run compiles each kernel (or loads it from numba's cache) now,
         # so that the first epoch's time is training time only; with notice, the
@@ -175,6 +172,10 @@ class Trainer:
                             names=names):
             for candidate in self.candidates:
                 self.run_candidate(candidate, np.arange(0), 0, 0)
+
+    def _generic(self):
+        """The generic kernels for this run's cost and input path."""
+        return kernels.generic_kernels(self.net.sizes, self.net.cost_function, self.dense)
 
     def _combined(self, module, notice, mode):
         """With a combiner: module's gradient-sum kernels, compiled now (its
