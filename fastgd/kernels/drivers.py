@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 
 from .buffers import Scratch, layer_views, scratch_views
-from .inputs import nonzero_columns
+from .inputs import nonzero_columns_in_kernel
 from .maths import add_groups, apply_nabla
 from .workqueue import (decay_stage, finish_and_take, hogwild_queues, take_piece, wait_for,
                         work_queue)
@@ -309,7 +309,7 @@ def drive_feedforward(X, params, layout, out, block):
     n_blocks = (n + block - 1) // block
     for bi in prange(n_blocks):
         x0, x1 = bi * block, min(n, (bi + 1) * block)
-        indptr, indices, values = nonzero_columns(X[x0:x1])
+        indptr, indices, values = nonzero_columns_in_kernel(X[x0:x1])
         As = scratch_views(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
         forward_pass(np.int64(0), x1 - x0, np.arange(x1 - x0), indptr, indices, values,
@@ -328,7 +328,7 @@ def drive_gradients(X, labels, params, layout, nabla):
     n_layers = sizes.shape[0] - 1
     weights, biases = layer_views(params, layout)
     for x in prange(n):
-        indptr, indices, values = nonzero_columns(X[x:x + 1])
+        indptr, indices, values = nonzero_columns_in_kernel(X[x:x + 1])
         As = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
         Ds = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
         cost = np.empty(1)
@@ -367,7 +367,7 @@ def drive_backprop(X, labels, params, layout, nabla_b, nabla_w):
     otherwise copy transposed (half of its time on the book's network)."""
     sizes, a_off = layout.sizes, layout.a_off
     weights, biases = layer_views(params, layout)
-    indptr, indices, values = nonzero_columns(X[0:1])
+    indptr, indices, values = nonzero_columns_in_kernel(X[0:1])
     As = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
     Ds = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
     cost = np.empty(1)

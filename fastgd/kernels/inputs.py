@@ -11,30 +11,56 @@ import numpy as np
 from .. import config
 from .numba_cache import njit
 
-@njit(cache=True, nogil=True)
 def nonzero_columns(X):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
     indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
     (CSR; the values are copied so that training reads them contiguously).
-    indptr is unsigned so that loops over it need no sign checks."""
-    n, n_in = X.shape
-    counts = np.zeros(n + 1, np.int64)
-    for x in range(n):
-        count = 0
-        for k in range(n_in):
+    indptr is unsigned so that loops over it need no sign checks.  NumPy
+    allocates and numba only counts and copies (``index_nonzero_columns``):
+    numba's allocations are slow to compile, and this runs before a cold
+    first run's first epoch."""
+    n = X.shape[0]
+    indptr = np.zeros(n + 1, np.uint64)
+    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype))
+    total = int(indptr[n])
+    indices, values = np.empty(total, np.uint32), np.empty(total, X.dtype)
+    if total:
+        index_nonzero_columns(X, indptr, indices, values)
+    return indptr, indices, values
+
+
+@njit(cache=True, nogil=True)
+def nonzero_columns_in_kernel(X):
+    """``nonzero_columns`` for the kernels' own use (their feedforward and
+    backprop index a block of rows at a time): the same arrays."""
+    n = X.shape[0]
+    indptr = np.zeros(n + 1, np.uint64)
+    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype))
+    total = np.int64(indptr[n])
+    indices, values = np.empty(total, np.uint32), np.empty(total, X.dtype)
+    if total:
+        index_nonzero_columns(X, indptr, indices, values)
+    return indptr, indices, values
+
+
+@njit(cache=True, nogil=True)
+def index_nonzero_columns(X, indptr, indices, values):
+    """The two passes of ``nonzero_columns``, in one function so that a cold
+    start compiles one: with indices empty, count (indptr[x + 1] = indptr[x] +
+    the number of nonzero entries in row x of X); else copy (indices[p] = k
+    and values[p] = X[x, k] for the nonzero X[x, k] of row x, from p = indptr[x]
+    on, in increasing k)."""
+    count = indices.shape[0] == 0
+    for x in range(X.shape[0]):
+        p = np.int64(indptr[x])
+        for k in range(X.shape[1]):
             if X[x, k] != 0:
-                count += 1
-        counts[x + 1] = counts[x] + count
-    indices = np.empty(counts[n], np.uint32)
-    values = np.empty(counts[n], X.dtype)
-    for x in range(n):
-        p = counts[x]
-        for k in range(n_in):
-            if X[x, k] != 0:
-                indices[p] = k
-                values[p] = X[x, k]
+                if not count:
+                    indices[p] = k
+                    values[p] = X[x, k]
                 p += 1
-    return counts.astype(np.uint64), indices, values
+        if count:
+            indptr[x + 1] = np.uint64(p)
 
 
 def load_numba(dtype):

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastgd.kernels.buffers import Scratch, layer_views, scratch_views
-from fastgd.kernels.inputs import nonzero_columns
+from fastgd.kernels.inputs import nonzero_columns_in_kernel
 from fastgd.kernels.intrinsics import prefetch_row, prefetch_row_outer
 from fastgd.kernels.maths import (CE_SMALLEST, add_groups, apply_nabla, cross_entropy_output_error,
                                   flush_tiny, quadratic_output_error, sigmoid)
