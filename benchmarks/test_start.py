@@ -15,7 +15,10 @@ JAX, PyTorch where installed, and NumPy, which compiles nothing.
   disk unless a persistent compilation cache is configured: the children get
   none (JAX_COMPILATION_CACHE_DIR and the like are removed) and each records
   jax_compilation_cache_dir.  Python's own .pyc files and the OS's file cache
-  are warm for everyone.
+  are warm for everyone: fastgd's are compiled before the first timed process
+  (pip does so for installed packages such as JAX), and PYTHONDONTWRITEBYTECODE
+  is not passed on, which would leave a checkout's sources to be compiled again
+  in every fastgd process and in none of JAX's.
 - warm: the folders filled by one earlier, untimed process that compiled
   everything (FASTGD_SPECIALIZE=now): what every run after the first finished
   one sees.  JAX's warm processes are cold starts again, measured again so
@@ -36,6 +39,7 @@ the rounds (default 3).
     pytest benchmarks/test_start.py --benchmark-json=start.json
 """
 
+import compileall
 import importlib.util
 import json
 import os
@@ -95,7 +99,8 @@ def child_env(caches, extra=None, blas=False):
     OpenBLAS variables that can force an older kernel."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [IMPORT_ROOT, env.get("PYTHONPATH")]))
-    for name in (*JAX_CACHE_VARIABLES, "FASTGD_SPECIALIZE", "FASTGD_BENCH_REMOVED_ENV"):
+    for name in (*JAX_CACHE_VARIABLES, "FASTGD_SPECIALIZE", "FASTGD_BENCH_REMOVED_ENV",
+                 "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     if SMOKE:  # the generic kernels only, as in this process (conftest.py)
         env["FASTGD_SPECIALIZE"] = os.environ.get("FASTGD_SPECIALIZE", "never")
@@ -157,6 +162,13 @@ def compile_notes(stderr):
         if line.startswith(("compiled in", "specialised kernels compiled")):
             notes.append(line)
     return notes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fastgd_bytecode():
+    """fastgd's .pyc files, compiled before any timed process as pip compiles an
+    installed package's: a checkout's first import would otherwise compile them."""
+    compileall.compile_dir(os.path.dirname(os.path.abspath(fastgd.__file__)), quiet=1)
 
 
 @pytest.fixture(scope="session")
