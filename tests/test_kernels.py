@@ -159,29 +159,6 @@ def test_without_zeros_the_dense_and_sparse_paths_give_the_same_bits(monkeypatch
     np.testing.assert_array_equal(dense[1], sparse[1])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (4, 4), (9, 13)], ids=str)
-def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
-    """The CSR index of X, from Python and from inside the kernels: row x's
-    nonzero columns in increasing order with their values, and the same arrays
-    from both.  (4, 4) has every entry zero; (9, 13) has empty and full rows."""
-    rng = np.random.default_rng(3)
-    X = np.where(rng.random(shape) < 0.4, rng.random(shape), 0).astype(dtype)
-    if shape == (4, 4):
-        X[:] = 0
-    if shape == (9, 13):
-        X[2] = 0
-        X[5] = 1.5
-    rows, columns = np.nonzero(X)
-    counts = np.bincount(rows, minlength=shape[0])
-    for index in (kernels.nonzero_columns(X), kernels.inputs.nonzero_columns_in_kernel(X)):
-        indptr, indices, values = index
-        assert (indptr.dtype, indices.dtype, values.dtype) == (np.uint64, np.uint32, dtype)
-        np.testing.assert_array_equal(indptr, np.concatenate([[0], np.cumsum(counts)]))
-        np.testing.assert_array_equal(indices, columns)
-        np.testing.assert_array_equal(values, X[rows, columns])
-
-
 def test_mostly_zero_inputs_take_the_sparse_path():
     X, _ = random_data([784, 30, 10], 10, zeros=0.8)
     assert kernels.uses_dense_path(X) == (False, np.count_nonzero(X) / X.size)
