@@ -365,8 +365,8 @@ def load_mnist(path: StrPath | None = None, *, dtype: DTypeLike = "float32",
 
     def pair(images, labels):
         pixels = images.shape[1] * images.shape[2]
-        X = images.reshape(len(images), pixels).astype(dtype)  # a new array
-        X *= dtype(1 / 256)  # a power of two: exact
+        # a new array, in one pass; 1/256 is a power of two: exact
+        X = np.multiply(images.reshape(len(images), pixels), dtype(1 / 256), dtype=dtype)
         if as_dataset:
             from .dataset import Dataset
             return Dataset._own(X, labels.astype(np.int64))  # new arrays: no copy needed
