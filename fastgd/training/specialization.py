@@ -106,8 +106,9 @@ try:
 except (AttributeError, OSError):
     pass
 import numpy as np
-from fastgd import config
+from fastgd import config, kernels
 config.SPECIALIZE = "now"
+kernels.load_numba({dtype!r})  # the index the next run builds with numba
 from fastgd.network import Network
 from fastgd.training import Trainer
 net = Network({sizes!r}, seed=0, dtype={dtype!r}, cost={cost!r})
