@@ -84,7 +84,6 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
     verbose = check_bool(verbose, "verbose")
     net = Network(sizes, seed=0, dtype=dtype_name, cost=cost)
     began = time.perf_counter()
-    kernels.load_numba(dtype_name)  # the training data's index (nonzero_columns)
     steps = []
     with _specialize("now"):  # the specialised kernels, not the generic stopgap
         for dense in ((False, True) if inputs == "both" else (inputs == "dense",)):

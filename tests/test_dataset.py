@@ -19,10 +19,9 @@ SIZES = [8, 6, 3]
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (4, 4), (9, 13)], ids=str)
 def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
-    """The CSR index of X, from NumPy (what a cold first run uses), from numba
-    (once compiled) and from inside the kernels: row x's nonzero columns in
-    increasing order with their values, the same arrays from all three.  (4, 4)
-    has every entry zero; (9, 13) has empty and full rows."""
+    """The CSR index of X, from Python and from inside the kernels: row x's
+    nonzero columns in increasing order with their values, and the same arrays
+    from both.  (4, 4) has every entry zero; (9, 13) has empty and full rows."""
     rng = np.random.default_rng(3)
     X = np.where(rng.random(shape) < 0.4, rng.random(shape), 0).astype(dtype)
     if shape == (4, 4):
@@ -32,10 +31,7 @@ def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
         X[5] = 1.5
     rows, columns = np.nonzero(X)
     counts = np.bincount(rows, minlength=shape[0])
-    kernels.load_numba(dtype)
-    assert kernels.inputs.index_compiled(dtype)  # nonzero_columns runs numba's now
-    for index in (kernels.inputs.nonzero_columns_numpy(X), kernels.nonzero_columns(X),
-                  kernels.inputs.nonzero_columns_in_kernel(X)):
+    for index in (kernels.nonzero_columns(X), kernels.inputs.nonzero_columns_in_kernel(X)):
         indptr, indices, values = index
         assert (indptr.dtype, indices.dtype, values.dtype) == (np.uint64, np.uint32, dtype)
         np.testing.assert_array_equal(indptr, np.concatenate([[0], np.cumsum(counts)]))

@@ -6,7 +6,6 @@ split of those lists into blocks of weight rows for a parallel update
 (``row_splits``, ``balanced_bounds``).
 """
 
-import numba
 import numpy as np
 
 from .. import config
@@ -16,16 +15,10 @@ def nonzero_columns(X):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
     indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
     (CSR; the values are copied so that training reads them contiguously).
-    indptr is unsigned so that loops over it need no sign checks.
-
-    NumPy allocates and numba only counts and copies (``index_nonzero_columns``:
-    numba's allocations are slow to compile).  Until that function is compiled
-    for X's dtype, here or in numba's disk cache, ``nonzero_columns_numpy``
-    builds the same arrays, a little more slowly, so that a cold first run
-    does not wait for one more compile before its first epoch; ``load_numba``
-    and the background compile of the specialised kernels compile it."""
-    if not index_compiled(X.dtype):
-        return nonzero_columns_numpy(X)
+    indptr is unsigned so that loops over it need no sign checks.  NumPy
+    allocates and numba only counts and copies (``index_nonzero_columns``):
+    numba's allocations are slow to compile, and this runs before a cold
+    first run's first epoch."""
     n = X.shape[0]
     indptr = np.zeros(n + 1, np.uint64)
     index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype))
@@ -70,48 +63,13 @@ def index_nonzero_columns(X, indptr, indices, values):
             indptr[x + 1] = np.uint64(p)
 
 
-def nonzero_columns_numpy(X):
-    """``nonzero_columns`` in NumPy: the same arrays, with nothing to compile."""
-    n, n_in = X.shape
-    nonzero = X != 0
-    indptr = np.zeros(n + 1, np.uint64)
-    indptr[1:] = np.cumsum(np.count_nonzero(nonzero, axis=1))
-    if n_in == 0:
-        return indptr, np.empty(0, np.uint32), np.empty(0, X.dtype)
-    positions = np.flatnonzero(nonzero)  # in row-major order: by row, then column
-    return indptr, (positions % n_in).astype(np.uint32), X.reshape(-1)[positions]
-
-
-_index_compiled: set = set()  # dtypes index_nonzero_columns is known compiled for
-
-
-def index_compiled(dtype):
-    """Whether ``index_nonzero_columns`` is compiled for inputs of this dtype in
-    this process, or numba's disk cache holds code for it (a call loads it)."""
-    dtype = np.dtype(dtype)
-    if dtype in _index_compiled:
-        return True
-    nb_dtype = numba.from_dtype(dtype)
-    if not any(signature[0].dtype == nb_dtype
-               for signature in index_nonzero_columns.signatures):
-        from .loader import on_disk  # the loader imports this module
-        if not on_disk(index_nonzero_columns):
-            return False
-    _index_compiled.add(dtype)
-    return True
-
-
 def load_numba(dtype):
-    """Compile ``index_nonzero_columns`` for inputs of `dtype` (load it, on a
-    warm cache), so that ``nonzero_columns`` runs it from now on.  The first
-    kernel a process compiles or loads also fills numba's typing and lowering
-    registries, about half a second of importing: done here, a caller can run
-    it beside work that does not need numba (reading the data, in ``fastgd
-    train``) instead of after it."""
-    X = np.zeros((1, 1), dtype)
-    index_nonzero_columns(X, np.zeros(2, np.uint64), np.empty(0, np.uint32),
-                          np.empty(0, X.dtype))
-    _index_compiled.add(np.dtype(dtype))
+    """Load ``nonzero_columns`` for X of `dtype` (compile it, on a cold cache) by
+    indexing one row of zeros.  The first kernel a process compiles or loads
+    also fills numba's typing and lowering registries, about half a second of
+    importing: done here, a caller can run it beside work that does not need
+    numba (reading the data, in ``fastgd train``) instead of after it."""
+    nonzero_columns(np.zeros((1, 1), dtype))
 
 
 def dense_columns(X):

@@ -106,9 +106,8 @@ try:
 except (AttributeError, OSError):
     pass
 import numpy as np
-from fastgd import config, kernels
+from fastgd import config
 config.SPECIALIZE = "now"
-kernels.load_numba({dtype!r})  # the index the next run builds with numba
 from fastgd.network import Network
 from fastgd.training import Trainer
 net = Network({sizes!r}, seed=0, dtype={dtype!r}, cost={cost!r})
