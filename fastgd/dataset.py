@@ -116,6 +116,30 @@ class Dataset:
     def __iter__(self) -> Iterator[NDArray]:
         return iter(self._public)
 
+    @property
+    def dense(self) -> bool:
+        """Whether training on these data takes the dense input path (at least
+        ``config.DENSE_FROM`` of the inputs nonzero, ``kernels.uses_dense_path``),
+        not the sparse one, which skips the zeros."""
+        return self._prepared.dense
+
+    def __getitem__(self, key: slice) -> "Dataset":
+        """``data[start:stop:step]``: a Dataset of those examples, indexed on
+        its own.  Without a step it shares this one's arrays (neither can change
+        them); with one, it copies them (the kernels read contiguous rows)."""
+        if not isinstance(key, slice):
+            raise TypeError(f"a Dataset is indexed by a slice of its examples (such as "
+                            f"data[:1000]), got {type(key).__name__}")
+        return Dataset._own(self._prepared.X[key], self._prepared.y[key])
+
+    def build_index(self) -> "Dataset":
+        """Build now the index the training kernels read (each row's nonzero
+        inputs, on the sparse input path), which the first training call would
+        build otherwise; returns the Dataset.  For a caller with time to spare
+        now, such as a thread that loads the data beside other work."""
+        self._prepared.examples  # noqa: B018 (built on first use)
+        return self
+
     def __repr__(self) -> str:
         X = self._prepared.X
         return (f"Dataset({X.shape[0]} examples of {X.shape[1]} inputs, "

@@ -39,6 +39,43 @@ def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
         np.testing.assert_array_equal(values, X[rows, columns])
 
 
+@pytest.mark.parametrize("length, chunk", [(0, 4), (3, 4), (8, 4), (23, 4), (23, 1 << 18)])
+def test_column_counts_is_bincount(length, chunk):
+    """Counting a chunk at a time gives np.bincount's counts, at chunk edges too."""
+    indices = np.random.default_rng(length).integers(0, 7, length).astype(np.uint32)
+    counts = kernels.inputs.column_counts(indices, 7, chunk)
+    assert counts.dtype == np.int64
+    np.testing.assert_array_equal(counts, np.bincount(indices, minlength=7))
+
+
+def test_a_slice_of_a_dataset_is_a_dataset_of_those_examples_sharing_the_arrays():
+    X, y = random_data(SIZES, 12, seed=2)
+    data = fastgd.Dataset(X, y)
+    part = data[3:9:2]  # a copy: the kernels read contiguous rows
+    assert isinstance(part, fastgd.Dataset) and len(part) == 3
+    np.testing.assert_array_equal(part.X, X[3:9:2].astype(np.float32))
+    np.testing.assert_array_equal(part.y, y[3:9:2])
+    assert np.shares_memory(data[3:9].X, data.X) and not data[3:9].X.flags.writeable
+    assert len(data[:100]) == 12 and len(data[5:2]) == 0
+    with pytest.raises(TypeError, match=r"indexed by a slice of its examples .* got int"):
+        data[0]
+    # and trains as the same examples given as arrays would
+    nets = [fastgd.Network(SIZES, seed=1) for _ in range(2)]
+    nets[0].SGD(part, 2, 2, 0.5, verbose=False)
+    nets[1].SGD((X[3:9:2], y[3:9:2]), 2, 2, 0.5, verbose=False)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_build_index_builds_what_training_reads_and_dense_tells_the_path():
+    X, y = random_data(SIZES, 10, seed=3)
+    data = fastgd.Dataset(np.where(X > 0.5, X, 0), y)
+    assert data.build_index() is data and not data.dense
+    examples = data._prepared.index.examples
+    assert examples is not None
+    np.testing.assert_array_equal(examples.indices, np.nonzero(data.X)[1])
+    assert fastgd.Dataset(X + 1, y, dtype="float64").dense
+
+
 def without_seconds(history):
     return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
 

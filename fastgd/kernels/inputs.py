@@ -119,10 +119,21 @@ def row_splits(indptr, indices, bounds):
 def balanced_bounds(indices, n_in, n_blocks):
     """Row boundaries 0 = b_0 < ... <= b_n_blocks = n_in that give each block of
     weight rows about the same number of nonzero inputs (the update's work)."""
-    counts = np.bincount(indices, minlength=n_in).astype(np.float64) + 1.0
+    counts = column_counts(indices, n_in).astype(np.float64) + 1.0
     cumulative = np.cumsum(counts)
     targets = cumulative[-1] * np.arange(1, n_blocks) / n_blocks
     inner = np.searchsorted(cumulative, targets) + 1
     return np.concatenate([[0], np.minimum(inner, n_in), [n_in]]).astype(np.int64)
 
 
+
+
+def column_counts(indices, n_in, chunk=1 << 18):
+    """How many times each column 0..n_in-1 occurs in ``indices``: np.bincount a
+    chunk at a time, because bincount first copies its whole input to intp (twice
+    the size of these uint32 indices; on MNIST a 60 MB temporary that costs more
+    to allocate than the counting)."""
+    counts = np.zeros(n_in, np.int64)
+    for start in range(0, indices.shape[0], chunk):
+        counts += np.bincount(indices[start:start + chunk], minlength=n_in)
+    return counts
