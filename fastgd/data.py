@@ -30,15 +30,19 @@ import hashlib
 import io
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from ._files import StrPath, as_path, read_regular_file, special_kind
 from ._validation import check_bool, check_dtype
-from .dataset import Data
+
+if TYPE_CHECKING:  # fastgd.dataset imports numba, which reading the files does not need
+    from .dataset import Data
 
 __all__ = [
     "IDXError",
@@ -296,17 +300,34 @@ def _load_dir(directory, verify: bool):
 
 
 _bundled_cache: dict = {}
+# one reading at a time: a thread that asks while another reads waits for its arrays
+_bundled_lock = threading.Lock()
 
 
 def _load_bundled(verify: bool):
     """Read the bundled set once per process; a verified copy serves both cases."""
-    if True in _bundled_cache:
-        return _bundled_cache[True]
-    if verify not in _bundled_cache:
-        _bundled_cache[verify] = _load_dir(MNIST_DIR, verify)
-    if verify:
-        _bundled_cache.pop(False, None)
-    return _bundled_cache[verify]
+    with _bundled_lock:
+        if True in _bundled_cache:
+            return _bundled_cache[True]
+        if verify not in _bundled_cache:
+            _bundled_cache[verify] = _load_dir(MNIST_DIR, verify)
+        if verify:
+            _bundled_cache.pop(False, None)
+        return _bundled_cache[verify]
+
+
+def start_reading_bundled() -> None:
+    """Start reading (decompressing and verifying) the bundled MNIST in a daemon
+    thread, for a caller that will load it after other work, such as importing
+    numba: ``load_mnist()`` then takes the arrays read, or waits for them."""
+    threading.Thread(target=_read_bundled_quietly, name="fastgd-mnist", daemon=True).start()
+
+
+def _read_bundled_quietly():
+    try:
+        _load_bundled(True)
+    except Exception:  # noqa: BLE001 (the caller's own load_mnist() reports it)
+        pass
 
 
 def load_idx_dataset(path=None, *, verify: bool | None = None):

@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 
+import fastgd.data
 from fastgd.data import (
     IDXError,
     MNIST_FILES,
@@ -102,6 +103,22 @@ def test_each_call_returns_fresh_arrays(mnist):
     (X2, y2), _, _ = load_mnist()
     assert X2[0].max() < 1.0 and y2[0] == 5
     assert np.array_equal(X2, mnist[0][0]) and np.array_equal(y2, mnist[0][1])
+
+
+def test_reading_the_bundled_set_in_a_thread_gives_the_same_arrays(monkeypatch):
+    """start_reading_bundled reads in a thread, and a load while it reads waits
+    for its arrays (read once) rather than reading again."""
+    expected = load_idx_dataset()
+    monkeypatch.setattr(fastgd.data, "_bundled_cache", {})
+    reads = []
+    real = fastgd.data._load_dir
+    monkeypatch.setattr(fastgd.data, "_load_dir",
+                        lambda *args: reads.append(args) or real(*args))
+    fastgd.data.start_reading_bundled()
+    got = load_idx_dataset()
+    assert len(reads) == 1
+    for (images, labels), (images2, labels2) in zip(got, expected):
+        assert np.array_equal(images, images2) and np.array_equal(labels, labels2)
 
 
 def test_float64_and_validation_size(mnist):

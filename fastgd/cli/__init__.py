@@ -230,8 +230,26 @@ def main(argv=None):
         return status
 
 
+# The commands that read the bundled MNIST unless --data names other files.
+_READ_MNIST = ("train", "profile", "evaluate")
+
+
+def _start_reading_mnist(argv):
+    """Decompressing and checking the bundled MNIST (about as long as importing
+    numba) starts beside numba's import when the command line looks like one
+    that reads it: its first word a command of _READ_MNIST, no word starting
+    "--da" (--data, --data=DIR, or argparse's abbreviations of it).  A guess from the words
+    alone, made before the parser, which needs numba: a wrong guess costs a
+    thread's work, since the command loads its data as usual either way
+    (``fastgd.data.start_reading_bundled``)."""
+    if argv and argv[0] in _READ_MNIST and not any(w.startswith("--da") for w in argv):
+        from fastgd.data import start_reading_bundled
+        start_reading_bundled()
+
+
 def _run(argv, signals):
     try:
+        _start_reading_mnist(sys.argv[1:] if argv is None else argv)
         _import_numba()
         parser = build_parser()
         try:
