@@ -73,11 +73,7 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
     (``kernels.specialisable``) gets the generic ones only.  Returns
     CompiledKernels.
     """
-    sizes = check_sizes(sizes)
-    dtype_name = np.dtype(check_dtype(dtype)).name
-    if cost not in kernels.COSTS:
-        raise ValueError(f"cost must be one of {', '.join(map(repr, kernels.COSTS))}, "
-                         f"got {cost!r}")
+    sizes, dtype_name = _check_network(sizes, dtype, cost)
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
     distributed = check_bool(distributed, "distributed")
@@ -99,6 +95,42 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
     return CompiledKernels(sizes, dtype_name, cost, inputs,
                            kernels.cache.module_folder(create=False), tuple(steps),
                            time.perf_counter() - began, generic=not kernels.specialisable(sizes))
+
+
+def load_compiled_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
+                          cost: str = "quadratic", *, inputs: str = "sparse") -> bool:
+    """Load, from numba's disk cache, the kernels that training (serial and
+    parallel) and evaluating a network of these sizes use, if the cache holds
+    every one of them, and return True; else do nothing and return False.  It
+    never compiles: for a caller with time to spare before its training starts
+    (``fastgd train``, while a thread indexes the data), which would otherwise
+    load them then.  The arguments are those of ``compile_kernels`` (inputs
+    "sparse" or "dense")."""
+    sizes, dtype = _check_network(sizes, dtype, cost)
+    if inputs not in INPUTS[:2]:
+        raise ValueError(f"inputs must be 'sparse' or 'dense', got {inputs!r}")
+    dense = inputs == "dense"
+    training = kernels.kernels(sizes, dtype, cost, dense)
+    evaluation = kernels.kernels(sizes, dtype, cost)
+    if not (kernels.ready(training, ["train_serial", "train_parallel"], dtype)
+            and kernels.ready(evaluation, ["feedforward_serial", "feedforward_parallel"],
+                              dtype)):
+        return False
+    net = Network(sizes, seed=0, dtype=dtype, cost=cost)
+    with _specialize("now"):  # what is ready: the specialised kernels
+        _compile_training(net, _one_example(net, dense), dense)
+        net.warm_up()
+    return True
+
+
+def _check_network(sizes, dtype, cost) -> tuple[list, str]:
+    """(sizes, dtype's name), checked, and cost checked."""
+    sizes = check_sizes(sizes)
+    dtype_name = np.dtype(check_dtype(dtype)).name
+    if cost not in kernels.COSTS:
+        raise ValueError(f"cost must be one of {', '.join(map(repr, kernels.COSTS))}, "
+                         f"got {cost!r}")
+    return sizes, dtype_name
 
 
 def _one_example(net, dense):

@@ -335,6 +335,28 @@ def test_compile_kernels_refuses_bad_arguments_before_compiling(kwargs, error, m
         fastgd.compile_kernels(**kwargs)
 
 
+def test_load_compiled_kernels_never_compiles(folder, monkeypatch):
+    """With an empty cache it does nothing and says so; with every kernel on disk
+    it runs what compile_kernels runs for that input path (which then loads)."""
+    calls = []
+    monkeypatch.setattr(fastgd.precompile, "_compile_training",
+                        lambda net, data, dense: calls.append(
+                            (net.sizes, net.dtype.name, net.cost_function, dense,
+                             config.SPECIALIZE)))
+    monkeypatch.setattr(fastgd.precompile.Network, "warm_up",
+                        lambda net: calls.append("warm_up"))
+    assert fastgd.precompile.load_compiled_kernels([4, 3, 2]) is False
+    assert calls == []
+    monkeypatch.setattr(kernels, "ready", lambda module, names, dtype: True)
+    assert fastgd.precompile.load_compiled_kernels([4, 3, 2], "float64", "cross-entropy",
+                                                   inputs="dense") is True
+    assert calls == [([4, 3, 2], "float64", "cross-entropy", True, "now"), "warm_up"]
+    with pytest.raises(ValueError, match="inputs must be 'sparse' or 'dense', got 'both'"):
+        fastgd.precompile.load_compiled_kernels([4, 3, 2], inputs="both")
+    with pytest.raises(ValueError, match="cost must be one of"):
+        fastgd.precompile.load_compiled_kernels([4, 3, 2], cost="hinge")
+
+
 @pytest.mark.slow  # the generic kernels in float64 on both input paths: a minute, cold
 def test_compile_kernels_leaves_every_kernel_on_disk(monkeypatch):
     # A network too wide to specialise: compile_kernels compiles the generic kernels,

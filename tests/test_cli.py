@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastgd
+import fastgd.cli
+import fastgd.data
 from fastgd.cli import main
 
 from helpers import two_threads
@@ -87,6 +90,34 @@ def test_save_history_and_evaluate_round_trip(tmp_path, capsys):
                     r"quadratic cost C = ", out)
     assert main(["evaluate", str(model), "--on", "validation", "--dtype", "float64"]) == 0
     assert re.match(r"\d+ / 10000 validation inputs", capsys.readouterr().out)
+
+
+def test_train_gives_the_weights_of_the_library_on_plain_arrays(tmp_path, capsys):
+    """fastgd train prepares its data as Datasets in a thread (the first
+    --train-size examples a slice) and loads its kernels beside them: the
+    weights are those of SGD on the same examples given as plain arrays."""
+    model = tmp_path / "net.npz"
+    assert main(QUICK + ["--seed", "4", "--quiet", "--save", str(model)]) == 0
+    (X, y), _, test = fastgd.load_mnist()
+    net = fastgd.Network([784, 10, 10], seed=4)
+    net.SGD((X[:500], y[:500]), 2, 10, 3.0, test_data=test, verbose=False)
+    saved = fastgd.Network.load(model)
+    assert all(np.array_equal(a, b) for a, b in zip(saved.weights + saved.biases,
+                                                     net.weights + net.biases))
+
+
+@pytest.mark.parametrize("argv, reads", [
+    (["train"], True), (["profile", "--epochs", "1"], True), (["evaluate", "net.npz"], True),
+    (["train", "--data", "dir"], False), (["train", "--data=dir"], False),
+    (["evaluate", "net.npz", "--dat", "dir"], False), (["predict", "x.png"], False),
+    (["train", "--dtype", "float64"], True), ([], False),
+])
+def test_the_bundled_mnist_is_read_beside_numba_only_for_commands_that_read_it(
+        monkeypatch, argv, reads):
+    started = []
+    monkeypatch.setattr(fastgd.data, "start_reading_bundled", lambda: started.append(1))
+    fastgd.cli._start_reading_mnist(argv)
+    assert started == ([1] if reads else [])
 
 
 @pytest.mark.parametrize("option", ["--save", "--history"])

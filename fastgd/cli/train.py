@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -34,51 +35,83 @@ def add_parsers(commands):
     add_evaluate(commands).set_defaults(func=evaluate_command)
 
 
-def _load_data(directory, dtype, validation_size, wanted):
+def _load_data(directory, dtype, validation_size, wanted, as_dataset=False):
     """The training, validation and test sets; `wanted` must not be empty."""
     try:
         training, validation, test = fastgd.load_mnist(directory, dtype=dtype,
-                                                       validation_size=validation_size)
+                                                       validation_size=validation_size,
+                                                       as_dataset=as_dataset)
     except ValueError as e:
         raise ValueError(str(e).replace("validation_size", "--validation-size")) from None
     data = {"training": training, "validation": validation, "test": test}
-    if len(data[wanted][1]) == 0:
+    if len(data[wanted]) == 0 if as_dataset else len(data[wanted][1]) == 0:
         raise ValueError(f"there are no {wanted} inputs (--validation-size is 0)")
     return data
 
 
 def _load_data_beside_numba(args):
-    """``_load_data`` in a thread while this one loads numba's machinery
+    """The training data (the first --train-size examples) and the evaluation
+    data, as Datasets, loaded in a thread while this one loads numba's machinery
     (``kernels.load_numba``): decompressing, checking and converting MNIST
-    mostly release the GIL, so on two cores the two take the time of the longer."""
+    mostly release the GIL, so on two cores the two take the time of the longer.
+    Then the thread builds the training data's index while this one loads the
+    kernels from numba's disk cache, if it holds them: both would otherwise wait
+    until training starts."""
+    numba_loaded, loaded = threading.Event(), threading.Event()
+    training = []  # the training Dataset, once loaded
+
+    def load():
+        try:
+            data = _load_data(args.data, args.dtype, args.validation_size, args.evaluate_on,
+                              as_dataset=True)
+            if args.train_size is not None and args.train_size > len(data["training"]):
+                raise ValueError(f"--train-size {args.train_size} is more than the "
+                                 f"{len(data['training'])} training inputs")
+            training.append(data["training"][:args.train_size])
+        finally:
+            loaded.set()
+        numba_loaded.wait()
+        return training[0].build_index(), data[args.evaluate_on]
+
     with ThreadPoolExecutor(1, thread_name_prefix="fastgd-load") as pool:
-        loading = pool.submit(_load_data, args.data, args.dtype, args.validation_size,
-                              args.evaluate_on)
-        fastgd.kernels.load_numba(args.dtype)
+        loading = pool.submit(load)
+        try:
+            fastgd.kernels.load_numba(args.dtype)
+        finally:
+            numba_loaded.set()
+        loaded.wait()
+        if training:
+            _load_compiled_kernels(args, training[0])
         return loading.result()
+
+
+def _load_compiled_kernels(args, training):
+    """The network's kernels loaded from numba's disk cache if it holds them all
+    (``fastgd.precompile.load_compiled_kernels``), for data that fit the network
+    (else _prepare says why not)."""
+    from fastgd.precompile import load_compiled_kernels
+    try:
+        check_fits(args.sizes, training, "--sizes")
+    except ValueError:
+        return
+    load_compiled_kernels(args.sizes, args.dtype, args.cost,
+                          inputs="dense" if training.dense else "sparse")
 
 
 # -- the subcommands --------------------------------------------------------------------
 
 def _prepare(args):
     """Check the options against the data; returns (net, training data, evaluation
-    data, m, seed)."""
+    data, m, seed), the data as Datasets."""
     if args.mode != "mini-batch" and args.mini_batch_size is not None:
         raise ValueError(f"--mini-batch-size cannot be used with --mode {args.mode} "
                          f"(online means m = 1, full-batch means m = all the training inputs)")
 
-    data = _load_data_beside_numba(args)
-    X, y = data["training"]
-    eval_data = data[args.evaluate_on]
+    training, eval_data = _load_data_beside_numba(args)
     sizes_option = "--sizes " + ",".join(map(str, args.sizes))
-    check_fits(args.sizes, (X, y), sizes_option)
+    check_fits(args.sizes, training, sizes_option)
     check_fits(args.sizes, eval_data, sizes_option)
-    if args.train_size is not None:
-        if args.train_size > len(y):
-            raise ValueError(f"--train-size {args.train_size} is more than the {len(y)} "
-                             "training inputs")
-        X, y = X[:args.train_size], y[:args.train_size]
-    n = len(y)
+    n = len(training)
     m = {"online": 1, "full-batch": None,
          "mini-batch": args.mini_batch_size or BOOK_MINI_BATCH_SIZE}[args.mode]
     if m is not None and m > n:
@@ -89,7 +122,7 @@ def _prepare(args):
 
     net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype, cost=args.cost,
                          init=args.init)
-    return net, (X, y), eval_data, m, seed
+    return net, training, eval_data, m, seed
 
 
 def _chapter3_options(args):
@@ -131,7 +164,7 @@ def train_command(args):
     with _on_every_rank(comm):
         outputs = _check_outputs(args)
         try:
-            net, (X, y), eval_data, m, seed = _prepare(args)
+            net, training, eval_data, m, seed = _prepare(args)
         except (ValueError, OSError) as e:
             if not args.resume:
                 raise
@@ -140,7 +173,7 @@ def train_command(args):
     if signals is not None:
         # once training has started, a signal waits until the outputs are written
         signals.hold_after_training = True
-    n = len(y)
+    n = len(training)
     if not args.quiet and rank0:
         threads = args.threads or numba.get_num_threads()
         kernel, reason = choose_kernel(n if m is None else m, threads, args.kernel)
@@ -153,7 +186,7 @@ def train_command(args):
         print(f"Network {net.sizes}, {args.dtype}{_chapter3_options(args)}; {n} training "
               f"inputs, {steps}, eta {args.eta}{reduction}, {plural(args.epochs, 'epoch')}; "
               "evaluated on the "
-              f"{len(eval_data[1])} {args.evaluate_on} inputs; seed {seed}; "
+              f"{len(eval_data)} {args.evaluate_on} inputs; seed {seed}; "
               f"kernel {kernel} ({reason}), {plural(threads, 'thread')}",
               flush=True)
         if args.resume:
@@ -169,14 +202,14 @@ def train_command(args):
         try:
             if args.resume:
                 net, history = fastgd.resume(
-                    args.resume, (X, y), eval_data, epochs=args.epochs, threads=args.threads,
+                    args.resume, training, eval_data, epochs=args.epochs, threads=args.threads,
                     kernel=args.kernel, verbose=not args.quiet, checkpoint=outputs.get(
                         "--checkpoint"), overwrite=args.overwrite)
             elif comm is not None:
-                history = _distributed_sgd(comm, net, (X, y), m, eval_data, args)
+                history = _distributed_sgd(comm, net, training, m, eval_data, args)
             else:
                 history = net.SGD(
-                    (X, y), args.epochs, m, args.eta, test_data=eval_data,
+                    training, args.epochs, m, args.eta, test_data=eval_data,
                     reduction=args.reduction, threads=args.threads, kernel=args.kernel,
                     verbose=not args.quiet, monitor_training_cost=args.monitor_training_cost,
                     on_divergence=args.on_divergence, checkpoint=args.checkpoint,

@@ -42,8 +42,8 @@ def summary(history, net, eval_data, args, interruption):
         lines.append(final)
     elif interruption is None:
         lines.append("No epochs run; untrained network: "
-                     + result_line(net.evaluate(*eval_data), len(eval_data[1]), args.evaluate_on,
-                               net.cost(*eval_data), net.cost_function))
+                     + result_line(net.evaluate(eval_data), len(eval_data), args.evaluate_on,
+                               net.cost(eval_data), net.cost_function))
     planned = history.info.get("epochs_planned", len(history))
     if interruption is not None:
         where = (f" and {interruption.position} examples of epoch {interruption.epoch}"
@@ -52,8 +52,8 @@ def summary(history, net, eval_data, args, interruption):
                      f"{planned}{where} ({history.stopped})")
         if interruption.position and np.isfinite(net.params).all():
             lines.append(f"The network now, part-way through epoch {interruption.epoch}: "
-                         + result_line(net.evaluate(*eval_data), len(eval_data[1]),
-                                   args.evaluate_on, net.cost(*eval_data), net.cost_function))
+                         + result_line(net.evaluate(eval_data), len(eval_data),
+                                   args.evaluate_on, net.cost(eval_data), net.cost_function))
     elif history.stopped and history.stopped == history.diverged:
         lines.append(f"Stopped after {len(history)} of {planned} epochs: training failed")
     elif history.stopped:
