@@ -91,7 +91,7 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
         module = kernels.kernels(net.sizes, net.dtype, net.cost_function)
         steps.append(_compile_step("feedforward", None,
                                    [module.feedforward_serial, module.feedforward_parallel],
-                                   net.warm_up))
+                                   net.warm_up, net.dtype))
     return CompiledKernels(sizes, dtype_name, cost, inputs,
                            kernels.cache.module_folder(create=False), tuple(steps),
                            time.perf_counter() - began, generic=not kernels.specialisable(sizes))
@@ -142,9 +142,10 @@ def _one_example(net, dense):
     return X, np.zeros(1, np.int64)
 
 
-def _compile_step(kernel, inputs, fns, run):
-    """CompiledKernel of ``run()``, which compiles (or loads) the numba kernels fns."""
-    known = [kernels.on_disk(fn) for fn in fns]
+def _compile_step(kernel, inputs, fns, run, dtype):
+    """CompiledKernel of ``run()``, which compiles (or loads) the numba kernels fns
+    for networks of dtype."""
+    known = [kernels.on_disk(fn, dtype) for fn in fns]
     cached = None if None in known else all(known)
     began = time.perf_counter()
     run()
@@ -157,7 +158,8 @@ def _compile_training(net, data, dense):
     module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"train_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"train_{kind}")],
-                          functools.partial(Trainer, net, data, 1, 1.0, kernel=kind))
+                          functools.partial(Trainer, net, data, 1, 1.0, kernel=kind),
+                          net.dtype)
             for kind in ("serial", "parallel")]
 
 
@@ -170,7 +172,7 @@ def _compile_distributed(net, data, dense):
     module = kernels.kernels(net.sizes, net.dtype, net.cost_function, dense)
     return [_compile_step(f"gradient_sum_{kind}", "dense" if dense else "sparse",
                           [getattr(module, f"gradient_sum_{kind}")],
-                          functools.partial(prepare, kind))
+                          functools.partial(prepare, kind), net.dtype)
             for kind in ("serial", "parallel")]
 
 

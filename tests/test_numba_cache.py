@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 
 from fastgd import kernels
@@ -114,3 +115,31 @@ def test_other_numba_code_keeps_numbas_own_cache():
         return 2 * x
 
     assert type(numba.njit(cache=True)(twice)._cache) is numba.core.caching.FunctionCache
+
+
+def test_on_disk_and_ready_tell_the_dtypes_compiled(tmp_path, monkeypatch):
+    """A kernel compiled for float32 networks is not on disk, nor ready, for
+    float64 ones (which would compile it: the notice and the lock between
+    processes are for them too), and the other way round; a float32 kernel also
+    takes float64 arrays (sums of costs), inside tuples too."""
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    (tmp_path / "tiny_dtype_kernel.py").write_text(
+        "import numpy as np\n"
+        "from fastgd.kernels.numba_cache import njit\n\n"
+        "@njit(cache=True)\n"
+        "def kernel(pair, costs):\n"
+        "    return pair[0].sum() + costs.sum()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tiny_dtype_kernel as module
+    kernel, names = module.kernel, ["kernel"]
+    costs = np.zeros(2)  # float64 whatever the network's dtype
+
+    assert kernels.on_disk(kernel) is False and not kernels.ready(module, names, "float32")
+    kernel((np.ones(3, np.float32), np.ones(3, np.float32)), costs)
+    assert kernels.on_disk(kernel) is True
+    assert kernels.on_disk(kernel, "float32") is True
+    assert kernels.on_disk(kernel, "float64") is False
+    assert kernels.ready(module, names, "float32")
+    assert not kernels.ready(module, names, "float64")
+    kernel((np.ones(3), np.ones(3)), costs)
+    assert kernels.on_disk(kernel, "float64") is True and kernels.ready(module, names, "float64")

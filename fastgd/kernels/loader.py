@@ -141,9 +141,10 @@ def dispatcher(kernel):
     return getattr(kernel, "dispatcher", kernel)
 
 
-def on_disk(kernel):
-    """True if numba's disk cache holds compiled code for this kernel (a first
-    call then loads it instead of compiling), False if not, None if unknown."""
+def on_disk(kernel, dtype=None):
+    """True if numba's disk cache holds compiled code for this kernel (for
+    networks of ``dtype``, if given: ``for_dtype``), so that a first call loads
+    it instead of compiling; False if not; None if unknown."""
     kernel = dispatcher(kernel)
     try:
         folder = kernel._cache.cache_path
@@ -152,7 +153,34 @@ def on_disk(kernel):
         source = os.path.splitext(os.path.basename(kernel.py_func.__code__.co_filename))[0]
     except AttributeError:  # numba internals changed: do not guess
         return None
-    return bool(glob.glob(os.path.join(folder, f"{source}.{name}-*.nbi")))
+    if not glob.glob(os.path.join(folder, f"{source}.{name}-*.nbi")):
+        return False
+    if dtype is None:
+        return True
+    try:  # the index: each compiled signature (an index of another source counts as empty)
+        signatures = [key[0] for key in kernel._cache._cache_file._load_index()]
+    except Exception:  # numba internals changed, or a file it cannot read: do not guess
+        return None
+    nb_dtype = numba.from_dtype(np.dtype(dtype))
+    return any(for_dtype(signature, nb_dtype) for signature in signatures)
+
+
+def for_dtype(signature, nb_dtype):
+    """Whether a kernel's signature (numba types) is the one networks of nb_dtype
+    use: a float32 network's kernels take float32 arrays (its weights), beside
+    float64 ones (sums of costs); a float64 network's take no float32 array."""
+    floats = {t for t in _array_dtypes(signature) if isinstance(t, nbtypes.Float)}
+    return nb_dtype in floats and (nb_dtype == nbtypes.float32) == (nbtypes.float32 in floats)
+
+
+def _array_dtypes(types):
+    """The dtypes of the arrays among types, inside tuples (the kernels' named
+    tuples of arrays) too."""
+    for t in types:
+        if isinstance(t, nbtypes.Array):
+            yield t.dtype
+        elif isinstance(t, nbtypes.BaseTuple):
+            yield from _array_dtypes(t.types)
 
 
 def unrolled_outputs(sizes):
@@ -202,9 +230,8 @@ def ready(module, names, dtype):
             continue
         if (kernel, nb_dtype) in _ready:
             continue
-        in_process = any(isinstance(t, nbtypes.Array) and t.dtype == nb_dtype
-                         for signature in kernel.signatures for t in signature)
-        if not in_process and not on_disk(kernel):
+        in_process = any(for_dtype(signature, nb_dtype) for signature in kernel.signatures)
+        if not in_process and not on_disk(kernel, dtype):
             return False
         _ready.add((kernel, nb_dtype))
     return True

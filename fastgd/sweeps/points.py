@@ -72,7 +72,7 @@ def needs_compiling(shapes):
     hold yet: ``sweep`` compiles each first, 10-20 s a shape."""
     from .. import kernels
     return [(sizes, dtype) for sizes, dtype in shapes
-            if kernels.on_disk(kernels.kernels(sizes, dtype).train_serial) is False]
+            if kernels.on_disk(kernels.kernels(sizes, dtype).train_serial, dtype) is False]
 
 
 def warm(shapes, training_data):
