@@ -69,7 +69,23 @@ def local_cluster(n_workers=None):
 
 
 def _quiet_cancellations():
+    """In each worker: no warning for each run cancelled, and no traceback when
+    a heartbeat finds the scheduler gone (it closes first when the sweep is
+    interrupted, while the workers are still training)."""
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    worker = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _SchedulerGone) for f in worker.filters):
+        worker.addFilter(_SchedulerGone())
+
+
+class _SchedulerGone(logging.Filter):
+    """Drops distributed's "Failed to communicate with scheduler during
+    heartbeat" (an OSError, logged with its traceback): the worker is closed
+    with the cluster a moment later.  Every other record passes."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Failed to communicate with scheduler "
+                                              "during heartbeat")
 
 
 @contextmanager
