@@ -126,8 +126,6 @@ def balanced_bounds(indices, n_in, n_blocks):
     return np.concatenate([[0], np.minimum(inner, n_in), [n_in]]).astype(np.int64)
 
 
-
-
 def column_counts(indices, n_in, chunk=1 << 18):
     """How many times each column 0..n_in-1 occurs in ``indices``: np.bincount a
     chunk at a time, because bincount first copies its whole input to intp (twice
