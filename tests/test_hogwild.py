@@ -1,6 +1,7 @@
 """kernel="hogwild": the one kernel that is not deterministic.  On one thread it must
 give the serial kernel's bits; on two, train about as well as the serial kernel."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -83,3 +84,78 @@ def test_each_threads_scratch_starts_on_a_cache_line_of_its_own(m):
     assert buffers.groups.shape[1] == (3 if m == 600 else 0)
     for row in buffers.groups.reshape(-1, buffers.groups.shape[-1]):
         assert row.ctypes.data % kernels.CACHE_LINE == 0
+
+
+def test_a_merge_adds_what_the_thread_changed_to_what_others_added():
+    params = np.array([1.0, 2.0, 3.0, 4.0])
+    local, snapshot = kernels.workqueue.hogwild_replica(params)
+    kernels.workqueue.pull_replica(params, local, snapshot)
+    np.testing.assert_array_equal(local, params)
+    np.testing.assert_array_equal(snapshot, params)
+    local += [0.5, 0.0, -1.0, 0.0]   # this thread's steps
+    params += [0.25, 0.0, 0.0, 8.0]  # another thread's merge meanwhile
+    kernels.workqueue.merge_replica(params, local, snapshot)
+    np.testing.assert_array_equal(params, [1.75, 2.0, 2.0, 12.0])
+    np.testing.assert_array_equal(local, params)  # taken afresh
+    np.testing.assert_array_equal(snapshot, params)
+
+
+def test_the_merge_interval_counts_the_weight_updates_of_a_step():
+    # 2 nonzero inputs per example: 2 * 4 + 4 weights and biases of layer 0, 4 * 3 + 3
+    # of layer 1, so 27 updates per example; MERGE_WORK * 100 parameters of them
+    indptr = np.array([0, 2, 4, 6], np.uint64)
+    sizes = np.array([10, 4, 3], np.int64)
+    examples = -(-kernels.workqueue.MERGE_WORK * 100 // 27)
+    for m in (1, 7, 10_000):
+        want = max(1, -(-examples // m))
+        assert kernels.workqueue.merge_interval(indptr, sizes, 100, m) == want
+
+
+@pytest.mark.slow  # the hogwild kernel is a compile of its own
+@pytest.mark.parametrize("m", [1, 10, 300])
+def test_two_workers_one_after_the_other_take_the_serial_steps(m):
+    """Two Hogwild! workers on one numba thread run one after the other: worker 0
+    steps through its half of the mini-batches on replicas, merged into the shared
+    weights every merge_interval mini-batches, then worker 1 through the other half
+    from there.  That is the serial kernel's run over the same order, but for the
+    rounding of the merges: a merge that lost or doubled a step, or a replica taken
+    at the wrong moment, is far off."""
+    X, y = random_data(SIZES, 700, seed=3)
+    serial = fastgd.Network(SIZES, seed=1, dtype="float64")
+    serial.SGD((X, y), 1, m, 0.5, kernel="serial", threads=1, shuffle=False, verbose=False)
+    net = fastgd.Network(SIZES, seed=1, dtype="float64")
+    trainer = Trainer(net, (X, y), m, 0.5, kernel="hogwild", threads=2)
+    hogwild = trainer.candidates[0]
+    assert hogwild.threads == 2
+    examples = trainer.examples
+    assert kernels.workqueue.merge_interval(examples.indptr, net.layout.arrays.sizes,
+                                            net.params.shape[0], m) < -(-350 // m)
+    plan = kernels.Plan(hogwild.splits, hogwild.spans, trainer.buffers.direct_max,
+                        trainer.buffers.group, hogwild.chunk, hogwild.example_block, 2)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        kernels.call(hogwild.fn, examples, np.arange(700), 0, 700, m, 0.5, trainer.mean,
+                     net.params, net.layout.arrays, trainer.buffers.scratch, plan,
+                     *trainer.decay())
+    finally:
+        numba.set_num_threads(before)
+    assert not np.array_equal(net.params, fastgd.Network(SIZES, seed=1,
+                                                         dtype="float64").params)
+    np.testing.assert_allclose(net.params, serial.params, rtol=1e-10, atol=1e-13)
+
+
+@two_threads
+@pytest.mark.slow  # the hogwild kernel to compile
+@pytest.mark.parametrize("m", [1, 10])
+def test_the_first_epoch_on_two_threads_takes_the_serial_steps(m):
+    """The first epoch of a run stays on one thread: stale steps then, while the
+    errors are large, can saturate an output neuron for good."""
+    X, y = random_data(SIZES, 700, seed=5)
+    params = {}
+    for kernel, threads in (("serial", 1), ("hogwild", 2)):
+        net = fastgd.Network(SIZES, seed=2)
+        history = net.SGD((X, y), 1, m, 0.5, kernel=kernel, threads=threads, verbose=False)
+        params[kernel] = net.params.copy()
+    assert history.info["threads"] == 2 and history.info["kernel_in_use"] == "hogwild"
+    np.testing.assert_array_equal(params["hogwild"], params["serial"])

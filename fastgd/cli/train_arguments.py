@@ -218,8 +218,10 @@ def add_training_options(parser, epochs=30):
                             "faster, and times them again when the speed drifts; these three "
                             "give the same weights. hogwild (Hogwild!, for small mini-batches) "
                             "lets each thread train on its own share of the mini-batches, "
-                            "updating the shared weights without locks: NOT deterministic on "
-                            "more than one thread (the weights differ from run to run)")
+                            "adding its changes to the shared weights every few mini-batches, "
+                            "without locks, after a first epoch on one thread: NOT "
+                            "deterministic on more than one thread (the weights differ from "
+                            "run to run)")
     parser.add_argument("--data", type=_directory, metavar="DIR", help=DATA_HELP)
     parser.add_argument("--validation-size", type=_int_at_least(0), default=BOOK_VALIDATION_SIZE,
                         metavar="N", help=VALIDATION_HELP)

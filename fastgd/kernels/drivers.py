@@ -27,7 +27,8 @@ from numba import prange
 from .buffers import Scratch, layer_views, scratch_views
 from .inputs import nonzero_columns_in_kernel
 from .maths import add_groups, apply_nabla
-from .workqueue import (decay_stage, finish_and_take, hogwild_queues, take_piece, wait_for,
+from .workqueue import (decay_stage, finish_and_take, hogwild_queues, hogwild_replica,
+                        merge_interval, merge_replica, pull_replica, take_piece, wait_for,
                         work_queue)
 
 
@@ -83,28 +84,36 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
     """Hogwild! (Recht, Re, Wright and Niu, 2011): ``drive_train``'s gradient descent
     over idx[start:stop], with the mini-batches dealt out in one contiguous
     block per thread, each thread stepping through its own block as the serial
-    kernel does and writing its steps into the shared params without locks.
+    kernel does and adding its steps into the shared params without locks.
 
-    NOT DETERMINISTIC with more than one thread: a thread's step reads weights
-    that other threads are writing, and two threads adding to the same weight
-    at once can lose one of the two additions, so the bits (and, slightly, the
-    accuracy) depend on how the threads happen to interleave.  That is the
-    method: Recht et al. prove that SGD converges like this when each step
-    touches few of the weights, as MNIST's sparse inputs make layer 0's
-    updates do.  With one thread it is ``drive_train``'s serial run, bit for bit:
-    the same ``drive_descend`` on one worker, over the same examples.
+    With more than one thread, each thread steps on a replica of the weights
+    and adds what it changed to the shared ones every ``merge_interval``
+    mini-batches, then takes them afresh (as Hogwild++ does, Zhang, Hsieh and
+    Akella, 2016): writing the shared weights at every step made the threads
+    pass the same cache lines back and forth at every step.
+
+    NOT DETERMINISTIC with more than one thread: a thread steps on weights that
+    lack the other threads' latest steps, and two threads adding to the same
+    weight at once can lose one of the two additions, so the bits (and,
+    slightly, the accuracy) depend on how the threads happen to interleave.
+    That is the method: Recht et al. prove that SGD converges like this when
+    each step touches few of the weights, as MNIST's sparse inputs make layer
+    0's updates do.  With one thread it is ``drive_train``'s serial run, bit for
+    bit: the same ``drive_descend`` on one worker, over the same examples,
+    straight into params.
 
     The arguments are ``drive_train``'s, except that every field of scratch has one
     more, leading axis: the threads' own buffers (scratch[w] for thread w, its
     rows on cache lines of their own, so that no two threads write one line),
     and that plan is the serial kernel's plan with n_workers the number of
     threads.  Returns the sum of C_x over the examples, each evaluated with
-    the weights its thread saw when its mini-batch started, the threads'
-    sums added in thread order.
+    the weights its thread stepped on, the threads' sums added in thread order.
     """
     n_threads = plan.n_workers
     n_batches = (stop - start + mini_batch_size - 1) // mini_batch_size
     counters, totals = hogwild_queues(n_threads)
+    merge_every = merge_interval(examples.indptr, layout.sizes, params.shape[0],
+                                 mini_batch_size) * mini_batch_size
     for w in prange(n_threads):
         # thread w's mini-batches: first..last-1 of the n_batches, in order
         first = start + (w * n_batches // n_threads) * mini_batch_size
@@ -113,11 +122,21 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
                       scratch.costs[w])
         for p in range(own.nabla.shape[0]):
             own.nabla[p] = 0
-        if first < last:
+        if first < last and n_threads == 1:
             # one worker with its own work queue: the serial kernel's sequence of steps
             drive_descend(examples, idx, first, last, mini_batch_size, eta, mean, np.bool_(True),
                           params, layout, own, plan, plan.direct_max, decay, shrink, counters[w],
                           totals[w])
+        elif first < last:
+            local, snapshot = hogwild_replica(params)
+            pull_replica(params, local, snapshot)
+            for part in range(first, last, merge_every):
+                counters[w, 0] = 0  # a new run of the work queue
+                counters[w, 1] = 0
+                drive_descend(examples, idx, part, min(last, part + merge_every),
+                              mini_batch_size, eta, mean, np.bool_(True), local, layout, own,
+                              plan, plan.direct_max, decay, shrink, counters[w], totals[w])
+                merge_replica(params, local, snapshot)
     total = 0.0
     for w in range(n_threads):
         total += totals[w, 0]

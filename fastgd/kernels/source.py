@@ -35,8 +35,9 @@ from fastgd.kernels.intrinsics import prefetch_row, prefetch_row_outer
 from fastgd.kernels.maths import (CE_SMALLEST, add_groups, apply_nabla, cross_entropy_output_error,
                                   flush_tiny, quadratic_output_error, sigmoid)
 from fastgd.kernels.source import compile_parallel, compile_serial_and_parallel
-from fastgd.kernels.workqueue import (decay_stage, finish_and_take, hogwild_queues, take_piece,
-                                     wait_for, work_queue)
+from fastgd.kernels.workqueue import (decay_stage, finish_and_take, hogwild_queues,
+                                     hogwild_replica, merge_interval, merge_replica, pull_replica,
+                                     take_piece, wait_for, work_queue)
 
 '''
 

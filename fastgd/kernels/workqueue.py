@@ -46,6 +46,64 @@ def hogwild_queues(n_threads):
     return np.zeros((n_threads, _QUEUE_ROW), np.int64), np.zeros((n_threads, _QUEUE_ROW))
 
 
+# Hogwild!'s threads on more than one core train replicas of the weights and add
+# what they learnt to the shared ones every few mini-batches (``merge_interval``):
+# a step writes every output weight and bias and the rows of its nonzero inputs,
+# so threads writing the shared weights at every step pass those cache lines
+# between their cores at every step, and ran slower than one thread.  A merge
+# reads and writes each parameter about three times, and moves the lines the
+# other threads changed: MERGE_WORK times as many weight updates between merges
+# keep it a fraction of the work on any machine, since both count memory traffic.
+# Longer intervals are faster but step on staler weights (the Trainer keeps the
+# first epoch, where that hurts, on one thread; BENCHMARKS.md has the accuracies).
+MERGE_WORK = 16
+
+
+@njit(cache=True, nogil=True)
+def merge_interval(indptr, sizes, n_params, mini_batch_size):
+    """Mini-batches between two merges of a Hogwild! thread's replica: at least
+    MERGE_WORK * n_params weight updates, an example updating its nonzero
+    inputs' rows of layer 0 (the mean count, from the index) and every weight
+    and bias of the other layers."""
+    n = indptr.shape[0] - 1
+    nonzero = (indptr[n] - indptr[0]) / max(1, n)
+    touched = nonzero * sizes[1] + sizes[1]
+    for i in range(1, sizes.shape[0] - 1):
+        touched += sizes[i] * sizes[i + 1] + sizes[i + 1]
+    examples = MERGE_WORK * n_params / max(1.0, touched)
+    return max(1, int(np.ceil(examples / mini_batch_size)))
+
+
+@njit(cache=True, nogil=True)
+def hogwild_replica(params):
+    """(local, snapshot): a Hogwild! thread's own copy of the weights, and the
+    shared weights as they were when it last took them."""
+    return np.empty_like(params), np.empty_like(params)
+
+
+@njit(cache=True, nogil=True)
+def pull_replica(params, local, snapshot):
+    """local = snapshot = the shared weights as they are now (other threads may
+    be adding to them: each number is one read)."""
+    for p in range(params.shape[0]):
+        value = params[p]
+        local[p] = value
+        snapshot[p] = value
+
+
+@njit(cache=True, nogil=True)
+def merge_replica(params, local, snapshot):
+    """params += local - snapshot, without locks: what this thread learnt since
+    it took the weights, added to whatever the other threads have added
+    meanwhile; then local = snapshot = the result, as ``pull_replica`` takes
+    it.  One pass with no branch, which vectorises."""
+    for p in range(params.shape[0]):
+        value = params[p] + (local[p] - snapshot[p])
+        params[p] = value
+        local[p] = value
+        snapshot[p] = value
+
+
 if sys.platform == "win32":
     @njit(cache=True, nogil=True)
     def _yield_cpu():

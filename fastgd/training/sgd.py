@@ -72,10 +72,12 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         again when the speed drifts (``History.info["calibration"]``).  These
         three give bit-identical weights.  "hogwild" (Hogwild!, Recht et al.
         2011, for online learning and small mini-batches; never chosen by
-        "auto") deals the mini-batches out to the threads, which update the
-        shared weights without locks: it is NOT deterministic on more than one
-        thread (``History.info["deterministic"]`` is False); on one thread it
-        gives the serial kernel's bits.
+        "auto") deals the mini-batches out to the threads, which train replicas
+        of the weights and add their changes to the shared weights every few
+        mini-batches, without locks, after a first epoch on one thread (where
+        stale steps can saturate a neuron): it is NOT deterministic on more
+        than one thread (``History.info["deterministic"]`` is False); on one
+        thread it gives the serial kernel's bits.
     verbose : bool
         Print one line per epoch, and progress during epochs longer than a
         couple of seconds.

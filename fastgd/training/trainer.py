@@ -427,10 +427,15 @@ class Trainer:
         if self.combiner is not None:
             return self._combined_steps(candidate, order, start, stop)
         buffers = self.buffers if buffers is None else buffers
+        threads = candidate.threads
+        if candidate.name == "hogwild" and self._trained < self.n:
+            # Hogwild!'s first epoch on one thread (the serial kernel's steps): early
+            # on, when the errors are large, the steps of threads on stale replicas,
+            # added up, can push an output neuron into saturation for good
+            threads = 1
         plan = kernels.Plan(candidate.splits, candidate.spans, buffers.direct_max,
-                             buffers.group, candidate.chunk, candidate.example_block,
-                             candidate.threads)
-        with numba_threads(candidate.threads):
+                             buffers.group, candidate.chunk, candidate.example_block, threads)
+        with numba_threads(threads):
             return kernels.call(
                 candidate.fn, self.examples, order, start, stop, self.mini_batch_size,
                 self.eta, self.mean, self.net.params if params is None else params,
