@@ -45,6 +45,8 @@ def mnist():
 # "loadgroup" would keep them together, but does not group under pytest 9.  So the
 # workers write down each test's shape while collecting, and the controller
 # schedules with it (the other tests still one at a time, the largest groups first).
+# Tests marked ``compiles(NAME)`` share a kernel that the rest of the suite does not
+# compile (the hogwild kernel): they are kept together likewise.
 
 GROUPS = pytest.StashKey[str]()  # the controller's folder for the workers' groups
 
@@ -53,6 +55,9 @@ GROUPS = pytest.StashKey[str]()  # the controller's folder for the workers' grou
 def pytest_collection_modifyitems(config, items):
     groups = {}
     for item in items:
+        shared = item.get_closest_marker("compiles")
+        if shared is not None:  # a kernel no other test file needs: compiled in one worker
+            groups[item.nodeid] = f"compiles {shared.args[0]}"
         if item.get_closest_marker("specialised") is None:
             continue
         item.add_marker(pytest.mark.slow)

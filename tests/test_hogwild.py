@@ -12,6 +12,8 @@ from fastgd.training import DETERMINISTIC_KERNELS, KERNELS, Buffers, Trainer, ch
 from helpers import random_data, two_threads
 
 SIZES = [20, 12, 5]
+# one worker of pytest -n compiles the hogwild kernel for the whole file (conftest.py)
+pytestmark = pytest.mark.compiles("hogwild")
 
 
 @pytest.mark.slow  # the hogwild kernel is a compile of its own (about 15 s)

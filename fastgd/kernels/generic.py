@@ -3,7 +3,7 @@ layer widths, as loops over the widths read from the arrays instead of code
 written out per width (``generator.layer_code``).
 
 They compile in a fraction of the time (one module serves every network with
-the same output count, cost and input path) and run more slowly: fastgd trains
+the same cost and input path, whatever its widths) and run more slowly: fastgd trains
 on them while the specialised module compiles in the background
 (``training.Trainer``).  Each number is computed with the same operations in
 the same order as in layer_code's version (the chains of z_j, the four lanes
