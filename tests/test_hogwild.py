@@ -53,6 +53,13 @@ def test_two_threads_train_mnist_about_as_well_as_serial(mnist, m):
     assert accuracy["hogwild"] > accuracy["serial"] - 0.03, accuracy
 
 
+def test_the_reason_says_the_first_epoch_runs_on_one_thread():
+    assert choose_kernel(10, 1, "hogwild") == ("hogwild", "asked for")
+    name, reason = choose_kernel(10, 3, "hogwild")
+    assert name == "hogwild"
+    assert "first epoch on 1 thread, then 3 threads on replicas" in reason
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_auto_never_picks_hogwild(threads):
     assert choose_kernel(1, threads, "auto")[0] in ("serial", "auto")

@@ -74,6 +74,9 @@ def choose_kernel(mini_batch_size, threads, kernel="auto"):
     "auto" (timed at run time) when both are candidates; "hogwild" (not
     deterministic) only when asked for, never by "auto"."""
     if check_choice(kernel, "kernel", KERNELS) != "auto":
+        if kernel == "hogwild" and threads > 1:
+            return kernel, (f"asked for: the first epoch on 1 thread, then {threads} threads "
+                            "on replicas of the weights merged every few mini-batches")
         return kernel, "asked for"
     if threads == 1:
         return "serial", "1 thread"
