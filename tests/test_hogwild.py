@@ -168,3 +168,23 @@ def test_the_first_epoch_on_two_threads_takes_the_serial_steps(m):
         params[kernel] = net.params.copy()
     assert history.info["threads"] == 2 and history.info["kernel_in_use"] == "hogwild"
     np.testing.assert_array_equal(params["hogwild"], params["serial"])
+
+
+def test_the_benchmark_table_counts_the_first_epoch_in_its_all_epochs_columns(monkeypatch):
+    import importlib.util
+    import pathlib
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))  # the script imports _measure beside it
+    spec = importlib.util.spec_from_file_location("hogwild_benchmark", folder / "hogwild.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = [dict(kind="speed", kernel=kernel, threads=threads, m=m, examples=100,
+                    examples_per_second=100 / seconds[1], epoch_seconds=seconds)
+               for m in module.SPEED_BATCHES
+               for kernel, threads, seconds in (("serial", 1, [1.0, 1.0]),
+                                                ("hogwild", 2, [1.0, 0.5]))]
+    rows = [line for line in module.table(results).splitlines() if "| hogwild | 2 |" in line]
+    assert len(rows) == len(module.SPEED_BATCHES)
+    for row in rows:
+        # the median epoch: 2x; both epochs, the first on one thread: 200 / 1.5 s
+        assert row.endswith("| 200 | 2.00x | 133 | 1.33x |"), row
