@@ -1,10 +1,12 @@
 """Every code example of README.md and docs/**/*.md runs, twice.
 
 A page's ```python blocks run in order in one namespace (a later block uses what an
-earlier one made), in a fresh temporary folder, and the whole page runs a second time
-in the same folder: an example that writes a file must say ``overwrite=True``.  Shell
-blocks (```sh) run their lines that start with ``fastgd`` or ``mpiexec``; the second
-run repeats only the lines that wrote a file the first time.  HTML
+earlier one made), in a fresh temporary folder, and the page runs a second time in
+the same folder: an example that writes a file must say ``overwrite=True``.  Shell
+blocks (```sh) run their lines that start with ``fastgd`` or ``mpiexec``.  The
+second run repeats only what wrote a file the first time (a shell line; a page's
+python blocks, all of them, if one did): what wrote nothing cannot trip over its
+own earlier output.  HTML
 comments just before a block steer the test, never what the reader sees:
 
     <!-- test: replace "OLD" "NEW" -->   run the block with OLD replaced by NEW
@@ -120,9 +122,8 @@ def folder_state(folder):
 
 
 def run_block(block, namespace, folder, wrote, first_run):
-    """Run one block.  wrote: the shell commands that wrote a file in the first run
-    (filled in then); the second run repeats only those, since a command that
-    writes nothing cannot trip over its own earlier output."""
+    """Run one block.  wrote: what wrote a file in the first run (filled in then):
+    each such shell command, and "python" once a python block has."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     if block.language == "sh":
@@ -138,19 +139,29 @@ def run_block(block, namespace, folder, wrote, first_run):
             if first_run and folder_state(folder) != before:
                 wrote.add(key)
         return
-    if block.mode == "inline":
+    script = None if block.mode == "inline" else write_script(block, folder)
+    before = folder_state(folder) if first_run else None
+    if script is None:
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(block.code, str(block), "exec"), namespace)
-        return
+    else:
+        words = [sys.executable, script]
+        if block.mode == "mpi":
+            words = [mpiexec(), "-n", str(block.ranks), sys.executable, "-m", "mpi4py", script]
+        done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, (f"{block} exited {done.returncode}:\n{done.stdout}\n"
+                                      f"{done.stderr}")
+    if first_run and folder_state(folder) != before:
+        wrote.add("python")
+
+
+def write_script(block, folder):
+    """A ``script`` or ``mpi`` block as a file to run, beside the page's other files."""
     script = os.path.join(folder, f"block{block.line}.py")
     with open(script, "w", encoding="utf-8") as f:
         f.write(block.code)
-    words = [sys.executable, script]
-    if block.mode == "mpi":
-        words = [mpiexec(), "-n", str(block.ranks), sys.executable, "-m", "mpi4py", script]
-    done = subprocess.run(words, cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, f"{block} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return script
 
 
 def needs(block):
@@ -172,12 +183,14 @@ def needs(block):
                          ids=lambda page: os.path.relpath(page, ROOT))
 def test_examples_run_twice(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    wrote = set()
+    wrote = set()  # the shell commands, and "python" for the python blocks, that wrote
     for attempt in (1, 2):
         namespace = {"__name__": "__docs__"}
         for block in runnable(page):
             reason = needs(block)
             if reason is not None:
+                continue
+            if attempt == 2 and block.language == "python" and "python" not in wrote:
                 continue
             try:
                 run_block(block, namespace, str(tmp_path), wrote, attempt == 1)
