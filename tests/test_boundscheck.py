@@ -78,9 +78,9 @@ print("checked")
 def test_every_kernel_path_within_bounds(tmp_path, specialize):
     root = pathlib.Path(fastgd.__file__).resolve().parents[1]
     path = os.pathsep.join([str(TESTS), str(root), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_OPT="0", NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-               FASTGD_CACHE_DIR=str(tmp_path / "fastgd"), PYTHONPATH=path,
-               FASTGD_SPECIALIZE=specialize)
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_OPT="0",
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), FASTGD_CACHE_DIR=str(tmp_path / "fastgd"),
+               PYTHONPATH=path, FASTGD_SPECIALIZE=specialize)
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -469,7 +469,9 @@ def test_nested_compiling_in_one_process_does_not_wait_for_itself():
     with kernels.compiling(module, "float64", lambda: waits.append(1)):
         with kernels.compiling(module, "float64", lambda: waits.append(2)):
             pass
-    assert waits == []
+    # the outer block may have waited for another process compiling the same
+    # kernels (another test worker); the inner one holds the lock already
+    assert 2 not in waits
 
 
 @pytest.mark.skipif(kernels.loader.fcntl is None, reason="no file locks between processes here")
