@@ -4,12 +4,14 @@ drivers' source (``drivers``) and a footer that compiles them
 (``compile_serial_and_parallel``).
 """
 
+import functools
 import inspect
 import types
 
 from numba import njit
 
 from .. import config
+from . import drivers
 from .drivers import (drive_backprop, drive_descend, drive_feedforward, drive_gradient_sum,
                       drive_gradient_sum_serial, drive_gradients, drive_train, drive_train_hogwild,
                       drive_train_serial)
@@ -63,10 +65,21 @@ _SPARSE_FOOTER = (
     "backprop = njit(cache=True, nogil=True, error_model=\"numpy\")(drive_backprop)\n")
 
 
-# Read once, at import: inspect reads the file on disk, which may change later.
-_DRIVERS = "\n\n".join(inspect.getsource(f) for f in (
-    drive_train, drive_train_serial, drive_train_hogwild, drive_gradient_sum,
-    drive_gradient_sum_serial, drive_descend, drive_feedforward, drive_gradients, drive_backprop))
+_DRIVER_FUNCTIONS = (drive_train, drive_train_serial, drive_train_hogwild, drive_gradient_sum,
+                     drive_gradient_sum_serial, drive_descend, drive_feedforward, drive_gradients,
+                     drive_backprop)
+# The drivers' file as it was imported (it may change on disk later), read at
+# import; their text is cut out of it only when a module is generated, since
+# inspect's tokenizer costs every process tens of ms.
+with open(drivers.__file__, encoding="utf-8") as _file:
+    _DRIVER_LINES = _file.readlines()
+
+
+@functools.cache
+def _drivers_source():
+    """The source of the drivers, as imported, one after the other."""
+    return "\n\n".join("".join(inspect.getblock(_DRIVER_LINES[f.__code__.co_firstlineno - 1:]))
+                        for f in _DRIVER_FUNCTIONS)
 # The tunables the drivers use, written into the generated source as numbers (read
 # from fastgd.config whenever a module is generated), so that the source's hash
 # (the cache's key) changes when they do.
@@ -75,7 +88,7 @@ _DRIVER_SETTINGS = ("PARAM_BLOCK", "DECAY_ROWS", "SPINS_BEFORE_YIELD")
 
 def _drivers():
     """The drivers' source with the current values of their tunables."""
-    text = _DRIVERS
+    text = _drivers_source()
     for name in _DRIVER_SETTINGS:
         text = text.replace(name, str(getattr(config, name)))
     return text
