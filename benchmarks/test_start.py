@@ -26,7 +26,10 @@ JAX, PyTorch where installed, and NumPy, which compiles nothing.
 
 test_cli_first_epoch: `python -m fastgd train --epochs 1 --seed 1` from start to
 its first "Epoch 0" line on stdout (read as it comes), then killed; cold and warm
-as above.
+as above.  After each warm round, untimed by the benchmark itself, numba's own
+floor: a process that imports numba and calls one small function from numba's
+cache, start to exit (FLOOR_SCRIPT; extra_info["floor_s"]), the least any
+program built on numba's cached kernels takes to start on this machine.
 
 A smoke run (FASTGD_BENCH_SMOKE=1) skips the cold benchmarks (compiling takes
 tens of seconds whatever the data) and runs the warm ones, fastgd and JAX only,
@@ -230,6 +233,46 @@ def test_whole_process(benchmark, machine, request, tmp_path, cache):
            order=keys, runs=runs)
 
 
+# numba's floor: import numba, load one cached function, call it, exit.
+FLOOR_SCRIPT = """\
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def total(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+    return s
+
+
+print(total(np.ones(3)))
+"""
+
+
+class NumbaFloor:
+    """Seconds from start to exit of FLOOR_SCRIPT in a fresh process whose
+    function numba's cache already holds (one untimed run fills it)."""
+
+    def __init__(self, env, folder):
+        self.script = os.path.join(folder, "numba_floor.py")
+        with open(self.script, "w", encoding="utf-8") as f:
+            f.write(FLOOR_SCRIPT)
+        self.env = env
+        self.seconds()  # compiles the function into the cache
+
+    def seconds(self):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, self.script], env=self.env, capture_output=True,
+                              text=True, timeout=CHILD_TIMEOUT)
+        wall = time.perf_counter() - started
+        if done.returncode != 0 or done.stdout.strip() != "3.0":
+            raise RuntimeError(f"{self.script} failed (exit status {done.returncode}):\n"
+                               f"{done.stderr[-3000:]}")
+        return wall
+
+
 class Cli:
     """`python -m fastgd train --epochs 1` started, and read line by line up to its
     first "Epoch 0" line."""
@@ -277,7 +320,8 @@ def test_cli_first_epoch(benchmark, machine, request, tmp_path, cache):
     if cache == "cold" and SMOKE:
         pytest.skip("a cold start compiles for tens of seconds: not in a smoke run")
     warm = request.getfixturevalue("warm_caches") if cache == "warm" else None
-    state = {"lines": [], "notes": [], "cli": None}
+    state = {"lines": [], "notes": [], "cli": None, "floor": []}
+    floor = NumbaFloor(child_env(warm), str(tmp_path)) if cache == "warm" else None
 
     def setup():
         folder = fresh_folder(tmp_path) if cache == "cold" else warm
@@ -287,6 +331,8 @@ def test_cli_first_epoch(benchmark, machine, request, tmp_path, cache):
     def teardown():
         state["notes"].append(state["cli"].stop())
         state["lines"].append(state["cli"].line)
+        if floor is not None:  # right after, on the same caches
+            state["floor"].append(floor.seconds())
 
     try:
         benchmark.group = "cold and warm start"
@@ -298,4 +344,5 @@ def test_cli_first_epoch(benchmark, machine, request, tmp_path, cache):
             teardown()
     record(benchmark, machine, impl="fastgd train (CLI)", start="first epoch line",
            caches=cache, cli_command=" ".join(["python", *state["cli"].command[1:]]),
-           train_examples=TRAIN_SIZE, epoch_lines=state["lines"], compile_notes=state["notes"])
+           train_examples=TRAIN_SIZE, epoch_lines=state["lines"], compile_notes=state["notes"],
+           floor_s=state["floor"], floor_script=FLOOR_SCRIPT if floor is not None else None)

@@ -121,7 +121,8 @@ def start_entries():
                                            impl="fastgd train (CLI)", start="first epoch line",
                                            caches=cache, epoch_lines=[line, line, line],
                                            cli_command="python -m fastgd train --epochs 1",
-                                           train_examples=50_000)})
+                                           train_examples=50_000,
+                                           floor_s=[] if cache == "cold" else [1.0, 0.5, 2.0])})
     return entries
 
 
@@ -429,9 +430,10 @@ def test_start_phases_and_cli(bench_json, tmp_path):
     assert row(section, PHASES, ["JAX", "warm"]) == [
         "JAX", "warm", "1.00", "0.500", "1.00", "0.500", "—", "8.00", "11.0"]
     assert "`python -m fastgd train --epochs 1`: seconds from starting the process" in section
-    assert row(section, CLI_TABLE, ["cold"]) == ["cold", "40.0", "3",
+    assert row(section, CLI_TABLE, ["cold"]) == ["cold", "40.0", "—", "—", "3",
                                                  "Epoch 0: 9000 / 10000  (6.00 s)"]
-    assert row(section, CLI_TABLE, ["warm"])[:3] == ["warm", "3.50", "3"]
+    # numba's floor measured after each warm round: the median 1.0 s, the ratio from it
+    assert row(section, CLI_TABLE, ["warm"])[:5] == ["warm", "3.50", "1.00", "3.50x", "3"]
 
 
 def test_start_entries_stay_out_of_the_other_tables(bench_json, tmp_path):
