@@ -385,13 +385,12 @@ def load_mnist(path: StrPath | None = None, *, dtype: DTypeLike = "float32",
     split = n - int(validation_size)
 
     def pair(images, labels):
-        pixels = images.shape[1] * images.shape[2]
-        # a new array, in one pass; 1/256 is a power of two: exact
-        X = np.multiply(images.reshape(len(images), pixels), dtype(1 / 256), dtype=dtype)
+        pixels = images.reshape(len(images), images.shape[1] * images.shape[2])
         if as_dataset:
             from .dataset import Dataset
-            return Dataset._own(X, labels.astype(np.int64))  # new arrays: no copy needed
-        return X, labels.astype(np.int64)
+            return Dataset._of_pixels(pixels, labels.astype(np.int64), dtype)
+        # a new array, in one pass; 1/256 is a power of two: exact
+        return np.multiply(pixels, dtype(1 / 256), dtype=dtype), labels.astype(np.int64)
 
     return (pair(train_images[:split], train_labels[:split]),
             pair(train_images[split:], train_labels[split:]),

@@ -363,6 +363,21 @@ def test_load_mnist_can_give_datasets(mnist):
     assert type(fastgd.load_mnist()[0]) is tuple  # the default is unchanged
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_load_mnists_datasets_know_what_their_own_arrays_say(dtype):
+    """load_mnist counts a Dataset's index facts on the uint8 pixels, not on X:
+    the same facts as from X (nonzero fraction, input path, largest input and label)."""
+    datasets = fastgd.load_mnist(dtype=dtype, validation_size=0, as_dataset=True)
+    for data in datasets:
+        prepared = data._prepared
+        X, y = data.X, data.y
+        assert X.dtype == np.dtype(dtype) and y.dtype == np.int64
+        facts = dataset._Index.of(X, y)
+        assert (prepared.index.dense, prepared.index.nonzero_fraction,
+                prepared.index.largest_input, prepared.index.largest_label) == \
+            (facts.dense, facts.nonzero_fraction, facts.largest_input, facts.largest_label)
+
+
 def test_a_dataset_pickles_as_its_arrays():
     """For other processes (dask, multiprocessing): checked and indexed again there."""
     import pickle
