@@ -34,12 +34,13 @@ import zipfile
 from collections.abc import Iterator
 from typing import TypeAlias
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import kernels
 from ._files import BadFile, StrPath, as_path, atomic_write, read_member
-from ._validation import (check_bool, check_dtype, check_inputs, check_labels, read_only,
+from ._validation import (check_bool, check_dtype, check_inputs, check_int, check_labels, read_only,
                           warn_input_scale, writeable_twin)
 from .kernels.numba_cache import njit
 
@@ -148,12 +149,14 @@ class Dataset:
                             f"data[:1000]), got {type(key).__name__}")
         return Dataset._own(self._prepared.X[key], self._prepared.y[key])
 
-    def build_index(self) -> "Dataset":
+    def build_index(self, threads: int | None = None) -> "Dataset":
         """Build now the index the training kernels read (each row's nonzero
         inputs, on the sparse input path), which the first training call would
         build otherwise; returns the Dataset.  For a caller with time to spare
-        now, such as a thread that loads the data beside other work."""
-        self._prepared.examples  # noqa: B018 (built on first use)
+        now, such as a thread that loads the data beside other work.  `threads`
+        threads copy the inputs (default: numba's setting in this thread)."""
+        self._prepared.build_examples(numba.get_num_threads() if threads is None
+                                      else check_int(threads, "threads", minimum=1))
         return self
 
     def __repr__(self) -> str:
@@ -280,12 +283,17 @@ class Prepared:
 
     @property
     def examples(self):
-        """The kernels' ``Examples`` (``input_columns`` and labels), built once."""
+        """The kernels' ``Examples`` (``input_columns`` and labels), built once, by
+        as many threads as numba's setting in the calling thread."""
+        return self.build_examples(numba.get_num_threads())
+
+    def build_examples(self, threads):
+        """``examples``, built by `threads` threads if not built yet."""
         index = self.index
         with index.lock:
             if index.examples is None:
                 index.examples = kernels.Examples(
-                    *kernels.input_columns(self.X, index.dense), self.y)
+                    *kernels.input_columns(self.X, index.dense, threads), self.y)
             return index.examples
 
     def row_splits(self, n_blocks):
@@ -375,7 +383,8 @@ def prepare(data, n_inputs, n_classes, dtype, name):
         # with a copy of it: twice the memory, kept between calls; not worth it
         return Prepared(X, y, index)
     labels = y.copy() if np.may_share_memory(y, data[1]) else y
-    index.examples = kernels.Examples(*kernels.nonzero_columns(X), labels)
+    index.examples = kernels.Examples(*kernels.nonzero_columns(X, numba.get_num_threads()),
+                                      labels)
     with _entries_lock:
         _entries[id(X)] = _Entry(X, np.array(data[1], copy=True), labels, index)
         _entries.move_to_end(id(X))

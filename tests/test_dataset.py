@@ -17,11 +17,13 @@ SIZES = [8, 6, 3]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (4, 4), (9, 13)], ids=str)
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (4, 4), (9, 13), (40, 7)], ids=str)
 def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
-    """The CSR index of X, from Python and from inside the kernels: row x's
-    nonzero columns in increasing order with their values, and the same arrays
-    from both.  (4, 4) has every entry zero; (9, 13) has empty and full rows."""
+    """The CSR index of X, from Python (copied by 1 to 5 threads) and from inside
+    the kernels: row x's nonzero columns in increasing order with their values, and
+    the same arrays from all.  (4, 4) has every entry zero; (9, 13) has empty and
+    full rows; (40, 7) has runs of empty rows and rows ending in zeros where the
+    threads' blocks meet."""
     rng = np.random.default_rng(3)
     X = np.where(rng.random(shape) < 0.4, rng.random(shape), 0).astype(dtype)
     if shape == (4, 4):
@@ -29,12 +31,36 @@ def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
     if shape == (9, 13):
         X[2] = 0
         X[5] = 1.5
+    if shape == (40, 7):
+        X[10:14] = 0
+        X[25:31] = 0
+        X[:, -2:] = 0
     rows, columns = np.nonzero(X)
     counts = np.bincount(rows, minlength=shape[0])
-    for index in (kernels.nonzero_columns(X), kernels.inputs.nonzero_columns_in_kernel(X)):
+    for index in [kernels.nonzero_columns(X, threads) for threads in range(1, 6)] + [
+            kernels.inputs.nonzero_columns_in_kernel(X)]:
         indptr, indices, values = index
         assert (indptr.dtype, indices.dtype, values.dtype) == (np.uint64, np.uint32, dtype)
         np.testing.assert_array_equal(indptr, np.concatenate([[0], np.cumsum(counts)]))
+        np.testing.assert_array_equal(indices, columns)
+        np.testing.assert_array_equal(values, X[rows, columns])
+
+
+def test_a_block_of_rows_writes_nothing_past_its_own_entries():
+    """Blocks copied last to first, so that a write past a block's end would
+    overwrite the next block's entries: blocks ending in rows that end in zeros,
+    in empty rows, and in a run of empty rows."""
+    X = np.zeros((12, 6))
+    X[[0, 1, 3, 6, 7, 9, 11], 1] = [1, 2, 3, 4, 5, 6, 7]  # rows 4, 5, 8, 10 empty
+    X[[1, 6, 11], 0] = [8, 9, 10]
+    indptr = np.zeros(13, np.uint64)
+    kernels.inputs.index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0), 0, 12)
+    for bounds in ([0, 2, 6, 9, 12], [0, 4, 5, 8, 12], [0, 1, 11, 12]):
+        indices = np.full(int(indptr[-1]), 99, np.uint32)
+        values = np.full(int(indptr[-1]), -1.0)
+        for x0, x1 in reversed(list(zip(bounds[:-1], bounds[1:]))):
+            kernels.inputs.index_nonzero_columns(X, indptr, indices, values, x0, x1)
+        rows, columns = np.nonzero(X)
         np.testing.assert_array_equal(indices, columns)
         np.testing.assert_array_equal(values, X[rows, columns])
 

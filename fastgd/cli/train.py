@@ -71,7 +71,7 @@ def _load_data_beside_numba(args):
         finally:
             loaded.set()
         numba_loaded.wait()
-        return training[0].build_index(), data[args.evaluate_on]
+        return training[0].build_index(args.threads), data[args.evaluate_on]
 
     with ThreadPoolExecutor(1, thread_name_prefix="fastgd-load") as pool:
         loading = pool.submit(load)

@@ -6,28 +6,51 @@ split of those lists into blocks of weight rows for a parallel update
 (``row_splits``, ``balanced_bounds``).
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .. import config
 from .numba_cache import njit
 
-def nonzero_columns(X):
+def nonzero_columns(X, threads=1):
     """(indptr, indices, values): row x of X is nonzero exactly in the columns
     indices[indptr[x]:indptr[x + 1]], in increasing order, where it holds values[...]
     (CSR; the values are copied so that training reads them contiguously).
     indptr is unsigned so that loops over it need no sign checks.  NumPy
     allocates and numba only counts and copies (``index_nonzero_columns``):
     numba's allocations are slow to compile, and this runs before a cold
-    first run's first epoch."""
+    first run's first epoch.  With threads > 1 the copy is shared among that
+    many threads, each a block of rows with about as many nonzero entries
+    (the same arrays: each entry is copied by one thread, to its own place)."""
     n = X.shape[0]
     indptr = np.zeros(n + 1, np.uint64)
-    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype))
+    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype), 0, n)
     total = int(indptr[n])
-    # one slot more: the copy writes every entry and keeps the nonzero ones
-    indices, values = np.empty(total + 1, np.uint32), np.empty(total + 1, X.dtype)
+    indices, values = np.empty(total, np.uint32), np.empty(total, X.dtype)
     if total:
-        index_nonzero_columns(X, indptr, indices, values)
-    return indptr, indices[:total], values[:total]
+        _copy_nonzero_columns(X, indptr, indices, values, threads)
+    return indptr, indices, values
+
+
+def _copy_nonzero_columns(X, indptr, indices, values, threads):
+    """index_nonzero_columns's copy over every row of X, in `threads` blocks of
+    rows at once (threads of this process: the kernel releases the GIL)."""
+    n = X.shape[0]
+    parts = max(1, min(int(threads), n))
+    # block b starts at the first row whose entries start at b / parts of them or after
+    targets = np.arange(1, parts) * (int(indptr[n]) / parts)
+    starts = np.unique(np.concatenate([[0], np.searchsorted(indptr[:n], targets), [n]]))
+    blocks = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
+    if len(blocks) == 1:
+        index_nonzero_columns(X, indptr, indices, values, 0, n)
+        return
+    with ThreadPoolExecutor(len(blocks) - 1, thread_name_prefix="fastgd-index") as pool:
+        others = [pool.submit(index_nonzero_columns, X, indptr, indices, values, x0, x1)
+                  for x0, x1 in blocks[1:]]
+        index_nonzero_columns(X, indptr, indices, values, *blocks[0])
+        for other in others:
+            other.result()
 
 
 @njit(cache=True, nogil=True)
@@ -36,38 +59,52 @@ def nonzero_columns_in_kernel(X):
     backprop index a block of rows at a time): the same arrays."""
     n = X.shape[0]
     indptr = np.zeros(n + 1, np.uint64)
-    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype))
+    index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype), 0, n)
     total = np.int64(indptr[n])
-    indices, values = np.empty(total + 1, np.uint32), np.empty(total + 1, X.dtype)
+    indices, values = np.empty(total, np.uint32), np.empty(total, X.dtype)
     if total:
-        index_nonzero_columns(X, indptr, indices, values)
-    return indptr, indices[:total], values[:total]
+        index_nonzero_columns(X, indptr, indices, values, 0, n)
+    return indptr, indices, values
 
 
 @njit(cache=True, nogil=True)
-def index_nonzero_columns(X, indptr, indices, values):
-    """The two passes of ``nonzero_columns``, in one function so that a cold
-    start compiles one: with indices empty, count (indptr[x + 1] = indptr[x] +
-    the number of nonzero entries in row x of X); else copy (indices[p] = k
-    and values[p] = X[x, k] for the nonzero X[x, k] of row x, from p = indptr[x]
-    on, in increasing k).  The copy writes every entry at p and moves p on
-    past the nonzero ones, without a branch that a fifth of the entries would
-    mispredict (twice as fast on MNIST): indices and values need one slot past
-    the last nonzero entry."""
+def index_nonzero_columns(X, indptr, indices, values, x0, x1):
+    """The two passes of ``nonzero_columns`` over rows x0..x1-1 of X, in one
+    function so that a cold start compiles one: with indices empty, count
+    (indptr[x + 1] = indptr[x] + the number of nonzero entries in row x; x0 = 0);
+    else copy (indices[p] = k and values[p] = X[x, k] for the nonzero X[x, k] of
+    row x, from p = indptr[x] on, in increasing k).
+
+    The copy of a row writes every entry at p and moves p on past the nonzero
+    ones, without a branch that a fifth of MNIST's entries would mispredict
+    (twice as fast): its zeros after its last nonzero entry write place
+    indptr[x + 1], which a later row of the block writes after.  A row whose
+    indptr[x + 1] is not below the block's end writes only its nonzero entries,
+    so that nothing is written past indptr[x1] and other blocks can be copied
+    at the same time."""
     if indices.shape[0] == 0:
-        for x in range(X.shape[0]):
+        for x in range(x0, x1):
             count = np.uint64(0)
             for k in range(X.shape[1]):
                 count += np.uint64(X[x, k] != 0)
             indptr[x + 1] = indptr[x] + count
         return
-    for x in range(X.shape[0]):
+    end = indptr[x1]
+    for x in range(x0, x1):
         p = indptr[x]  # unsigned: an index numba need not check for a negative value
-        for k in range(X.shape[1]):
-            value = X[x, k]
-            indices[p] = k
-            values[p] = value
-            p += np.uint64(value != 0)
+        if indptr[x + 1] < end:
+            for k in range(X.shape[1]):
+                value = X[x, k]
+                indices[p] = k
+                values[p] = value
+                p += np.uint64(value != 0)
+        else:
+            for k in range(X.shape[1]):
+                value = X[x, k]
+                if value != 0:
+                    indices[p] = k
+                    values[p] = value
+                    p += np.uint64(1)
 
 
 def load_numba(dtype):
@@ -99,10 +136,11 @@ def uses_dense_path(X):
     return bool(fraction >= config.DENSE_FROM), float(fraction)
 
 
-def input_columns(X, dense):
+def input_columns(X, dense, threads=1):
     """The rows of X as the training kernels read them: ``dense_columns`` for a
-    module generated with dense=True, else ``nonzero_columns`` (the zeros skipped)."""
-    return dense_columns(X) if dense else nonzero_columns(X)
+    module generated with dense=True, else ``nonzero_columns`` (the zeros skipped,
+    copied by `threads` threads)."""
+    return dense_columns(X) if dense else nonzero_columns(X, threads)
 
 
 @njit(cache=True, nogil=True)

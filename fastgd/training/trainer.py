@@ -99,7 +99,7 @@ class Trainer:
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
-        self.examples = self.data.examples
+        self.examples = self.data.build_examples(n_threads)
         self.module = kernels.kernels(net.sizes, net.dtype, net.cost_function, self.dense)
         direct_max = chunk_size(net.layout)
         group = min(GROUP, direct_max)
