@@ -59,6 +59,12 @@ SPINS_BEFORE_YIELD = 20_000
 # gives the same bits on any machine.
 DENSE_FROM = 0.75
 
+# The fewest entries of a data set's index (its nonzero inputs) that each thread
+# copies when the index is built (``kernels.nonzero_columns``): starting a thread
+# costs about what copying tens of thousands of entries does, so a small data set
+# is indexed by one thread.  No effect on the result.
+INDEX_ENTRIES_PER_THREAD = 1 << 16
+
 # -- compiling (fastgd.training.Trainer) --------------------------------------------------
 
 # A network shape whose specialised kernels are not compiled yet trains on the generic

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import dataset, kernels
+from fastgd import config, dataset, kernels
 from fastgd.training import data_fingerprint, read_checkpoint
 
 from helpers import random_data
@@ -18,7 +18,7 @@ SIZES = [8, 6, 3]
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (4, 4), (9, 13), (40, 7)], ids=str)
-def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
+def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype, monkeypatch):
     """The CSR index of X, from Python (copied by 1 to 5 threads) and from inside
     the kernels: row x's nonzero columns in increasing order with their values, and
     the same arrays from all.  (4, 4) has every entry zero; (9, 13) has empty and
@@ -37,6 +37,7 @@ def test_nonzero_columns_index_exactly_the_nonzero_entries(shape, dtype):
         X[:, -2:] = 0
     rows, columns = np.nonzero(X)
     counts = np.bincount(rows, minlength=shape[0])
+    monkeypatch.setattr(config, "INDEX_ENTRIES_PER_THREAD", 1)  # threads even for a few
     for index in [kernels.nonzero_columns(X, threads) for threads in range(1, 6)] + [
             kernels.inputs.nonzero_columns_in_kernel(X)]:
         indptr, indices, values = index

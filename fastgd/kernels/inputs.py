@@ -20,9 +20,10 @@ def nonzero_columns(X, threads=1):
     indptr is unsigned so that loops over it need no sign checks.  NumPy
     allocates and numba only counts and copies (``index_nonzero_columns``):
     numba's allocations are slow to compile, and this runs before a cold
-    first run's first epoch.  With threads > 1 the copy is shared among that
-    many threads, each a block of rows with about as many nonzero entries
-    (the same arrays: each entry is copied by one thread, to its own place)."""
+    first run's first epoch.  With threads > 1 the copy is shared among up to
+    that many threads (``config.INDEX_ENTRIES_PER_THREAD`` entries each at
+    least), each a block of rows with about as many nonzero entries (the same
+    arrays: each entry is copied by one thread, to its own place)."""
     n = X.shape[0]
     indptr = np.zeros(n + 1, np.uint64)
     index_nonzero_columns(X, indptr, np.empty(0, np.uint32), np.empty(0, X.dtype), 0, n)
@@ -37,7 +38,7 @@ def _copy_nonzero_columns(X, indptr, indices, values, threads):
     """index_nonzero_columns's copy over every row of X, in `threads` blocks of
     rows at once (threads of this process: the kernel releases the GIL)."""
     n = X.shape[0]
-    parts = max(1, min(int(threads), n))
+    parts = max(1, min(int(threads), n, int(indptr[n]) // config.INDEX_ENTRIES_PER_THREAD))
     # block b starts at the first row whose entries start at b / parts of them or after
     targets = np.arange(1, parts) * (int(indptr[n]) / parts)
     starts = np.unique(np.concatenate([[0], np.searchsorted(indptr[:n], targets), [n]]))
