@@ -1,5 +1,6 @@
-"""benchmarks/stages.py times a copy of the training loop's direct mini-batches: the
-copy must train exactly as the kernels do, or its timings describe something else."""
+"""The benchmark scripts that time copies or floors of the kernels' loops: a copy must
+train exactly as the kernels do (benchmarks/stages.py), and a floor must do the
+work it stands for (benchmarks/passes.py), or their timings describe something else."""
 
 import importlib.util
 import pathlib
@@ -7,6 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
+import fastgd
 from fastgd import config
 
 from helpers import random_data, two_threads
@@ -14,13 +16,19 @@ from helpers import random_data, two_threads
 SIZES = [20, 12, 5]
 
 
-@pytest.fixture(scope="module")
-def stages():
+def load_script(name, monkeypatch=None):
     folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-    spec = importlib.util.spec_from_file_location("stages_benchmark", folder / "stages.py")
+    if monkeypatch is not None:  # the script imports _measure beside it
+        monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def stages():
+    return load_script("stages")
 
 
 @two_threads
@@ -62,3 +70,32 @@ def test_the_summary_takes_medians_over_rounds(stages):
     assert stage_rows["forward + backward"] == (12.0, 2.0, 6.0)
     assert stage_rows["update"] == (6.0, 0.5, 1.0)
     assert counted.tolist() == [7, 9]
+
+
+def test_the_floor_loops_do_the_work_they_stand_for(monkeypatch):
+    passes = load_script("passes", monkeypatch)
+    rng = np.random.default_rng(4)
+    width = 5
+    X = rng.random((9, 7)).astype(np.float32)
+    X[rng.random(X.shape) < 0.5] = 0
+    X[3] = 0  # an example with no nonzero input
+    indptr, indices, values = fastgd.kernels.nonzero_columns(X)
+    W0 = rng.standard_normal((7, width)).astype(np.float32)
+    d = rng.standard_normal(width).astype(np.float32)
+    order = np.array([4, 0, 3, 8, 4], np.int64)  # example 4 twice
+    floor_pass = passes.make_floor_pass(width)
+    out = np.full(9, np.nan, np.float32)
+
+    floor_pass(0, order, indptr, indices, values, W0, out, d)
+    expected = X @ np.arange(7)
+    np.testing.assert_allclose(out[order], expected[order], rtol=1e-6)
+    assert np.isnan(out[[1, 2, 5, 6, 7]]).all()  # untouched: not in the order
+
+    floor_pass(1, order, indptr, indices, values, W0, out, d)
+    np.testing.assert_allclose(out[order], (X @ W0).sum(axis=1)[order], rtol=1e-5,
+                               atol=1e-6)
+
+    updated = W0.copy()
+    floor_pass(2, order, indptr, indices, values, updated, out, d)
+    counts = np.bincount(order, minlength=9).astype(np.float32)
+    np.testing.assert_allclose(updated, W0 + np.outer(counts @ X, d), rtol=1e-5, atol=1e-6)
