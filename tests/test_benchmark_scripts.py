@@ -99,3 +99,62 @@ def test_the_floor_loops_do_the_work_they_stand_for(monkeypatch):
     floor_pass(2, order, indptr, indices, values, updated, out, d)
     counts = np.bincount(order, minlength=9).astype(np.float32)
     np.testing.assert_allclose(updated, W0 + np.outer(counts @ X, d), rtol=1e-5, atol=1e-6)
+
+
+def model_inputs(**direct):
+    """Inputs for benchmarks/threads_model.py with no sharing and no waits: only
+    its counting of pieces shapes the times."""
+    d = {"f_serial": 1.0, "f": 1.0, "u": 0.5, "o": 0.0, "s2_forward": 0.0,
+         "s2_update": 0.0, "w2": 0.0}
+    d.update(direct)
+    return {"examples": 51_200, "n_params": 25_616, "direct_max": 256, "direct": d,
+            "groups": {"per_example": 1.0, "add_per_number": 0.0, "apply_per_number": 0.0,
+                       "s2": 0.0, "w2": 0.0},
+            "hogwild": {"10": {"t_ex": 1.0, "t_merge": 0.0, "merge_every": 100, "c_x": 10.0}}}
+
+
+def test_the_threads_model_counts_the_pieces_a_step_can_be_shared_in(monkeypatch):
+    model = load_script("threads_model", monkeypatch)
+    inputs = model_inputs()
+    n = inputs["examples"]
+
+    # m = 100: seven blocks of examples (six of 16, one of 4), so more than 7
+    # threads add nothing to the forward and backward passes, while the update's
+    # row blocks go on sharing
+    times = {P: model.direct_epoch(inputs, n, 100, P) for P in (1, 2, 7, 8, 64)}
+    steps = n // 100
+    assert times[1] == n * 1.5
+    assert times[2] == pytest.approx(steps * (52 + 100 * 0.5 / 2))  # blocks 0, 2, 4, 6
+    assert times[7] == pytest.approx(steps * (16 + 100 * 0.5 / 7))
+    assert times[64] == pytest.approx(steps * (16 + 100 * 0.5 / 64))
+
+    # m = 1000: four groups of 256 per step, so beyond 4 threads the groups stop
+    # sharing out; a full batch's chunks grow with the threads, 2 P groups each
+    m1000 = {P: model.group_epoch(inputs, n, 1000, P, 25_616) for P in (1, 2, 4, 8, 64)}
+    assert m1000[1] == pytest.approx(n)
+    assert m1000[4] == pytest.approx(n / 4 * 1024 / 1000, rel=0.03)
+    assert m1000[64] == m1000[8] == m1000[4]
+    full = {P: model.group_epoch(inputs, n, n, P, 25_616) for P in (1, 8, 64)}
+    assert full[8] == pytest.approx(n / 8)
+    # 64 threads: chunks of 128 groups, then the 72 left: two rounds of groups each
+    assert full[64] == pytest.approx(4 * 256)
+
+    # Hogwild!: the threads share out the examples until the merges' fetches,
+    # one at a time, take the whole epoch: 512 merges of 10 s
+    hogwild = {P: model.hogwild_epoch(inputs, n, 10, P) for P in (1, 2, 64)}
+    assert hogwild[1] == n
+    assert hogwild[2] == pytest.approx(n / 2 + 512 / 2 * 10)
+    assert hogwild[64] == pytest.approx(512 * 10)
+
+
+def test_the_threads_model_grows_waits_and_sharing_with_the_threads(monkeypatch):
+    model = load_script("threads_model", monkeypatch)
+    assert model.sharing(0.2, 1) == 0 and model.sharing(0.2, 2) == pytest.approx(0.2)
+    assert model.sharing(0.2, 64) == pytest.approx(0.2 * 2 * 63 / 64)
+    assert model.wait(1e-6, 1) == 0 and model.wait(1e-6, 2) == 1e-6
+    assert model.wait(1e-6, 64) == pytest.approx(6e-6)
+    slow = model_inputs(s2_update=0.5, w2=2.0)
+    fast = model_inputs()
+    n = fast["examples"]
+    assert model.direct_epoch(slow, n, 100, 1) == model.direct_epoch(fast, n, 100, 1)
+    assert model.direct_epoch(slow, n, 100, 4) > model.direct_epoch(fast, n, 100, 4)
