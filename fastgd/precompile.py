@@ -98,27 +98,32 @@ def compile_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
 
 
 def load_compiled_kernels(sizes: Sequence[int], dtype: DTypeLike = "float32",
-                          cost: str = "quadratic", *, inputs: str = "sparse") -> bool:
+                          cost: str = "quadratic", *, inputs: str = "sparse",
+                          evaluation: bool = True) -> bool:
     """Load, from numba's disk cache, the kernels that training (serial and
     parallel) and evaluating a network of these sizes use, if the cache holds
     every one of them, and return True; else do nothing and return False.  It
     never compiles: for a caller with time to spare before its training starts
     (``fastgd train``, while a thread indexes the data), which would otherwise
     load them then.  The arguments are those of ``compile_kernels`` (inputs
-    "sparse" or "dense")."""
+    "sparse" or "dense").  With evaluation False the evaluation kernels are
+    only checked, not loaded: a caller may load them beside the training
+    (``Network.warm_up``), which needs them only once an epoch ends."""
     sizes, dtype = _check_network(sizes, dtype, cost)
+    check_bool(evaluation, "evaluation")
     if inputs not in INPUTS[:2]:
         raise ValueError(f"inputs must be 'sparse' or 'dense', got {inputs!r}")
     dense = inputs == "dense"
     training = kernels.kernels(sizes, dtype, cost, dense)
-    evaluation = kernels.kernels(sizes, dtype, cost)
+    evaluating = kernels.kernels(sizes, dtype, cost)
     if not (kernels.ready(training, ["train_serial", "train_parallel"], dtype)
-            and kernels.ready(evaluation, ["feedforward_serial", "feedforward_parallel"],
+            and kernels.ready(evaluating, ["feedforward_serial", "feedforward_parallel"],
                               dtype)):
         return False
     net = Network(sizes, seed=0, dtype=dtype, cost=cost)
     with _specialize("now"):  # what is ready: the specialised kernels
         _compile_training(net, _one_example(net, dense), dense)
+    if evaluation:
         net.warm_up()
     return True
 

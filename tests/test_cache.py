@@ -351,6 +351,12 @@ def test_load_compiled_kernels_never_compiles(folder, monkeypatch):
     assert fastgd.precompile.load_compiled_kernels([4, 3, 2], "float64", "cross-entropy",
                                                    inputs="dense") is True
     assert calls == [([4, 3, 2], "float64", "cross-entropy", True, "now"), "warm_up"]
+    # fastgd train loads the evaluation kernels itself, beside the training
+    calls.clear()
+    assert fastgd.precompile.load_compiled_kernels([4, 3, 2], evaluation=False) is True
+    assert calls == [([4, 3, 2], "float32", "quadratic", False, "now")]
+    with pytest.raises(TypeError, match="evaluation must be True or False, got 0"):
+        fastgd.precompile.load_compiled_kernels([4, 3, 2], evaluation=0)
     with pytest.raises(ValueError, match="inputs must be 'sparse' or 'dense', got 'both'"):
         fastgd.precompile.load_compiled_kernels([4, 3, 2], inputs="both")
     with pytest.raises(ValueError, match="cost must be one of"):

@@ -55,8 +55,12 @@ def _load_data_beside_numba(args):
     (``kernels.load_numba``): decompressing, checking and converting MNIST
     mostly release the GIL, so on two cores the two take the time of the longer.
     Then the thread builds the training data's index while this one loads the
-    kernels from numba's disk cache, if it holds them: both would otherwise wait
-    until training starts."""
+    training kernels from numba's disk cache, if it holds them: both would
+    otherwise wait until training starts.  Last, the thread loads the
+    evaluation kernels while training starts here: they are needed only when
+    the first epoch ends (a call that needs them first waits for numba's
+    compiler lock, so never finds them half loaded, and Python waits for the
+    thread before it exits)."""
     numba_loaded, loaded = threading.Event(), threading.Event()
     training = []  # the training Dataset, once loaded
 
@@ -73,29 +77,39 @@ def _load_data_beside_numba(args):
         numba_loaded.wait()
         return training[0].build_index(args.threads), data[args.evaluate_on]
 
-    with ThreadPoolExecutor(1, thread_name_prefix="fastgd-load") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="fastgd-load")
+    try:
         loading = pool.submit(load)
         try:
             fastgd.kernels.load_numba(args.dtype)
         finally:
             numba_loaded.set()
         loaded.wait()
-        if training:
-            _load_compiled_kernels(args, training[0])
-        return loading.result()
+        net = _load_compiled_kernels(args, training[0]) if training else None
+        data = loading.result()
+        if net is not None:
+            # the evaluation kernels, needed once the first epoch ends, load beside it
+            pool.submit(net.warm_up)
+        return data
+    finally:
+        pool.shutdown(wait=False)  # Python waits for the thread's work before it exits
 
 
 def _load_compiled_kernels(args, training):
-    """The network's kernels loaded from numba's disk cache if it holds them all
-    (``fastgd.precompile.load_compiled_kernels``), for data that fit the network
-    (else _prepare says why not)."""
+    """The network's training kernels loaded from numba's disk cache if it
+    holds all its kernels (``fastgd.precompile.load_compiled_kernels``), for
+    data that fit the network (else _prepare says why not); returns a network
+    whose ``warm_up`` loads the evaluation kernels then, else None."""
     from fastgd.precompile import load_compiled_kernels
     try:
         check_fits(args.sizes, training, "--sizes")
     except ValueError:
-        return
-    load_compiled_kernels(args.sizes, args.dtype, args.cost,
-                          inputs="dense" if training.dense else "sparse")
+        return None
+    if not load_compiled_kernels(args.sizes, args.dtype, args.cost,
+                                 inputs="dense" if training.dense else "sparse",
+                                 evaluation=False):
+        return None
+    return fastgd.Network(args.sizes, seed=0, dtype=args.dtype, cost=args.cost)
 
 
 # -- the subcommands --------------------------------------------------------------------
