@@ -339,3 +339,45 @@ def test_history_names_the_cost_after_the_evaluation_inputs(tmp_path, capsys):
     record = json.loads(path.read_text())["epochs"][0]
     assert "validation_cost" in record and "test_cost" not in record
     assert json.loads(path.read_text())["evaluate_on"] == "validation"
+
+
+# The garbage collector walks every object numba's import and the kernels' loading
+# make, again and again: a process of fastgd's own holds it off until the command's
+# set-up is done, then freezes those objects and turns it back on.
+COLLECTOR = """
+import gc, sys
+import fastgd.cli as cli
+import fastgd.cli.train as train
+seen = []
+def prepare(args, _prepare=train._prepare):
+    seen.append(("before", gc.isenabled()))
+    result = _prepare(args)
+    seen.append(("after", gc.isenabled(), gc.get_freeze_count() > 0))
+    return result
+train._prepare = prepare
+sys.argv = ["fastgd"] + sys.argv[1:]
+status = cli.entry()
+print(seen, gc.isenabled())
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1", "--train-size", "50"],
+                                     ["cache"]])
+def test_a_fastgd_process_holds_the_garbage_collector_off_until_its_set_up_is_done(
+        command):
+    result = subprocess.run([sys.executable, "-c", COLLECTOR, *command],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    if command[0] == "train":
+        assert last == "[('before', False), ('after', True, True)] True"
+    else:  # no set-up to wait for: on again before the command runs
+        assert last == "[] True"
+
+
+def test_main_called_in_a_program_leaves_its_garbage_collector_alone(capsys):
+    import gc
+    frozen = gc.get_freeze_count()
+    assert main(["train", "--epochs", "1", "--train-size", "50", "--quiet"]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

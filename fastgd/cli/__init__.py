@@ -14,6 +14,7 @@ signal N: 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP).
 
 import argparse
 import atexit
+import gc
 import os
 import signal
 import sys
@@ -186,12 +187,30 @@ def entry():
     the interpreter's final clean-up (a signal then has nothing left to stop)."""
     atexit.register(_ignore_stop_signals)  # the first registered runs last
     catch_signals(Signals.NAMES, _exit_outside_main)
+    gc.disable()  # until the command's set-up is done: startup_done
+    _starting.append(True)
     status = main()
     _main_returned.append(status)
     return status
 
 
 _main_returned: list = []
+_starting: list = []  # non-empty while entry() holds the garbage collector off
+
+
+def startup_done():
+    """The command's set-up is over (its data and kernels loaded).  In a process
+    started by ``entry()``, which holds Python's cyclic garbage collector off
+    until now, the collector runs again, and the objects that exist now are
+    frozen (``gc.freeze``), so that it no longer walks them.  numba's import
+    and kernel loading create hundreds of thousands of objects, kept for the
+    process's life, and each walk over them took milliseconds, tens of ms
+    before a warm run's first epoch.  Calls of ``main()`` inside another
+    program leave its collector alone."""
+    if _starting:
+        _starting.clear()
+        gc.freeze()
+        gc.enable()
 
 
 def _exit_outside_main(signum, frame):
@@ -261,6 +280,8 @@ def _run(argv, signals):
             return 2
         signals.command = f"fastgd {args.command}"
         args.signals = signals
+        if not getattr(args, "ends_startup", False):
+            startup_done()
         return args.func(args)
     except KeyboardInterrupt as e:
         print(signals.stopped_line(getattr(e, "signal", signal.SIGINT)), file=sys.stderr)

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 
 import fastgd
+from fastgd.cli import startup_done
 from fastgd.cli._arguments import check_fits, check_outputs, draw_seed, require_matplotlib
 from fastgd.cli.train_arguments import (BOOK_MINI_BATCH_SIZE, add_evaluate, add_profile,
                                         add_train)
@@ -30,8 +31,9 @@ from fastgd.training import choose_kernel
 def add_parsers(commands):
     """Add train, profile and evaluate to the subcommands."""
     train = add_train(commands)
-    train.set_defaults(func=train_command, parser=train)
-    add_profile(commands).set_defaults(func=profile_command)
+    # these two call startup_done once their data and kernels are loaded
+    train.set_defaults(func=train_command, parser=train, ends_startup=True)
+    add_profile(commands).set_defaults(func=profile_command, ends_startup=True)
     add_evaluate(commands).set_defaults(func=evaluate_command)
 
 
@@ -136,6 +138,7 @@ def _prepare(args):
 
     net = fastgd.Network(args.sizes, seed=seed, dtype=args.dtype, cost=args.cost,
                          init=args.init)
+    startup_done()
     return net, training, eval_data, m, seed
 
 
