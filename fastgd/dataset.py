@@ -38,7 +38,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import kernels
+from . import config, kernels
 from ._files import BadFile, StrPath, as_path, atomic_write, read_member
 from ._validation import (check_bool, check_dtype, check_inputs, check_int, check_labels, read_only,
                           warn_input_scale, writeable_twin)
@@ -154,9 +154,16 @@ class Dataset:
         inputs, on the sparse input path), which the first training call would
         build otherwise; returns the Dataset.  For a caller with time to spare
         now, such as a thread that loads the data beside other work.  `threads`
-        threads copy the inputs (default: numba's setting in this thread)."""
-        self._prepared.build_examples(numba.get_num_threads() if threads is None
-                                      else check_int(threads, "threads", minimum=1))
+        threads copy the inputs (default: numba's setting in this thread).  For
+        more than one thread it also splits each row's inputs at the blocks of
+        weight rows that a parallel update of a small mini-batch shares out
+        (``config.ROW_BLOCKS_PER_THREAD`` per thread), which that training would
+        otherwise split first."""
+        threads = (numba.get_num_threads() if threads is None
+                   else check_int(threads, "threads", minimum=1))
+        self._prepared.build_examples(threads)
+        if threads > 1 and not self._prepared.index.dense and len(self):
+            self._prepared.row_splits(config.ROW_BLOCKS_PER_THREAD * threads)
         return self
 
     def __repr__(self) -> str:

@@ -103,6 +103,30 @@ def test_build_index_builds_what_training_reads_and_dense_tells_the_path():
     assert fastgd.Dataset(X + 1, y, dtype="float64").dense
 
 
+def test_build_index_on_several_threads_splits_the_rows_as_a_parallel_trainer_would(
+        monkeypatch):
+    from fastgd import config
+    from fastgd.training import Trainer
+    X, y = random_data(SIZES, 40, seed=4)
+    X = np.where(X > 0.4, X, 0)
+    one, two = (fastgd.Dataset(X, y, dtype="float32") for _ in range(2))  # the network's
+    assert one.build_index(threads=1)._prepared.index.splits == {}
+    blocks = config.ROW_BLOCKS_PER_THREAD * 2
+    splits = two.build_index(threads=2)._prepared.index.splits
+    assert list(splits) == [blocks]
+    built = splits[blocks]
+    fresh = fastgd.Dataset(X, y, dtype="float32")
+    np.testing.assert_array_equal(fresh.build_index(threads=1)._prepared.row_splits(blocks),
+                                  built)
+    # the trainer finds them built
+    monkeypatch.setattr(fastgd.kernels, "row_splits", None)  # nothing may split again
+    trainer = Trainer(fastgd.Network(SIZES, seed=1), two, 5, 0.5, threads=2,
+                      kernel="parallel")
+    assert trainer.current.splits is built
+    # the dense path has no rows to split
+    assert fastgd.Dataset(X + 1, y).build_index(threads=2)._prepared.index.splits == {}
+
+
 def without_seconds(history):
     return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
 
