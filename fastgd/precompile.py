@@ -13,6 +13,7 @@ from numpy.typing import DTypeLike
 
 from . import config, kernels
 from ._validation import check_bool, check_dtype, check_sizes
+from .dataset import Dataset
 from .distributed import SGD as distributed_SGD
 from .network import Network
 from .training import Trainer, compile_notice
@@ -139,12 +140,15 @@ def _check_network(sizes, dtype, cost) -> tuple[list, str]:
 
 
 def _one_example(net, dense):
-    """A training set of one example whose inputs take the dense or the sparse path."""
+    """A training set of one example whose inputs take the dense or the sparse
+    path: a Dataset, checked and indexed once for the several trainers that use
+    it (plain arrays given again would be compared with their index, by one
+    more kernel to load)."""
     X = np.full((1, net.sizes[0]), 1 if dense else 0, net.dtype)
     if kernels.uses_dense_path(X)[0] != dense:
         raise ValueError(f"inputs={'dense' if dense else 'sparse'!r}: training never takes "
                          "that path with this fastgd.config.DENSE_FROM")
-    return X, np.zeros(1, np.int64)
+    return Dataset(X, np.zeros(1, np.int64), dtype=net.dtype)
 
 
 def _compile_step(kernel, inputs, fns, run, dtype):

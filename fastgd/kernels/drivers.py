@@ -71,8 +71,11 @@ def drive_train_serial(examples, idx, start, stop, mini_batch_size, eta, mean, p
     """``drive_train`` on one worker, called from Python: the same call of
     ``drive_descend``, so the same steps and the same bits.  Not compiled
     itself: a compiled wrapper would make numba optimise and generate all of
-    drive_descend's machine code once more, seconds of a cold first epoch."""
-    counter, total = work_queue()
+    drive_descend's machine code once more, seconds of a cold first epoch.
+    For the same reason the work queue is made by NumPy here, the arrays
+    ``work_queue`` makes: loading that function's compiled code at its first
+    call from Python took 10-15 ms of every process's first step."""
+    counter, total = np.zeros(2, np.int64), np.zeros(1)
     scratch.nabla[:] = 0
     drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, True, params, layout,
                   scratch, plan, plan.direct_max, decay, shrink, counter, total)
@@ -165,9 +168,9 @@ def drive_gradient_sum(examples, idx, start, stop, params, layout, scratch, plan
 
 
 def drive_gradient_sum_serial(examples, idx, start, stop, params, layout, scratch, plan):
-    """``drive_gradient_sum`` on one worker, called from Python (for the reason
+    """``drive_gradient_sum`` on one worker, called from Python (for the reasons
     ``drive_train_serial`` gives)."""
-    counter, total = work_queue()
+    counter, total = np.zeros(2, np.int64), np.zeros(1)
     scratch.nabla[:] = 0
     drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
                   layout, scratch, plan, 0, 1.0, 0.0, counter, total)
