@@ -32,6 +32,7 @@ import threading
 import weakref
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
 import numba
@@ -412,15 +413,32 @@ def _lookup(X, y):
     if (X.shape != entry.shape or y.dtype != entry.y.dtype or y.shape != entry.y.shape
             or not np.array_equal(y, entry.y)):
         return None
-    return entry if same_inputs(X, entry.index.examples) else None
+    return entry if same_inputs(X, entry.index.examples, numba.get_num_threads()) else None
 
 
-def same_inputs(X, examples):
+def same_inputs(X, examples, threads=1):
     """True if X holds, bit for bit, the inputs the CSR index ``examples`` was
-    built from."""
+    built from.  With threads > 1, up to that many threads compare blocks of
+    rows at once (``config.INDEX_ENTRIES_PER_THREAD`` entries of X each at
+    least): a pass over all of X, at the speed of memory, which one core
+    does not reach alone."""
     words = np.uint32 if X.dtype.itemsize == 4 else np.uint64
-    return bool(kernels.call(_same_rows, X.view(words), examples.indptr, examples.indices,
-                              examples.values.view(words)))
+    bits, values = X.view(words), examples.values.view(words)
+    n = X.shape[0]
+    parts = max(1, min(int(threads), n, X.size // config.INDEX_ENTRIES_PER_THREAD))
+    bounds = [n * b // parts for b in range(parts + 1)]
+
+    def compare(b):
+        x0, x1 = bounds[b], bounds[b + 1]
+        return bool(kernels.call(_same_rows, bits[x0:x1], examples.indptr[x0:x1 + 1],
+                                 examples.indices, values))
+
+    if parts == 1:
+        return compare(0)
+    with ThreadPoolExecutor(parts - 1, thread_name_prefix="fastgd-compare") as pool:
+        others = [pool.submit(compare, b) for b in range(1, parts)]
+        first = compare(0)
+        return all([first] + [other.result() for other in others])
 
 
 @njit(cache=True, nogil=True)

@@ -299,6 +299,24 @@ def test_plain_arrays_given_again_reuse_their_index_until_they_change():
         dataset.prepare((X, y), 8, 3, np.float64, "training_data")
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_the_comparison_of_plain_arrays_sees_a_change_in_any_block_of_rows(threads,
+                                                                        monkeypatch):
+    monkeypatch.setattr(config, "INDEX_ENTRIES_PER_THREAD", 1)  # a block per thread
+    X, y = random_data(SIZES, 23, seed=11)
+    X = X.astype(np.float32)
+    examples = fastgd.kernels.Examples(*fastgd.kernels.nonzero_columns(X), y)
+    assert dataset.same_inputs(X, examples, threads)
+    for row in range(len(X)):  # first, middle and last rows of every block
+        for change in ("nonzero", "zero"):
+            changed = X.copy()
+            columns = np.flatnonzero(X[row] != 0 if change == "nonzero" else X[row] == 0)
+            if columns.size == 0:
+                continue
+            changed[row, columns[-1]] = 0.0 if change == "nonzero" else 0.75
+            assert not dataset.same_inputs(changed, examples, threads), (row, change)
+
+
 def mutations(X, y):
     """In-place changes a caller might make: a nonzero input, a zero made
     nonzero, a nonzero made zero, rows swapped, a label."""
