@@ -357,9 +357,11 @@ def _forget_entry(ref):
                 del _entries[key]
 
 
-def prepare(data, n_inputs, n_classes, dtype, name):
+def prepare(data, n_inputs, n_classes, dtype, name, threads=None):
     """``data`` (a Dataset, or a pair (X, y)) checked as ``check_data`` does and
-    ready for the kernels: a ``Prepared``.
+    ready for the kernels: a ``Prepared``.  Plain arrays are indexed, or
+    compared with their index, by `threads` threads (default: numba's setting
+    in this thread).
 
     A plain X that is a C-contiguous array of the network's dtype, on the
     sparse input path, is remembered (its index, while X lives): given again,
@@ -369,6 +371,7 @@ def prepare(data, n_inputs, n_classes, dtype, name):
     but checked each time): a Dataset keeps them."""
     if isinstance(data, Dataset):
         return data.prepared(n_inputs, n_classes, dtype, name)
+    threads = numba.get_num_threads() if threads is None else threads
     dtype = np.dtype(dtype)
     X = data[0] if isinstance(data, (tuple, list)) and len(data) == 2 else None
     if isinstance(X, np.ndarray):
@@ -377,7 +380,7 @@ def prepare(data, n_inputs, n_classes, dtype, name):
     cacheable = (isinstance(X, np.ndarray) and type(X) is np.ndarray and X.dtype == dtype
                  and X.ndim == 2 and X.flags.c_contiguous and X.flags.aligned)
     if cacheable:
-        entry = _lookup(X, data[1])
+        entry = _lookup(X, data[1], threads)
         if entry is not None:
             index = entry.index
             if X.shape[1] != n_inputs or index.largest_label >= n_classes:
@@ -391,7 +394,7 @@ def prepare(data, n_inputs, n_classes, dtype, name):
         # with a copy of it: twice the memory, kept between calls; not worth it
         return Prepared(X, y, index)
     labels = y.copy() if np.may_share_memory(y, data[1]) else y
-    index.examples = kernels.Examples(*kernels.nonzero_columns(X, numba.get_num_threads()),
+    index.examples = kernels.Examples(*kernels.nonzero_columns(X, threads),
                                       labels)
     with _entries_lock:
         _entries[id(X)] = _Entry(X, np.array(data[1], copy=True), labels, index)
@@ -401,7 +404,7 @@ def prepare(data, n_inputs, n_classes, dtype, name):
     return Prepared(X, labels, index)
 
 
-def _lookup(X, y):
+def _lookup(X, y, threads):
     """The entry prepared for this X and y, if they still hold what it was
     prepared from; else None."""
     with _entries_lock:
@@ -413,7 +416,7 @@ def _lookup(X, y):
     if (X.shape != entry.shape or y.dtype != entry.y.dtype or y.shape != entry.y.shape
             or not np.array_equal(y, entry.y)):
         return None
-    return entry if same_inputs(X, entry.index.examples, numba.get_num_threads()) else None
+    return entry if same_inputs(X, entry.index.examples, threads) else None
 
 
 def same_inputs(X, examples, threads=1):

@@ -76,9 +76,12 @@ class Trainer:
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
         self.net = net
-        # checked and indexed once per data set (see fastgd.dataset)
+        with numba_threads(threads) as n_threads:
+            self.threads = n_threads
+        # checked and indexed once per data set (see fastgd.dataset), by the
+        # threads that will train on them
         self.data = prepare(training_data, net.sizes[0], net.sizes[-1], net.dtype,
-                            "training_data")
+                            "training_data", n_threads)
         self.X, self.y = self.data.X, self.data.y
         self.n = n = self.X.shape[0]
         if n == 0:
@@ -94,8 +97,6 @@ class Trainer:
         if combiner is not None and self.lmbda != 0.0:
             raise ValueError("lmbda must be 0 when the gradient is combined over ranks "
                              "(regularization is not implemented there)")
-        with numba_threads(threads) as n_threads:
-            self.threads = n_threads
         self.requested_threads = threads
         self.kernel_name, self.kernel_reason = choose_kernel(m, n_threads, kernel)
         self.dense, self.nonzero_fraction = self.data.dense, self.data.nonzero_fraction
