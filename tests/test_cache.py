@@ -363,30 +363,53 @@ def test_load_compiled_kernels_never_compiles(folder, monkeypatch):
         fastgd.precompile.load_compiled_kernels([4, 3, 2], cost="hinge")
 
 
-@pytest.mark.slow  # the generic kernels in float64 on both input paths: a minute, cold
+@pytest.mark.slow  # the generic kernels in float64 for sparse inputs: half a minute, cold
 def test_compile_kernels_leaves_every_kernel_on_disk(monkeypatch):
     # A network too wide to specialise: compile_kernels compiles the generic kernels,
     # which the rest of the suite compiles too, on the same path as specialised ones.
+    # (The dense path's generic kernels, which nothing else here compiles in
+    # float64, are left to the next test's list.)
     monkeypatch.setattr(config, "SPECIALIZE_MAX_OUTPUTS", 0)
 
     def compile_all():
-        return fastgd.compile_kernels([4, 3, 2], "float64", inputs="both", distributed=True)
+        return fastgd.compile_kernels([4, 3, 2], "float64", inputs="sparse", distributed=True)
 
     first = compile_all()
     assert (first.sizes, first.dtype, first.cost, first.inputs, first.generic) == (
-        [4, 3, 2], "float64", "quadratic", "both", True)
+        [4, 3, 2], "float64", "quadratic", "sparse", True)
     assert [(k.kernel, k.inputs) for k in first.kernels] == [
-        (f"{kind}_{variant}", inputs) for inputs in ("sparse", "dense")
-        for kind in ("train", "gradient_sum") for variant in ("serial", "parallel")
-    ] + [("feedforward", None)]
+        (f"{kind}_{variant}", "sparse") for kind in ("train", "gradient_sum")
+        for variant in ("serial", "parallel")] + [("feedforward", None)]
     assert first.seconds >= sum(k.seconds for k in first.kernels)
-    for dense in (False, True):
-        module = kernels.kernels([4, 3, 2], "float64", dense=dense)
-        for name in ("train_serial", "train_parallel", "gradient_sum_serial",
-                     "gradient_sum_parallel"):
-            assert kernels.on_disk(getattr(module, name)) is True, (dense, name)
+    module = kernels.kernels([4, 3, 2], "float64")
+    for name in ("train_serial", "train_parallel", "gradient_sum_serial",
+                 "gradient_sum_parallel", "feedforward_serial", "feedforward_parallel"):
+        assert kernels.on_disk(getattr(module, name)) is True, name
     again = compile_all()
     assert all(k.cached for k in again.kernels) and again.compiled == ()
+
+
+def test_compile_kernels_on_both_input_paths_runs_every_kernel_of_each(monkeypatch):
+    steps = []
+    monkeypatch.setattr(config, "SPECIALIZE_MAX_OUTPUTS", 0)  # the generic kernels
+    monkeypatch.setattr(fastgd.precompile, "_compile_step",  # which compile nothing here
+                        lambda kernel, inputs, fns, run, dtype: steps.append(
+                            (kernel, inputs, list(fns), dtype))
+                        or fastgd.precompile.CompiledKernel(kernel, inputs, True, 0.0))
+    report = fastgd.compile_kernels([4, 3, 2], "float64", inputs="both", distributed=True)
+    expected = [(f"{kind}_{variant}", inputs) for inputs in ("sparse", "dense")
+                for kind in ("train", "gradient_sum") for variant in ("serial", "parallel")]
+    assert [(kernel, inputs) for kernel, inputs, _, _ in steps] == expected + [
+        ("feedforward", None)]
+    assert [(k.kernel, k.inputs) for k in report.kernels] == expected + [("feedforward", None)]
+    # each step compiles the kernel it names, of its input path's module
+    for kernel, inputs, fns, dtype in steps:
+        assert dtype == "float64"
+        module = kernels.kernels([4, 3, 2], "float64", dense=inputs == "dense")
+        names = (["feedforward_serial", "feedforward_parallel"] if kernel == "feedforward"
+                 else [kernel])
+        assert fns == [getattr(module, name) for name in names], kernel
+    assert report.inputs == "both" and report.compiled == ()
 
 
 # -- the commands ----------------------------------------------------------------------------
