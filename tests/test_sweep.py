@@ -30,16 +30,26 @@ def data(mnist):
     return (X[:2000], y[:2000]), (Xv[:1000], yv[:1000])
 
 
+# The tests that check that their own cluster leaves no process behind come
+# before the first test that takes this one: a test worker of pytest-xdist runs its
+# tests in the file's order, so none of them runs beside this cluster's workers.
 @pytest.fixture(scope="module")
 def cluster():
     """A cluster as sweep starts one (two workers), shared by the tests that take it."""
     with sweeps.local_cluster(2) as client:
         yield client
-    assert multiprocessing.active_children() == []
+    assert children() == set()
 
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "OPENBLAS_NUM_THREADS")
+
+
+def children():
+    """This process's live child processes, as a set: ``active_children()``
+    lists them in a set's order, which can change when another child comes
+    and goes (a cluster fixture's workers stay alive beside a test's own)."""
+    return {process.pid for process in multiprocessing.active_children()}
 
 
 def launch_numba_threads():
@@ -65,7 +75,7 @@ def plain_run(point, data):
 def test_sweep_rows_in_grid_order_equal_plain_runs_and_a_failed_point_is_reported(data):
     launch_numba_threads()
     environment = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    before = multiprocessing.active_children()
+    before = children()
     grid = {"sizes": [SIZES, [5, 10, 10]], "eta": [1.0, 3.0], "seed": [1, 2]}
     calls = []
     table = fastgd.sweep(grid, *data, epochs=EPOCHS, n_workers=2,
@@ -97,16 +107,11 @@ def test_sweep_rows_in_grid_order_equal_plain_runs_and_a_failed_point_is_reporte
     # where numba would read it at its next compilation and fail: it is put back
     assert {name: os.environ.get(name) for name in THREAD_VARIABLES} == environment
     assert numba.njit(lambda x: x + 1)(1) == 2
-    assert multiprocessing.active_children() == before
-
-
-def test_workers_run_one_numba_thread(cluster):
-    threads = cluster.run(lambda: __import__("numba").config.NUMBA_NUM_THREADS)
-    assert list(threads.values()) == [1, 1]
+    assert children() == before
 
 
 def test_a_failing_progress_callback_still_closes_the_cluster(data):
-    before = multiprocessing.active_children()
+    before = children()
 
     def progress(done, total, row):
         if done:
@@ -114,7 +119,12 @@ def test_a_failing_progress_callback_still_closes_the_cluster(data):
     with pytest.raises(RuntimeError, match="stop here"):
         fastgd.sweep({"eta": [3.0], "hidden": [10]}, *data, epochs=1, n_workers=1,
                      progress=progress)
-    assert multiprocessing.active_children() == before
+    assert children() == before
+
+
+def test_workers_run_one_numba_thread(cluster):
+    threads = cluster.run(lambda: __import__("numba").config.NUMBA_NUM_THREADS)
+    assert list(threads.values()) == [1, 1]
 
 
 def test_hidden_sizes_and_the_existing_cluster(data, cluster):
