@@ -106,7 +106,8 @@ def test_fastgds_dispatchers_have_the_checksummed_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(kernels.loader, "_modules", {})
     module = kernels.generic_kernels([4, 3, 2])
     for dispatcher in (maths.sigmoid, maths.apply_nabla, kernels.dispatcher(module.train_serial),
-                       module.train_parallel, module.forward_pass, module.drive_descend):
+                       kernels.dispatcher(module.train_parallel), module.forward_pass,
+                       module.drive_descend):
         assert type(dispatcher._cache) is numba_cache.ChecksummedFunctionCache
 
 

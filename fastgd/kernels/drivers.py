@@ -32,8 +32,8 @@ from .workqueue import (decay_stage, finish_and_take, hogwild_queues, hogwild_re
                         work_queue)
 
 
-def drive_train(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch,
-           plan, decay=1.0, shrink=0.0):
+def drive_train(descend, examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
+                scratch, plan, decay=1.0, shrink=0.0):
     """Gradient descent over the examples idx[start:stop], one mini-batch at a time
     (``fastgd.reference.train_epoch``).
 
@@ -49,9 +49,9 @@ def drive_train(examples, idx, start, stop, mini_batch_size, eta, mean, params, 
     computed and before it is applied; decay 1.0 and shrink 0.0 skip it.
 
     n_workers loops (one per thread) share the work in one parallel region
-    (``drive_descend``); returns the sum of C_x over the examples, each evaluated
-    with the weights in force when its mini-batch started (the running
-    training cost).
+    (``drive_descend``, given as ``descend``: see ``descend_arguments``);
+    returns the sum of C_x over the examples, each evaluated with the weights
+    in force when its mini-batch started (the running training cost).
     """
     counter, total = work_queue()
     for p in range(scratch.nabla.shape[0]):
@@ -60,9 +60,8 @@ def drive_train(examples, idx, start, stop, mini_batch_size, eta, mean, params, 
     # drivers: numba compiles a callee anew for each constant argument (a Literal
     # type), and drive_train_serial passes drive_descend a plain bool from Python.
     for _worker in prange(plan.n_workers):
-        drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, np.bool_(True),
-                      params, layout, scratch, plan, plan.direct_max, decay, shrink, counter,
-                      total)
+        descend(examples, idx, start, stop, mini_batch_size, eta, mean, np.bool_(True), params,
+                layout, scratch, plan, plan.direct_max, decay, shrink, counter, total)
     return total[0]
 
 
@@ -82,8 +81,8 @@ def drive_train_serial(examples, idx, start, stop, mini_batch_size, eta, mean, p
     return total[0]
 
 
-def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, params, layout,
-                   scratch, plan, decay=1.0, shrink=0.0):
+def drive_train_hogwild(descend, examples, idx, start, stop, mini_batch_size, eta, mean, params,
+                        layout, scratch, plan, decay=1.0, shrink=0.0):
     """Hogwild! (Recht, Re, Wright and Niu, 2011): ``drive_train``'s gradient descent
     over idx[start:stop], with the mini-batches dealt out in one contiguous
     block per thread, each thread stepping through its own block as the serial
@@ -105,7 +104,7 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
     bit: the same ``drive_descend`` on one worker, over the same examples,
     straight into params.
 
-    The arguments are ``drive_train``'s, except that every field of scratch has one
+    The arguments are ``drive_train``'s (descend too), except that every field of scratch has one
     more, leading axis: the threads' own buffers (scratch[w] for thread w, its
     rows on cache lines of their own, so that no two threads write one line),
     and that plan is the serial kernel's plan with n_workers the number of
@@ -127,18 +126,18 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
             own.nabla[p] = 0
         if first < last and n_threads == 1:
             # one worker with its own work queue: the serial kernel's sequence of steps
-            drive_descend(examples, idx, first, last, mini_batch_size, eta, mean, np.bool_(True),
-                          params, layout, own, plan, plan.direct_max, decay, shrink, counters[w],
-                          totals[w])
+            descend(examples, idx, first, last, mini_batch_size, eta, mean, np.bool_(True),
+                    params, layout, own, plan, plan.direct_max, decay, shrink, counters[w],
+                    totals[w])
         elif first < last:
             local, snapshot = hogwild_replica(params)
             pull_replica(params, local, snapshot)
             for part in range(first, last, merge_every):
                 counters[w, 0] = 0  # a new run of the work queue
                 counters[w, 1] = 0
-                drive_descend(examples, idx, part, min(last, part + merge_every),
-                              mini_batch_size, eta, mean, np.bool_(True), local, layout, own,
-                              plan, plan.direct_max, decay, shrink, counters[w], totals[w])
+                descend(examples, idx, part, min(last, part + merge_every), mini_batch_size,
+                        eta, mean, np.bool_(True), local, layout, own, plan, plan.direct_max,
+                        decay, shrink, counters[w], totals[w])
                 merge_replica(params, local, snapshot)
     total = 0.0
     for w in range(n_threads):
@@ -146,7 +145,7 @@ def drive_train_hogwild(examples, idx, start, stop, mini_batch_size, eta, mean, 
     return total
 
 
-def drive_gradient_sum(examples, idx, start, stop, params, layout, scratch, plan):
+def drive_gradient_sum(descend, examples, idx, start, stop, params, layout, scratch, plan):
     """nabla = sum_x dC_x/dw (likewise b) over the examples idx[start:stop], in
     params' layout; returns the sum of their C_x.  Nothing else is changed.
 
@@ -155,15 +154,16 @@ def drive_gradient_sum(examples, idx, start, stop, params, layout, scratch, plan
     counted from ``start``, so that called on a whole mini-batch it gives the
     bits of the nabla that ``drive_train`` applies, whatever the chunk, the thread
     count or the variant.  Only nabla, groups, A, D and costs of the scratch,
-    and group, chunk and n_workers of the plan, are used.
+    and group, chunk and n_workers of the plan, are used; descend is
+    ``drive_descend``, as for ``drive_train``.
     """
     counter, total = work_queue()
     for p in range(scratch.nabla.shape[0]):
         scratch.nabla[p] = 0
     for _worker in prange(plan.n_workers):
-        drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, np.bool_(False),
-                      np.bool_(False), params, layout, scratch, plan, np.int64(0), 1.0, 0.0,
-                      counter, total)
+        descend(examples, idx, start, stop, max(1, stop - start), 0.0, np.bool_(False),
+                np.bool_(False), params, layout, scratch, plan, np.int64(0), 1.0, 0.0, counter,
+                total)
     return total[0]
 
 
@@ -175,6 +175,36 @@ def drive_gradient_sum_serial(examples, idx, start, stop, params, layout, scratc
     drive_descend(examples, idx, start, stop, max(1, stop - start), 0.0, False, False, params,
                   layout, scratch, plan, 0, 1.0, 0.0, counter, total)
     return total[0]
+
+
+def descend_arguments(driver, args):
+    """Arguments of the numba types that the parallel driver named `driver`
+    ("train", "hogwild" or "gradient_sum": ``drive_train`` and so on) passes
+    ``drive_descend`` when called with ``args`` (its own, after descend).  Not
+    copied into the generated modules: Python, run once per signature.
+
+    The parallel drivers get drive_descend as an argument, a first-class
+    function (``source.DescendByPointer``), instead of calling it by name: a
+    compiled function that calls another by name has numba optimise and
+    generate the callee's whole machine code again inside it, seconds for
+    each parallel driver.  A function passed as an argument has to be compiled
+    for the exact types it is called with; these values have them."""
+    counter, total = work_queue.py_func()
+    if driver == "gradient_sum":
+        examples, idx, start, stop, params, layout, scratch, plan = args
+        return (examples, idx, start, stop, max(1, stop - start), 0.0, np.bool_(False),
+                np.bool_(False), params, layout, scratch, plan, np.int64(0), 1.0, 0.0, counter,
+                total)
+    examples, idx, start, stop, mini_batch_size, eta, mean, params, layout, scratch, plan, \
+        decay, shrink = args
+    if driver == "hogwild":  # each thread's own row of the buffers and of the queues
+        scratch = Scratch(*(field[0] for field in scratch))
+        counters, totals = hogwild_queues.py_func(1)
+        counter, total = counters[0], totals[0]
+    elif driver != "train":
+        raise ValueError(f"no parallel driver {driver!r}")
+    return (examples, idx, start, stop, mini_batch_size, eta, mean, np.bool_(True), params,
+            layout, scratch, plan, plan.direct_max, decay, shrink, counter, total)
 
 
 def drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply, params, layout,

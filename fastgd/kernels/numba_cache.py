@@ -171,10 +171,12 @@ def njit(**options):
 
 def checksum_module(module):
     """Install the checksummed cache on every dispatcher defined in module (a
-    generated module of kernels, before any of them has compiled)."""
+    generated module of kernels, before any of them has compiled), the drivers
+    behind its ``source.DescendByPointer`` kernels too."""
     if not COMPATIBLE:
         return
     for value in vars(module).values():
+        value = getattr(value, "dispatcher", value)
         if (isinstance(value, Dispatcher)
                 and getattr(value.py_func, "__module__", None) == module.__name__):
             checksummed(value)

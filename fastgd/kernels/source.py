@@ -5,10 +5,14 @@ drivers' source (``drivers``) and a footer that compiles them
 """
 
 import functools
+import importlib
 import inspect
+import threading
 import types
 
+import numba
 from numba import njit
+from numba.core.types.function_type import CompileResultWAP
 
 from .. import config
 from . import drivers
@@ -36,7 +40,8 @@ from fastgd.kernels.inputs import nonzero_columns_in_kernel
 from fastgd.kernels.intrinsics import prefetch_row, prefetch_row_outer
 from fastgd.kernels.maths import (CE_SMALLEST, add_groups, apply_nabla, cross_entropy_output_error,
                                   flush_tiny, quadratic_output_error, sigmoid)
-from fastgd.kernels.source import compile_parallel, compile_serial_and_parallel
+from fastgd.kernels.source import (DescendByPointer, compile_parallel,
+                                   compile_serial_and_parallel)
 from fastgd.kernels.workqueue import (decay_stage, finish_and_take, hogwild_queues,
                                      hogwild_replica, merge_interval, merge_replica, pull_replica,
                                      take_piece, wait_for, work_queue)
@@ -51,11 +56,14 @@ drive_descend = njit(cache=True, nogil=True, error_model="numpy")(drive_descend)
 # the serial variants call it from Python (plain functions: what compiles is drive_descend)
 train_serial, gradient_sum_serial = drive_train_serial, drive_gradient_sum_serial
 train_serial.dispatcher = gradient_sum_serial.dispatcher = drive_descend
-train_parallel = compile_parallel(drive_train)
-gradient_sum_parallel = compile_parallel(drive_gradient_sum)
+# the parallel ones are given it as a function pointer: see drivers.descend_arguments
+train_parallel = DescendByPointer(compile_parallel(drive_train), drive_descend, "train")
+gradient_sum_parallel = DescendByPointer(compile_parallel(drive_gradient_sum), drive_descend,
+                                         "gradient_sum")
 # Hogwild! (opt-in, not deterministic): parallel only; on one thread it is train_serial's run
-train_hogwild = njit(cache=True, nogil=True, parallel=True,
-                     error_model="numpy")(drive_train_hogwild)
+train_hogwild = DescendByPointer(njit(cache=True, nogil=True, parallel=True,
+                                      error_model="numpy")(drive_train_hogwild), drive_descend,
+                                 "hogwild")
 '''
 # drive_feedforward, drive_gradients and drive_backprop index their rows with nonzero_columns: only
 # the modules of the sparse path have them.
@@ -133,3 +141,68 @@ def _compile_variant(impl, suffix, parallel):
     fn.__qualname__ = impl.__qualname__ + suffix
     fn.__doc__ = impl.__doc__
     return njit(cache=True, nogil=True, parallel=parallel, error_model="numpy")(fn)
+
+
+class DescendByPointer:
+    """A parallel driver of a generated module (``drive_train``,
+    ``drive_gradient_sum``, ``drive_train_hogwild``), called like the others
+    (``kernel(*args)``), that passes the module's ``drive_descend`` to the
+    compiled driver as its first argument, a first-class function: its
+    workers call drive_descend's own machine code through a pointer instead
+    of a copy compiled into the driver (``drivers.descend_arguments`` says
+    why).  The same code runs either way, so the same bits.
+
+    The pointer is to drive_descend compiled (or loaded from numba's disk
+    cache) for exactly the types the driver passes it; numba's dispatcher
+    checks it, and compiles or loads the driver for it.  numba reports an
+    exception raised through such a pointer (an index out of bounds, with
+    NUMBA_BOUNDSCHECK=1) on stderr as ignored, instead of raising it.
+    ``dispatcher`` is the driver's numba dispatcher (``loader.dispatcher``)."""
+
+    def __init__(self, dispatcher, descend, driver):
+        self.dispatcher, self.descend, self.driver = dispatcher, descend, driver
+        self.targetoptions = dispatcher.targetoptions
+        self.__name__ = dispatcher.__name__
+        self._pointers = {}  # the key of the driver's argument types -> drive_descend's
+        self._lock = threading.Lock()
+        self._n_args = dispatcher.py_func.__code__.co_argcount - 1  # after descend
+        self._defaults = dispatcher.py_func.__defaults__ or ()
+
+    def __call__(self, *args):
+        if len(args) < self._n_args:  # the defaults, as values: one signature, one compile
+            args += self._defaults[len(args) - self._n_args:]
+        key = _types_key(args)
+        pointer = self._pointers.get(key)
+        if pointer is None:
+            pointer = self._pointer(key, args)
+        return self.dispatcher(pointer, *args)
+
+    def _pointer(self, key, args):
+        """drive_descend, compiled for what the driver passes it given args, as a
+        first-class function."""
+        with self._lock:
+            if key not in self._pointers:
+                sample = drivers.descend_arguments(self.driver, args)
+                descend_types = tuple(numba.typeof(a) for a in sample)
+                self.descend.compile(descend_types)
+                self._pointers[key] = CompileResultWAP(self.descend.overloads[descend_types])
+            return self._pointers[key]
+
+
+def _types_key(args):
+    """A key for the numba types of args: the key numba's own dispatcher caches
+    the types of tuples by (``compute_fingerprint``: microseconds, where
+    numba.typeof of a driver's arguments takes half a millisecond), else the
+    types.  (The fingerprint leaves out an array's alignment, which fastgd's
+    own arrays always have; a pointer of other types would make numba's
+    dispatcher raise, never run.)"""
+    if _fingerprint is not None:
+        try:
+            return _fingerprint(args)
+        except (TypeError, ValueError, NotImplementedError):  # a type it does not key
+            pass
+    return tuple(numba.typeof(a) for a in args)
+
+
+# numba's C dispatcher's fingerprint of a value's type (None in a numba without it)
+_fingerprint = getattr(importlib.import_module("numba._dispatcher"), "compute_fingerprint", None)
