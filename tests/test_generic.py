@@ -143,3 +143,17 @@ def test_specialize_setting_is_checked(monkeypatch):
     monkeypatch.setattr(config, "SPECIALIZE", "sometimes")
     with pytest.raises(ValueError, match="config.SPECIALIZE must be 'background', 'now' or"):
         fastgd.Network(sizes).SGD((X, y), 1, 5, 0.5, verbose=False)
+
+
+@pytest.mark.parametrize("kernel", ["serial", "parallel", "hogwild"])
+def test_the_build_names_the_generic_kernels_of_every_kind(monkeypatch, kernel):
+    """History.info["kernels"] says "generic" for each kind of generic kernel: the
+    parallel ones are called through ``source.DescendByPointer``, which must
+    carry the generated module's name as a kernel does."""
+    sizes = [5, 4, 3, 2]
+    X, y = random_data(sizes, 40, seed=3)
+    monkeypatch.setattr(config, "SPECIALIZE", "never")
+    trainer = Trainer(fastgd.Network(sizes, seed=5), (X, y), 10, 0.5, kernel=kernel,
+                      threads=2)
+    assert trainer.current.fn.__module__.startswith("fastgd_kernels_generic")
+    assert trainer.build == "generic"

@@ -162,7 +162,8 @@ class DescendByPointer:
     def __init__(self, dispatcher, descend, driver):
         self.dispatcher, self.descend, self.driver = dispatcher, descend, driver
         self.targetoptions = dispatcher.targetoptions
-        self.__name__ = dispatcher.__name__
+        # its module is the generated one, as for every other kernel (Trainer.build reads it)
+        self.__module__, self.__name__ = dispatcher.__module__, dispatcher.__name__
         self._pointers = {}  # the key of the driver's argument types -> drive_descend's
         self._lock = threading.Lock()
         self._n_args = dispatcher.py_func.__code__.co_argcount - 1  # after descend
