@@ -1,6 +1,7 @@
 """The benchmark scripts that time copies or floors of the kernels' loops: a copy must
 train exactly as the kernels do (benchmarks/stages.py), and a floor must do the
-work it stands for (benchmarks/passes.py), or their timings describe something else."""
+work it stands for (benchmarks/passes.py), and two drivers compared must train
+alike (benchmarks/descend_pointer.py), or their timings describe something else."""
 
 import importlib.util
 import pathlib
@@ -158,3 +159,21 @@ def test_the_threads_model_grows_waits_and_sharing_with_the_threads(monkeypatch)
     n = fast["examples"]
     assert model.direct_epoch(slow, n, 100, 1) == model.direct_epoch(fast, n, 100, 1)
     assert model.direct_epoch(slow, n, 100, 4) > model.direct_epoch(fast, n, 100, 4)
+
+
+@two_threads
+@pytest.mark.slow  # a parallel driver of its own to compile (about 10 s)
+def test_the_linked_copy_trains_as_the_pointer_driver_does():
+    descend_pointer = load_script("descend_pointer")
+    X, y = random_data(SIZES, 203, seed=5)
+    net, trainer, args = descend_pointer.setup((X, y), 20, 2, specialize=config.SPECIALIZE,
+                                               sizes=SIZES)
+    start = net.params.copy()
+    drivers = {"pointer": trainer.module.train_parallel,
+               "linked": descend_pointer.linked_driver(trainer.module)}
+    seconds, weights = descend_pointer.epochs(drivers, net, args, 2, rounds=1)
+    np.testing.assert_array_equal(weights["pointer"], weights["linked"])
+    assert not np.array_equal(weights["pointer"], start)
+    assert all(len(times) == 1 and times[0] > 0 for times in seconds.values())
+    assert all(cost > 0 for cost in descend_pointer.call_cost(drivers, args, 2, calls=3,
+                                                              rounds=1).values())
