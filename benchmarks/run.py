@@ -1,7 +1,7 @@
 """Run the benchmark suite one process per implementation and thread count.
 
     python benchmarks/run.py --out bench.json [--threads 1 2] [--impl fastgd jax]
-                             [--rounds K] [--smoke] [--skip-start]
+                             [--rounds K] [--smoke] [--skip-start] [--keyword EXPR]
     python benchmarks/report.py bench.json --markdown report.md --out plots/
 
 Why not one pytest process: BLAS (OpenBLAS, MKL) and XLA size their thread pools
@@ -80,6 +80,8 @@ def run_child(impl, threads, json_path, args, command):
     cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, "test_epoch.py"),
            "--impl", impl, "--bench-threads", str(threads), f"--benchmark-json={json_path}",
            "-q", "-p", "no:cacheprovider", "--benchmark-columns=min,median,max,rounds"]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
     pin = threads == 1 and can_pin()
     where = f"pinned to CPU {cores()[0]}" if pin else "not pinned"
     print(f"run.py: {impl}, {threads} thread{'s' if threads > 1 else ''} ({where}): "
@@ -138,6 +140,10 @@ def parse_args(argv):
     parser.add_argument("--skip-start", action="store_true",
                         help="leave out the cold and warm start benchmarks (test_start.py: "
                              "minutes of compiling; they run only when --impl has fastgd)")
+    parser.add_argument("--keyword", metavar="EXPR",
+                        help="only the epoch benchmarks pytest -k EXPR selects, e.g. "
+                             "'float32 and not 784x100x10' (a process that selects none "
+                             "is not a failure)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred examples: checks that everything runs, "
                              "measures nothing")

@@ -177,3 +177,20 @@ def test_the_linked_copy_trains_as_the_pointer_driver_does():
     assert all(len(times) == 1 and times[0] > 0 for times in seconds.values())
     assert all(cost > 0 for cost in descend_pointer.call_cost(drivers, args, 2, calls=3,
                                                               rounds=1).values())
+
+
+def test_hogwild_script_runs_each_thread_count_once(monkeypatch):
+    hogwild = load_script("hogwild", monkeypatch)
+    assert hogwild.speed_cases([2]) == [("serial", 1), ("hogwild", 1), ("hogwild", 2)]
+    assert hogwild.speed_cases([16, 2, 1, 2]) == [("serial", 1), ("hogwild", 1),
+                                                  ("hogwild", 2), ("hogwild", 16)]
+    assert hogwild.accuracy_cases([4, 2]) == [("serial", 1), ("hogwild", 2), ("hogwild", 4)]
+
+
+def test_many_cores_script_is_valid_bash():
+    """benchmarks/many_cores.sh runs only where a machine with many cores is lent:
+    at least its syntax is checked here."""
+    import subprocess
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "many_cores.sh"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -73,3 +73,15 @@ def test_start_left_out(started, tmp_path, argv):
     """--skip-start, or no fastgd to start: no test_start.py process."""
     run.main(["--out", str(tmp_path / "b.json"), "--threads", "2", *argv])
     assert [kind for kind, _, _ in started] and "start" not in [k for k, _, _ in started]
+
+
+def test_keyword_selects_in_every_epoch_process_only(started, tmp_path):
+    """--keyword reaches each epoch process as pytest's -k; the start process keeps
+    its own benchmarks."""
+    run.main(["--out", str(tmp_path / "b.json"), "--threads", "1", "2", "--impl", "fastgd",
+              "--keyword", "float32 and not busy"])
+    epochs = [cmd for kind, cmd, _ in started if kind == "epoch"]
+    assert len(epochs) == 2
+    for cmd in epochs:
+        assert cmd[cmd.index("-k") + 1] == "float32 and not busy"
+    assert all("-k" not in cmd for kind, cmd, _ in started if kind == "start")
