@@ -148,7 +148,7 @@ def test_specialize_setting_is_checked(monkeypatch):
 @pytest.mark.parametrize("kernel", ["serial", "parallel", "hogwild"])
 def test_the_build_names_the_generic_kernels_of_every_kind(monkeypatch, kernel):
     """History.info["kernels"] says "generic" for each kind of generic kernel: the
-    parallel ones are called through ``source.DescendByPointer``, which must
+    parallel ones are called through ``source.CallByPointer``, which must
     carry the generated module's name as a kernel does."""
     sizes = [5, 4, 3, 2]
     X, y = random_data(sizes, 40, seed=3)

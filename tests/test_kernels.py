@@ -458,3 +458,36 @@ def test_the_arrays_the_kernels_read_by_rows_start_on_cache_lines(tmp_path, dtyp
     assert all(a.dtype == dtype for a in arrays[:-1]) and not buffers.groups.any()
     copy = kernels.aligned_copy(net.params[1:])
     assert copy.ctypes.data % line == 0 and np.array_equal(copy, net.params[1:])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs numba to allow 2 threads")
+@pytest.mark.parametrize("specialize", ["never"], indirect=True)
+def test_the_parallel_evaluation_kernels_give_the_serial_bits_on_unaligned_inputs_too():
+    """feedforward and gradients on more rows than a block take the parallel
+    kernels, which call the serial kernels' rows loops through a pointer
+    (``source.CallByPointer``), past numba's dispatcher.  Its key of the
+    argument types leaves out alignment, as numba.typeof does: an unaligned X
+    (np.ascontiguousarray passes one on) must still give the same bits."""
+    sizes = [7, 9, 4]
+    net = fastgd.Network(sizes, seed=0, dtype="float64")
+    X, y = random_data(sizes, 3 * config.EVAL_BLOCK + 5, seed=6)
+    raw = np.zeros(X.nbytes + 1, np.uint8)
+    unaligned = raw[1:].view(np.float64).reshape(X.shape)
+    unaligned[:] = X
+    assert not unaligned.flags.aligned and unaligned.flags.c_contiguous
+    before = numba.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            for name, inputs in (("aligned", X), ("unaligned", unaligned)):
+                results[threads, name] = (net.feedforward(inputs), net.gradients(inputs, y))
+    finally:
+        numba.set_num_threads(before)
+    want = results[1, "aligned"]
+    weights, biases = book_weights(net)
+    np.testing.assert_allclose(want[0], [naive.feedforward(weights, biases, x) for x in X],
+                               rtol=1e-12)
+    for key, (out, nabla) in results.items():
+        np.testing.assert_array_equal(out, want[0], err_msg=str(key))
+        np.testing.assert_array_equal(nabla, want[1], err_msg=str(key))

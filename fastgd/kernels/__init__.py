@@ -48,8 +48,9 @@ The modules, one job each:
 * ``drivers``: the loops around the generated operations (``drive_train``,
   ``drive_gradient_sum``, ``drive_descend``, ``drive_feedforward``, ``drive_gradients``,
   ``drive_backprop``), copied into every generated module;
-* ``source``: a generated module's whole text, and ``DescendByPointer``, which
-  hands the parallel drivers drive_descend as a function pointer;
+* ``source``: a generated module's whole text, and ``CallByPointer``, which
+  hands each parallel driver the function its threads run (drive_descend, or
+  a ``_rows`` loop) as a function pointer;
 * ``loader``: modules generated, cached and imported (``kernels``,
   ``generic_kernels``), whether they are compiled (``ready``), and ``call``;
 * ``cache``: the folder of generated modules, their names and clean-up;

@@ -49,7 +49,7 @@ def drive_train(descend, examples, idx, start, stop, mini_batch_size, eta, mean,
     computed and before it is applied; decay 1.0 and shrink 0.0 skip it.
 
     n_workers loops (one per thread) share the work in one parallel region
-    (``drive_descend``, given as ``descend``: see ``descend_arguments``);
+    (``drive_descend``, given as ``descend``: see ``callee_arguments``);
     returns the sum of C_x over the examples, each evaluated with the weights
     in force when its mini-batch started (the running training cost).
     """
@@ -177,18 +177,27 @@ def drive_gradient_sum_serial(examples, idx, start, stop, params, layout, scratc
     return total[0]
 
 
-def descend_arguments(driver, args):
+def callee_arguments(driver, args):
     """Arguments of the numba types that the parallel driver named `driver`
-    ("train", "hogwild" or "gradient_sum": ``drive_train`` and so on) passes
-    ``drive_descend`` when called with ``args`` (its own, after descend).  Not
-    copied into the generated modules: Python, run once per signature.
+    ("train", "hogwild" or "gradient_sum": ``drive_train`` and so on, which
+    call ``drive_descend``; "feedforward" or "gradients": ``drive_feedforward``
+    and ``drive_gradients``, which call their ``_rows`` loop) passes the
+    function it is given, when called with ``args`` (its own, after that
+    function).  Not copied into the generated modules: Python, run once per
+    signature.
 
-    The parallel drivers get drive_descend as an argument, a first-class
-    function (``source.DescendByPointer``), instead of calling it by name: a
-    compiled function that calls another by name has numba optimise and
-    generate the callee's whole machine code again inside it, seconds for
-    each parallel driver.  A function passed as an argument has to be compiled
-    for the exact types it is called with; these values have them."""
+    The parallel drivers get the function their threads run as an argument, a
+    first-class function (``source.CallByPointer``), instead of calling it by
+    name: a compiled function that calls another by name has numba optimise
+    and generate the callee's whole machine code again inside it, seconds for
+    each parallel driver.  A function passed as an argument has to be
+    compiled for the exact types it is called with; these values have them."""
+    if driver == "feedforward":
+        X, params, layout, out, block = args
+        return X, params, layout, out, block, np.int64(0), np.int64(0)
+    if driver == "gradients":
+        X, labels, params, layout, nabla = args
+        return X, labels, params, layout, nabla, np.int64(0), np.int64(0)
     counter, total = work_queue.py_func()
     if driver == "gradient_sum":
         examples, idx, start, stop, params, layout, scratch, plan = args
@@ -350,17 +359,33 @@ def drive_descend(examples, idx, start, stop, mini_batch_size, eta, mean, apply,
         base = wait_for(counter, base + n_param_blocks, patience)
 
 
-def drive_feedforward(X, params, layout, out, block):
-    """out[x] = a^L(x) for every row x of X, in blocks of `block` examples
-    (``fastgd.reference.feedforward``).  (The passes' integer arguments are int64 values, not
-    constants, so that they reuse the training kernels' compiled passes.)"""
+def drive_feedforward(rows, X, params, layout, out, block):
+    """out[x] = a^L(x) for every row x of X (``fastgd.reference.feedforward``): the
+    blocks of `block` examples shared among the threads, each block computed by
+    ``drive_feedforward_rows``, given as ``rows`` (see ``callee_arguments``)."""
     n = X.shape[0]
+    n_blocks = (n + block - 1) // block
+    for bi in prange(n_blocks):
+        rows(X, params, layout, out, block, np.int64(bi * block),
+             np.int64(min(n, (bi + 1) * block)))
+
+
+def drive_feedforward_serial(X, params, layout, out, block):
+    """``drive_feedforward`` on one thread, called from Python (the reasons
+    ``drive_train_serial`` gives): every row in one call of the rows loop."""
+    drive_feedforward_rows(X, params, layout, out, block, 0, X.shape[0])
+
+
+def drive_feedforward_rows(X, params, layout, out, block, first, stop):
+    """out[x] = a^L(x) for the rows x = first..stop-1 of X, in blocks of `block`
+    examples.  (The passes' integer arguments are int64 values, not constants,
+    so that they reuse the training kernels' compiled passes.)"""
     sizes, a_off = layout.sizes, layout.a_off
     last = sizes.shape[0] - 2
     weights, biases = layer_views(params, layout)
-    n_blocks = (n + block - 1) // block
-    for bi in prange(n_blocks):
-        x0, x1 = bi * block, min(n, (bi + 1) * block)
+    for bi in range((stop - first + block - 1) // block):
+        x0 = first + bi * block
+        x1 = min(stop, x0 + block)
         indptr, indices, values = nonzero_columns_in_kernel(X[x0:x1])
         As = scratch_views(np.zeros((x1 - x0) * a_off[-1], params.dtype), layout, x1 - x0)
         no_splits = np.empty((0, 0), np.uint64)
@@ -371,15 +396,28 @@ def drive_feedforward(X, params, layout, out, block):
                 out[x0 + t, j] = As[last][t, j]
 
 
-def drive_gradients(X, labels, params, layout, nabla):
-    """nabla[x] = the gradient of C_x for each example x (row x of X), in params'
-    layout (``fastgd.reference.backprop``): dC_x/db^l = delta^l and dC_x/dw^l_jk = a^(l-1)_k
-    delta^l_j; padding entries are zero."""
-    n = X.shape[0]
+def drive_gradients(rows, X, labels, params, layout, nabla):
+    """nabla[x] = the gradient of C_x for each example x (row x of X), the
+    examples shared among the threads, each computed by
+    ``drive_gradients_rows``, given as ``rows`` (see ``callee_arguments``)."""
+    for x in prange(X.shape[0]):
+        rows(X, labels, params, layout, nabla, np.int64(x), np.int64(x + 1))
+
+
+def drive_gradients_serial(X, labels, params, layout, nabla):
+    """``drive_gradients`` on one thread, called from Python: every row in one
+    call of the rows loop."""
+    drive_gradients_rows(X, labels, params, layout, nabla, 0, X.shape[0])
+
+
+def drive_gradients_rows(X, labels, params, layout, nabla, first, stop):
+    """nabla[x] = the gradient of C_x for each example x = first..stop-1 (row x
+    of X), in params' layout (``fastgd.reference.backprop``): dC_x/db^l =
+    delta^l and dC_x/dw^l_jk = a^(l-1)_k delta^l_j; padding entries are zero."""
     sizes, a_off = layout.sizes, layout.a_off
     n_layers = sizes.shape[0] - 1
     weights, biases = layer_views(params, layout)
-    for x in prange(n):
+    for x in range(first, stop):
         indptr, indices, values = nonzero_columns_in_kernel(X[x:x + 1])
         As = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
         Ds = scratch_views(np.zeros(a_off[-1], params.dtype), layout, 1)
@@ -414,7 +452,7 @@ def drive_backprop(X, labels, params, layout, nabla_b, nabla_w):
     each layer after the input in turn, nabla_w the matrices dC_x/dw^l_jk =
     a^(l-1)_k delta^l_j, (sizes[l], sizes[l-1]) each, row-major, one after the other.
 
-    ``drive_gradients`` on one row, storing the same products in the book's
+    ``drive_gradients_rows`` on one row, storing the same products in the book's
     orientation: its rows are params' transposed blocks, which backprop would
     otherwise copy transposed (half of its time on the book's network)."""
     sizes, a_off = layout.sizes, layout.a_off
@@ -436,7 +474,7 @@ def drive_backprop(X, labels, params, layout, nabla_b, nabla_w):
         delta = Ds[i][0]
         for j in range(n_out):
             nabla_b[b0 + j] = delta[j]
-        # The loops and products of drive_gradients, only stored elsewhere: of two NaNs
+        # The loops and products of drive_gradients_rows, only stored elsewhere: of two NaNs
         # multiplied, which one the product is depends on how the loop compiles (a
         # loop over k for each delta_j, faster, gave the other one), and a network
         # whose weights diverged must get the same NaNs from either.

@@ -109,6 +109,7 @@ class _slp_on:
 # the process, so fastgd runs its parallel kernels one at a time there.
 THREAD_SAFE_LAYERS = ("tbb", "omp")
 _parallel_lock = threading.Lock()
+_layer = []  # numba's threading layer, once chosen: it never changes after
 
 
 def _one_at_a_time(kernel):
@@ -116,12 +117,12 @@ def _one_at_a_time(kernel):
     (also before the first parallel kernel has run, when the layer is unknown)."""
     if not getattr(kernel, "targetoptions", {}).get("parallel"):
         return nullcontext()
-    try:
-        if numba.threading_layer() in THREAD_SAFE_LAYERS:
-            return nullcontext()
-    except ValueError:  # not chosen yet: the first parallel call chooses it
-        pass
-    return _parallel_lock
+    if not _layer:
+        try:
+            _layer.append(numba.threading_layer())
+        except ValueError:  # not chosen yet: the first parallel call chooses it
+            return _parallel_lock
+    return nullcontext() if _layer[0] in THREAD_SAFE_LAYERS else _parallel_lock
 
 
 def call(kernel, *args):

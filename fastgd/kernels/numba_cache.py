@@ -172,7 +172,7 @@ def njit(**options):
 def checksum_module(module):
     """Install the checksummed cache on every dispatcher defined in module (a
     generated module of kernels, before any of them has compiled), the drivers
-    behind its ``source.DescendByPointer`` kernels too."""
+    behind its ``source.CallByPointer`` kernels too."""
     if not COMPATIBLE:
         return
     for value in vars(module).values():
