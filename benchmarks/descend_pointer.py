@@ -1,5 +1,5 @@
 """The parallel training driver as fastgd builds it, calling drive_descend through a
-function pointer (``kernels.source.DescendByPointer``), against a copy that calls
+function pointer (``kernels.source.CallByPointer``), against a copy that calls
 it by name, as fastgd did before: epoch time, the cost of a call, and the bits.
 
     python benchmarks/descend_pointer.py [--mini-batch-sizes 100 1000 50000]

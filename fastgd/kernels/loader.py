@@ -109,7 +109,7 @@ class _slp_on:
 # the process, so fastgd runs its parallel kernels one at a time there.
 THREAD_SAFE_LAYERS = ("tbb", "omp")
 _parallel_lock = threading.Lock()
-_layer = []  # numba's threading layer, once chosen: it never changes after
+_layer: list[str] = []  # numba's threading layer, once chosen: it never changes after
 
 
 def _one_at_a_time(kernel):
