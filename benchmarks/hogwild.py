@@ -101,7 +101,7 @@ def run_child(kind, kernel, threads, m, seed, epochs, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def table(results, hogwild_threads):
+def table(results, hogwild_threads=(2,)):
     """The markdown table of the measurements."""
     lines = ["| m | kernel | threads | examples/s | vs serial | all epochs, examples/s "
              "| vs serial |", "| --- | --- | --- | --- | --- | --- | --- |"]
