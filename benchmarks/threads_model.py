@@ -36,7 +36,7 @@ stage's wait grows as log2 P (the stage's end reaches the polling threads as a
 broadcast; the imbalance of the pieces is counted apart);
 Hogwild!'s merges queue for the shared lines, one merge's fetch at a time.
 Beyond two cores nothing here is measured: where a machine with more cores is
-lent, ``benchmarks/run.py --threads 1 2 4 8 ...`` checks the model.
+lent, ``benchmarks/many_cores.sh OUT_DIR`` measures what the model predicts.
 """
 
 import argparse
