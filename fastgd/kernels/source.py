@@ -201,23 +201,10 @@ class CallByPointer:
                 sample = drivers.callee_arguments(self.driver, args)
                 callee_types = tuple(numba.typeof(a) for a in sample)
                 self.callee.compile(callee_types)
-                pointer = _Pointer(self.callee.overloads[callee_types])
+                pointer = CompileResultWAP(self.callee.overloads[callee_types])
                 signature = (numba.typeof(pointer),) + tuple(numba.typeof(a) for a in args)
                 self._compiled[key] = self.dispatcher.compile(signature), pointer
             return self._compiled[key]
-
-
-class _Pointer(CompileResultWAP):
-    """A compiled function as a first-class function argument, its address
-    looked up once: numba asks for it at every call that passes it, and the
-    lookup (by name, in LLVM's JIT) costs microseconds."""
-
-    def __init__(self, cres):
-        super().__init__(cres)
-        self._address = super().__wrapper_address__()
-
-    def __wrapper_address__(self):
-        return self._address
 
 
 def _types_key(args):
