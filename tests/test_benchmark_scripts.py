@@ -194,3 +194,20 @@ def test_many_cores_script_is_valid_bash():
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "many_cores.sh"
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@two_threads
+def test_every_count_of_row_blocks_gives_the_serial_bits():
+    """benchmarks/row_blocks.py compares the counts' speeds: each must train the
+    same weights, or the comparison is of different work."""
+    row_blocks = load_script("row_blocks")
+    X, y = random_data(SIZES, 120, seed=8)
+    net = fastgd.Network(SIZES, dtype="float32", seed=3)
+    made = row_blocks.trainers(net, (X, y), 4, specialize=config.SPECIALIZE)
+    assert [plan[2] for name, t in made.items() if name != "serial"
+            for plan in t.plans] == [2, 4, 8]  # row blocks of each plan, on 2 threads
+    order = np.random.default_rng(4).permutation(len(y)).astype(np.int64)
+    _, weights = row_blocks.take_turns(net, made, order, 1)
+    assert not np.array_equal(weights["serial"], net.params)
+    for count in row_blocks.COUNTS:
+        np.testing.assert_array_equal(weights[count], weights["serial"])
