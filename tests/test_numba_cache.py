@@ -144,3 +144,45 @@ def test_on_disk_and_ready_tell_the_dtypes_compiled(tmp_path, monkeypatch):
     assert not kernels.ready(module, names, "float64")
     kernel((np.ones(3), np.ones(3)), costs)
     assert kernels.on_disk(kernel, "float64") is True and kernels.ready(module, names, "float64")
+
+
+# A program that compiles one function after loading numba_cache (or not) and
+# prints the names numba gave its machine code and its environment.
+NAMED_KERNEL = '''
+import importlib.util, os, sys
+if sys.argv[1] == "with":
+    spec = importlib.util.spec_from_file_location("numba_cache", os.environ["NUMBA_CACHE_PY"])
+    numba_cache = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(numba_cache)
+import numba
+
+@numba.njit
+def kernel(x):
+    return 3 * x
+
+kernel(1)
+(overload,) = kernel.overloads.values()
+print(overload.fndesc.mangled_name, overload.fndesc.env_name)
+'''
+
+
+def test_processes_name_the_same_function_apart(tmp_path):
+    """numba issue 10486: numba names a compiled function after a counter that
+    every process starts at 1, so that two processes compiling alike give their
+    code the same names, and one that loads the other's from a shared cache can
+    run with symbols of the wrong function or environment.  With numba_cache
+    loaded, the names differ from process to process; without it they are the
+    same (the check that this test can tell the two apart)."""
+    program = tmp_path / "named.py"
+    program.write_text(NAMED_KERNEL)
+    env = dict(os.environ, NUMBA_CACHE_PY=numba_cache.__file__)
+
+    def names(mode):
+        return subprocess.run([sys.executable, str(program), mode], env=env, check=True,
+                              capture_output=True, text=True).stdout.split()
+
+    assert numba_cache.RANDOM_FUNCTION_IDS
+    without = [names("without") for _ in range(2)]
+    assert without[0] == without[1]
+    named = [names("with") for _ in range(3)]
+    assert len({name for pair in named for name in pair}) == 6

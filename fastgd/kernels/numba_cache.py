@@ -18,19 +18,31 @@ The index starts with numba's version followed by a mark of this format, so
 that numba's own cache, finding another version there, ignores the index (and
 rewrites it) instead of reading checksummed data as plain pickles; and this
 cache ignores numba's plain indexes the same way.
+
+Importing this module also draws numba's function ids at random
+(``random_function_ids``): numba names each compiled function's machine code
+and its environment after its module, name, argument types and an id from a
+counter that starts at 1 in every process, so that code compiled by one process
+and loaded from the cache by another can carry the very names of what the second
+compiles itself (numba issue 10486), and one of the two then runs with the
+other's symbols.  Several processes share fastgd's cache (``pytest -n``, MPI
+ranks, a sweep's workers), so that is an event, not a curiosity.
 """
 
 import hashlib
 import os
 import pickle
+import secrets
 
 import numba
 
 try:
+    from numba.core.bytecode import FunctionIdentity
     from numba.core.caching import FunctionCache, IndexDataCacheFile
     from numba.core.dispatcher import Dispatcher
 except ImportError:  # numba's internals moved: numba's default cache stays
     FunctionCache = IndexDataCacheFile = Dispatcher = None  # type: ignore[misc, assignment]
+    FunctionIdentity = None
 
 # The line before each payload's checksum: says what wrote the file.
 MAGIC = b"fastgd checksummed numba cache 1\n"
@@ -41,6 +53,33 @@ _VERSION = f"{numba.__version__} fastgd-sha256-1"
 # missing, this numba is not the one the module was written for.
 _FILE_MEMBERS = ("_load_index", "_save_index", "_load_data", "_save_data", "_data_path",
                  "_dump", "_open_for_write", "load", "save")
+
+
+class RandomIds:
+    """An endless iterator of random 64-bit ids, fresh from the operating system
+    on every draw (so that forked processes draw different ones too)."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return secrets.randbits(64)
+
+
+def random_function_ids():
+    """Make numba draw the id in each compiled function's name at random instead
+    of counting from 1 in each process: names then differ between processes
+    that share a cache, as they do within one (two draws collide with
+    probability 2**-64).  The ids are in the names alone; the code is the same.
+    Returns whether numba has the counter this replaces."""
+    if FunctionIdentity is None or not hasattr(FunctionIdentity, "_unique_ids"):
+        return False
+    if not isinstance(FunctionIdentity._unique_ids, RandomIds):
+        FunctionIdentity._unique_ids = RandomIds()
+    return True
+
+
+RANDOM_FUNCTION_IDS = random_function_ids()
 
 
 def _sealed(payload):
