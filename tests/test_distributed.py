@@ -227,7 +227,9 @@ open(f"rank{comm.rank}.pid", "w").write(str(os.getpid()))
 (X, y), _, _ = fastgd.load_mnist()
 net = fastgd.Network([784, 10, 10], seed=1)
 try:
-    net.SGD((X[:3000], y[:3000]), 1000, 10, 3.0, comm=comm, threads=1, verbose=False)
+    # eta small enough not to diverge, and epochs enough to outlast the test: training
+    # must still be running when the signal comes
+    net.SGD((X[:3000], y[:3000]), 100_000, 10, 0.5, comm=comm, threads=1, verbose=False)
 except fastgd.TrainingInterrupted as e:
     print(f"rank {comm.rank}: {e.history.stopped}", flush=True)
     sys.exit(130)
