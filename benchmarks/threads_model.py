@@ -25,7 +25,8 @@ training images:
   full-batch epoch, ``add_groups`` and ``apply_nabla`` timed alone, and, fitted
   at two threads, the growth s2 of the work.
 - Hogwild!: each thread steps on its own replica and merges it into the shared
-  weights every ``merge_interval`` mini-batches.  Measured: the serial epoch
+  weights every ``merge_interval`` mini-batches (shorter on more threads, to
+  keep at most STALE_EXAMPLES examples in flight).  Measured: the serial epoch
   (t_ex per example), one merge on one thread (t_merge), and the two-thread
   Hogwild! epoch, from which the time a merge loses to fetching the shared
   lines from another core (c_x) is fitted.
@@ -54,7 +55,7 @@ from numba import njit
 import fastgd
 from fastgd import config, kernels
 from fastgd.kernels.maths import add_groups, apply_nabla
-from fastgd.kernels.workqueue import merge_interval, merge_replica
+from fastgd.kernels.workqueue import STALE_EXAMPLES, merge_interval, merge_replica
 from fastgd.training.kernel_choice import GROUP, chunk, chunk_size
 from fastgd.training.trainer import Trainer
 
@@ -126,7 +127,10 @@ def hogwild_epoch(inputs, n, m, P):
     h = inputs["hogwild"][str(m)]
     if P == 1:
         return n * h["t_ex"]
-    merges = n / h["merge_every"]  # all threads' merges in an epoch
+    # merge_interval's bound on the examples in flight shortens the interval measured
+    # at two threads once P * interval passes STALE_EXAMPLES
+    every = min(h["merge_every"], max(1, math.ceil(STALE_EXAMPLES / P / m)) * m)
+    merges = n / every  # all threads' merges in an epoch
     per_thread = n * h["t_ex"] / P + merges / P * (h["t_merge"] + h["c_x"])
     return max(per_thread, merges * h["c_x"])  # one merge's fetch at a time
 
@@ -244,7 +248,7 @@ def measure_hogwild(data, order, rounds, m, n_params):
     t_ex = epoch_seconds(serial, order, rounds) / n
     t_merge = timed(2, n_params)
     every = merge_interval(serial.examples.indptr, np.array(SIZES, np.int64), n_params,
-                           m) * m
+                           m, 2) * m
     two = epoch_seconds(trainer(data, m, 2, "hogwild"), order, rounds, hogwild_threads=2)
     merges = n / every
     # two threads: two = n t_ex / 2 + merges / 2 (t_merge + c_x)

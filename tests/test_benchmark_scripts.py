@@ -141,11 +141,15 @@ def test_the_threads_model_counts_the_pieces_a_step_can_be_shared_in(monkeypatch
     assert full[64] == pytest.approx(4 * 256)
 
     # Hogwild!: the threads share out the examples until the merges' fetches,
-    # one at a time, take the whole epoch: 512 merges of 10 s
-    hogwild = {P: model.hogwild_epoch(inputs, n, 10, P) for P in (1, 2, 64)}
+    # one at a time, take the whole epoch: 512 merges of 10 s on two threads; on
+    # more, merges every STALE_EXAMPLES / P examples (320 / 8 = 40 on 8 threads, one
+    # mini-batch of 10 on 64), so more of them
+    assert model.STALE_EXAMPLES == 320
+    hogwild = {P: model.hogwild_epoch(inputs, n, 10, P) for P in (1, 2, 8, 64)}
     assert hogwild[1] == n
     assert hogwild[2] == pytest.approx(n / 2 + 512 / 2 * 10)
-    assert hogwild[64] == pytest.approx(512 * 10)
+    assert hogwild[8] == pytest.approx(n / 40 * 10)
+    assert hogwild[64] == pytest.approx(n / 10 * 10)
 
 
 def test_the_threads_model_grows_waits_and_sharing_with_the_threads(monkeypatch):

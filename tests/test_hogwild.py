@@ -117,7 +117,28 @@ def test_the_merge_interval_counts_the_weight_updates_of_a_step():
     examples = -(-kernels.workqueue.MERGE_WORK * 100 // 27)
     for m in (1, 7, 10_000):
         want = max(1, -(-examples // m))
-        assert kernels.workqueue.merge_interval(indptr, sizes, 100, m) == want
+        assert kernels.workqueue.merge_interval(indptr, sizes, 100, m, 1) == want
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4, 8, 16, 64, 1000])
+@pytest.mark.parametrize("m", [1, 3, 10, 100])
+def test_more_threads_merge_more_often_to_bound_the_examples_in_flight(n_threads, m):
+    """A merge every min(the MERGE_WORK interval, STALE_EXAMPLES / n_threads)
+    examples, in whole mini-batches (at least one): with many threads, at most
+    STALE_EXAMPLES examples' steps in flight, where 8 threads at the MERGE_WORK
+    interval diverged on the book's network."""
+    workqueue = kernels.workqueue
+    indptr = np.arange(0, 1001, 100, dtype=np.uint64)  # 100 nonzero inputs per example
+    sizes = np.array([784, 30, 10], np.int64)
+    n_params = 784 * 30 + 30 + 30 * 10 + 10
+    touched = 100 * 30 + 30 + 30 * 10 + 10
+    by_work = workqueue.MERGE_WORK * n_params / touched
+    every = workqueue.merge_interval(indptr, sizes, n_params, m, n_threads)
+    assert every == max(1, -(-min(by_work, workqueue.STALE_EXAMPLES / n_threads) // m))
+    if every > 1:  # not at the floor of one mini-batch
+        assert (every - 1) * m * n_threads < workqueue.STALE_EXAMPLES
+    assert workqueue.merge_interval(indptr, sizes, n_params, m, n_threads) <= \
+        workqueue.merge_interval(indptr, sizes, n_params, m, max(1, n_threads // 2))
 
 
 @pytest.mark.slow  # the hogwild kernel is a compile of its own
@@ -138,7 +159,7 @@ def test_two_workers_one_after_the_other_take_the_serial_steps(m):
     assert hogwild.threads == 2
     examples = trainer.examples
     assert kernels.workqueue.merge_interval(examples.indptr, net.layout.arrays.sizes,
-                                            net.params.shape[0], m) < -(-350 // m)
+                                            net.params.shape[0], m, 2) < -(-350 // m)
     plan = kernels.Plan(hogwild.splits, hogwild.spans, trainer.buffers.direct_max,
                         trainer.buffers.group, hogwild.chunk, hogwild.example_block, 2)
     before = numba.get_num_threads()

@@ -115,7 +115,7 @@ def drive_train_hogwild(descend, examples, idx, start, stop, mini_batch_size, et
     n_batches = (stop - start + mini_batch_size - 1) // mini_batch_size
     counters, totals = hogwild_queues(n_threads)
     merge_every = merge_interval(examples.indptr, layout.sizes, params.shape[0],
-                                 mini_batch_size) * mini_batch_size
+                                 mini_batch_size, n_threads) * mini_batch_size
     for w in prange(n_threads):
         # thread w's mini-batches: first..last-1 of the n_batches, in order
         first = start + (w * n_batches // n_threads) * mini_batch_size

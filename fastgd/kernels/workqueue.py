@@ -57,20 +57,33 @@ def hogwild_queues(n_threads):
 # Longer intervals are faster but step on staler weights (the Trainer keeps the
 # first epoch, where that hurts, on one thread; BENCHMARKS.md has the accuracies).
 MERGE_WORK = 16
+# A thread's steps are computed on weights that lack every other thread's steps
+# since its last merge: about n_threads * interval examples in flight, all of
+# whose steps add up as if taken from one point.  Past a few hundred examples
+# that sum overshoots at the book's eta = 3.0 (m = 10): on a 16-core Xeon, 4
+# threads (a merge every 90 examples, so 360 in flight on the book's network)
+# kept the serial kernel's accuracy and 8 threads (720) diverged in every run.  So the interval
+# shrinks with the thread count to keep at most STALE_EXAMPLES in flight, at
+# the price of more merges; it is a bound on the method's staleness, not a
+# machine's tuning (BENCHMARKS.md, section "Hogwild!").
+STALE_EXAMPLES = 320
 
 
 @njit(cache=True, nogil=True)
-def merge_interval(indptr, sizes, n_params, mini_batch_size):
-    """Mini-batches between two merges of a Hogwild! thread's replica: at least
+def merge_interval(indptr, sizes, n_params, mini_batch_size, n_threads):
+    """Mini-batches between two merges of a Hogwild! thread's replica: enough for
     MERGE_WORK * n_params weight updates, an example updating its nonzero
     inputs' rows of layer 0 (the mean count, from the index) and every weight
-    and bias of the other layers."""
+    and bias of the other layers; but at most STALE_EXAMPLES / n_threads
+    examples (at least one mini-batch), so that the n_threads threads have at
+    most STALE_EXAMPLES examples' steps in flight."""
     n = indptr.shape[0] - 1
     nonzero = (indptr[n] - indptr[0]) / max(1, n)
     touched = nonzero * sizes[1] + sizes[1]
     for i in range(1, sizes.shape[0] - 1):
         touched += sizes[i] * sizes[i + 1] + sizes[i + 1]
-    examples = MERGE_WORK * n_params / max(1.0, touched)
+    examples = min(MERGE_WORK * n_params / max(1.0, touched),
+                   STALE_EXAMPLES / max(1, n_threads))
     return max(1, int(np.ceil(examples / mini_batch_size)))
 
 
