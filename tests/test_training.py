@@ -430,3 +430,19 @@ def test_a_networks_next_call_starts_from_its_last_calibration(monkeypatch):
     timings = [net.SGD(data, 1, 10, 1.0, threads=2, verbose=False).info["calibration"]
                for _ in range(fastgd.training.trainer.RECHECK_EPOCHS)]
     assert any(entry["timed_on"] == "training" for calls in timings for entry in calls)
+
+
+@pytest.mark.parametrize("start, stop", [(-1, 5), (5, 4), (0, 41), (40, 41)])
+def test_a_slice_outside_the_order_is_refused_before_a_kernel_reads_it(data, start, stop):
+    """The kernels index order without bounds checks: a slice past its end would
+    read whatever memory follows (this crashed a benchmark script)."""
+    X, y = data
+    net = fastgd.Network([8, 6, 3], seed=1)
+    trainer = fastgd.training.Trainer(net, (X, y), 5, 0.5, kernel="serial",
+                                      threads=1)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="start and stop must satisfy"):
+        trainer.run_candidate(trainer.current, np.arange(40), start, stop)
+    np.testing.assert_array_equal(net.params, before)
+    trainer.run_candidate(trainer.current, np.arange(40), 35, 40)  # the last one
+    assert not np.array_equal(net.params, before)

@@ -425,6 +425,9 @@ class Trainer:
         """Train ``candidate`` on order[start:stop] (an empty range only loads or
         compiles its kernel); on the trainer's weights and buffers unless
         ``params`` and ``buffers`` are given.  Returns the sum of C_x."""
+        if not 0 <= start <= stop <= len(order):  # the kernels index order unchecked
+            raise ValueError(f"start and stop must satisfy 0 <= start <= stop <= len(order) "
+                             f"= {len(order)}, got start={start}, stop={stop}")
         if self.combiner is not None:
             return self._combined_steps(candidate, order, start, stop)
         buffers = self.buffers if buffers is None else buffers
