@@ -86,16 +86,16 @@ step 240 "cold compile of the book's kernels" "$py" -m fastgd compile --sizes 78
 step 300 "fastgd, every m, threads $threads" "$py" benchmarks/run.py --out "$out/fastgd.json" \
     --impl fastgd --threads $threads --rounds 3 --skip-start \
     --keyword "float32 and not 784x100x10 and not busy and not import"
-# shellcheck disable=SC2086
-step 240 "Hogwild!, threads 1 $more" "$py" benchmarks/hogwild.py --out "$out/hogwild.json" \
-    --speed-epochs 4 --hogwild-threads $more
+step 300 "NumPy, PyTorch and JAX at 1 and $cores threads" "$py" benchmarks/run.py \
+    --out "$out/baselines.json" --impl numpy torch jax --threads 1 "$cores" --rounds 3 \
+    --skip-start --keyword "float32 and not 784x100x10"
 # shellcheck disable=SC2086
 step 120 "stages at m = 100" sh -c "'$py' benchmarks/stages.py --threads $threads \
     --rounds 3 > '$out/stages.md'"
 step 120 "the model from 1 and 2 threads" "$py" benchmarks/threads_model.py --rounds 5 \
     --out "$out/model.json" --markdown "$out/model.md"
-step 300 "NumPy, PyTorch and JAX at 1 and $cores threads" "$py" benchmarks/run.py \
-    --out "$out/baselines.json" --impl numpy torch jax --threads 1 "$cores" --rounds 3 \
-    --skip-start --keyword "float32 and not 784x100x10"
+# shellcheck disable=SC2086
+step 240 "Hogwild!, threads 1 $more" "$py" benchmarks/hogwild.py --out "$out/hogwild.json" \
+    --speed-epochs 4 --hogwild-threads $more
 echo "=== done $(date -u +%H:%M:%S)"
 rm -rf "$NUMBA_CACHE_DIR"
