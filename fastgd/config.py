@@ -108,10 +108,11 @@ PROGRESS_AFTER = 2.0
 # -- the auto kernel (fastgd.training.Trainer) --------------------------------------------
 
 # Each candidate is timed on about TRIAL_EXAMPLES examples (whole mini-batches),
-# twice, alternating, after a short first trial; the slower of its two times
-# counts.  The choice is timed again when a segment's time per example drifts
-# by more than DRIFT from what the choice was timed at (slower for the parallel
-# kernel, faster for the serial one: see Trainer._watch), and after
+# twice, alternating, after an untimed first run and a short first trial; the
+# slower of its two times counts.  The choice is timed again when a segment's
+# time per example drifts by more than DRIFT from what the choice was timed at
+# (slower for the parallel kernel, faster for the serial one: see
+# Trainer._watch), and after
 # RECHECK_EPOCHS epochs (doubling each time the choice stands), since a load
 # that goes away need not change the speed of the kernel in use.
 TRIAL_EXAMPLES = 2048

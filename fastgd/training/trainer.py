@@ -448,8 +448,13 @@ class Trainer:
     def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
 
-        Each candidate first trains a short scouting trial (a quarter of
-        TRIAL_EXAMPLES, whole mini-batches), in turn; a candidate more than
+        Each candidate first runs once untimed, as long as a scouting trial: a
+        kernel's first run on a new Trainer pays once what the epochs do not
+        (on a 16-core Xeon the parallel kernel's first slice on 16 threads ran
+        at 19 us per example, then 0.8 us; timed, that dropped it, and auto
+        trained the full batch 8x slower on the serial kernel).  Then each
+        candidate trains a short scouting trial (a quarter of TRIAL_EXAMPLES,
+        whole mini-batches), in turn; a candidate more than
         TRIAL_CUTOFF times slower than the fastest there is dropped, so that a
         kernel crippled by a busy machine costs one short trial, not several
         long ones.  The others then train twice on about TRIAL_EXAMPLES
@@ -463,10 +468,17 @@ class Trainer:
         m = self.mini_batch_size
         scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
-        in_place = start + len(self.candidates) * (scout + 2 * trial) <= end
+        in_place = start + len(self.candidates) * (2 * scout + 2 * trial) <= end
         seconds = {c.name: [] for c in self.candidates}
         cost = 0.0
         first = start
+        for candidate in self.candidates:  # the untimed first runs
+            if in_place:
+                cost += self.run_candidate(candidate, order, start, start + scout)
+                start += scout
+            else:
+                self.run_candidate(candidate, order, 0, min(self.n, TRIAL_EXAMPLES // 4),
+                                   params=kernels.aligned_copy(self.net.params))
         running = list(self.candidates)
         for size in (scout, trial, trial):
             for candidate in running:
