@@ -141,14 +141,14 @@ def test_the_threads_model_counts_the_pieces_a_step_can_be_shared_in(monkeypatch
     assert full[64] == pytest.approx(4 * 256)
 
     # Hogwild!: the threads share out the examples until the merges' fetches,
-    # one at a time, take the whole epoch: 512 merges of 10 s on two threads; on
-    # more, merges every STALE_EXAMPLES / P examples (320 / 8 = 40 on 8 threads, one
-    # mini-batch of 10 on 64), so more of them
-    assert model.STALE_EXAMPLES == 320
+    # one at a time, take the whole epoch; a merge every STALE_EXAMPLES / P
+    # examples where that is sooner than every 100 (160 / 2 = 80 on 2 threads, so
+    # 640 merges of 10 s; 20 on 8; one mini-batch of 10 on 64)
+    assert model.STALE_EXAMPLES == 160
     hogwild = {P: model.hogwild_epoch(inputs, n, 10, P) for P in (1, 2, 8, 64)}
     assert hogwild[1] == n
-    assert hogwild[2] == pytest.approx(n / 2 + 512 / 2 * 10)
-    assert hogwild[8] == pytest.approx(n / 40 * 10)
+    assert hogwild[2] == pytest.approx(n / 2 + 640 / 2 * 10)
+    assert hogwild[8] == pytest.approx(n / 20 * 10)
     assert hogwild[64] == pytest.approx(n / 10 * 10)
 
 

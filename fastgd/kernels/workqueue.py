@@ -59,14 +59,17 @@ def hogwild_queues(n_threads):
 MERGE_WORK = 16
 # A thread's steps are computed on weights that lack every other thread's steps
 # since its last merge: about n_threads * interval examples in flight, all of
-# whose steps add up as if taken from one point.  Past a few hundred examples
-# that sum overshoots at the book's eta = 3.0 (m = 10): on a 16-core Xeon, 4
-# threads (a merge every 90 examples, so 360 in flight on the book's network)
-# kept the serial kernel's accuracy and 8 threads (720) diverged in every run.  So the interval
-# shrinks with the thread count to keep at most STALE_EXAMPLES in flight, at
-# the price of more merges; it is a bound on the method's staleness, not a
+# whose steps add up as if taken from one point.  Too many, at the book's
+# eta = 3.0 (m = 10) on a 16-core Xeon: with a merge every 90 examples, 8
+# threads (720 in flight) diverged in 3 runs of 3; with a merge every 40, 8
+# threads (320) saturated an output neuron for good in 1 run of 2 (best
+# accuracy 86%).  Two threads merging every 85-90 examples (about 170 in
+# flight) kept the serial kernel's accuracy over the book's 30 epochs on both
+# the Xeon and the 2-core EPYC.  So the
+# interval shrinks with the thread count to keep at most STALE_EXAMPLES in
+# flight, at the price of more merges: a bound on the method's staleness, not a
 # machine's tuning (BENCHMARKS.md, section "Hogwild!").
-STALE_EXAMPLES = 320
+STALE_EXAMPLES = 160
 
 
 @njit(cache=True, nogil=True)
