@@ -36,8 +36,9 @@ written by one of the P - 1 other cores), so s(P) = s2 * 2 (P - 1) / P; a
 stage's wait grows as log2 P (the stage's end reaches the polling threads as a
 broadcast; the imbalance of the pieces is counted apart);
 Hogwild!'s merges queue for the shared lines, one merge's fetch at a time.
-Beyond two cores nothing here is measured: where a machine with more cores is
-lent, ``benchmarks/many_cores.sh OUT_DIR`` measures what the model predicts.
+Beyond two cores nothing here is measured: ``benchmarks/many_cores.sh OUT_DIR``
+measures what the model predicts where a machine with more cores is lent
+(BENCHMARKS.md has one 16-core Xeon's run).
 """
 
 import argparse
