@@ -142,16 +142,33 @@ def first_calibration_with_delays(monkeypatch, delay):
 @two_threads
 def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
     """On a busy machine the parallel kernel can be a hundred times slower: the
-    calibration then costs it one short trial, not two full ones."""
+    calibration then costs it two short trials, not two full ones."""
     # 0.2 s: far more than the serial kernel's whole trial
     history, trials = first_calibration_with_delays(
         monkeypatch, lambda name, earlier: 0.2 if name == "parallel" else 0.0)
     first = history.info["calibration"][0]
     assert first["chose"] == "serial" and history.info["kernel_in_use"] == "serial"
-    # the untimed first run and the scouting trial: a quarter of 400, whole mini-batches
-    assert trials["parallel"] == [100, 100]
+    # the untimed first run and two scouting trials: a quarter of 400, whole mini-batches
+    assert trials["parallel"] == [100, 100, 100]
     assert trials["serial"][:4] == [100, 100, 400, 400]
     assert first["s_per_example"]["parallel"] > 2 * first["s_per_example"]["serial"]
+    assert len(first["trials"]["parallel"]) == 2 and len(first["trials"]["serial"]) == 3
+    assert set(first["untimed_first_run"]) == {"serial", "parallel"}
+
+
+@two_threads
+def test_one_slow_scouting_trial_does_not_drop_a_kernel(monkeypatch):
+    """On all the cores of a machine any other work stalls the parallel kernel now
+    and then: a kernel slow in one scouting trial scouts again and, fast then, is
+    timed in full like the others."""
+    def delay(name, earlier):  # every trial alike, but the parallel kernel's first scout
+        return 0.3 if name == "parallel" and len(earlier) == 1 else 0.05
+
+    history, trials = first_calibration_with_delays(monkeypatch, delay)
+    first = history.info["calibration"][0]
+    assert trials["parallel"] == [100, 100, 100, 400, 400]
+    assert first["s_per_example"]["parallel"] < 0.3 / 100 / 4
+    assert first["trials"]["parallel"][0] > 0.3 / 100
 
 
 @two_threads

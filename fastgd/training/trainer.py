@@ -452,12 +452,14 @@ class Trainer:
         kernel's first run on a new Trainer pays once what the epochs do not
         (on a 16-core Xeon the parallel kernel's first slice on 16 threads ran
         at 19 us per example, then 0.8 us; timed, that dropped it, and auto
-        trained the full batch 8x slower on the serial kernel).  Then each
+        trained the full batch 10x slower on the serial kernel).  Then each
         candidate trains a short scouting trial (a quarter of TRIAL_EXAMPLES,
-        whole mini-batches), in turn; a candidate more than
-        TRIAL_CUTOFF times slower than the fastest there is dropped, so that a
-        kernel crippled by a busy machine costs one short trial, not several
-        long ones.  The others then train twice on about TRIAL_EXAMPLES
+        whole mini-batches), in turn; a candidate more than TRIAL_CUTOFF times
+        slower than the fastest there scouts once more, and if it is that slow
+        again it is dropped, so that a kernel crippled by a busy machine costs
+        two short trials, not several long ones, while one stall (on all the
+        cores of a machine, any other work stalls a parallel kernel) does not
+        decide.  The others then train twice on about TRIAL_EXAMPLES
         examples each, in turn, and the slower time of each counts: on a busy
         machine the parallel kernel's speed swings with where the OS runs the
         other work (it waits for its slowest thread), and one lucky trial must
@@ -468,39 +470,44 @@ class Trainer:
         m = self.mini_batch_size
         scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
-        in_place = start + len(self.candidates) * (2 * scout + 2 * trial) <= end
-        seconds = {c.name: [] for c in self.candidates}
+        in_place = start + len(self.candidates) * (3 * scout + 2 * trial) <= end
         cost = 0.0
         first = start
-        for candidate in self.candidates:  # the untimed first runs
+
+        def timed(candidate, size):
+            """Seconds per example of one trial of `size` examples (on a copy of
+            the weights, as many examples as a trial, unless in place)."""
+            nonlocal cost, start
             if in_place:
-                cost += self.run_candidate(candidate, order, start, start + scout)
-                start += scout
-            else:
-                self.run_candidate(candidate, order, 0, min(self.n, TRIAL_EXAMPLES // 4),
-                                   params=kernels.aligned_copy(self.net.params))
-        running = list(self.candidates)
-        for size in (scout, trial, trial):
+                began = time.perf_counter()
+                cost += self.run_candidate(candidate, order, start, start + size)
+                start += size
+                return (time.perf_counter() - began) / size
+            # part of one mini-batch, as many examples as a trial
+            n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
+            scratch = kernels.aligned_copy(self.net.params)
+            began = time.perf_counter()
+            self.run_candidate(candidate, order, 0, n_trial, params=scratch)
+            return (time.perf_counter() - began) / n_trial
+
+        untimed = {c.name: timed(c, scout) for c in self.candidates}  # not counted
+        scouts = {c.name: [timed(c, scout)] for c in self.candidates}
+        fastest = min(times[0] for times in scouts.values())
+        for candidate in self.candidates:  # a second look before dropping one
+            if scouts[candidate.name][0] > TRIAL_CUTOFF * fastest:
+                scouts[candidate.name].append(timed(candidate, scout))
+        fastest = min(min(times) for times in scouts.values())
+        running = [c for c in self.candidates if min(scouts[c.name]) <= TRIAL_CUTOFF * fastest]
+        full = {c.name: [] for c in running}
+        for _ in range(2):
             for candidate in running:
-                if in_place:
-                    began = time.perf_counter()
-                    cost += self.run_candidate(candidate, order, start, start + size)
-                    seconds[candidate.name].append((time.perf_counter() - began) / size)
-                    start += size
-                else:  # part of one mini-batch, as many examples as a trial
-                    n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
-                    scratch = kernels.aligned_copy(self.net.params)
-                    began = time.perf_counter()
-                    self.run_candidate(candidate, order, 0, n_trial, params=scratch)
-                    seconds[candidate.name].append((time.perf_counter() - began) / n_trial)
-            if size == scout:
-                fastest = min(seconds[c.name][0] for c in running)
-                running = [c for c in running if seconds[c.name][0] <= TRIAL_CUTOFF * fastest]
-        # a candidate dropped after its scouting trial has that one time only
-        slower = {name: max(times[1:] or times) for name, times in seconds.items()}
+                full[candidate.name].append(timed(candidate, trial))
+        # a candidate dropped after scouting counts as its faster scouting trial
+        slower = {name: max(full[name]) if name in full else min(times)
+                  for name, times in scouts.items()}
         previous = self.current.name if self.calibration else None
         self.current = next(c for c in self.candidates if c.name == min(slower, key=slower.get))
-        self._reference = min(seconds[self.current.name][1:] or seconds[self.current.name])
+        self._reference = min(full.get(self.current.name) or scouts[self.current.name])
         self._recheck = False
         self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
                                   else RECHECK_EPOCHS * self.n)
@@ -508,7 +515,10 @@ class Trainer:
         self._next_recheck = self._trained + self._recheck_interval
         self.calibration.append({"epoch": epoch, "s_per_example": slower,
                                  "chose": self.current.name,
-                                 "timed_on": "training" if in_place else "a copy of the weights"})
+                                 "timed_on": "training" if in_place else "a copy of the weights",
+                                 "trials": {name: scouts[name] + full.get(name, [])
+                                            for name in scouts},
+                                 "untimed_first_run": untimed})
         self._remember_calibration()
         return cost, start
 
