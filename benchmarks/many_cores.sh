@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The benchmark suite on a machine with more cores than two, in about seven
-# minutes: how fastgd's kernels and Hogwild! scale with threads, measured, beside
-# what benchmarks/threads_model.py predicts from the one- and two-thread runs.
+# The benchmark suite on a machine with more cores than two, in a few minutes:
+# how fastgd's kernels and Hogwild! scale with threads, measured, beside what
+# benchmarks/threads_model.py predicts from the one- and two-thread runs.
 #
 #     benchmarks/many_cores.sh OUT_DIR
 #
@@ -18,6 +18,8 @@
 #     hogwild.json    benchmarks/hogwild.py: speed at those threads, accuracy of the
 #                     book's 30 epochs over three seeds
 #     stages.md       benchmarks/stages.py: per-stage work and waits at m = 100
+#     calibration.md  benchmarks/calibration.py: what auto's calibration timed, beside
+#                     the kernels' own speed, at the thread counts above two
 #     model.json/md   benchmarks/threads_model.py: the prediction from 1 and 2 threads
 #     baselines.json  benchmarks/run.py: NumPy, PyTorch and JAX at 1 and every thread
 #
@@ -27,7 +29,8 @@
 #                'OUT_DIR/baselines.json']), open('all.json', 'w'))"
 #     python report.py all.json --markdown report.md --out plots/
 #
-# Tested on the 2-core EPYC VM with PyTorch 2.13 (CPU) and JAX 0.10: 3 min 5 s.
+# Tested on the 2-core EPYC VM with PyTorch 2.13 (CPU) and JAX 0.10: 3 min 5 s; on a
+# lent 16-core Xeon (BENCHMARKS.md), before the calibration step was added: 3 min 46 s.
 set -uo pipefail
 out=${1:?usage: benchmarks/many_cores.sh OUT_DIR}
 mkdir -p "$out"
@@ -92,6 +95,9 @@ step 300 "NumPy, PyTorch and JAX at 1 and $cores threads" "$py" benchmarks/run.p
 # shellcheck disable=SC2086
 step 120 "stages at m = 100" sh -c "'$py' benchmarks/stages.py --threads $threads \
     --rounds 3 > '$out/stages.md'"
+# shellcheck disable=SC2086
+step 90 "auto's calibration" sh -c "'$py' benchmarks/calibration.py --threads $more \
+    --modes 10 100 1000 full --repeats 3 > '$out/calibration.md'"
 step 120 "the model from 1 and 2 threads" "$py" benchmarks/threads_model.py --rounds 5 \
     --out "$out/model.json" --markdown "$out/model.md"
 # shellcheck disable=SC2086
