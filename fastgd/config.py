@@ -108,15 +108,15 @@ PROGRESS_AFTER = 2.0
 # -- the auto kernel (fastgd.training.Trainer) --------------------------------------------
 
 # Each candidate is timed on about TRIAL_EXAMPLES examples (whole mini-batches),
-# twice, alternating, after an untimed first run and a short first trial; the
-# slower of its two times counts.  The choice is timed again when a segment's
+# twice, alternating, after two short scouting trials; the slower of its two
+# full times counts.  The choice is timed again when a segment's
 # time per example drifts by more than DRIFT from what the choice was timed at
 # (slower for the parallel kernel, faster for the serial one: see
 # Trainer._watch), and after
 # RECHECK_EPOCHS epochs (doubling each time the choice stands), since a load
 # that goes away need not change the speed of the kernel in use.
 TRIAL_EXAMPLES = 2048
-# A candidate whose first, short trial is more than this many times slower than
+# A candidate whose faster scouting trial is more than this many times slower than
 # the fastest's is not timed further in that calibration (on a busy machine the
 # parallel kernel can be a hundred times slower than the serial one).
 TRIAL_CUTOFF = 2.0

@@ -120,7 +120,7 @@ def test_auto_times_huge_mini_batches_on_a_copy_of_the_weights(monkeypatch):
 
 def first_calibration_with_delays(monkeypatch, delay):
     """SGD on a small problem whose calibration's trials are slowed down: TRIAL_EXAMPLES
-    400 and m = 10 (scouting trials of 100 examples, full ones of 400), each trial
+    400 and m = 10 (scouting trials of 50 examples, full ones of 400), each trial
     preceded by delay(name, earlier) seconds of sleep, where earlier lists the sizes
     of that candidate's earlier trials.  Returns (history, each candidate's trials)."""
     monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 400)
@@ -148,48 +148,38 @@ def test_a_kernel_far_slower_in_its_first_trial_is_not_timed_again(monkeypatch):
         monkeypatch, lambda name, earlier: 0.2 if name == "parallel" else 0.0)
     first = history.info["calibration"][0]
     assert first["chose"] == "serial" and history.info["kernel_in_use"] == "serial"
-    # the untimed first run and two scouting trials: a quarter of 400, whole mini-batches
-    assert trials["parallel"] == [100, 100, 100]
-    assert trials["serial"][:4] == [100, 100, 400, 400]
+    # two scouting trials: an eighth of 400, in whole mini-batches
+    assert trials["parallel"] == [50, 50]
+    assert trials["serial"][:4] == [50, 50, 400, 400]
     assert first["s_per_example"]["parallel"] > 2 * first["s_per_example"]["serial"]
-    assert len(first["trials"]["parallel"]) == 2 and len(first["trials"]["serial"]) == 3
-    assert set(first["untimed_first_run"]) == {"serial", "parallel"}
+    assert len(first["trials"]["parallel"]) == 2 and len(first["trials"]["serial"]) == 4
 
 
 @two_threads
-def test_one_slow_scouting_trial_does_not_drop_a_kernel(monkeypatch):
-    """On all the cores of a machine any other work stalls the parallel kernel now
-    and then: a kernel slow in one scouting trial scouts again and, fast then, is
-    timed in full like the others."""
-    def delay(name, earlier):  # every trial alike, but the parallel kernel's first scout
-        return 0.3 if name == "parallel" and len(earlier) == 1 else 0.05
+@pytest.mark.parametrize("slow", [0, 1])
+def test_one_slow_scouting_trial_does_not_drop_a_kernel(monkeypatch, slow):
+    """A kernel's first run on a new Trainer can pay once what no epoch does (the
+    parallel kernel's first slice on a 16-core Xeon: 24 times its later speed),
+    and on all the cores of a machine other work stalls a parallel kernel now
+    and then: a kernel slow in one of its two scouting trials (the first or the
+    second) is timed in full like the others, at its speed."""
+    # every trial sleeps alike (far longer than the kernels take, even on a loaded
+    # machine), but the parallel kernel's slow scouting trial six times as long
+    def delay(name, earlier):
+        return 0.3 if name == "parallel" and len(earlier) == slow else 0.05
 
     history, trials = first_calibration_with_delays(monkeypatch, delay)
     first = history.info["calibration"][0]
-    assert trials["parallel"] == [100, 100, 100, 400, 400]
-    assert first["s_per_example"]["parallel"] < 0.3 / 100 / 4
-    assert first["trials"]["parallel"][0] > 0.3 / 100
-
-
-@two_threads
-def test_a_kernel_slow_only_in_its_first_run_is_not_judged_by_it(monkeypatch):
-    """A kernel's first run on a new Trainer can pay once what no epoch does (the
-    parallel kernel's first slice on a 16-core Xeon: 24 times its later speed):
-    that run is not timed, so the kernel is timed at its speed, not dropped."""
-    # every timed trial sleeps alike (far longer than the kernels take, even on a
-    # loaded machine), the parallel kernel's untimed first run six times as long
-    history, trials = first_calibration_with_delays(
-        monkeypatch, lambda name, earlier: 0.3 if name == "parallel" and not earlier else 0.05)
-    first = history.info["calibration"][0]
-    assert trials["parallel"] == [100, 100, 400, 400]
-    assert first["s_per_example"]["parallel"] < 0.3 / 100 / 4
+    assert trials["parallel"] == [50, 50, 400, 400]
+    assert first["s_per_example"]["parallel"] < 0.3 / 50 / 4
+    assert first["trials"]["parallel"][slow] > 0.3 / 50
 
 
 def _one_slow_parallel_trial(name, earlier):
     """Sleeps far longer than the kernels take, even on a loaded machine: both
-    untimed first runs and scouting trials alike (neither is dropped), the serial
-    kernel's full trials a steady 250 us per example, the parallel kernel's first
-    full trial none (the fastest trial of all) and its second 1 ms per example."""
+    kernels' scouting trials alike (neither is dropped), the serial kernel's full
+    trials a steady 250 us per example, the parallel kernel's first full trial
+    none (the fastest trial of all) and its second 1 ms per example."""
     if len(earlier) < 2:
         return 0.05
     if name == "serial":
@@ -204,7 +194,7 @@ def test_one_slow_trial_out_of_two_is_enough_to_lose(monkeypatch):
     lucky trial does not choose it."""
     history, trials = first_calibration_with_delays(monkeypatch, _one_slow_parallel_trial)
     first = history.info["calibration"][0]
-    assert trials["parallel"] == [100, 100, 400, 400]
+    assert trials["parallel"] == [50, 50, 400, 400]
     assert first["chose"] == "serial"
     assert first["s_per_example"]["parallel"] > 0.4 / 400  # the slow trial is the one recorded
 

@@ -448,29 +448,27 @@ class Trainer:
     def _calibrate(self, order, start, epoch, end):
         """Time every candidate, keep the fastest; returns (cost, new start).
 
-        Each candidate first runs once untimed, as long as a scouting trial: a
-        kernel's first run on a new Trainer pays once what the epochs do not
-        (on a 16-core Xeon the parallel kernel's first slice on 16 threads ran
-        at 19 us per example, then 0.8 us; timed, that dropped it, and auto
-        trained the full batch 10x slower on the serial kernel).  Then each
-        candidate trains a short scouting trial (a quarter of TRIAL_EXAMPLES,
-        whole mini-batches), in turn; a candidate more than TRIAL_CUTOFF times
-        slower than the fastest there scouts once more, and if it is that slow
-        again it is dropped, so that a kernel crippled by a busy machine costs
-        two short trials, not several long ones, while one stall (on all the
-        cores of a machine, any other work stalls a parallel kernel) does not
-        decide.  The others then train twice on about TRIAL_EXAMPLES
-        examples each, in turn, and the slower time of each counts: on a busy
-        machine the parallel kernel's speed swings with where the OS runs the
-        other work (it waits for its slowest thread), and one lucky trial must
-        not choose it.  When the epoch has room before ``end``, these are the
-        epoch's own next examples (the candidates give the same weights, so
-        nothing is wasted); otherwise (a few huge mini-batches) they run on a
-        copy of the weights, which is thrown away."""
+        Each candidate first trains two short scouting trials (an eighth of
+        TRIAL_EXAMPLES each, whole mini-batches), the candidates in turn, and
+        the faster of its two counts: a kernel's first run on a new Trainer
+        pays once what the epochs do not (on a 16-core Xeon the parallel
+        kernel's first slice on 16 threads ran at 19 us per example, then 0.8
+        us), and on all the cores of a machine any other work can stall a
+        parallel kernel for a while; one slow trial does not decide.  A
+        candidate more than TRIAL_CUTOFF times slower than the fastest is then
+        dropped, so that a kernel crippled by a busy machine costs two short
+        trials, not several long ones.  The others then train twice on about
+        TRIAL_EXAMPLES examples each, in turn, and the slower time of each
+        counts: on a busy machine the parallel kernel's speed swings with where
+        the OS runs the other work (it waits for its slowest thread), and one
+        lucky trial must not choose it.  When the epoch has room before
+        ``end``, these are the epoch's own next examples (the candidates give
+        the same weights, so nothing is wasted); otherwise (a few huge
+        mini-batches) they run on a copy of the weights, which is thrown away."""
         m = self.mini_batch_size
-        scout = max(1, -(-TRIAL_EXAMPLES // (4 * m))) * m
+        scout = max(1, -(-TRIAL_EXAMPLES // (8 * m))) * m
         trial = max(1, -(-TRIAL_EXAMPLES // m)) * m
-        in_place = start + len(self.candidates) * (3 * scout + 2 * trial) <= end
+        in_place = start + len(self.candidates) * (2 * scout + 2 * trial) <= end
         cost = 0.0
         first = start
 
@@ -484,17 +482,15 @@ class Trainer:
                 start += size
                 return (time.perf_counter() - began) / size
             # part of one mini-batch, as many examples as a trial
-            n_trial = min(self.n, TRIAL_EXAMPLES // 4 if size == scout else TRIAL_EXAMPLES)
+            n_trial = min(self.n, TRIAL_EXAMPLES // 8 if size == scout else TRIAL_EXAMPLES)
             scratch = kernels.aligned_copy(self.net.params)
             began = time.perf_counter()
             self.run_candidate(candidate, order, 0, n_trial, params=scratch)
             return (time.perf_counter() - began) / n_trial
 
-        untimed = {c.name: timed(c, scout) for c in self.candidates}  # not counted
-        scouts = {c.name: [timed(c, scout)] for c in self.candidates}
-        fastest = min(times[0] for times in scouts.values())
-        for candidate in self.candidates:  # a second look before dropping one
-            if scouts[candidate.name][0] > TRIAL_CUTOFF * fastest:
+        scouts = {c.name: [] for c in self.candidates}
+        for _ in range(2):
+            for candidate in self.candidates:
                 scouts[candidate.name].append(timed(candidate, scout))
         fastest = min(min(times) for times in scouts.values())
         running = [c for c in self.candidates if min(scouts[c.name]) <= TRIAL_CUTOFF * fastest]
@@ -517,8 +513,7 @@ class Trainer:
                                  "chose": self.current.name,
                                  "timed_on": "training" if in_place else "a copy of the weights",
                                  "trials": {name: scouts[name] + full.get(name, [])
-                                            for name in scouts},
-                                 "untimed_first_run": untimed})
+                                            for name in scouts}})
         self._remember_calibration()
         return cost, start
 
