@@ -74,7 +74,9 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         2011, for online learning and small mini-batches; never chosen by
         "auto") deals the mini-batches out to the threads, which train replicas
         of the weights and add their changes to the shared weights every few
-        mini-batches, without locks, after a first epoch on one thread (where
+        mini-batches (more often on more threads, so that at most about 160
+        examples' steps are unmerged), without locks, after a first epoch on
+        one thread (where
         stale steps can saturate a neuron): it is NOT deterministic on more
         than one thread (``History.info["deterministic"]`` is False); on one
         thread it gives the serial kernel's bits.
