@@ -10,8 +10,10 @@ slices, or whose slices right after the other's, are much slower than its runs
 in a row has a cost that calibration charges to it and the epoch does not.
 
     python benchmarks/calibration.py --threads 8 16 --modes 100 1000 full
+    python benchmarks/calibration.py --threads 2 --modes full --calibrations 6
 
-Prints a Markdown table (microseconds per example, each slice apart).
+Prints a Markdown table (microseconds per example, each slice apart); with
+--calibrations N, the first calibration of N fresh auto Trainers instead.
 """
 
 import argparse
@@ -87,6 +89,22 @@ def measure(X, y, threads, m, repeats):
                                       if t is not threading.main_thread()))
 
 
+def first_calibrations(X, y, threads, m, count):
+    """The first calibration of `count` fresh auto Trainers: (choice, each
+    candidate's trials in us per example) for each."""
+    order = np.random.default_rng(SEED).permutation(len(y))
+    out = []
+    for _ in range(count):
+        trainer = Trainer(fastgd.Network([784, 30, 10], seed=SEED), (X, y), m, 3.0,
+                          threads=threads, kernel="auto")
+        trainer.wait_for_specialized()
+        trainer.run_epoch(order)
+        first = trainer.calibration[0]
+        out.append((first["chose"], {name: [1e6 * t for t in times]
+                                     for name, times in first["trials"].items()}))
+    return out
+
+
 def fmt(times):
     return "/".join(f"{t:.2f}" for t in times)
 
@@ -97,8 +115,20 @@ def main(argv=None):
                         default=[numba.config.NUMBA_NUM_THREADS])
     parser.add_argument("--modes", nargs="+", default=["100", "1000", "full"])
     parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--calibrations", type=int, default=0, metavar="N",
+                        help="instead of the table: the first calibration of N fresh "
+                             "auto Trainers at each thread count and m, one line each")
     args = parser.parse_args(argv)
     (X, y), _, _ = fastgd.load_mnist()
+    if args.calibrations:
+        for threads in args.threads:
+            for mode in args.modes:
+                m = None if mode == "full" else int(mode)
+                for chose, trials in first_calibrations(X, y, threads, m, args.calibrations):
+                    print(f"{threads} threads, m = {mode}: chose {chose}; trials, us per "
+                          "example: " + "; ".join(f"{name} {fmt(t)}"
+                                                  for name, t in trials.items()), flush=True)
+        return
     print(f"{os.cpu_count()} CPUs, affinity {len(os.sched_getaffinity(0))}, numba "
           f"{numba.__version__}, TRIAL_EXAMPLES {config.TRIAL_EXAMPLES}; us per example "
           "(slices of about TRIAL_EXAMPLES examples)\n")
