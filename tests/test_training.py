@@ -175,6 +175,32 @@ def test_one_slow_scouting_trial_does_not_drop_a_kernel(monkeypatch, slow):
     assert first["trials"]["parallel"][slow] > 0.3 / 50
 
 
+@two_threads
+def test_trials_on_a_copy_of_the_weights_have_their_own_lengths(monkeypatch):
+    """Full batch: scouting and full trials alike are one mini-batch long, so they
+    run on part of it, on a copy of the weights: an eighth of TRIAL_EXAMPLES for
+    each scouting trial, TRIAL_EXAMPLES for each full one (a full trial cut to
+    the scouting length would time the parallel kernel on one group, which one
+    thread runs)."""
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 160)
+    lengths = {"serial": [], "parallel": []}
+    run = fastgd.training.Trainer.run_candidate
+
+    def recorded(self, candidate, order, start, stop, params=None):
+        if params is not None:
+            lengths[candidate.name].append(stop - start)
+        return run(self, candidate, order, start, stop, params)
+
+    monkeypatch.setattr(fastgd.training.Trainer, "run_candidate", recorded)
+    net = fastgd.Network([8, 6, 3], seed=0)
+    history = net.SGD(random_data([8, 6, 3], 300, seed=5), 1, None, 1.0, threads=2,
+                      verbose=False)
+    assert history.info["calibration"][0]["timed_on"] == "a copy of the weights"
+    for name in ("serial", "parallel"):
+        assert lengths[name] in ([20, 20, 160, 160], [20, 20]), (name, lengths)
+    assert lengths["serial"] == [20, 20, 160, 160] or lengths["parallel"] == [20, 20, 160, 160]
+
+
 def _one_slow_parallel_trial(name, earlier):
     """Sleeps far longer than the kernels take, even on a loaded machine: both
     kernels' scouting trials alike (neither is dropped), the serial kernel's full

@@ -472,17 +472,17 @@ class Trainer:
         cost = 0.0
         first = start
 
-        def timed(candidate, size):
-            """Seconds per example of one trial of `size` examples (on a copy of
-            the weights, as many examples as a trial, unless in place)."""
+        def timed(candidate, size, examples):
+            """Seconds per example of one trial: `size` examples (whole mini-batches)
+            of the epoch in place, else the first `examples` of a mini-batch on a
+            copy of the weights."""
             nonlocal cost, start
             if in_place:
                 began = time.perf_counter()
                 cost += self.run_candidate(candidate, order, start, start + size)
                 start += size
                 return (time.perf_counter() - began) / size
-            # part of one mini-batch, as many examples as a trial
-            n_trial = min(self.n, TRIAL_EXAMPLES // 8 if size == scout else TRIAL_EXAMPLES)
+            n_trial = min(self.n, examples)
             scratch = kernels.aligned_copy(self.net.params)
             began = time.perf_counter()
             self.run_candidate(candidate, order, 0, n_trial, params=scratch)
@@ -491,13 +491,13 @@ class Trainer:
         scouts = {c.name: [] for c in self.candidates}
         for _ in range(2):
             for candidate in self.candidates:
-                scouts[candidate.name].append(timed(candidate, scout))
+                scouts[candidate.name].append(timed(candidate, scout, TRIAL_EXAMPLES // 8))
         fastest = min(min(times) for times in scouts.values())
         running = [c for c in self.candidates if min(scouts[c.name]) <= TRIAL_CUTOFF * fastest]
         full = {c.name: [] for c in running}
         for _ in range(2):
             for candidate in running:
-                full[candidate.name].append(timed(candidate, trial))
+                full[candidate.name].append(timed(candidate, trial, TRIAL_EXAMPLES))
         # a candidate dropped after scouting counts as its faster scouting trial
         slower = {name: max(full[name]) if name in full else min(times)
                   for name, times in scouts.items()}
