@@ -52,7 +52,7 @@ def measure(X, y, threads, m, repeats):
     chose = {k: 1e6 * v for k, v in calibration.get("s_per_example", {}).items()}
     size = max(1, -(-config.TRIAL_EXAMPLES // trainer.mini_batch_size)) * trainer.mini_batch_size
     size = min(size, n)
-    by_name = {c.name: c for c in trainer.candidates}
+    by_name = {c.label: c for c in trainer.candidates}
     alternating = {name: [] for name in by_name}
     start = 0
     for _ in range(repeats):
@@ -75,7 +75,7 @@ def measure(X, y, threads, m, repeats):
     scout = max(1, -(-config.TRIAL_EXAMPLES // (4 * trainer.mini_batch_size)))
     scout = min(n, scout * trainer.mini_batch_size)
     fresh = {}
-    for name in by_name:
+    for name in ("serial", "parallel"):
         alone = Trainer(fastgd.Network([784, 30, 10], seed=SEED), (X, y), m, 3.0,
                         threads=threads if name == "parallel" else 1, kernel=name)
         fresh[name] = [per_example(alone, alone.current, order,
@@ -84,7 +84,7 @@ def measure(X, y, threads, m, repeats):
     return dict(fresh=fresh, threads=threads, m=m or "full", chose=calibration.get("chose"),
                 calibrated=chose,
                 alternating=alternating, in_a_row=in_a_row, first_epoch=first_epoch,
-                epoch=epoch, in_use=trainer.current.name,
+                epoch=epoch, in_use=trainer.current.label,
                 python_threads=sorted(t.name for t in threading.enumerate()
                                       if t is not threading.main_thread()))
 
@@ -132,7 +132,7 @@ def main(argv=None):
     print(f"{os.cpu_count()} CPUs, affinity {len(os.sched_getaffinity(0))}, numba "
           f"{numba.__version__}, TRIAL_EXAMPLES {config.TRIAL_EXAMPLES}; us per example "
           "(slices of about TRIAL_EXAMPLES examples)\n")
-    print("| threads | m | calibration: serial / parallel | chose | alternating: serial | "
+    print("| threads | m | calibration, each candidate | chose | alternating: serial | "
           "alternating: parallel | in a row: serial | in a row: parallel | first epoch s | "
           "next epoch s | in use | fresh trainer: serial | fresh trainer: parallel | "
           "other Python threads |")
@@ -142,8 +142,8 @@ def main(argv=None):
             m = None if mode == "full" else int(mode)
             r = measure(X, y, threads, m, args.repeats)
             cal = r["calibrated"]
-            print(f"| {threads} | {r['m']} | {cal.get('serial', 0):.2f} / "
-                  f"{cal.get('parallel', 0):.2f} | {r['chose']} | "
+            timed = ", ".join(f"{label} {t:.2f}" for label, t in cal.items())
+            print(f"| {threads} | {r['m']} | {timed} | {r['chose']} | "
                   f"{fmt(r['alternating'].get('serial', []))} | "
                   f"{fmt(r['alternating'].get('parallel', []))} | "
                   f"{fmt(r['in_a_row'].get('serial', []))} | "

@@ -293,7 +293,7 @@ def _prepared(group, reduce, net, training_data, epochs, mini_batch_size, eta, t
              "emulated": not isinstance(group, Communicator),
              "threads_per_rank": trainer.threads}
     if trainer.calibration:
-        facts.update(kernel=trainer.current.name,
+        facts.update(kernel=trainer.current.label,
                      kernel_s_per_example=trainer.calibration[-1]["s_per_example"])
     if isinstance(group, Communicator):
         _measure(trainer, group, facts)

@@ -2,8 +2,12 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -12,6 +16,7 @@ import pytest
 import fastgd
 from fastgd import kernels
 from fastgd.training import DIVERGENCE_PATIENCE, History, choose_kernel, diagnose
+from fastgd.training.kernel_choice import parallel_thread_counts
 
 from helpers import random_data, two_threads
 
@@ -89,6 +94,65 @@ def test_kernel_choice():
     assert choose_kernel(1, 1, "parallel") == ("parallel", "asked for")
     with pytest.raises(ValueError, match="kernel must be"):
         choose_kernel(10, 2, "fast")
+
+
+@pytest.mark.parametrize("threads, counts", [(1, [1]), (2, [2]), (3, [3]), (4, [4, 2]),
+                                             (6, [6, 3]), (16, [16, 8, 4, 2])])
+def test_auto_times_the_parallel_kernel_on_halves_of_the_threads(threads, counts):
+    assert parallel_thread_counts(threads) == counts
+    if threads > 1:
+        assert " or ".join(map(str, counts)) + " threads" in choose_kernel(10, threads)[1]
+
+
+# Run with numba allowed 4 threads (on any machine: 4 threads time-share fewer
+# cores): auto at 4 threads has three candidates.  `slow` names candidates whose
+# every trial sleeps first, so that the others win.
+FOUR_THREADS = """
+import json, sys, time
+import numpy as np
+import fastgd
+from fastgd.training import Trainer
+fastgd.training.trainer.TRIAL_EXAMPLES = 80
+slow = json.loads(sys.argv[1])
+run = Trainer.run_candidate
+threads_used = set()
+def slowed(self, candidate, order, start, stop, params=None, buffers=None):
+    if stop > start:
+        if candidate.label in slow:
+            time.sleep(0.05)
+        elif self.calibration:  # the epochs after the first calibration
+            threads_used.add(candidate.threads)
+    return run(self, candidate, order, start, stop, params, buffers)
+Trainer.run_candidate = slowed
+rng = np.random.default_rng(5)
+X = rng.random((3000, 8)); X[rng.random(X.shape) < 0.5] = 0.0
+y = rng.integers(0, 3, 3000)
+net, ref = fastgd.Network([8, 6, 3], seed=0), fastgd.Network([8, 6, 3], seed=0)
+history = net.SGD((X, y), 2, 10, 1.0, threads=4, verbose=False)
+ref.SGD((X, y), 2, 10, 1.0, kernel="serial", verbose=False)
+first = history.info["calibration"][0]
+print(json.dumps(dict(timed=sorted(first["s_per_example"]), chose=first["chose"],
+                      in_use=[history.info["kernel_in_use"], history.info["threads_in_use"]],
+                      threads_used=sorted(threads_used),
+                      same=bool(np.array_equal(net.params, ref.params)))))
+"""
+
+
+@pytest.mark.parametrize("slow, chose, in_use", [
+    (["serial", "parallel"], "parallel on 2 threads", ["parallel", 2]),
+    (["serial", "parallel on 2 threads"], "parallel", ["parallel", 4]),
+])
+def test_auto_on_four_threads_can_choose_the_parallel_kernel_on_two(slow, chose, in_use):
+    env = dict(os.environ, NUMBA_NUM_THREADS="4")
+    result = subprocess.run([sys.executable, "-c", FOUR_THREADS, json.dumps(slow)],
+                            cwd=Path(__file__).parent.parent, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["timed"] == ["parallel", "parallel on 2 threads", "serial"]
+    assert out["chose"] == chose and out["in_use"] == in_use
+    assert out["threads_used"] == [in_use[1]]  # what it chose is what trained
+    assert out["same"]  # the serial kernel's bits
 
 
 @two_threads

@@ -80,17 +80,35 @@ def choose_kernel(mini_batch_size, threads, kernel="auto"):
         return kernel, "asked for"
     if threads == 1:
         return "serial", "1 thread"
-    return "auto", (f"serial on 1 thread or parallel on {threads} threads, whichever is "
+    counts = " or ".join(str(t) for t in parallel_thread_counts(threads))
+    return "auto", (f"serial on 1 thread or parallel on {counts} threads, whichever is "
                     "faster on this machine now: timed during the first epoch, and again "
                     "when the speed drifts")
 
 
+def parallel_thread_counts(threads):
+    """The thread counts that auto times the parallel kernel on, given `threads`:
+    all of them, then half as many, and so on down to 2.  More threads are not
+    always faster: a step has only so many pieces to share, each thread adds
+    its own overhead to every step, and on all the cores of a machine any
+    other work stalls the step while it waits for its slowest thread
+    (BENCHMARKS.md, "Sixteen cores").  The counts give the same bits."""
+    counts = [threads]
+    while counts[-1] // 2 >= 2:
+        counts.append(counts[-1] // 2)
+    return counts
+
+
 
 class Candidate:
-    """One way to run the training kernel: which compiled variant, on how many
-    threads, with how the work is cut into pieces.  All give the same bits."""
+    """One way to run the training kernel: which compiled variant (``name``:
+    "serial", "parallel" or "hogwild"), on how many threads, with how the work
+    is cut into pieces.  All give the same bits (hogwild aside).  ``label``
+    names it in a calibration: its name, or "parallel on T threads" for the
+    parallel kernel on fewer threads than the run has."""
 
-    def __init__(self, name, fn, threads, splits, chunk, example_block):
+    def __init__(self, name, fn, threads, splits, chunk, example_block, label=None):
         self.name, self.fn, self.threads = name, fn, threads
         self.splits, self.chunk, self.example_block = splits, chunk, example_block
+        self.label = name if label is None else label
 

@@ -287,7 +287,8 @@ class Run:
                 if signum is not None:
                     self._interrupted(signum)
         history.info.update(threading_layer=threading_layer(),
-                            kernel_in_use=trainer.current.name, kernels=trainer.build)
+                            kernel_in_use=trainer.current.name,
+                            threads_in_use=trainer.current.threads, kernels=trainer.build)
         return history
 
     def _record(self, cost, seconds):
@@ -347,6 +348,7 @@ class Run:
         self.history.stopped = f"interrupted by {signal_name(signum)}"
         self.history.info.update(threading_layer=threading_layer(),
                                  kernel_in_use=self.trainer.current.name,
+                                 threads_in_use=self.trainer.current.threads,
                                  kernels=self.trainer.build)
         raise TrainingInterrupted(signum, self.history, self.epoch, self.position,
                                   written, self.net)

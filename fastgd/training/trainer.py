@@ -28,7 +28,7 @@ from ..network import check_regularization
 from .buffers import Buffers
 from .history import EpochStep
 from .kernel_choice import (GROUP, Candidate, choose_kernel, chunk, chunk_size, numba_threads,
-                            threading_layer)
+                            parallel_thread_counts, threading_layer)
 from .options import REDUCTIONS, SPECIALIZE_MODES, check_choice
 from .specialization import Specialization, compile_notice
 
@@ -49,10 +49,12 @@ class Trainer:
     what training runs.
 
     With ``kernel="auto"`` and more than one thread, the serial and the
-    parallel kernel are both candidates: the first epoch times each on a few
-    thousand examples of real training (they give identical weights, so the
-    timing costs no work), keeps the faster, and times them again whenever an
-    epoch segment's speed drifts.  ``calibration`` records each decision.
+    parallel kernel are both candidates, the parallel one on all the threads
+    and on halves of them down to 2 (``parallel_thread_counts``): the first
+    epoch times each on a few thousand examples of real training (they give
+    identical weights, so the timing costs no work), keeps the fastest, and
+    times them again whenever an epoch segment's speed drifts.
+    ``calibration`` records each decision, by the candidates' labels.
 
     Where the kernels specialised for the network's widths are not compiled
     yet, ``specialize`` (default: config.SPECIALIZE) says what to do:
@@ -111,12 +113,15 @@ class Trainer:
         if self.kernel_name in ("serial", "auto"):
             self.plans.append(("serial", 1, 1, chunk(m, direct_max, group), direct_max))
         if self.kernel_name in ("parallel", "auto"):
-            self.plans.append((
-                "parallel", n_threads,
-                # only direct mini-batches split their update by weight rows
-                ROW_BLOCKS_PER_THREAD * n_threads if m <= direct_max and combiner is None else 1,
-                chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * n_threads), group),
-                EXAMPLE_BLOCK))
+            # auto also times the parallel kernel on fewer threads than the run has
+            for t in (parallel_thread_counts(n_threads) if self.kernel_name == "auto"
+                      else [n_threads]):
+                self.plans.append((
+                    "parallel", t,
+                    # only direct mini-batches split their update by weight rows
+                    ROW_BLOCKS_PER_THREAD * t if m <= direct_max and combiner is None else 1,
+                    chunk(m, max(direct_max, PARALLEL_CHUNK, 2 * group * t), group),
+                    EXAMPLE_BLOCK))
         if self.kernel_name == "hogwild":  # each thread runs the serial plan on its own share
             self.plans.append(("hogwild", n_threads, 1, chunk(m, direct_max, group), direct_max))
         self.buffers = Buffers(net, m, max(min(m, direct_max),
@@ -138,7 +143,7 @@ class Trainer:
                                                         SPECIALIZE_MODES))
         if not kernels.specialisable(net.sizes):
             mode = "never"  # too wide to write out (config.SPECIALIZE_MAX_OUTPUTS)
-        names = [f"train_{plan[0]}" for plan in self.plans]
+        names = list(dict.fromkeys(f"train_{plan[0]}" for plan in self.plans))
         if combiner is not None:
             self._combined(self._generic() if mode == "never" else self.module, notice, mode)
             return
@@ -188,24 +193,25 @@ class Trainer:
 
         def compile_all():
             with compile_notice(self.net, notice, dense=self.dense, generic=mode == "never",
-                                names=[f"gradient_sum_{plan[0]}" for plan in self.plans]):
+                                names=list(dict.fromkeys(f"gradient_sum_{plan[0]}"
+                                                         for plan in self.plans))):
                 for candidate in self.candidates:
                     self.gradient_sum(candidate, np.arange(0), 0, 0)
         self.combiner.in_turn(compile_all)
         if len(self.candidates) > 1:
             k = min(self.n, TRIAL_EXAMPLES)
-            seconds = {c.name: [] for c in self.candidates}
+            seconds = {c.label: [] for c in self.candidates}
             for _ in range(2):
                 for candidate in self.candidates:
                     began = time.perf_counter()
                     self.gradient_sum(candidate, np.arange(k), 0, k)
-                    seconds[candidate.name].append((time.perf_counter() - began) / k)
+                    seconds[candidate.label].append((time.perf_counter() - began) / k)
             # each counts as fast as its slower trial, as in _calibrate
             slower = {name: max(times) for name, times in seconds.items()}
             self.current = next(c for c in self.candidates
-                                if c.name == min(slower, key=slower.get))
+                                if c.label == min(slower, key=slower.get))
             self.calibration.append({"epoch": None, "s_per_example": slower,
-                                     "chose": self.current.name,
+                                     "chose": self.current.label,
                                      "timed_on": "gradient sums"})
 
     def gradient_sum(self, candidate, order, start, stop):
@@ -240,8 +246,10 @@ class Trainer:
         kernels of that kind, its spans sized for `rows` examples (the buffers'
         by default)."""
         name, threads, row_blocks, chunk, example_block = plan
+        label = (f"{name} on {threads} threads" if name == "parallel" and threads != self.threads
+                 else name)
         candidate = Candidate(name, getattr(module, f"{kind}_{name}"), threads,
-                               self._splits(row_blocks), chunk, example_block)
+                               self._splits(row_blocks), chunk, example_block, label)
         rows = len(self.buffers.costs) if rows is None else rows
         candidate.spans = np.zeros((rows if candidate.splits.size else 0,
                                     candidate.splits.shape[1]), np.uint64)
@@ -321,7 +329,8 @@ class Trainer:
                     kernel=self.kernel_name, kernel_reason=self.kernel_reason,
                     # hogwild's bits depend on how its threads interleave
                     deterministic=self.kernel_name != "hogwild",
-                    kernel_in_use=self.current.name, kernels=self.build,
+                    kernel_in_use=self.current.name, threads_in_use=self.current.threads,
+                    kernels=self.build,
                     calibration=self.calibration,
                     inputs="dense" if self.dense else "sparse",
                     nonzero_input_fraction=self.nonzero_fraction,
@@ -488,29 +497,29 @@ class Trainer:
             self.run_candidate(candidate, order, 0, n_trial, params=scratch)
             return (time.perf_counter() - began) / n_trial
 
-        scouts = {c.name: [] for c in self.candidates}
+        scouts = {c.label: [] for c in self.candidates}
         for _ in range(2):
             for candidate in self.candidates:
-                scouts[candidate.name].append(timed(candidate, scout, TRIAL_EXAMPLES // 8))
+                scouts[candidate.label].append(timed(candidate, scout, TRIAL_EXAMPLES // 8))
         fastest = min(min(times) for times in scouts.values())
-        running = [c for c in self.candidates if min(scouts[c.name]) <= TRIAL_CUTOFF * fastest]
-        full = {c.name: [] for c in running}
+        running = [c for c in self.candidates if min(scouts[c.label]) <= TRIAL_CUTOFF * fastest]
+        full = {c.label: [] for c in running}
         for _ in range(2):
             for candidate in running:
-                full[candidate.name].append(timed(candidate, trial, TRIAL_EXAMPLES))
+                full[candidate.label].append(timed(candidate, trial, TRIAL_EXAMPLES))
         # a candidate dropped after scouting counts as its faster scouting trial
         slower = {name: max(full[name]) if name in full else min(times)
                   for name, times in scouts.items()}
-        previous = self.current.name if self.calibration else None
-        self.current = next(c for c in self.candidates if c.name == min(slower, key=slower.get))
-        self._reference = min(full.get(self.current.name) or scouts[self.current.name])
+        previous = self.current.label if self.calibration else None
+        self.current = next(c for c in self.candidates if c.label == min(slower, key=slower.get))
+        self._reference = min(full.get(self.current.label) or scouts[self.current.label])
         self._recheck = False
-        self._recheck_interval = (2 * self._recheck_interval if previous == self.current.name
+        self._recheck_interval = (2 * self._recheck_interval if previous == self.current.label
                                   else RECHECK_EPOCHS * self.n)
         self._trained += start - first
         self._next_recheck = self._trained + self._recheck_interval
         self.calibration.append({"epoch": epoch, "s_per_example": slower,
-                                 "chose": self.current.name,
+                                 "chose": self.current.label,
                                  "timed_on": "training" if in_place else "a copy of the weights",
                                  "trials": {name: scouts[name] + full.get(name, [])
                                             for name in scouts}})
@@ -540,7 +549,7 @@ class Trainer:
         """What a calibration is remembered under, for its network: the settings
         that change the kernels' speeds or the recheck schedule."""
         return (self.mini_batch_size, self.threads, self.dense, self.n,
-                tuple(c.name for c in self.candidates))
+                tuple(c.label for c in self.candidates))
 
     def _remember_calibration(self, examples=0):
         """Keep the choice, what it was timed at and the examples left until it
@@ -565,7 +574,7 @@ class Trainer:
         last = _LAST_CALIBRATION.get(self.net, {}).get(self._calibration_key())
         if last is None:
             return
-        self.current = next(c for c in self.candidates if c.name == last["chose"])
+        self.current = next(c for c in self.candidates if c.label == last["chose"])
         self._reference = last["reference"]
         self._recheck_interval = last["interval"]
         self._next_recheck = self._trained + last["left"]
