@@ -113,7 +113,7 @@ def trainer_facts(trainer):
     facts = dict(kernel=trainer.kernel_name, kernel_reason=trainer.kernel_reason,
                  kernel_build=trainer.build)
     info = trainer.info()
-    for key in ("kernel_in_use", "calibration"):
+    for key in ("kernel_in_use", "threads_in_use", "calibration"):
         if info.get(key) is not None:
             facts[key] = info[key]
     return facts

@@ -245,8 +245,12 @@ def test_trials_on_a_copy_of_the_weights_have_their_own_lengths(monkeypatch):
     run on part of it, on a copy of the weights: an eighth of TRIAL_EXAMPLES for
     each scouting trial, TRIAL_EXAMPLES for each full one (a full trial cut to
     the scouting length would time the parallel kernel on one group, which one
-    thread runs)."""
-    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 160)
+    thread runs), and the parallel kernel's at least one chunk (here 256
+    examples: on 16 threads, 2048 examples timed the parallel kernel on 8
+    groups, and auto chose 8 threads where 16 were three times as fast)."""
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 400)
+    monkeypatch.setattr(fastgd.training.trainer, "PARALLEL_CHUNK", 32)
+    monkeypatch.setattr(fastgd.training.trainer, "GROUP", 32)
     lengths = {"serial": [], "parallel": []}
     run = fastgd.training.Trainer.run_candidate
 
@@ -257,12 +261,12 @@ def test_trials_on_a_copy_of_the_weights_have_their_own_lengths(monkeypatch):
 
     monkeypatch.setattr(fastgd.training.Trainer, "run_candidate", recorded)
     net = fastgd.Network([8, 6, 3], seed=0)
-    history = net.SGD(random_data([8, 6, 3], 300, seed=5), 1, None, 1.0, threads=2,
+    history = net.SGD(random_data([8, 6, 3], 600, seed=5), 1, None, 1.0, threads=2,
                       verbose=False)
     assert history.info["calibration"][0]["timed_on"] == "a copy of the weights"
-    for name in ("serial", "parallel"):
-        assert lengths[name] in ([20, 20, 160, 160], [20, 20]), (name, lengths)
-    assert lengths["serial"] == [20, 20, 160, 160] or lengths["parallel"] == [20, 20, 160, 160]
+    assert lengths["serial"] in ([50, 50, 400, 400], [50, 50]), lengths
+    assert lengths["parallel"] in ([256, 256, 400, 400], [256, 256]), lengths
+    assert len(lengths["serial"]) == 4 or len(lengths["parallel"]) == 4
 
 
 def _one_slow_parallel_trial(name, earlier):

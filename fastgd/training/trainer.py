@@ -484,14 +484,22 @@ class Trainer:
         def timed(candidate, size, examples):
             """Seconds per example of one trial: `size` examples (whole mini-batches)
             of the epoch in place, else the first `examples` of a mini-batch on a
-            copy of the weights."""
+            copy of the weights, and for a parallel candidate at least its chunk
+            (what it shares among its threads at a time: fewer examples would
+            leave threads idle that the epoch keeps busy)."""
             nonlocal cost, start
+            if candidate.threads > 1:
+                # an empty call first, untimed: it wakes the candidate's threads,
+                # asleep since its last call, which the epoch's calls (back to
+                # back) find awake
+                self.run_candidate(candidate, order, 0, 0)
             if in_place:
                 began = time.perf_counter()
                 cost += self.run_candidate(candidate, order, start, start + size)
                 start += size
                 return (time.perf_counter() - began) / size
-            n_trial = min(self.n, examples)
+            n_trial = min(self.n, examples if candidate.threads == 1
+                          else max(examples, candidate.chunk))
             scratch = kernels.aligned_copy(self.net.params)
             began = time.perf_counter()
             self.run_candidate(candidate, order, 0, n_trial, params=scratch)
