@@ -269,6 +269,24 @@ def test_trials_on_a_copy_of_the_weights_have_their_own_lengths(monkeypatch):
     assert len(lengths["serial"]) == 4 or len(lengths["parallel"]) == 4
 
 
+@two_threads
+def test_a_kernel_dropped_after_scouting_is_not_chosen(monkeypatch):
+    """A candidate dropped after scouting (more than TRIAL_CUTOFF times slower) is
+    out, even when the survivor's slower full trial is slower still than the
+    dropped one's scouting (on a busy 2-core machine at full batch, that chose
+    the parallel kernel, and its epochs took twice the serial kernel's)."""
+    def delay(name, earlier):
+        if name == "parallel":
+            return 0.05  # 1 ms per example in both scouting trials
+        return 0.8 if len(earlier) == 3 else 0.0  # the second full trial: 2 ms per example
+
+    history, trials = first_calibration_with_delays(monkeypatch, delay)
+    first = history.info["calibration"][0]
+    assert trials["parallel"] == [50, 50] and trials["serial"][:4] == [50, 50, 400, 400]
+    assert first["s_per_example"]["serial"] > first["s_per_example"]["parallel"]
+    assert first["chose"] == "serial"
+
+
 def _one_slow_parallel_trial(name, earlier):
     """Sleeps far longer than the kernels take, even on a loaded machine: both
     kernels' scouting trials alike (neither is dropped), the serial kernel's full

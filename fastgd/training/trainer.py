@@ -515,12 +515,13 @@ class Trainer:
         for _ in range(2):
             for candidate in running:
                 full[candidate.label].append(timed(candidate, trial, TRIAL_EXAMPLES))
-        # a candidate dropped after scouting counts as its faster scouting trial
+        # recorded for a candidate dropped after scouting: its faster scouting trial;
+        # it is out (one slow full trial of another must not bring it back)
         slower = {name: max(full[name]) if name in full else min(times)
                   for name, times in scouts.items()}
         previous = self.current.label if self.calibration else None
-        self.current = next(c for c in self.candidates if c.label == min(slower, key=slower.get))
-        self._reference = min(full.get(self.current.label) or scouts[self.current.label])
+        self.current = min(running, key=lambda c: slower[c.label])
+        self._reference = min(full[self.current.label])
         self._recheck = False
         self._recheck_interval = (2 * self._recheck_interval if previous == self.current.label
                                   else RECHECK_EPOCHS * self.n)
