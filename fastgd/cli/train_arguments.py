@@ -214,8 +214,9 @@ def add_training_options(parser, epochs=30):
                        help=f"numba threads (default: numba's, {numba.get_num_threads()} here)")
     parser.add_argument("--kernel", choices=KERNELS, default="auto",
                        help="auto (default) times the serial kernel (1 thread) against the "
-                            "parallel one (all threads) during the first epoch, keeps the "
-                            "faster, and times them again when the speed drifts; these three "
+                            "parallel one (all threads, and half as many, a quarter... down "
+                            "to 2) during the first epoch, keeps the fastest, and times them "
+                            "again when the speed drifts; these three "
                             "give the same weights. hogwild (Hogwild!, for small mini-batches) "
                             "lets each thread train on its own share of the mini-batches, "
                             "adding its changes to the shared weights every few mini-batches, "

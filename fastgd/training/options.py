@@ -10,7 +10,8 @@ from ..network import REGULARIZATIONS, check_regularization
 # How a mini-batch's summed gradient becomes a step: "mean" divides by its
 # size m, as the book does; "sum" does not.
 REDUCTIONS = ("mean", "sum")
-# Which training kernel runs: "auto" times serial against parallel (see Trainer);
+# Which training kernel runs: "auto" times serial against parallel on all the
+# threads and on halves of them (see Trainer);
 # all three give bit-identical weights on any thread count.
 DETERMINISTIC_KERNELS = ("auto", "serial", "parallel")
 # "hogwild" (Hogwild!, opt-in) is the one kernel whose bits depend on how its

@@ -68,8 +68,9 @@ def SGD(net: Network, training_data: Data, epochs: int, mini_batch_size: int | N
         numba threads for this call (numba's setting is restored afterwards).
     kernel : "auto", "serial", "parallel" or "hogwild"
         "auto" times the serial kernel (1 thread) against the parallel one
-        (all threads) during the first epoch and keeps the faster, timing them
-        again when the speed drifts (``History.info["calibration"]``).  These
+        (all threads, and halves of them down to 2) during the first epoch and
+        keeps the fastest, timing them again when the speed drifts
+        (``History.info["calibration"]``, ``["threads_in_use"]``).  These
         three give bit-identical weights.  "hogwild" (Hogwild!, Recht et al.
         2011, for online learning and small mini-batches; never chosen by
         "auto") deals the mini-batches out to the threads, which train replicas
