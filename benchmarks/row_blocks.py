@@ -1,10 +1,10 @@
 """The parallel kernel's update at m = 100 with 1, 2 and 4 blocks of weight rows per
 thread (``config.ROW_BLOCKS_PER_THREAD``), beside the serial kernel.
 
-    python benchmarks/row_blocks.py [--mini-batch-size 100] [--rounds 15]
+    python benchmarks/row_blocks.py [--mini-batch-size 100] [--rounds 15] [--threads 2]
 
 One process trains [784, 30, 10] float32 on MNIST's 50,000 training images
-(the specialised kernels), the parallel kernel on two threads with each count
+(the specialised kernels), the parallel kernel on two threads (--threads) with each count
 of row blocks and the serial kernel on one, taking turns round by round from
 the same weights over the same order; prints the median epoch of each in ms
 (the first round left out) and whether its weights are the serial kernel's
@@ -61,15 +61,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mini-batch-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     training, _, _ = fastgd.load_mnist(as_dataset=True)
     order = np.random.default_rng(0).permutation(len(training)).astype(np.int64)
     net = fastgd.Network([784, 30, 10], seed=1)
-    seconds, weights = take_turns(net, trainers(net, training, args.mini_batch_size), order,
-                                  args.rounds)
+    seconds, weights = take_turns(net, trainers(net, training, args.mini_batch_size,
+                                                threads=args.threads), order, args.rounds)
     print("| plan | median epoch, ms | the serial kernel's bits |\n| --- | --: | --- |")
     for name, times in seconds.items():
-        label = name if name == "serial" else f"{name} row block(s) per thread, 2 threads"
+        label = (name if name == "serial"
+                 else f"{name} row block(s) per thread, {args.threads} threads")
         same = np.array_equal(weights[name], weights["serial"])
         print(f"| {label} | {statistics.median(times[1:] or times) * 1000:.1f} | {same} |")
 
