@@ -109,7 +109,9 @@ def check_inputs(X, n_inputs, dtype, name="X", *, warn=True) -> np.ndarray:
                                           or np.issubdtype(X.dtype, np.integer)):
         what = "real numbers (not complex)" if X.dtype.kind == "c" else "numbers"
         raise TypeError(f"{name} must hold {what}, got dtype {X.dtype}")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    given = X
+    with np.errstate(over="ignore", invalid="ignore"):  # a number too large: said below
+        X = np.ascontiguousarray(X, dtype=dtype)
     if not X.size:
         return X
     # max and min propagate NaN, so both are finite exactly when every entry is:
@@ -119,6 +121,11 @@ def check_inputs(X, n_inputs, dtype, name="X", *, warn=True) -> np.ndarray:
     high = X.max()
     if not (math.isfinite(high) and math.isfinite(X.min())):
         bad = np.argwhere(~np.isfinite(X))[0]
+        value = given[bad[0], bad[1]]
+        if np.isfinite(value):  # finite as given, too large for the network's dtype
+            raise ValueError(f"{name} must be finite in {X.dtype}, but {name}[{bad[0]}, "
+                             f"{bad[1]}] is {value:g}, outside {X.dtype}'s range "
+                             f"(+-{np.finfo(X.dtype).max:g})")
         raise ValueError(f"{name} must be finite, but {name}[{bad[0]}, {bad[1]}] "
                          f"is {X[bad[0], bad[1]]}")
     if warn:

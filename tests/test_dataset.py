@@ -2,6 +2,7 @@
 never served stale."""
 
 import json
+import warnings
 import zipfile
 
 import numpy as np
@@ -168,8 +169,12 @@ def test_what_depends_on_the_network_gives_check_datas_errors():
 
 def test_float64_inputs_too_large_for_a_float32_network_are_refused_by_name():
     data = fastgd.Dataset(np.full((2, 8), 1e39), [0, 1], dtype="float64")
-    with pytest.raises(ValueError, match=r"training_data\[0\] \(X\) must be finite"):
-        fastgd.Network(SIZES, seed=0).SGD(data, 1, 1, 1.0, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning is not what the user sees
+        with pytest.raises(ValueError, match=r"training_data\[0\] \(X\) must be finite in "
+                           r"float32, but training_data\[0\] \(X\)\[0, 0\] is 1e\+39, "
+                           r"outside float32's range"):
+            fastgd.Network(SIZES, seed=0).SGD(data, 1, 1, 1.0, verbose=False)
 
 
 def test_evaluation_entry_points_take_a_dataset_alone():
