@@ -90,11 +90,15 @@ SPECIALIZE_MAX_OUTPUTS = 256
 
 # -- cutting the work into pieces (fastgd.training) ---------------------------------------
 
-# Examples per piece of the parallel forward/backward pass, and pieces of weight
-# rows per thread in the parallel update: many small pieces, handed out as
-# threads become free, so that a thread the OS preempts holds up only its piece.
+# Examples per piece of the parallel forward/backward pass: many small pieces,
+# handed out as threads become free, so that a thread the OS preempts holds up
+# only its piece.  The parallel update of a small mini-batch is cut into this
+# many blocks of weight rows per thread: each block reads every example's errors
+# and spans again, and one block per thread took the least time on the 2-core
+# EPYC (quiet, and beside a busy loop, where auto trains serially anyway) and on
+# 8 and 16 Xeon cores (BENCHMARKS.md, "Row blocks").
 EXAMPLE_BLOCK = 16
-ROW_BLOCKS_PER_THREAD = 4
+ROW_BLOCKS_PER_THREAD = 1
 # Examples the parallel kernel backpropagates between two additions of the
 # groups to nabla: more than the serial kernel's, so that the threads wait for
 # each other (at the end of each stage) less often.
