@@ -270,6 +270,34 @@ def test_trials_on_a_copy_of_the_weights_have_their_own_lengths(monkeypatch):
 
 
 @two_threads
+def test_each_trial_of_the_parallel_kernel_follows_a_call_that_wakes_its_threads(monkeypatch):
+    """Threads asleep since the parallel kernel's last call take a while to wake
+    (on a 16-core VM the 16-thread candidate's short trials ran four times
+    slower than its epochs): an empty call, untimed, comes right before each of
+    its trials; the serial kernel's have none."""
+    monkeypatch.setattr(fastgd.training.trainer, "TRIAL_EXAMPLES", 400)
+    calls = []
+    run = fastgd.training.Trainer.run_candidate
+
+    def recorded(self, candidate, order, start, stop, params=None, buffers=None):
+        calls.append((candidate.label, stop - start))
+        return run(self, candidate, order, start, stop, params, buffers)
+
+    monkeypatch.setattr(fastgd.training.Trainer, "run_candidate", recorded)
+    trainer = fastgd.training.Trainer(fastgd.Network([8, 6, 3], seed=0),
+                                      random_data([8, 6, 3], 3000, seed=5), 10, 1.0, threads=2)
+    calls.clear()  # the empty runs that compile or load the kernels
+    trainer.run_epoch(np.arange(3000))
+    first = trainer.calibration[0]
+    trials = [i for i, (_, n) in enumerate(calls) if n > 0]
+    parallel = [i for i in trials if calls[i][0] == "parallel"][:len(first["trials"]["parallel"])]
+    serial = [i for i in trials if calls[i][0] == "serial"][:len(first["trials"]["serial"])]
+    assert parallel and serial
+    assert all(calls[i - 1] == ("parallel", 0) for i in parallel)
+    assert all(calls[i - 1][1] > 0 for i in serial if i > 0)
+
+
+@two_threads
 def test_a_kernel_dropped_after_scouting_is_not_chosen(monkeypatch):
     """A candidate dropped after scouting (more than TRIAL_CUTOFF times slower) is
     out, even when the survivor's slower full trial is slower still than the
