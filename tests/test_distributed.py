@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import fastgd
+import fastgd.training.trainer as trainer_module
 
 SIZES = [784, 10, 10]
 N = 3000
@@ -76,6 +77,26 @@ def test_auto_keeps_the_faster_kernel(data):
     timings = facts["kernel_s_per_example"]
     assert set(timings) == {"serial", "parallel"}
     assert facts["kernel"] == min(timings, key=timings.get) == history.info["kernel_in_use"]
+
+
+def test_auto_times_the_parallel_kernel_on_a_chunk_after_waking_its_threads(data, monkeypatch):
+    """As auto's calibration without ranks: a parallel candidate sums at least its
+    chunk (here a rank's 500 examples: TRIAL_EXAMPLES is cut to 100), each time
+    right after an empty call that wakes its threads."""
+    monkeypatch.setattr(trainer_module, "TRIAL_EXAMPLES", 100)
+    calls = []
+    summed = trainer_module.Trainer.gradient_sum
+
+    def recorded(self, candidate, order, start, stop):
+        calls.append((candidate.label, stop - start))
+        return summed(self, candidate, order, start, stop)
+
+    monkeypatch.setattr(trainer_module.Trainer, "gradient_sum", recorded)
+    _, history = train(data, 1000, shards=2, threads=2)
+    timed = [(i, call) for i, call in enumerate(calls) if call[1] > 0][:4]  # then training
+    assert [call for _, call in timed] == [("serial", 100), ("parallel", 500)] * 2
+    assert all(calls[i - 1] == ("parallel", 0) for i, call in timed if call[0] == "parallel")
+    assert history.info["distributed"]["kernel_s_per_example"].keys() == {"serial", "parallel"}
 
 
 def test_short_last_mini_batch_within_rounding(data):

@@ -199,10 +199,15 @@ class Trainer:
                     self.gradient_sum(candidate, np.arange(0), 0, 0)
         self.combiner.in_turn(compile_all)
         if len(self.candidates) > 1:
-            k = min(self.n, TRIAL_EXAMPLES)
             seconds = {c.label: [] for c in self.candidates}
             for _ in range(2):
                 for candidate in self.candidates:
+                    # as in _calibrate: a parallel candidate sums at least its chunk,
+                    # after an empty call that wakes its threads
+                    k = min(self.n, TRIAL_EXAMPLES if candidate.threads == 1
+                            else max(TRIAL_EXAMPLES, candidate.chunk))
+                    if candidate.threads > 1:
+                        self.gradient_sum(candidate, np.arange(0), 0, 0)
                     began = time.perf_counter()
                     self.gradient_sum(candidate, np.arange(k), 0, k)
                     seconds[candidate.label].append((time.perf_counter() - began) / k)
