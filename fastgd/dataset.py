@@ -16,7 +16,9 @@ second, more than an epoch takes, so doing it on every call of ``SGD`` makes a
   index built for them is kept while X lives, and reused after one pass that
   compares X and y with it exactly (X with the index of its nonzero inputs,
   y with a copy), so that arrays changed in place are never mistaken for the
-  ones indexed: those are checked and indexed again.
+  ones indexed: those are checked and indexed again.  ``SGD`` runs that pass
+  on a core its first epoch leaves free, while it trains (``DeferredCheck``),
+  and trains again if X had changed.
 
 The fingerprint (``Prepared.fingerprint``) identifies a data set as the
 network sees it: its shape, dtype, the index the kernels read and the labels,
@@ -275,10 +277,13 @@ class Prepared:
     """Data checked for a network: ``X`` (C-contiguous, in its dtype) and ``y``
     (int64), with what ``_Index`` keeps for them."""
 
-    __slots__ = ("X", "y", "index")
+    __slots__ = ("X", "y", "index", "pending")
 
-    def __init__(self, X, y, index):
+    def __init__(self, X, y, index, pending=None):
         self.X, self.y, self.index = X, y, index
+        # a DeferredCheck when prepare(defer=True) reused the index of a plain X
+        # without comparing X with it yet
+        self.pending = pending
 
     @property
     def dense(self):
@@ -357,7 +362,7 @@ def _forget_entry(ref):
                 del _entries[key]
 
 
-def prepare(data, n_inputs, n_classes, dtype, name, threads=None):
+def prepare(data, n_inputs, n_classes, dtype, name, threads=None, defer=False):
     """``data`` (a Dataset, or a pair (X, y)) checked as ``check_data`` does and
     ready for the kernels: a ``Prepared``.  Plain arrays are indexed, or
     compared with their index, by `threads` threads (default: numba's setting
@@ -367,8 +372,11 @@ def prepare(data, n_inputs, n_classes, dtype, name, threads=None):
     sparse input path, is remembered (its index, while X lives): given again,
     with the same contents, it is not checked or indexed again.  The contents
     are compared exactly (``same_inputs``, one pass over X; labels by value),
-    never trusted.  Dense data are prepared on every call (no index to build,
-    but checked each time): a Dataset keeps them."""
+    never trusted.  With defer, that pass is left to the caller: the Prepared
+    then holds it as ``pending`` (a ``DeferredCheck``), which the caller must
+    run before it keeps anything computed from these data.  Dense data are
+    prepared on every call (no index to build, but checked each time): a
+    Dataset keeps them."""
     if isinstance(data, Dataset):
         return data.prepared(n_inputs, n_classes, dtype, name)
     threads = numba.get_num_threads() if threads is None else threads
@@ -380,13 +388,14 @@ def prepare(data, n_inputs, n_classes, dtype, name, threads=None):
     cacheable = (isinstance(X, np.ndarray) and type(X) is np.ndarray and X.dtype == dtype
                  and X.ndim == 2 and X.flags.c_contiguous and X.flags.aligned)
     if cacheable:
-        entry = _lookup(X, data[1], threads)
+        entry = _lookup(X, data[1], threads, compare=not defer)
         if entry is not None:
             index = entry.index
             if X.shape[1] != n_inputs or index.largest_label >= n_classes:
                 check_data(data, n_inputs, n_classes, dtype, name)  # raises
             warn_input_scale(f"{name}[0] (X)", index.largest_input)
-            return Prepared(X, entry.labels, index)
+            return Prepared(X, entry.labels, index,
+                            DeferredCheck(X, index.examples) if defer else None)
     X, y = check_data(data, n_inputs, n_classes, dtype, name)
     index = _Index.of(X, y)
     if not cacheable or index.dense:
@@ -404,9 +413,9 @@ def prepare(data, n_inputs, n_classes, dtype, name, threads=None):
     return Prepared(X, labels, index)
 
 
-def _lookup(X, y, threads):
+def _lookup(X, y, threads, compare=True):
     """The entry prepared for this X and y, if they still hold what it was
-    prepared from; else None."""
+    prepared from (X compared only with compare); else None."""
     with _entries_lock:
         entry = _entries.get(id(X))
         if entry is None or entry.X() is not X:
@@ -416,7 +425,56 @@ def _lookup(X, y, threads):
     if (X.shape != entry.shape or y.dtype != entry.y.dtype or y.shape != entry.y.shape
             or not np.array_equal(y, entry.y)):
         return None
-    return entry if same_inputs(X, entry.index.examples, threads) else None
+    return entry if not compare or same_inputs(X, entry.index.examples, threads) else None
+
+
+def _forget_x(X):
+    """Drop what was prepared for X (its contents changed)."""
+    with _entries_lock:
+        entry = _entries.get(id(X))
+        if entry is not None and entry.X() is X:
+            del _entries[id(X)]
+
+
+class DeferredCheck:
+    """``same_inputs`` for a plain X given again, whose index ``prepare(...,
+    defer=True)`` returned without comparing: the caller runs it now or in a
+    thread of its own while it trains on that index (``start``: on a core
+    that training leaves free, the comparison then costs no time), and asks
+    ``same()`` before it keeps anything it computed; a False answer means X
+    changed in place since it was indexed: the cache has forgotten it, and
+    the caller must prepare it again and throw away what it computed."""
+
+    def __init__(self, X, examples):
+        self.X, self.examples = X, examples
+        self.thread, self.answer = None, None
+        # load the comparison's compiled code here, in the caller's thread: a
+        # thread of ours must not wait for numba's lock, which a background
+        # compile can hold for many seconds
+        same_inputs(X[:0], examples)
+
+    def start(self):
+        """Compare, on one thread of its own."""
+        self.thread = threading.Thread(target=self._compare, args=(1,), daemon=True,
+                                       name="fastgd-compare-inputs")
+        self.thread.start()
+
+    def _compare(self, threads):
+        try:
+            self.answer = same_inputs(self.X, self.examples, threads)
+        except Exception:  # prepared again by the caller, which then reports it
+            self.answer = False
+
+    def same(self, threads=1):
+        """Whether X still holds what was indexed (compared now on `threads`
+        threads, unless ``start`` did it already)."""
+        if self.thread is None:
+            self._compare(threads)
+        else:
+            self.thread.join()
+        if not self.answer:
+            _forget_x(self.X)
+        return bool(self.answer)
 
 
 def same_inputs(X, examples, threads=1):

@@ -11,6 +11,7 @@ import pytest
 import fastgd
 from fastgd import config, dataset, kernels
 from fastgd.training import data_fingerprint, read_checkpoint
+from fastgd.training.kernel_choice import available_cores
 
 from helpers import random_data
 
@@ -333,12 +334,15 @@ def mutations(X, y):
     yield lambda: y.__setitem__(0, (y[0] + 1) % 3)
 
 
+@pytest.mark.parametrize("threads", [None, 1], ids=["every thread", "1 thread"])
 @pytest.mark.parametrize("zeros, sizes, dtype", [(0.5, SIZES, "float32"),
                                                  (0.05, [7, 9, 4], "float64")],
                          ids=["sparse", "dense"])
-def test_training_again_after_an_in_place_change_uses_the_changed_data(zeros, sizes, dtype):
+def test_training_again_after_an_in_place_change_uses_the_changed_data(zeros, sizes, dtype,
+                                                                         threads):
     """Train, change the arrays in place, train again: the same bits as a network
-    that trained on fresh copies of the data as it was at each call."""
+    that trained on fresh copies of the data as it was at each call (on one
+    thread, with a core free, X is compared with its index while training)."""
     X, y = random_data(sizes, 50, seed=8, zeros=zeros)
     X = X.astype(dtype)
     net, fresh = (fastgd.Network(sizes, seed=4, dtype=dtype) for _ in range(2))
@@ -346,11 +350,66 @@ def test_training_again_after_an_in_place_change_uses_the_changed_data(zeros, si
     for change in steps:
         if change is not None:
             change()
-        history = net.SGD((X, y), 1, 5, 2.0, verbose=False)
-        expected = fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, verbose=False)
+        history = net.SGD((X, y), 1, 5, 2.0, verbose=False, threads=threads)
+        expected = fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, verbose=False, threads=threads)
         assert history.info["inputs"] == ("dense" if zeros < 0.25 else "sparse")
         assert net.params.tobytes() == fresh.params.tobytes()
         assert without_seconds(history) == without_seconds(expected)
+
+
+def spy_on_deferred_checks(monkeypatch):
+    """[started, answers]: how many deferred comparisons ran in a thread of their
+    own, and what each answered."""
+    started, answers = [], []
+    start, same = dataset.DeferredCheck.start, dataset.DeferredCheck.same
+
+    def spied_start(self):
+        started.append(1)
+        return start(self)
+
+    def spied_same(self, threads=1):
+        answers.append(same(self, threads))
+        return answers[-1]
+
+    monkeypatch.setattr(dataset.DeferredCheck, "start", spied_start)
+    monkeypatch.setattr(dataset.DeferredCheck, "same", spied_same)
+    return started, answers
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs a core that training leaves free")
+def test_a_comparison_on_a_free_core_undoes_what_trained_on_changed_data(monkeypatch):
+    """One thread training plain arrays given again: X is compared with its index
+    while the first epoch trains on it; when X has changed, the weights, the
+    generator and the History go back to the start of the call and the call
+    trains again on X as it is: the bits of a network trained on a fresh copy."""
+    started, answers = spy_on_deferred_checks(monkeypatch)
+    X, y = random_data(SIZES, 400, seed=8)
+    X = X.astype(np.float32)
+    test = random_data(SIZES, 50, seed=9)
+    net, fresh = (fastgd.Network(SIZES, seed=4) for _ in range(2))
+    for change in (None, lambda: X.__setitem__((3, np.flatnonzero(X[3] == 0)[0]), 0.5), None):
+        if change is not None:
+            change()
+        history = net.SGD((X, y), 2, 5, 2.0, test, verbose=False, threads=1)
+        expected = fresh.SGD((X.copy(), y.copy()), 2, 5, 2.0, test, verbose=False, threads=1)
+        assert net.params.tobytes() == fresh.params.tobytes()
+        assert net.rng.bit_generator.state == fresh.rng.bit_generator.state
+        assert without_seconds(history) == without_seconds(expected)
+    assert started == [1, 1] and answers == [False, True]
+
+
+def test_training_on_every_core_compares_before_it_trains(monkeypatch):
+    """With no core left free (the parallel kernel on every core), the comparison
+    runs before the first step, as before: a thread of its own would slow the
+    training threads.  (auto on every core defers it when it keeps the serial
+    kernel.)"""
+    started, answers = spy_on_deferred_checks(monkeypatch)
+    X, y = random_data(SIZES, 60, seed=8)
+    X = X.astype(np.float32)  # the network's dtype: kept in the cache
+    net = fastgd.Network(SIZES, seed=4)
+    for _ in range(2):
+        net.SGD((X, y), 1, 5, 2.0, verbose=False, threads=available_cores(), kernel="parallel")
+    assert started == [] and answers == [True]
 
 
 def test_cache_entries_go_with_their_arrays():

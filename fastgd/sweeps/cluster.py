@@ -6,17 +6,10 @@ import os
 import uuid
 from contextlib import contextmanager
 
+from ..training.kernel_choice import available_cores
 from .points import failed, run_point
 
 DASK_HINT = "Dask is needed for sweeps: pip install 'fastgd[dask]'"
-
-
-def available_cores():
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 @contextmanager

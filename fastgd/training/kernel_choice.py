@@ -5,6 +5,7 @@ in groups (``chunk_size``, ``GROUP``, ``chunk``; these decide the order of the
 additions, so they are constants) and one way to run the kernel
 (``Candidate``)."""
 
+import os
 from contextlib import contextmanager
 
 import numba
@@ -31,6 +32,14 @@ def numba_threads(threads):
     finally:
         numba.set_num_threads(before)
 
+
+
+def available_cores():
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def threading_layer():

@@ -4,6 +4,7 @@ the Trainer made, and its epoch loop with evaluation, failure verdicts, the
 best network, early stop, the eta schedule, checkpoints and stop requests
 (``Run``); ``resume`` continues a run from its checkpoint."""
 
+import contextlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from ..network_file import write_network
 from .checkpoint import check_same_data, json_default, read_checkpoint, write_checkpoint
 from .diagnose import diagnose
 from .history import DivergenceError, DivergenceWarning, History, TrainingInterrupted, epoch_record
-from .kernel_choice import threading_layer
+from .kernel_choice import available_cores, threading_layer
 from .options import RUN_OPTION_DEFAULTS, TrainingOptions
 from .progress import ProgressLine, epoch_line
 from .stop_requests import StopRequests, signal_name
@@ -197,11 +198,12 @@ class Run:
                 raise FileExistsError(f"{name} {path} exists; pass overwrite=True to "
                                       "replace it")
         self.paths = paths
-        self.trainer = Trainer(net, training_data, mini_batch_size, eta,
-                               reduction=o.reduction, threads=o.threads,
-                               kernel=o.kernel, lmbda=o.lmbda,
-                               regularization=o.regularization, notice=o.verbose,
-                               combiner=combiner)
+        self._trainer_arguments = (training_data, mini_batch_size, eta)
+        # a plain X given again is compared with its index while the first epoch
+        # trains, where a core is free for it (_deferred_check); not when resuming,
+        # whose checkpoint is checked against the data's fingerprint first
+        self.trainer = self._make_trainer(
+            combiner, defer_check=combiner is None and resume_state is None)
         self.combiner = combiner
         self.lead = combiner is None or combiner.rank == 0
         # SGD's calls on one network go on from each other's calibration (not
@@ -244,6 +246,14 @@ class Run:
         if resume_state is not None:
             self._restore(resume_state)
 
+    def _make_trainer(self, combiner=None, defer_check=False):
+        o = self.options
+        training_data, mini_batch_size, eta = self._trainer_arguments
+        return Trainer(self.net, training_data, mini_batch_size, eta, reduction=o.reduction,
+                       threads=o.threads, kernel=o.kernel, lmbda=o.lmbda,
+                       regularization=o.regularization, notice=o.verbose, combiner=combiner,
+                       defer_check=defer_check)
+
     # -- the loop ---------------------------------------------------------------------
 
     def train(self):
@@ -260,13 +270,31 @@ class Run:
         progress = ProgressLine() if self.options.verbose else None
         # one training at a time per network, and none while another thread reads it
         with net._training(), StopRequests(self.options.handle_signals) as stop:
-            steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options.shuffle,
-                                   first=self.epoch, position=self.position,
-                                   cost=self.partial_cost, should_stop=stop.requested,
-                                   progress=progress)
+            while self._epochs(progress, stop):
+                pass  # the training data had changed in place: trained again on them
+        trainer = self.trainer
+        history.info.update(threading_layer=threading_layer(),
+                            kernel_in_use=trainer.current.name,
+                            threads_in_use=trainer.current.threads, kernels=trainer.build)
+        return history
+
+    def _epochs(self, progress, stop):
+        """The epochs of the call; returns True if they must start again because
+        the training data turned out to have changed in place (``_deferred_check``)."""
+        trainer, history = self.trainer, self.history
+        check = self._deferred_check()
+        steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options.shuffle,
+                               first=self.epoch, position=self.position,
+                               cost=self.partial_cost, should_stop=stop.requested,
+                               progress=progress)
+        with contextlib.closing(steps):
             for step in steps:
                 if progress is not None:
                     progress.clear()
+                if check is not None:
+                    if not self._inputs_unchanged(*check):
+                        return True
+                    check = None
                 self.rng_before = trainer.rng_before
                 if not step.done and math.isfinite(step.cost):
                     self.position, self.partial_cost = step.position, step.cost
@@ -287,10 +315,50 @@ class Run:
                 signum = trainer.agree(stop.signal)  # over ranks, every rank stops
                 if signum is not None:
                     self._interrupted(signum)
-        history.info.update(threading_layer=threading_layer(),
-                            kernel_in_use=trainer.current.name,
-                            threads_in_use=trainer.current.threads, kernels=trainer.build)
-        return history
+        return False
+
+    def _deferred_check(self):
+        """The comparison of a plain X given again with its index, if the Trainer
+        left it to this call (``dataset.DeferredCheck``): run now when the first
+        epoch may train on every core, else started in a thread of its own, on a
+        core that training leaves free.  Returns None, or what ``_inputs_unchanged``
+        needs to undo the training done meanwhile."""
+        trainer, net = self.trainer, self.net
+        pending = trainer.data.pending
+        if pending is None:
+            return None
+        if trainer.threads_next() >= available_cores():
+            trainer.data.pending = None
+            if not pending.same(trainer.threads):
+                self._prepare_again()
+            return None
+        pending.start()
+        return (pending, net.params.copy(), net.rng.bit_generator.state, self.epoch,
+                self.position, self.partial_cost, self.rng_before)
+
+    def _inputs_unchanged(self, pending, params, rng, epoch, position, cost, rng_before):
+        """At the first step: True if X was what its index said; else the weights,
+        generator and position go back to where the call began, the data are
+        prepared again, and False says to train again."""
+        self.trainer.data.pending = None
+        if pending.same():
+            return True
+        self.net.params[...] = params
+        self.net.rng.bit_generator.state = rng
+        self.epoch, self.position, self.partial_cost, self.rng_before = (epoch, position, cost,
+                                                                         rng_before)
+        self._prepare_again()
+        return False
+
+    def _prepare_again(self):
+        """A new Trainer on training data that changed in place since they were
+        indexed (checked and indexed now)."""
+        if self.trainer.specialized is not None:
+            self.trainer.specialized.cancel()
+        self.trainer = self._make_trainer()
+        self.trainer.start_from_last_calibration()
+        self.data["training_data"] = self.trainer.data
+        self.history.info.update(self.trainer.info())
 
     def _record(self, cost, seconds):
         """The epoch's entry in the History."""

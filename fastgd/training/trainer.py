@@ -73,7 +73,7 @@ class Trainer:
 
     def __init__(self, net, training_data, mini_batch_size, eta, *, reduction="mean",
                  threads=None, kernel="auto", lmbda=0.0, regularization="L2", notice=False,
-                 specialize=None, combiner=None):
+                 specialize=None, combiner=None, defer_check=False):
         if not np.isfinite(net.params).all():
             raise ValueError("the network's weights or biases are not finite; "
                              "set finite values (or draw a new Network) before training")
@@ -81,9 +81,10 @@ class Trainer:
         with numba_threads(threads) as n_threads:
             self.threads = n_threads
         # checked and indexed once per data set (see fastgd.dataset), by the
-        # threads that will train on them
+        # threads that will train on them; with defer_check, a plain X given
+        # again is compared with its index by the caller (self.data.pending)
         self.data = prepare(training_data, net.sizes[0], net.sizes[-1], net.dtype,
-                            "training_data", n_threads)
+                            "training_data", n_threads, defer=defer_check)
         self.X, self.y = self.data.X, self.data.y
         self.n = n = self.X.shape[0]
         if n == 0:
@@ -288,6 +289,13 @@ class Trainer:
         if self.notice:
             print(f"  specialised kernels compiled in the background in {job.seconds:.1f} s; "
                   "training goes on with them", file=sys.stderr, flush=True)
+
+    def threads_next(self):
+        """The most threads the next segment can train on: the kernel in use, or
+        every candidate's when they are due to be timed."""
+        if self._recheck:
+            return max(c.threads for c in self.candidates)
+        return self.current.threads
 
     @property
     def kernel(self):
