@@ -398,6 +398,26 @@ def test_a_comparison_on_a_free_core_undoes_what_trained_on_changed_data(monkeyp
     assert started == [1, 1] and answers == [False, True]
 
 
+@pytest.mark.skipif(available_cores() < 2, reason="needs a core that training leaves free")
+def test_data_that_became_dense_in_place_train_on_the_dense_path_after_the_comparison(
+        monkeypatch):
+    """X filled in place between calls: the deferred comparison says so, and the
+    call trains again on a new Trainer, on the dense input path."""
+    started, answers = spy_on_deferred_checks(monkeypatch)
+    X, y = random_data(SIZES, 300, seed=8)
+    X = X.astype(np.float32)
+    net, fresh = (fastgd.Network(SIZES, seed=4) for _ in range(2))
+    assert net.SGD((X, y), 1, 5, 2.0, verbose=False, threads=1).info["inputs"] == "sparse"
+    fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, verbose=False, threads=1)
+    X[X == 0] = 0.125
+    history = net.SGD((X, y), 1, 5, 2.0, verbose=False, threads=1)
+    expected = fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, verbose=False, threads=1)
+    assert started == [1] and answers == [False]
+    assert history.info["inputs"] == expected.info["inputs"] == "dense"
+    assert net.params.tobytes() == fresh.params.tobytes()
+    assert without_seconds(history) == without_seconds(expected)
+
+
 def test_training_on_every_core_compares_before_it_trains(monkeypatch):
     """With no core left free (the parallel kernel on every core), the comparison
     runs before the first step, as before: a thread of its own would slow the
