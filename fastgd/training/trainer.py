@@ -203,10 +203,8 @@ class Trainer:
             seconds = {c.label: [] for c in self.candidates}
             for _ in range(2):
                 for candidate in self.candidates:
-                    # as in _calibrate: a parallel candidate sums at least its chunk,
-                    # after an empty call that wakes its threads
-                    k = min(self.n, TRIAL_EXAMPLES if candidate.threads == 1
-                            else max(TRIAL_EXAMPLES, candidate.chunk))
+                    # as in _calibrate, after an empty call that wakes its threads
+                    k = self._trial_examples(candidate, TRIAL_EXAMPLES)
                     if candidate.threads > 1:
                         self.gradient_sum(candidate, np.arange(0), 0, 0)
                     began = time.perf_counter()
@@ -219,6 +217,13 @@ class Trainer:
             self.calibration.append({"epoch": None, "s_per_example": slower,
                                      "chose": self.current.label,
                                      "timed_on": "gradient sums"})
+
+    def _trial_examples(self, candidate, examples):
+        """How many examples a trial that is not part of the epoch times: about
+        `examples`, and for a parallel candidate at least its chunk (what it
+        shares among its threads at a time: fewer would leave threads idle that
+        the epoch keeps busy)."""
+        return min(self.n, examples if candidate.threads == 1 else max(examples, candidate.chunk))
 
     def gradient_sum(self, candidate, order, start, stop):
         """With a combiner: buffers.nabla = the gradient summed over the examples
@@ -496,10 +501,8 @@ class Trainer:
 
         def timed(candidate, size, examples):
             """Seconds per example of one trial: `size` examples (whole mini-batches)
-            of the epoch in place, else the first `examples` of a mini-batch on a
-            copy of the weights, and for a parallel candidate at least its chunk
-            (what it shares among its threads at a time: fewer examples would
-            leave threads idle that the epoch keeps busy)."""
+            of the epoch in place, else the first ``_trial_examples`` of a
+            mini-batch on a copy of the weights."""
             nonlocal cost, start
             if candidate.threads > 1:
                 # an empty call first, untimed: it wakes the candidate's threads,
@@ -511,8 +514,7 @@ class Trainer:
                 cost += self.run_candidate(candidate, order, start, start + size)
                 start += size
                 return (time.perf_counter() - began) / size
-            n_trial = min(self.n, examples if candidate.threads == 1
-                          else max(examples, candidate.chunk))
+            n_trial = self._trial_examples(candidate, examples)
             scratch = kernels.aligned_copy(self.net.params)
             began = time.perf_counter()
             self.run_candidate(candidate, order, 0, n_trial, params=scratch)
