@@ -432,6 +432,26 @@ def test_training_on_every_core_compares_before_it_trains(monkeypatch):
     assert started == [] and answers == [True]
 
 
+def test_a_change_found_before_training_on_every_core_trains_on_the_changed_data(
+        monkeypatch):
+    """The comparison before the first step finds X changed in place: the call
+    trains on X as it is (the bits of a network trained on a fresh copy), not
+    on the index of what X held before."""
+    started, answers = spy_on_deferred_checks(monkeypatch)
+    X, y = random_data(SIZES, 60, seed=8)
+    X = X.astype(np.float32)
+    net, fresh = (fastgd.Network(SIZES, seed=4) for _ in range(2))
+    options = dict(verbose=False, threads=available_cores(), kernel="parallel")
+    for change in (None, lambda: X.__setitem__((3, np.flatnonzero(X[3] == 0)[0]), 0.5)):
+        if change is not None:
+            change()
+        history = net.SGD((X, y), 1, 5, 2.0, **options)
+        expected = fresh.SGD((X.copy(), y.copy()), 1, 5, 2.0, **options)
+        assert net.params.tobytes() == fresh.params.tobytes()
+        assert without_seconds(history) == without_seconds(expected)
+    assert started == [] and answers == [False]
+
+
 def test_cache_entries_go_with_their_arrays():
     X, y = random_data(SIZES, 20, seed=9)
     dataset.prepare((X, y), 8, 3, np.float64, "training_data")

@@ -281,8 +281,8 @@ class Run:
     def _epochs(self, progress, stop):
         """The epochs of the call; returns True if they must start again because
         the training data turned out to have changed in place (``_deferred_check``)."""
+        check = self._deferred_check()  # may replace self.trainer: read it after
         trainer, history = self.trainer, self.history
-        check = self._deferred_check()
         steps = trainer.epochs(self.epochs - self.epoch, shuffle=self.options.shuffle,
                                first=self.epoch, position=self.position,
                                cost=self.partial_cost, should_stop=stop.requested,
