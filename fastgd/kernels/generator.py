@@ -292,8 +292,10 @@ def _update_code(widths, panel, dense=False):
     With dense, the column of values[p] is its position in the row.
 
     Example by example, delta_t stays in registers while the rows of its
-    nonzero inputs are updated.  (Walking the chunk column by column instead,
-    each row in registers, is slower: a row's terms form one dependency chain.)
+    nonzero inputs are updated.  (Walking the rows instead, each row held in
+    registers while all its terms are added, after sorting the terms by row in
+    example order, gives the same bits but a slower epoch: the sort costs more
+    than the row reads and writes it saves; BENCHMARKS.md.)
     """
     lines = ["def update_rows(piece, n_row_blocks, t0, t1, rows, indptr, indices, values, spans,",
              "                coef, target_w, target_b, A, D):"]
