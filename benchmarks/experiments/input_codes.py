@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
@@ -28,10 +29,12 @@ from fastgd.kernels import generator, intrinsics, loader, maths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _measure import median, pin_to_one_core  # noqa: E402
+from passes import make_driver  # noqa: E402
 
 
 def passes(source, table=None):
-    """forward_pass, backward_pass and update_rows compiled from `source` (not cached)."""
+    """forward_pass, backward_pass and update_rows compiled from `source` (not
+    cached), as the attributes of a generated module, for ``passes.make_driver``."""
     namespace = {"np": np, "njit": njit, "TABLE": table,
                  "prefetch_row": intrinsics.prefetch_row,
                  "prefetch_row_outer": intrinsics.prefetch_row_outer,
@@ -39,24 +42,8 @@ def passes(source, table=None):
                      "flush_tiny", "quadratic_output_error", "sigmoid",
                      "cross_entropy_output_error", "CE_SMALLEST")}}
     exec(compile(source.replace("cache=True, ", ""), "<passes>", "exec"), namespace)
-    return namespace["forward_pass"], namespace["backward_pass"], namespace["update_rows"]
-
-
-def make_epoch(forward_pass, backward_pass, update_rows):
-    @njit(nogil=True, error_model="numpy")
-    def epoch(order, indptr, indices, values, labels, m, weights, biases, target_w, target_b,
-              A, D, costs, zero, coef, n_out):
-        no_splits = np.empty((0, 0), np.uint64)
-        for first in range(0, order.shape[0], m):
-            mb = min(m, order.shape[0] - first)
-            rows = order[first:]
-            forward_pass(0, mb, rows, indptr, indices, values, no_splits, no_splits, weights,
-                         biases, A, zero)
-            backward_pass(0, mb, rows, labels, weights, A, D, costs, n_out)
-            for piece in range(len(weights)):
-                update_rows(piece, 1, 0, mb, rows, indptr, indices, values, no_splits, coef,
-                            target_w, target_b, A, D)
-    return epoch
+    return SimpleNamespace(**{name: namespace[name] for name in (
+        "forward_pass", "backward_pass", "update_rows")})
 
 
 def main():
@@ -70,8 +57,8 @@ def main():
     codes = np.searchsorted(table, values).astype(np.uint8)
     assert np.array_equal(table[codes], values)
     source = generator.layer_code([30, 10], generator.panel_width(4))
-    plain = make_epoch(*passes(source))
-    coded = make_epoch(*passes(re.sub(r"values\[(p[^\]]*)\]", r"TABLE[values[\1]]", source),
+    plain = make_driver(passes(source))
+    coded = make_driver(passes(re.sub(r"values\[(p[^\]]*)\]", r"TABLE[values[\1]]", source),
                                table))
     variants = {"8 bytes": (plain, indices, values),
                 "5 bytes": (coded, indices, codes),
@@ -94,8 +81,10 @@ def main():
         for name, (epoch, columns, numbers) in variants.items():
             target = kernels.aligned_zeros(net.layout.n_params, net.dtype)
             target_w, target_b = (tuple(p) for p in kernels.buffers.layer_views(target, layout))
-            call = (order, indptr, columns, numbers, y.astype(np.int64), m, weights, biases,
-                    target_w, target_b, *scratch, costs, zero, coef, net.sizes[-1])
+            examples = kernels.Examples(indptr, columns, numbers, y.astype(np.int64))
+            # all three passes, every m examples, the update scaled by coef
+            call = (3, order, examples, m, weights, biases, target_w, target_b, *scratch,
+                    costs, zero, coef, net.sizes[-1])
             with loader._slp_on():  # as fastgd compiles its kernels
                 epoch(*call)
             bits[name], calls[name] = target.copy(), (epoch, call)
